@@ -1,0 +1,42 @@
+"""The `helpdesk` command: parse arguments, load config, hand over. No logic here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from helpdesk.commands import CliState
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="HELPDESK_CONFIG",
+    help="Config file (default: $HELPDESK_CONFIG, else config/helpdesk.toml).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """helpdesk: email in, tickets out."""
+    ctx.obj = CliState(config_path)
+
+
+def _register() -> None:
+    from helpdesk.commands import core
+
+    for module in (core,):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+def main() -> None:
+    _register()
+    sys.exit(cli.main(standalone_mode=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""The error kinds every stage raises; the pipeline decides what each one means."""
+
+
+class HelpdeskError(Exception):
+    """Base of all errors raised on purpose by helpdesk."""
+
+
+class ConfigError(HelpdeskError):
+    """A configuration file is invalid: the message names the file, key and problem."""
+
+
+class TemporaryError(HelpdeskError):
+    """Try again later: database or relay unavailable, disk full. Mail must be kept."""
+
+
+class PermanentError(HelpdeskError):
+    """Retrying cannot help: the mail or request itself is unacceptable."""
+
+
+class ParseError(PermanentError):
+    """The bytes cannot be understood as a mail at all; they go to quarantine."""
+
+
+class RuleError(HelpdeskError):
+    """A rules file is invalid: the message names the file, rule and field."""

@@ -1,0 +1,61 @@
+"""Routing rules: admin files under config/ -> a Decision for each incoming mail.
+
+The rules never touch the database: what they need to know about the store
+(is this a reply, how many tickets the customer has) comes in a MailContext, and
+assignments that depend on the store (round-robin, least-loaded) leave as an
+AssignRequest for the store step to resolve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from helpdesk.parse import ParsedMail
+from helpdesk.spool import Envelope
+
+
+@dataclass(frozen=True)
+class MailContext:
+    """Everything a rule may look at."""
+
+    mail: ParsedMail
+    envelope: Envelope
+    is_reply: bool = False
+    previous_tickets: int = 0
+    arrived_at: datetime | None = None
+    default_queue: str = "support"
+    # the queue chosen by address or mailbox before any rule ran
+    routed_queue: str = ""
+
+
+@dataclass(frozen=True)
+class AssignRequest:
+    """Assign to one agent, or to a team's member chosen by a strategy."""
+
+    agent: str = ""
+    team: str = ""
+    strategy: str = "round_robin"  # or "least_loaded"
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    """One field set by one rule, kept in the ticket's history."""
+
+    rule: str
+    field: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    category: str = ""
+    priority: str = ""
+    queue: str = ""
+    tags: tuple[str, ...] = ()
+    assign: AssignRequest | None = None
+    spam: bool = False
+    # None: the default acknowledgement; "": send none; other: template name
+    ack_template: str | None = None
+    hits: tuple[RuleHit, ...] = ()
+    matched: tuple[str, ...] = field(default=())

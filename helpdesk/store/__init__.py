@@ -1,0 +1,1 @@
+"""Storage: sqlmodel tables, sessions, and the read-only queries other stages use."""

@@ -1,0 +1,148 @@
+"""The tables. Schema changes go through Alembic (helpdesk/migrations)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+from helpdesk import clock
+
+
+class Status(StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+PRIORITY_ORDER = [Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.CRITICAL]
+
+
+def _now() -> datetime:
+    return clock.now()
+
+
+def msgid_key(message_id: str) -> str:
+    """Message-IDs can be kilobytes long; index a fixed-size hash of them instead."""
+    return hashlib.sha256(message_id.strip().strip("<>").encode("utf-8", "replace")).hexdigest()
+
+
+class Contact(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True, max_length=320)
+    name: str = Field(default="")
+    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+
+
+class Ticket(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = Field(default="", sa_type=Text)
+    status: str = Field(default=Status.NEW, index=True, max_length=16)
+    priority: str = Field(default=Priority.NORMAL, max_length=16)
+    category: str = Field(default="", max_length=100)
+    queue: str = Field(default="support", index=True, max_length=100)
+    assignee: str = Field(default="", index=True, max_length=100)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    spam: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    first_response_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    resolved_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    closed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class Message(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    direction: str = Field(default="in", max_length=4)
+    internal: bool = Field(default=False)
+    message_id: str = Field(default="", sa_type=Text)
+    msgid_key: str = Field(default="", index=True, max_length=64)
+    dedupe_key: str = Field(unique=True, max_length=64)
+    content_hash: str = Field(default="", max_length=64)
+    in_reply_to: str = Field(default="", sa_type=Text)
+    references: str = Field(default="", sa_type=Text)
+    from_addr: str = Field(default="", max_length=320)
+    from_name: str = Field(default="", sa_type=Text)
+    to: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    cc: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    subject: str = Field(default="", sa_type=Text)
+    body_text: str = Field(default="", sa_type=Text)
+    body_html: str = Field(default="", sa_type=Text)
+    raw_path: str = Field(default="", sa_type=Text)
+    route: str = Field(default="", max_length=100)
+    threaded_by: str = Field(default="", sa_type=Text)
+    defects: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    size: int = Field(default=0)
+    sent_date: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+
+
+class Attachment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    filename: str = Field(default="", sa_type=Text)
+    content_type: str = Field(default="application/octet-stream", max_length=255)
+    size: int = Field(default=0)
+    sha256: str = Field(max_length=64, index=True)
+    inline: bool = Field(default=False)
+    content_id: str = Field(default="", sa_type=Text)
+
+
+class Event(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    actor: str = Field(default="system", max_length=320)
+    kind: str = Field(max_length=40)
+    field: str = Field(default="", max_length=40)
+    old: str = Field(default="", sa_type=Text)
+    new: str = Field(default="", sa_type=Text)
+    detail: str = Field(default="", sa_type=Text)
+
+
+class Outbox(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    kind: str = Field(max_length=40)
+    automatic: bool = Field(default=True)
+    mail_from: str = Field(max_length=320)
+    rcpt_tos: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    recipient: str = Field(default="", index=True, max_length=320)
+    message_id: str = Field(default="", sa_type=Text)
+    msgid_key: str = Field(default="", index=True, max_length=64)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="queued", index=True, max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    last_error: str = Field(default="", sa_type=Text)
+    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    sent_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class Quarantine(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    reason: str = Field(sa_type=Text)
+    route: str = Field(default="", max_length=100)
+    mail_from: str = Field(default="", sa_type=Text)
+    rcpt_tos: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    message_id: str = Field(default="", sa_type=Text)
+    content_hash: str = Field(default="", index=True, max_length=64)
+    raw_path: str = Field(sa_type=Text)
+    size: int = Field(default=0)
+    status: str = Field(default="held", max_length=16)
+    released_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
