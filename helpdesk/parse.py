@@ -312,7 +312,7 @@ def _walk(
         return
     disposition = (_safe(part.get_content_disposition, None, defects) or "").lower()
     filename = _safe(part.get_filename, None, defects)
-    if ctype == "message/rfc822" or ctype.startswith("message/") and ctype != "message/partial":
+    if ctype == "message/rfc822" or (ctype.startswith("message/") and ctype != "message/partial"):
         attachments.append(_attachment(part, filename or "message.eml", ctype, False, defects))
         return
     is_text = ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename

@@ -149,6 +149,12 @@ class Spool:
         """Give an entry back untouched (e.g. the database is down): try again later."""
         os.rename(entry.path, self.incoming / entry.path.name)
 
+    def retry(self, entry: Entry) -> int:
+        """Put an entry back after a failure, counting it; returns the new count."""
+        count = entry.recoveries + 1
+        os.rename(entry.path, self.incoming / _with_recoveries(entry.path.name, count))
+        return count
+
     def shunt(self, entry: Entry) -> Path:
         """Move an entry aside to bad/ when not even the quarantine table can take it."""
         target = self.bad / entry.path.name
