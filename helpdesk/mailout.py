@@ -7,6 +7,7 @@ the HTML templates are autoescaped.
 
 from __future__ import annotations
 
+import email.policy
 from collections.abc import Sequence
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -109,6 +110,14 @@ def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
     return msg
 
 
+def _as_bytes(msg: EmailMessage) -> bytes:
+    try:
+        return msg.as_bytes(policy=email.policy.SMTP)
+    except UnicodeEncodeError:
+        # an internationalised address (RFC 6532): the relay must speak SMTPUTF8
+        return msg.as_bytes(policy=email.policy.SMTPUTF8)
+
+
 def queue(session: Session, msg: EmailMessage, *, kind: str, ticket_id: int | None,
           mail_from: str, automatic: bool) -> Outbox:
     """Add the mail to the outbox; it leaves when the surrounding transaction commits."""
@@ -125,7 +134,7 @@ def queue(session: Session, msg: EmailMessage, *, kind: str, ticket_id: int | No
         recipient=(rcpts[0].lower() if rcpts else ""),
         message_id=message_id,
         msgid_key=msgid_key(message_id),
-        raw=msg.as_bytes(),
+        raw=_as_bytes(msg),
     )
     session.add(row)
     return row

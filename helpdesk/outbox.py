@@ -107,7 +107,8 @@ class RelayTransport(Transport):
     def send(self, row: Outbox) -> None:
         conn = self._connect()
         try:
-            refused = conn.sendmail(row.mail_from, row.rcpt_tos, row.raw)
+            refused = conn.sendmail(row.mail_from, row.rcpt_tos, row.raw,
+                                    mail_options=_mail_options(row))
         except smtplib.SMTPRecipientsRefused as err:
             codes = {code for code, _ in err.recipients.values()}
             self.close()
@@ -131,6 +132,15 @@ class RelayTransport(Transport):
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._conn.quit()
             self._conn = None
+
+
+def _mail_options(row: Outbox) -> list[str]:
+    options = []
+    if not row.raw.isascii():
+        options.append("BODY=8BITMIME")
+    if not all(a.isascii() for a in (row.mail_from, *row.rcpt_tos)):
+        options.append("SMTPUTF8")
+    return options
 
 
 def transport_for(settings: Settings) -> Transport:

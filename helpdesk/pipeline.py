@@ -143,16 +143,14 @@ class Pipeline:
         ctx = self._context(session, entry.envelope, mail, is_reply=ticket is not None)
         decision = self.router.decide(ctx)
         bounce = autoreply.is_bounce(mail, entry.envelope)
+        is_new = ticket is None
         if ticket is None:
             ticket = self._open(session, mail, ctx, decision, linked, found.reason, bounce)
-            message = store.store_incoming(session, self.settings.data_dir, ticket, mail,
-                                           entry.raw, route=entry.envelope.route,
-                                           threaded_by=found.reason)
+        store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
+                             route=entry.envelope.route, threaded_by=found.reason)
+        if is_new:
             self._acknowledge(session, ticket, mail, entry.envelope, decision, bounce)
         else:
-            store.store_incoming(session, self.settings.data_dir, ticket, mail,
-                                           entry.raw, route=entry.envelope.route,
-                                           threaded_by=found.reason)
             self._follow_up(session, ticket, mail, found.reason, bounce)
         session.flush()
         log.info("stored %s on %s-%s (%s) message_id=<%s>", entry.name, hd.ticket_prefix,
@@ -165,7 +163,10 @@ class Pipeline:
     def _context(self, session: Session, envelope: Envelope, mail: parse.ParsedMail,
                  is_reply: bool) -> MailContext:
         routed = ""
-        for addr in (*envelope.rcpt_tos, *mail.to, *mail.cc):
+        main_address = self.settings.helpdesk.address.lower()
+        for addr in (*mail.to, *mail.cc, *envelope.rcpt_tos):
+            if addr.lower() == main_address:
+                break  # the main address: the default queue, unless a rule says otherwise
             routed = self.settings.queue_for_address(addr) or ""
             if routed:
                 break

@@ -12,6 +12,7 @@ An entry file is one JSON line of envelope metadata, then the raw mail bytes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -109,7 +110,8 @@ class Spool:
             os.rename(tmp, self.incoming / name)
             _fsync_dir(self.incoming)
         except OSError as err:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             raise TemporaryError(f"spool write failed: {err}") from err
         return name
 
