@@ -110,7 +110,7 @@ def content_hash(raw: bytes) -> str:
     for item in sorted(wanted):
         digest.update(b" ".join(item.split()) + b"\n")
     digest.update(b"\n")
-    for line in body.split(b"\n"):
+    for line in body.rstrip().split(b"\n"):  # transports add or drop trailing newlines
         digest.update(line.rstrip() + b"\n")
     return digest.hexdigest()
 
