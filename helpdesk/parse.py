@@ -305,6 +305,11 @@ def _walk(
     defects: list[str],
 ) -> None:
     ctype = _safe(part.get_content_type, "application/octet-stream", defects)
+    if ctype.startswith("message/") and ctype != "message/partial":
+        # stdlib calls message/rfc822 and delivery-status "multipart": keep them whole
+        name = _safe(part.get_filename, None, defects) or "message.eml"
+        attachments.append(_attachment(part, name, ctype, False, defects))
+        return
     if part.is_multipart():
         for sub in _safe(part.get_payload, [], defects) or []:
             if isinstance(sub, Message):

@@ -212,13 +212,13 @@ class Pipeline:
     def _acknowledge(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
                      envelope: Envelope, decision: Decision, bounce: bool) -> None:
         hd = self.settings.helpdesk
-        if decision.spam or decision.ack_template == "" or bounce:
-            why = "spam" if decision.spam else "bounce" if bounce else "rule says no ack"
-            store.event(session, ticket, "no-ack", detail=why)
-            return
         allowed, why = autoreply.may_autoreply(
             session, mail, envelope, own_addresses=self._own_addresses(),
             limit_per_hour=hd.autoreply_limit)
+        if decision.spam or decision.ack_template == "" or (bounce and allowed):
+            allowed = False
+            why = ("spam" if decision.spam else "bounce: delivery status notification" if bounce
+                   else "a rule says no acknowledgement")
         if not allowed:
             store.event(session, ticket, "no-ack", detail=why)
             log.info("no acknowledgement for %s-%s: %s", hd.ticket_prefix, ticket.id, why)
