@@ -17,6 +17,7 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from email.errors import InvalidBase64LengthDefect
 from email.message import Message
 
 import mailparser
@@ -126,6 +127,9 @@ def _leaf(part: Message, ctype: str, parts: Parts) -> None:
             and not filename and not parts.text:
         parts.text.append(_text_of(part, defects))
         return
+    if ctype == "text/plain" and disposition == "inline":
+        # a named inline text part is shown in the body by mail programs
+        parts.text.append(_text_of(part, defects))
     inline = disposition == "inline" or (not disposition and bool(part.get("Content-ID")))
     name = filename or _default_name(ctype, parts)
     parts.attachments.append(_attachment(part, name, ctype, inline, defects))
@@ -159,10 +163,25 @@ def _attachment(
 
 def payload_bytes(part: Message, defects: list[str]) -> bytes:
     data = _safe(lambda: part.get_payload(decode=True), None, defects)
+    payload = part.get_payload()
+    if isinstance(payload, str) and any(
+        isinstance(d, InvalidBase64LengthDefect) for d in part.defects
+    ):
+        # the stdlib hands back the undecoded text when one character dangles
+        return _lenient_b64decode(payload, defects)
     if isinstance(data, bytes):
         return data
-    payload = part.get_payload()
     return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+
+
+def _lenient_b64decode(text: str, defects: list[str]) -> bytes:
+    clean = re.sub(r"[^A-Za-z0-9+/]", "", text)
+    clean = clean[: len(clean) - len(clean) % 4] if len(clean) % 4 == 1 else clean
+    defects.append("Base64DanglingCharacterDropped")
+    try:
+        return base64.b64decode(clean + "=" * (-len(clean) % 4))
+    except (binascii.Error, ValueError):
+        return text.encode("utf-8", "surrogateescape")
 
 
 def _text_of(part: Message, defects: list[str]) -> str:

@@ -92,7 +92,7 @@ def _repair_lines(data: bytes, defects: list[str]) -> bytes:
             out.append(obs.group(1) + b":" + line[obs.end():])
             defects.append("ObsoleteHeaderSyntax")
             changed = True
-        elif _rest_is_head(lines[i + 1:]):
+        elif out and _rest_is_head(lines[i + 1:]):
             defects.append("InvalidHeaderLineDropped")
             changed = True
         else:
@@ -110,7 +110,8 @@ def _head_end(data: bytes) -> int:
 def _is_header_line(line: bytes, first: bool) -> bool:
     if line[:1] in (b" ", b"\t"):
         return not first
-    return bool(_HEADER.match(line)) or (first and line.startswith(b"From "))
+    unix_from = first and line.startswith(b"From ") and not _OBS_HEADER.match(line)
+    return bool(_HEADER.match(line)) or unix_from
 
 
 def _rest_is_head(rest: list[bytes]) -> bool:
