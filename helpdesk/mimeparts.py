@@ -2,9 +2,9 @@
 
 The walk is bounded (depth and part count) because hostile mail nests parts
 thousands deep. A multipart whose boundary was never found reaches us as one
-string; those are recovered afterwards, first by mail-parser (whose compat32
-parsing accepts unquoted boundaries such as `----=_NextPart`), then by guessing
-the boundary from the payload itself, and at worst by keeping the payload as text.
+string; those are recovered afterwards: first mail-parser reads the whole mail
+and its reading wins if it found more; otherwise we guess the boundary from the
+payload itself, and at worst keep the payload as text.
 """
 
 from __future__ import annotations
@@ -154,7 +154,8 @@ def _attachment(
     if ctype.startswith("message/"):
         inner = part.get_payload()
         if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            data = _safe(lambda: inner[0].as_bytes(policy=email.policy.SMTP), b"", defects)
+            # compat32 re-emits headers as received; SMTP refolding chokes on odd ones
+            data = _safe(inner[0].as_bytes, b"", defects)
     if not data:
         data = payload_bytes(part, defects)
     cid = str(part.get("Content-ID", "") or "").strip().strip("<>")
@@ -245,7 +246,7 @@ def _resplit(part: Message, parts: Parts, depth: int) -> None:
     for boundary in _boundary_candidates(part, payload):
         wrapped = f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n{payload}'
         msg = email.message_from_bytes(
-            wrapped.encode("utf-8", "surrogateescape"), policy=email.policy.default
+            wrapped.encode("utf-8", "surrogateescape"), policy=email.policy.compat32
         )
         subs = msg.get_payload()
         if isinstance(subs, list) and subs:
@@ -256,7 +257,7 @@ def _resplit(part: Message, parts: Parts, depth: int) -> None:
     if _PART_HEADERS.match(payload):
         parts.defects.append("RecoveredPartWithoutBoundary")
         inner = email.message_from_bytes(
-            payload.lstrip().encode("utf-8", "surrogateescape"), policy=email.policy.default
+            payload.lstrip().encode("utf-8", "surrogateescape"), policy=email.policy.compat32
         )
         walk(inner, parts, depth + 1)
         return

@@ -51,7 +51,9 @@ _MSGID = re.compile(r"<([^<>\s]+)>")
 _LOOSE_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # getaddresses() recurses per address: a 135 KB To header exhausts the stack.
 MAX_ADDRESS_HEADER = 16 * 1024
-_POLICY = email.policy.default
+# compat32: no header objects (5x faster on many-part mail) and it accepts the
+# unquoted `boundary=----=_NextPart...` that the default policy truncates.
+_POLICY = email.policy.compat32
 
 
 @dataclass(frozen=True)
