@@ -102,7 +102,9 @@ def content_hash(raw: bytes) -> str:
 
     Never raises, so even a mail that cannot be parsed has a dedupe key.
     """
-    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    text = raw.replace(b"\r\n", b"\n")
+    # a mail that starts with its blank line has no head at all
+    head, _, body = (b"", b"", text[1:]) if text[:1] == b"\n" else text.partition(b"\n\n")
     wanted: list[bytes] = []
     current: bytes | None = None
     for line in head.split(b"\n"):
