@@ -123,8 +123,13 @@ def _leaf(part: Message, ctype: str, parts: Parts) -> None:
         (parts.html if ctype == "text/html" else parts.text).append(_text_of(part, defects))
         return
     # text/enriched, text/richtext and the like: the only readable body some mails have
-    if ctype.startswith("text/") and ctype != "text/calendar" and not disposition \
-            and not filename and not parts.text:
+    if (
+        ctype.startswith("text/")
+        and ctype != "text/calendar"
+        and not disposition
+        and not filename
+        and not parts.text
+    ):
         parts.text.append(_text_of(part, defects))
         return
     if ctype == "text/plain" and disposition == "inline":

@@ -15,6 +15,7 @@ from inscriptis import get_text
 # Characters the stdlib refuses in outgoing header values (see dependencies.md),
 # plus C0 controls that break databases and terminals.
 _BAD_HEADER_CHARS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+_LEFTOVER_WORD = re.compile(r"=\?|\?=")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 MAX_HTML_FOR_TEXT = 2 * 1024 * 1024
 MAX_HEADER_DECODE = 64 * 1024
@@ -135,8 +136,18 @@ def _unfold(value: str) -> str:
 
 
 def clean_header_text(value: str) -> str:
-    """Make text safe to reuse in an outgoing header: no controls, no line separators."""
-    return _BAD_HEADER_CHARS.sub(" ", value).strip()
+    """Make text safe to reuse in an outgoing header: no controls, no line separators.
+
+    An encoded word that could not be decoded is left as text but broken apart:
+    the stdlib would otherwise decode it again when the header is set and then
+    fail to fold the result (`=?KS:C:5601:1987?B?...?=`).
+    """
+    text = _BAD_HEADER_CHARS.sub(" ", value)
+    return (
+        _LEFTOVER_WORD.sub(lambda m: " ".join(m.group()), text).strip()
+        if "?" in text
+        else text.strip()
+    )
 
 
 def sanitise_html(html: str) -> str:

@@ -25,8 +25,25 @@ _BSMTP = re.compile(rb"(?i)(HELO|EHLO|MAIL FROM:|RCPT TO:|RSET)\b")
 _BSMTP_END = re.compile(rb"\r?\n\.\r?\n(QUIT\r?\n?)?\s*$", re.IGNORECASE)
 # Header names that only mail has; a "header block" of other words is prose.
 _MAIL_HEADERS = frozenset(
-    "from sender to cc bcc subject date message-id received return-path mime-version "
-    "delivered-to reply-to in-reply-to references x-original-to envelope-to".split()
+    {
+        "from",
+        "sender",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "date",
+        "message-id",
+        "received",
+        "return-path",
+        "mime-version",
+        "delivered-to",
+        "reply-to",
+        "in-reply-to",
+        "references",
+        "x-original-to",
+        "envelope-to",
+    }
 )
 _MAIL_PREFIXES = ("content-", "x-", "resent-", "list-", "dkim-", "arc-", "authentication-")
 MAX_HEAD_SCAN = 1024 * 1024
@@ -67,11 +84,11 @@ def repair_head(raw: bytes) -> tuple[bytes, list[str]]:
 
 
 def _strip_bsmtp(data: bytes, defects: list[str]) -> bytes:
-    match = re.search(rb"(?im)^DATA[ \t]*\r?\n", data[:64 * 1024])
+    match = re.search(rb"(?im)^DATA[ \t]*\r?\n", data[: 64 * 1024])
     if not match:
         return data
     defects.append("BSMTPEnvelope")
-    body = data[match.end():]
+    body = data[match.end() :]
     end = _BSMTP_END.search(body)
     if end:
         body = body[: end.start()] + b"\n"
@@ -89,10 +106,10 @@ def _repair_lines(data: bytes, defects: list[str]) -> bytes:
         if _is_header_line(line, first=i == 0):
             out.append(line)
         elif obs := _OBS_HEADER.match(line):
-            out.append(obs.group(1) + b":" + line[obs.end():])
+            out.append(obs.group(1) + b":" + line[obs.end() :])
             defects.append("ObsoleteHeaderSyntax")
             changed = True
-        elif out and _rest_is_head(lines[i + 1:]):
+        elif out and _rest_is_head(lines[i + 1 :]):
             defects.append("InvalidHeaderLineDropped")
             changed = True
         else:
