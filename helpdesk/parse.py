@@ -46,7 +46,11 @@ __all__ = [
 
 # Headers whose values differ between deliveries of the same mail (trace fields
 # added by each hop, IMAP vs SMTP) are left out of the content hash.
-_HASHED_HEADERS = ("from", "to", "cc", "subject", "date", "message-id", "in-reply-to")
+_HASHED_HEADERS = (
+    "from", "to", "cc", "subject", "date", "message-id", "in-reply-to",
+    # the same bytes under another Content-Type are another mail
+    "content-type", "content-transfer-encoding",
+)
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _LOOSE_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # getaddresses() recurses per address: a 135 KB To header exhausts the stack.
