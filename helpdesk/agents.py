@@ -170,7 +170,9 @@ def _agent(index: int, entry: Mapping[str, Any]) -> Agent:
         raise AgentsError(f"{where}: {sorted(unknown)[0]}: unknown field (misspelt?)")
     name = _text(where, entry, "name", required=True)
     email = _address(where, "email", _text(where, entry, "email", required=True))
-    alternates = tuple(_address(where, "alternates", a) for a in _strings(where, entry, "alternates"))
+    alternates = tuple(
+        _address(where, "alternates", a) for a in _strings(where, entry, "alternates")
+    )
     role = _text(where, entry, "role") or "agent"
     if role not in ROLES:
         raise AgentsError(f"{where}: role: {role!r} is not one of {', '.join(ROLES)}")

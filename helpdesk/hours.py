@@ -43,9 +43,7 @@ class BusinessHours:
         return any(start <= now < end for start, end in self.week[local.weekday()])
 
 
-ALWAYS_OPEN = BusinessHours(
-    "UTC", tuple(((time(0), time.max),) for _ in DAYS), frozenset()
-)
+ALWAYS_OPEN = BusinessHours("UTC", tuple(((time(0), time.max),) for _ in DAYS), frozenset())
 
 
 def parse_hours(data: Mapping[str, Any]) -> BusinessHours:
@@ -58,13 +56,14 @@ def parse_hours(data: Mapping[str, Any]) -> BusinessHours:
         ZoneInfo(str(tz))
     except (ZoneInfoNotFoundError, ValueError):
         raise HoursError(f"timezone: unknown time zone {tz!r}") from None
-    return BusinessHours(str(tz), _parse_week(data.get("week", {})),
-                         _parse_holidays(data.get("holidays", [])))
+    return BusinessHours(
+        str(tz), _parse_week(data.get("week", {})), _parse_holidays(data.get("holidays", []))
+    )
 
 
 def _parse_week(week: Any) -> tuple[tuple[tuple[time, time], ...], ...]:
     if not isinstance(week, Mapping):
-        raise HoursError("week: must be a table like { mon = \"08:00-18:00\" }")
+        raise HoursError('week: must be a table like { mon = "08:00-18:00" }')
     bad = [k for k in week if k.lower() not in DAYS]
     if bad:
         raise HoursError(f"week.{bad[0]}: unknown day (use {', '.join(DAYS)})")
@@ -74,7 +73,7 @@ def _parse_week(week: Any) -> tuple[tuple[tuple[time, time], ...], ...]:
 
 def _parse_spans(day: str, text: Any) -> tuple[tuple[time, time], ...]:
     if not isinstance(text, str):
-        raise HoursError(f"week.{day}: must be a string like \"08:00-18:00\"")
+        raise HoursError(f'week.{day}: must be a string like "08:00-18:00"')
     spans = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         try:
@@ -83,7 +82,7 @@ def _parse_spans(day: str, text: Any) -> tuple[tuple[time, time], ...]:
             end_s = end_s.strip()
             end = time.max if end_s in ("24:00", "24:00:00") else time.fromisoformat(end_s)
         except ValueError:
-            raise HoursError(f"week.{day}: {part!r} is not like \"08:00-18:00\"") from None
+            raise HoursError(f'week.{day}: {part!r} is not like "08:00-18:00"') from None
         if end <= start:
             raise HoursError(f"week.{day}: {part!r} ends before it starts")
         spans.append((start, end))
@@ -92,7 +91,7 @@ def _parse_spans(day: str, text: Any) -> tuple[tuple[time, time], ...]:
 
 def _parse_holidays(items: Any) -> frozenset[date]:
     if not isinstance(items, list):
-        raise HoursError("holidays: must be a list of dates like \"2026-12-24\"")
+        raise HoursError('holidays: must be a list of dates like "2026-12-24"')
     days = set()
     for item in items:
         if isinstance(item, date):
