@@ -2,8 +2,8 @@
 
 `route_queue` is the queue a mail gets by where it arrived, before any rule runs:
 the IMAP mailbox's `queue`, else the first recipient matching a `[queue.NAME]
-address` (Delivered-To, then the SMTP RCPT TO, then To, then Cc). Rules may
-override it.
+address` (Delivered-To, then the SMTP RCPT TO, then To, then Cc), else a `queue`
+the ingest put in the envelope's extra. Rules may override it.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def route_queue(settings: Settings, mail: ParsedMail, envelope: Envelope) -> str
         queue = settings.queue_for_address(address)
         if queue:
             return queue
-    return ""
+    return str(envelope.extra.get("queue", "") or "")
 
 
 def build_context(

@@ -16,7 +16,9 @@ import watchfiles
 
 from helpdesk.config import Settings
 from helpdesk.errors import RuleError
+from helpdesk.rules import Decision, MailContext
 from helpdesk.rules.context import RulePaths, load_from_settings
+from helpdesk.rules.engine import evaluate
 from helpdesk.rules.model import RuleSet
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,10 @@ class RulesHolder:
         self.last_error = None
         log.info("rules reloaded: %d rules from %d files", len(fresh.rules), len(fresh.sources))
         return None
+
+    def decide(self, ctx: MailContext) -> Decision:
+        """The pipeline's Router protocol: evaluate the rules in force."""
+        return evaluate(self.current, ctx)
 
     def watched_dirs(self) -> list[Path]:
         """Directories to watch: those holding the files (editors replace files by rename)."""
