@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from helpdesk.rules.facts import BOOL_FIELDS, NUMBER_FIELDS, TEXT_FIELDS, Facts
-from helpdesk.rules.matchers import Matcher, Regex, SpecError, compile_matcher
+from helpdesk.rules.matchers import Contains, Equals, Matcher, Regex, SpecError, compile_matcher
 
 Path = tuple[str, ...]
 
@@ -31,6 +31,10 @@ class TextCond:
     field: str
     matcher: Matcher
     cost: int
+
+    def __post_init__(self) -> None:
+        # the hot path: a closure per condition beats attribute lookups per call
+        object.__setattr__(self, "test", _fast_text_test(self.field, self.matcher))
 
     def test(self, facts: Facts) -> bool:
         return self.matcher.test(facts.values(self.field), facts.folded(self.field))
@@ -150,6 +154,29 @@ class NotCond:
         return not ok, f"not ({reason})"
 
 
+def _fast_text_test(field: str, matcher: Matcher) -> Callable[[Facts], bool]:
+    if isinstance(matcher, Equals) and not matcher.case:
+        wanted = matcher.wanted
+        return lambda facts: not wanted.isdisjoint(facts.folded(field))
+    needles: tuple[str, ...] = ()
+    if isinstance(matcher, Contains) and not matcher.case:
+        needles = matcher.needles
+    elif isinstance(matcher, Regex) and matcher.exact and matcher.folds:
+        needles = matcher.required[0]  # nothing but literals: a substring test decides
+    if needles:
+
+        def contains(facts: Facts) -> bool:
+            for value in facts.folded(field):
+                for needle in needles:
+                    if needle in value:
+                        return True
+            return False
+
+        return contains
+    test = matcher.test
+    return lambda facts: test(facts.values(field), facts.folded(field))
+
+
 def _preview(values: tuple[str, ...]) -> str:
     if not values:
         return "(none)"
@@ -198,7 +225,7 @@ def _suggest(key: str) -> str:
 
 def _text(key: str, value: Any, path: Path) -> Condition:
     matcher = compile_matcher(value, path)
-    cost = 2 + (4 if isinstance(matcher, Regex) and matcher.required is None else 0)
+    cost = 2 + (4 if isinstance(matcher, Regex) and not matcher.required else 0)
     return TextCond(key, matcher, cost + (3 if key == "body" else 0))
 
 

@@ -36,40 +36,43 @@ class Explanation:
 
 def evaluate(ruleset: RuleSet, ctx: MailContext) -> Decision:
     """The decision for one mail; the fast path, without reasons."""
-    return _run(ruleset, ctx, None)
+    facts = Facts(ctx, ruleset.hours_for(ctx.routed_queue or ctx.default_queue))
+    out = Outcome()
+    matched: list[str] = []
+    for test, rule in ruleset.for_followups if ctx.is_reply else ruleset.for_new:
+        if test is not None and not test(facts):
+            continue
+        _apply(rule, out)
+        matched.append(rule.name)
+        if rule.stop:
+            return _decision(out, ctx, tuple(matched), rule.name)
+    return _decision(out, ctx, tuple(matched), "")
 
 
 def explain(ruleset: RuleSet, ctx: MailContext) -> Explanation:
-    """The same decision, plus for every rule whether it matched and why."""
+    """The same decision, plus for every rule whether it matched and why (slower)."""
     traces: list[RuleTrace] = []
     decision = _run(ruleset, ctx, traces)
     return Explanation(decision, tuple(traces))
 
 
-def _run(ruleset: RuleSet, ctx: MailContext, traces: list[RuleTrace] | None) -> Decision:
+def _run(ruleset: RuleSet, ctx: MailContext, traces: list[RuleTrace]) -> Decision:
     facts = Facts(ctx, ruleset.hours_for(ctx.routed_queue or ctx.default_queue))
     out = Outcome()
     matched: list[str] = []
     stopped = ""
     for rule in ruleset.rules:
         if stopped or not rule.applies(ctx.is_reply):
-            if traces is not None:
-                traces.append(RuleTrace(rule.name, False, _skip_reason(rule, stopped)))
+            traces.append(RuleTrace(rule.name, False, _skip_reason(rule, stopped)))
             continue
-        reason = ""
-        if traces is None:
-            if rule.when is not None and not rule.when.test(facts):
-                continue
-        else:
-            ok, reason = rule.when.why(facts) if rule.when is not None else (True, "always")
-            if not ok:
-                traces.append(RuleTrace(rule.name, False, reason))
-                continue
+        ok, reason = rule.when.why(facts) if rule.when is not None else (True, "always")
+        if not ok:
+            traces.append(RuleTrace(rule.name, False, reason))
+            continue
         first_hit, first_note = len(out.hits), len(out.notes)
         _apply(rule, out)
         matched.append(rule.name)
-        if traces is not None:
-            traces.append(_matched_trace(rule, reason, out, first_hit, first_note))
+        traces.append(_matched_trace(rule, reason, out, first_hit, first_note))
         if rule.stop:
             stopped = rule.name
     return _decision(out, ctx, tuple(matched), stopped)

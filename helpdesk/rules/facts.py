@@ -77,16 +77,18 @@ class Facts:
         self._open: bool | None = None
 
     def values(self, field: str) -> tuple[str, ...]:
-        found = self._values.get(field)
-        if found is None:
+        try:
+            return self._values[field]
+        except KeyError:
             found = self._values[field] = TEXT_FIELDS[field](self.ctx)
-        return found
+            return found
 
     def folded(self, field: str) -> tuple[str, ...]:
-        found = self._folded.get(field)
-        if found is None:
+        try:
+            return self._folded[field]
+        except KeyError:
             found = self._folded[field] = tuple(v.casefold() for v in self.values(field))
-        return found
+            return found
 
     def header(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """All values of a header (any case in the name), raw and case-folded."""

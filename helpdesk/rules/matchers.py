@@ -47,7 +47,7 @@ class Equals:
     case: bool = False
 
     def test(self, values: tuple[str, ...], folded: tuple[str, ...]) -> bool:
-        return any(v in self.wanted for v in (values if self.case else folded))
+        return not self.wanted.isdisjoint(values if self.case else folded)
 
     def describe(self, ok: bool) -> str:
         return f"{'is' if ok else 'is not'} {_show(sorted(self.wanted))}"
@@ -59,7 +59,11 @@ class Contains:
     case: bool = False
 
     def test(self, values: tuple[str, ...], folded: tuple[str, ...]) -> bool:
-        return any(n in v for v in (values if self.case else folded) for n in self.needles)
+        for value in values if self.case else folded:
+            for needle in self.needles:
+                if needle in value:
+                    return True
+        return False
 
     def describe(self, ok: bool) -> str:
         return f"{'contains' if ok else 'does not contain'} {_show(self.needles)}"
@@ -81,18 +85,18 @@ class Glob:
 class Regex:
     pattern: str
     compiled: Any  # regex.Pattern
-    # at least one of these must occur in the (folded if `folds`) value; None: unknown
-    required: tuple[str, ...] | None
+    # every group needs one of its literals in the (folded if `folds`) value
+    required: tuple[tuple[str, ...], ...]
     folds: bool
-    # the pattern is nothing but those literals: the substring test is the answer
+    # the pattern is nothing but one group of literals: the substring test is the answer
     exact: bool
 
     def test(self, values: tuple[str, ...], folded: tuple[str, ...]) -> bool:
         texts = folded if self.folds else values
-        for value, text in zip(values, texts, strict=True):
-            if self.required is not None and not any(r in text for r in self.required):
+        for index, text in enumerate(texts):
+            if self.required and not _has_all(text, self.required):
                 continue
-            if self.exact or self._search(value):
+            if self.exact or self._search(values[index]):
                 return True
         return False
 
@@ -107,6 +111,16 @@ class Regex:
 
     def describe(self, ok: bool) -> str:
         return f"{'matches' if ok else 'does not match'} regex {self.pattern!r}"
+
+
+def _has_all(text: str, groups: tuple[tuple[str, ...], ...]) -> bool:
+    for group in groups:
+        for literal in group:
+            if literal in text:
+                break
+        else:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -192,8 +206,8 @@ def _regex(value: Any, case: bool, path: tuple[str, ...]) -> Matcher:
         raise SpecError(path, f"invalid regular expression {value!r}: {err}") from None
     folds = not case or bool(compiled.flags & regex.IGNORECASE)
     required, exact = required_literals(value, 0 if case else re.IGNORECASE)
-    if required is not None and folds:
-        required = tuple(fold(r) for r in required)
+    if folds:
+        required = tuple(tuple(fold(r) for r in group) for group in required)
     return Regex(value, compiled, required, folds, exact)
 
 
@@ -210,22 +224,28 @@ _BUILDERS = {
 # -- required literals -----------------------------------------------------------
 
 
-def required_literals(pattern: str, flags: int = 0) -> tuple[tuple[str, ...] | None, bool]:
-    """Literals of which any match must contain one, and whether they are the whole pattern.
+Groups = tuple[tuple[str, ...], ...]
 
-    Conservative: (None, False) whenever the pattern uses anything not understood
+
+def required_literals(pattern: str, flags: int = 0) -> tuple[Groups, bool]:
+    """Groups of literals a match must contain (one of each group), and whether the
+    pattern is nothing but the one group.
+
+    Conservative: ((), False) whenever the pattern uses anything not understood
     (local flag groups, syntax only the `regex` package knows, ...).
     """
     try:
         parsed = sre.parse(pattern, flags)
     except Exception:  # regex-only syntax: no prefilter
-        return None, False
+        return (), False
     if parsed.state.flags & (re.VERBOSE | re.LOCALE):
-        return None, False
+        return (), False
     try:
-        return _required(list(parsed)), _only_literals(list(parsed))
+        groups = _required(list(parsed))
     except _GiveUp:
-        return None, False
+        return (), False
+    exact = _only_literals(list(parsed)) and len(groups) == 1
+    return groups, exact
 
 
 class _GiveUp(Exception):
@@ -242,7 +262,8 @@ def _literal_run(items: list[Any]) -> bool:
     return bool(items) and all(op is sre.LITERAL for op, _ in items)
 
 
-def _required(items: list[Any]) -> tuple[str, ...] | None:
+def _required(items: list[Any]) -> Groups:
+    """Every group found in a sequence must be satisfied (a conjunction)."""
     candidates: list[tuple[str, ...]] = []
     run: list[str] = []
     for op, arg in items:
@@ -252,30 +273,28 @@ def _required(items: list[Any]) -> tuple[str, ...] | None:
         if run:
             candidates.append(("".join(run),))
             run = []
-        found = _required_of(op, arg)
-        if found:
-            candidates.append(found)
+        candidates += _required_of(op, arg)
     if run:
         candidates.append(("".join(run),))
-    if not candidates:
-        return None
-    return max(candidates, key=lambda c: min(len(s) for s in c))
+    # longest literals first: the likeliest to fail fast
+    return tuple(sorted(dict.fromkeys(candidates), key=lambda g: -min(len(s) for s in g)))
 
 
-def _required_of(op: Any, arg: Any) -> tuple[str, ...] | None:
+def _required_of(op: Any, arg: Any) -> Groups:
     if op is sre.SUBPATTERN:
         _group, add_flags, del_flags, sub = arg
         if add_flags or del_flags:
             raise _GiveUp
         return _required(list(sub))
     if op is sre.BRANCH:
+        # one alternative must match: its strongest group is a necessary disjunct
         found = [_required(list(alt)) for alt in arg[1]]
-        if any(f is None for f in found):
-            return None
-        return tuple(dict.fromkeys(s for f in found if f for s in f))
+        if not all(found):
+            return ()
+        return (tuple(dict.fromkeys(s for groups in found for s in groups[0])),)
     if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None)):
         low, _high, sub = arg
-        return _required(list(sub)) if low >= 1 else None
+        return _required(list(sub)) if low >= 1 else ()
     if op is getattr(sre, "ATOMIC_GROUP", None):
         return _required(list(arg))
-    return None
+    return ()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ from helpdesk.agents import EMPTY, Directory
 from helpdesk.hours import BusinessHours
 from helpdesk.rules.actions import Action
 from helpdesk.rules.conditions import Condition
+from helpdesk.rules.facts import Facts
 
 APPLY_TO = ("new", "followups", "all")
 
@@ -33,6 +36,10 @@ class Rule:
         return is_reply == (self.apply_to == "followups")
 
 
+def _test(rule: Rule) -> Callable[[Facts], bool] | None:
+    return rule.when.test if rule.when is not None else None
+
+
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[Rule, ...] = ()
@@ -41,6 +48,15 @@ class RuleSet:
     hours: BusinessHours | None = None
     queue_hours: dict[str, BusinessHours] = field(default_factory=dict)
     sources: tuple[Path, ...] = ()
+
+    # the engine's hot loop: (test or None, rule) for the rules of each kind of mail
+    @cached_property
+    def for_new(self) -> tuple[tuple[Callable[[Facts], bool] | None, Rule], ...]:
+        return tuple((_test(r), r) for r in self.rules if r.applies(False))
+
+    @cached_property
+    def for_followups(self) -> tuple[tuple[Callable[[Facts], bool] | None, Rule], ...]:
+        return tuple((_test(r), r) for r in self.rules if r.applies(True))
 
     def hours_for(self, queue: str) -> BusinessHours | None:
         return self.queue_hours.get(queue, self.hours)
