@@ -6,11 +6,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rules_mail import ctx, mail, ruleset
 
 from helpdesk.hours import parse_hours
 from helpdesk.rules import MailContext
 from helpdesk.rules.engine import evaluate, explain
+from helpdesk.rules.matchers import compile_matcher
 
 PDF = ("report.pdf", "application/pdf", b"%PDF-1.4 fake")
 
@@ -190,3 +193,31 @@ def test_a_pathological_regex_times_out_as_no_match(tmp_path: Path, caplog):
     assert decision.tags == ()
     assert (datetime.now(UTC) - started).total_seconds() < 2
     assert "timed out" in caplog.text
+
+
+LETTERS = "abcxyz #1."
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pattern=st.sampled_from(
+        [
+            "abc|xyz",
+            "a(b|c)x",
+            r"ab\s*#?\d+",
+            "(?i)AB|cx",
+            "x(yz)+a",
+            "(ab)?c",
+            "a.b",
+            r"\bxyz\b",
+            "zz|a(bc|x)",
+            "(?:ab){2}",
+        ]
+    ),
+    text=st.text(alphabet=LETTERS, max_size=30),
+    case=st.booleans(),
+)
+def test_the_literal_prefilter_never_changes_the_answer(pattern: str, text: str, case: bool):
+    matcher = compile_matcher({"regex": pattern, "case_sensitive": case}, ("when", "subject"))
+    expected = matcher.compiled.search(text) is not None
+    assert matcher.test((text,), (text.casefold(),)) is expected
