@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rules_mail import ctx, mail, ruleset
 
 from helpdesk.hours import parse_hours
 from helpdesk.rules import MailContext
 from helpdesk.rules.engine import evaluate, explain
 from helpdesk.rules.matchers import compile_matcher
+from tests.rules_mail import ctx, mail, ruleset
 
 PDF = ("report.pdf", "application/pdf", b"%PDF-1.4 fake")
 

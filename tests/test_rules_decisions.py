@@ -6,13 +6,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from rules_mail import ctx, mail, ruleset
 
 from helpdesk.assign import pick, pick_least_loaded, pick_round_robin
 from helpdesk.rules import AssignRequest, RuleHit
 from helpdesk.rules.actions import ACTIONS, register_action
 from helpdesk.rules.conditions import CONDITIONS, register_condition
 from helpdesk.rules.engine import ROUTING, evaluate, explain
+from tests.rules_mail import ctx, mail, ruleset
 
 ISSUE_EXAMPLE = """
 [[rule]]

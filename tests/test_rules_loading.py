@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from rules_mail import ctx, mail, ruleset
 
 from helpdesk import config
 from helpdesk.rules.engine import evaluate
 from helpdesk.rules.holder import RulesHolder, watch_rules
 from helpdesk.rules.loader import RuleSetError, load_rules
+from tests.rules_mail import ctx, mail, ruleset
 
 REPO = Path(__file__).resolve().parent.parent
 
