@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent / "rules_mails"
 
 HELPDESK_TOML = """
 [helpdesk]
