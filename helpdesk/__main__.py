@@ -26,9 +26,9 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from helpdesk.commands import core
+    from helpdesk.commands import core, rules
 
-    for module in (core,):
+    for module in (core, rules):
         for command in module.COMMANDS:
             cli.add_command(command)
 
