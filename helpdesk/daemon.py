@@ -8,6 +8,7 @@ pipeline finish the mail in hand, then exit. SIGHUP: run the reload hooks
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import ssl
@@ -18,11 +19,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from helpdesk import mailout
+from helpdesk.alerts import alert_admins
 from helpdesk.config import Settings
 from helpdesk.errors import TemporaryError
 from helpdesk.ingest.smtp import IntakeHandler, smtp_factory
 from helpdesk.outbox import OutboxWorker
 from helpdesk.pipeline import Pipeline, Router
+from helpdesk.rules.holder import RulesHolder, watch_rules
 from helpdesk.spool import Spool
 from helpdesk.store import db
 
@@ -76,6 +79,13 @@ class Daemon:
     def __post_init__(self) -> None:
         s = self.settings
         self.engine = self.engine or db.make_engine(s.database_url)
+        if self.router is None:
+            # a bad rules file at start-up raises RuleError: refuse to start
+            self.rules: RulesHolder | None = RulesHolder.from_settings(s)
+            self.router = self.rules
+            self.reload_hooks.append(self._reload_rules)
+        else:
+            self.rules = None
         self.spool = Spool(s.data_dir / "spool")
         self.outbox = OutboxWorker(s, self.engine)
         self.outbox_worker = Worker("outbox", self._outbox_step, idle=1.0)
@@ -86,7 +96,22 @@ class Daemon:
         self.server: asyncio.AbstractServer | None = None
         self._schema_ready = False
         self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
         self.reload_hooks.append(mailout.clear_template_cache)
+
+    def _reload_rules(self) -> None:
+        assert self.rules is not None
+        error = self.rules.reload()
+        if error is not None:
+            self._rules_refused(error)
+
+    def _rules_refused(self, error: Exception) -> None:
+        try:
+            alert_admins(self.settings, self.engine, "rules file refused",  # type: ignore[arg-type]
+                         f"The rules files were changed but could not be loaded; the previous "
+                         f"rules stay in force until this is fixed:\n\n{error}\n")
+        except TemporaryError as err:
+            log.warning("could not alert admins about refused rules: %s", err)
 
     # -- workers -----------------------------------------------------------------
 
@@ -127,6 +152,18 @@ class Daemon:
         self.outbox_worker.start()
         if self.settings.smtp.enabled:
             await self._start_smtp()
+        if self.rules is not None:
+            self._tasks.append(asyncio.create_task(self._watch_rules()))
+
+    async def _watch_rules(self) -> None:
+        assert self.rules is not None
+        try:
+            await watch_rules(self.rules, on_error=lambda err: asyncio.to_thread(
+                self._rules_refused, err))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("rules watcher stopped; SIGHUP still reloads the rules")
 
     async def _start_smtp(self) -> None:
         cfg = self.settings.smtp
@@ -158,6 +195,11 @@ class Daemon:
 
     async def stop(self) -> None:
         self.handler.accepting = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self.server is not None:
             self.server.close()
         loop = asyncio.get_running_loop()

@@ -23,6 +23,7 @@ from helpdesk import autoreply, clock, mailout, parse, thread
 from helpdesk.config import Settings
 from helpdesk.errors import ParseError, TemporaryError
 from helpdesk.rules import Decision, MailContext
+from helpdesk.rules.context import build_context
 from helpdesk.spool import MAX_RECOVERIES, Entry, Envelope, Spool
 from helpdesk.store import blobs, queries
 from helpdesk.store import tickets as store
@@ -151,6 +152,7 @@ class Pipeline:
         if is_new:
             self._acknowledge(session, ticket, mail, entry.envelope, decision, bounce)
         else:
+            self.apply_decision(session, ticket, decision)  # rules that apply to follow-ups
             self._follow_up(session, ticket, mail, found.reason, bounce)
         session.flush()
         log.info("stored %s on %s-%s (%s) message_id=<%s>", entry.name, hd.ticket_prefix,
@@ -162,28 +164,16 @@ class Pipeline:
 
     def _context(self, session: Session, envelope: Envelope, mail: parse.ParsedMail,
                  is_reply: bool) -> MailContext:
-        routed = ""
-        main_address = self.settings.helpdesk.address.lower()
-        for addr in (*mail.to, *mail.cc, *envelope.rcpt_tos):
-            if addr.lower() == main_address:
-                break  # the main address: the default queue, unless a rule says otherwise
-            routed = self.settings.queue_for_address(addr) or ""
-            if routed:
-                break
-        if not routed:
-            routed = str(envelope.extra.get("queue", "") or "")
-        return MailContext(
-            mail=mail, envelope=envelope, is_reply=is_reply,
+        return build_context(
+            self.settings, mail, envelope, is_reply=is_reply,
             previous_tickets=queries.previous_ticket_count(session, mail.from_addr),
-            arrived_at=clock.now(), default_queue=self.settings.helpdesk.default_queue,
-            routed_queue=routed,
-        )
+            arrived_at=clock.now())
 
     def _open(self, session: Session, mail: parse.ParsedMail, ctx: MailContext,
               decision: Decision, linked: int | None, reason: str, bounce: bool) -> Ticket:
         contact = store.contact_for(session, mail.from_addr, mail.from_name) \
             if mail.from_addr else None
-        queue = decision.queue or ctx.routed_queue or ctx.default_queue
+        queue = ctx.routed_queue or ctx.default_queue  # rules change it below, with history
         ticket = store.create_ticket(session, subject=mail.subject, contact=contact,
                                      queue=queue, linked_ticket_id=linked)
         store.event(session, ticket, "created", actor=mail.from_addr or "unknown",
@@ -194,20 +184,28 @@ class Pipeline:
         return ticket
 
     def apply_decision(self, session: Session, ticket: Ticket, decision: Decision) -> None:
+        """Set what the rules decided, each change recorded with the rule that made it."""
         by_rule = {h.field: h.rule for h in decision.hits}
         for field in ("category", "priority", "queue"):
             value = getattr(decision, field)
             if value:
                 store.change(session, ticket, field, value,
-                             actor=f"rule:{by_rule.get(field, 'routing')}")
-        if decision.tags:
+                             actor=f"rule:{by_rule.get(field, '(routing)')}")
+        if decision.tags and not set(decision.tags) <= set(ticket.tags):
+            old = ",".join(ticket.tags)
             ticket.tags = sorted({*ticket.tags, *decision.tags})
             store.event(session, ticket, "change", actor=f"rule:{by_rule.get('tags', '')}",
-                        field="tags", new=",".join(ticket.tags))
+                        field="tags", old=old, new=",".join(ticket.tags))
         if decision.spam and not ticket.spam:
             ticket.spam = True
             store.event(session, ticket, "change", actor=f"rule:{by_rule.get('spam', '')}",
-                        field="spam", new="true")
+                        field="spam", old="false", new="true")
+        if decision.assign is not None:
+            name = store.resolve_assignee(session, decision.assign)
+            if name:
+                store.change(session, ticket, "assignee", name,
+                             actor=f"rule:{by_rule.get('assignee', by_rule.get('assign', ''))}",
+                             detail=decision.assign.describe())
 
     def _acknowledge(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
                      envelope: Envelope, decision: Decision, bounce: bool) -> None:

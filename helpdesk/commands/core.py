@@ -13,7 +13,7 @@ import click
 from helpdesk import logs
 from helpdesk.commands import CliState, pass_state
 from helpdesk.config import Settings
-from helpdesk.errors import TemporaryError
+from helpdesk.errors import RuleError, TemporaryError
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import blobs, db, queries
 from helpdesk.store.db import session_scope
@@ -25,7 +25,20 @@ EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
 def build_daemon(settings: Settings):  # type: ignore[no-untyped-def]
     from helpdesk.daemon import Daemon
 
-    return Daemon(settings)
+    try:
+        return Daemon(settings)
+    except RuleError as err:
+        raise click.ClickException(f"rules refused, not starting:\n{err}") from None
+
+
+def _router(settings: Settings):  # type: ignore[no-untyped-def]
+    from helpdesk.rules.holder import RulesHolder
+
+    try:
+        return RulesHolder.from_settings(settings)
+    except RuleError as err:
+        click.echo(f"helpdesk: rules refused:\n{err}", err=True)
+        sys.exit(EX_TEMPFAIL)
 
 
 @click.command()
@@ -62,7 +75,8 @@ def ingest(state: CliState, sources: tuple[Path, ...], recipients: tuple[str, ..
     from helpdesk.pipeline import Pipeline
 
     spool = Spool(settings.data_dir / "spool")
-    pipeline = Pipeline(settings, db.make_engine(settings.database_url), spool)
+    pipeline = Pipeline(settings, db.make_engine(settings.database_url), spool,
+                        router=_router(settings))
     for label, raw in mails:
         code = _ingest_one(settings, spool, pipeline, label, raw, recipients, sender)
         worst = max(worst, code)
@@ -251,7 +265,7 @@ def quarantine_release(state: CliState, qid: str) -> None:
     settings = state.settings
     engine = _engine(settings)
     spool = Spool(settings.data_dir / "spool")
-    pipeline = Pipeline(settings, engine, spool)
+    pipeline = Pipeline(settings, engine, spool, router=_router(settings))
     try:
         name = pipeline.release(int(qid.lstrip("Qq")))
     except KeyError as err:

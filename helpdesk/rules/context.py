@@ -84,7 +84,10 @@ def route_queue(settings: Settings, mail: ParsedMail, envelope: Envelope) -> str
         for box in settings.imap:
             if box.get("name") == name and box.get("queue"):
                 return str(box["queue"])
+    main_address = settings.helpdesk.address.lower()
     for address in (*mail.delivered_to, *envelope.rcpt_tos, *mail.to, *mail.cc):
+        if address.lower() == main_address:
+            return ""  # written to the main address first: the default queue
         queue = settings.queue_for_address(address)
         if queue:
             return queue

@@ -112,3 +112,28 @@ def quarantined_hash(session: Session, content_hash: str) -> Quarantine | None:
         Quarantine.content_hash == content_hash, Quarantine.status == "held"
     )
     return session.exec(stmt).first()
+
+
+OPEN_STATUSES = ("new", "open", "pending")
+
+
+def last_assignee_among(session: Session, members: list[str]) -> str | None:
+    """Who of `members` got the most recent ticket (for round-robin)."""
+    stmt = (
+        select(Ticket.assignee)
+        .where(col(Ticket.assignee).in_(members))
+        .order_by(col(Ticket.id).desc())
+        .limit(1)
+    )
+    return session.exec(stmt).first()
+
+
+def open_ticket_counts(session: Session, members: list[str]) -> dict[str, int]:
+    stmt = (
+        select(Ticket.assignee, func.count())
+        .where(col(Ticket.assignee).in_(members), col(Ticket.status).in_(OPEN_STATUSES))
+        .group_by(Ticket.assignee)
+    )
+    counts = {m: 0 for m in members}
+    counts.update({name: int(n) for name, n in session.exec(stmt).all()})
+    return counts

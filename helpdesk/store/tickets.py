@@ -11,8 +11,9 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from helpdesk import clock
+from helpdesk import assign, clock
 from helpdesk.parse import ParsedMail
+from helpdesk.rules import AssignRequest
 from helpdesk.store import blobs, queries
 from helpdesk.store.models import Attachment, Contact, Event, Message, Ticket, msgid_key
 
@@ -102,6 +103,18 @@ def store_incoming(session: Session, data_dir: Path, ticket: Ticket, mail: Parse
                                inline=att.inline, content_id=att.content_id))
     ticket.updated_at = clock.now()
     return message
+
+
+def resolve_assignee(session: Session, request: AssignRequest) -> str:
+    """An agent name for a rule's assignment: named, or picked from a team by strategy."""
+    if request.agent:
+        return request.agent
+    members = list(request.members)
+    if not members:
+        return ""
+    return assign.pick(request.strategy, members,
+                       last_assigned=queries.last_assignee_among(session, members),
+                       open_counts=queries.open_ticket_counts(session, members))
 
 
 def attachments_of(session: Session, message_id: int) -> list[Attachment]:
