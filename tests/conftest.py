@@ -171,7 +171,9 @@ def start_daemon() -> Iterator[Callable[..., DaemonThread]]:
 
 
 @pytest.fixture
-def daemon(settings_with_relay: Settings, start_daemon: Callable[..., DaemonThread]) -> DaemonThread:
+def daemon(
+    settings_with_relay: Settings, start_daemon: Callable[..., DaemonThread]
+) -> DaemonThread:
     return start_daemon(settings_with_relay)
 
 

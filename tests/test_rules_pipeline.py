@@ -24,7 +24,8 @@ set = { priority = "high" }
 
 [[rule]]
 name = "Outage reports"
-when.any = [ { subject = { contains = "down" } }, { body = { regex = "(?i)outage|not reachable" } } ]
+when.any = [ { subject = { contains = "down" } },
+             { body = { regex = "(?i)outage|not reachable" } } ]
 set = { priority = "critical", category = "incident" }
 assign = { team = "ops", strategy = "round_robin" }
 final = ["priority"]
@@ -96,7 +97,7 @@ def test_a_vip_outage_is_critical_and_assigned_round_robin_in_ops(
     tickets = all_tickets(settings)
     assert {t["priority"] for t in tickets} == {"critical"}
     assert [t["assignee"] for t in tickets] == ["alice", "bob", "alice", "bob"]
-    assignment = [e for e in tickets[0]["events"] if e["field"] == "assignee"][0]
+    assignment = next(e for e in tickets[0]["events"] if e["field"] == "assignee")
     assert assignment["actor"] == "rule:Outage reports"
 
 

@@ -84,7 +84,8 @@ def test_a_spool_that_cannot_be_written_answers_451(make_settings, start_daemon)
     tmp.write_text("not a directory: writes here fail")
     with pytest.raises(smtplib.SMTPDataError) as err, \
             smtplib.SMTP("127.0.0.1", d.port) as client:
-        client.sendmail("carol@customer.test", ["support@example.test"], make_mail().as_bytes(policy=email.policy.SMTP))
+        raw = make_mail().as_bytes(policy=email.policy.SMTP)
+        client.sendmail("carol@customer.test", ["support@example.test"], raw)
     assert err.value.smtp_code == 451
 
 
