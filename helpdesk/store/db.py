@@ -19,11 +19,17 @@ from helpdesk.errors import TemporaryError
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
+def _sqlite_dir(url: str) -> None:
+    """SQLite cannot create the directory its file lives in: do it (fresh data_dir)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        _sqlite_dir(url)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -78,6 +84,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to `revision` (the daemon does this at start)."""
     from alembic import command
 
+    _sqlite_dir(url)
     try:
         command.upgrade(alembic_config(url), revision)
     except OperationalError as err:
