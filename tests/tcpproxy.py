@@ -1,0 +1,110 @@
+"""A tiny loopback TCP forwarder to put in front of a real server (PostgreSQL) in tests.
+
+    proxy = TcpProxy(("127.0.0.1", 5432)).start()
+    ... connect to 127.0.0.1:proxy.port ...
+    proxy.stop()          # the port refuses connections; open ones are cut
+    proxy.start()         # the same port forwards again
+    proxy.drop = True     # connections are accepted and closed at once
+    proxy.cut()           # cut the open connections, keep listening
+
+Plain threads, so a synchronous test can drive it; nothing is mocked, bytes flow
+to the real server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+from tests.helpers import free_port
+
+
+class TcpProxy:
+    def __init__(self, target: tuple[str, int], port: int | None = None) -> None:
+        self.target = target
+        self.port = port or free_port()
+        self.drop = False
+        self._listener: socket.socket | None = None
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._acceptor: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._listener is not None
+
+    def start(self) -> TcpProxy:
+        if self._listener is not None:
+            return self
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        self._acceptor = threading.Thread(target=self._accept, args=(listener,),
+                                          name=f"tcpproxy-{self.port}", daemon=True)
+        self._acceptor.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and cut every open connection: the server looks gone."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        if self._acceptor is not None:
+            self._acceptor.join(5)
+            self._acceptor = None
+        self.cut()
+
+    def cut(self) -> None:
+        """Cut the open connections (both sides see a reset/EOF)."""
+        with self._lock:
+            conns, self._conns = list(self._conns), set()
+        for conn in conns:
+            _close(conn)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # stopped
+            if self.drop:
+                _close(client)
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                _close(client)
+                continue
+            with self._lock:
+                self._conns.update((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._conns.discard(src)
+                self._conns.discard(dst)
+            _close(src)
+            _close(dst)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
