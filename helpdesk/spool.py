@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,30 +91,79 @@ class Spool:
         self.bad = root / "bad"
         for d in (self.tmp, self.incoming, self.work, self.bad):
             d.mkdir(parents=True, exist_ok=True)
+        self._sync_lock = threading.Condition()
+        self._renamed = self._synced = 0
+        self._syncing = False
+        # names listed but not yet claimed: one directory listing serves many claims
+        self._listed: list[str] = []
 
     def put(self, raw: bytes, envelope: Envelope) -> str:
         """Store a mail durably; returns the entry name. Raises TemporaryError on I/O failure."""
-        if not envelope.received_at:
-            envelope = Envelope(
-                envelope.route, envelope.mail_from, envelope.rcpt_tos,
-                clock.now().isoformat(), envelope.extra,
-            )
-        # time first, so a listing sorts oldest-first; the uuid keeps names unique
-        name = f"{clock.now().timestamp():017.6f}-{uuid.uuid4().hex}.r0{_SUFFIX}"
-        tmp = self.tmp / name
+        name = self._new_name()
         try:
-            with open(tmp, "wb") as fh:
-                fh.write(envelope.to_json())
-                fh.write(raw)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.rename(tmp, self.incoming / name)
-            _fsync_dir(self.incoming)
+            self._write_synced(name, envelope, raw)
+            os.rename(self.tmp / name, self.incoming / name)
+            self._sync_incoming()
         except OSError as err:
             with contextlib.suppress(OSError):
-                tmp.unlink()
+                (self.tmp / name).unlink()
             raise TemporaryError(f"spool write failed: {err}") from err
         return name
+
+    def put_many(self, items: list[tuple[bytes, Envelope]]) -> list[str]:
+        """Store a batch durably with one directory sync (IMAP backlogs); all or nothing."""
+        names = [self._new_name() for _ in items]
+        try:
+            for name, (raw, envelope) in zip(names, items, strict=True):
+                self._write_synced(name, envelope, raw)
+            for name in names:
+                os.rename(self.tmp / name, self.incoming / name)
+            self._sync_incoming()
+        except OSError as err:
+            for name in names:
+                with contextlib.suppress(OSError):
+                    (self.tmp / name).unlink()
+            raise TemporaryError(f"spool write failed: {err}") from err
+        return names
+
+    @staticmethod
+    def _new_name() -> str:
+        # time first, so a listing sorts oldest-first; the uuid keeps names unique
+        return f"{clock.now().timestamp():017.6f}-{uuid.uuid4().hex}.r0{_SUFFIX}"
+
+    def _write_synced(self, name: str, envelope: Envelope, raw: bytes) -> None:
+        if not envelope.received_at:
+            envelope = Envelope(envelope.route, envelope.mail_from, envelope.rcpt_tos,
+                                clock.now().isoformat(), envelope.extra)
+        with open(self.tmp / name, "wb") as fh:
+            fh.write(envelope.to_json())
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _sync_incoming(self) -> None:
+        """Make our rename durable, sharing one directory fsync with concurrent puts.
+
+        Group commit: a put that finds a sync already running waits for the next one,
+        which covers every rename made before it started.
+        """
+        with self._sync_lock:
+            self._renamed += 1
+            mine = self._renamed
+            while self._synced < mine:
+                if self._syncing:
+                    self._sync_lock.wait()
+                    continue
+                self._syncing = True
+                target = self._renamed
+                self._sync_lock.release()
+                try:
+                    _fsync_dir(self.incoming)
+                finally:
+                    self._sync_lock.acquire()
+                    self._syncing = False
+                    self._sync_lock.notify_all()
+                self._synced = max(self._synced, target)
 
     def pending(self) -> list[str]:
         return sorted(p.name for p in self.incoming.iterdir() if p.name.endswith(_SUFFIX))
@@ -123,16 +173,24 @@ class Spool:
 
         The rename is atomic, so two workers never get the same entry.
         """
-        names = [name] if name else self.pending()
-        for candidate in names:
-            src = self.incoming / candidate
-            dst = self.work / candidate
-            try:
-                os.rename(src, dst)
-            except FileNotFoundError:
-                continue  # another worker took it
-            return self._read(dst)
+        if name:
+            return self._take(name)
+        for _ in range(2):
+            if not self._listed:
+                self._listed = self.pending()
+            while self._listed:
+                entry = self._take(self._listed.pop(0))
+                if entry is not None:
+                    return entry
         return None
+
+    def _take(self, name: str) -> Entry | None:
+        dst = self.work / name
+        try:
+            os.rename(self.incoming / name, dst)
+        except FileNotFoundError:
+            return None  # another worker took it
+        return self._read(dst)
 
     def _read(self, path: Path) -> Entry:
         data = path.read_bytes()

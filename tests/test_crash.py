@@ -399,8 +399,10 @@ def test_a_mail_that_always_fails_is_retried_then_quarantined_and_the_rest_flow_
 
     outcomes = pipeline.drain()
 
-    assert [o.kind for o in outcomes] == ["retry"] * (MAX_RECOVERIES - 1) + [
-        "quarantined", "stored", "stored"]
+    # the mails behind the poison one do not wait for it to use up its retries
+    assert [o.kind for o in outcomes][:2] == ["retry", "stored"]
+    assert sorted(o.kind for o in outcomes) == sorted(
+        ["retry"] * (MAX_RECOVERIES - 1) + ["quarantined", "stored", "stored"])
     assert router.poison_calls == MAX_RECOVERIES
     assert router.decided == ["fine mail 1", "fine mail 2"]
     assert spool.pending() == [] and spool_entries(settings, "work") == []
