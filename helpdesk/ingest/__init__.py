@@ -1,0 +1,1 @@
+"""Ways mail comes in: SMTP/LMTP listener (smtp.py) and IMAP pollers (imap.py)."""
