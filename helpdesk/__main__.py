@@ -26,9 +26,9 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from helpdesk.commands import core
+    from helpdesk.commands import core, imap
 
-    for module in (core,):
+    for module in (core, imap):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from imapclient import SEEN, IMAPClient
+from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from helpdesk import clock
 from helpdesk.config import ImapSection
 from helpdesk.errors import TemporaryError
+from helpdesk.ingest import imap_ops as ops
 from helpdesk.ingest.imap_connect import (
     ImapFault,
     LoginFailed,
@@ -38,17 +39,32 @@ from helpdesk.ingest.imap_connect import (
     describe,
     logout,
 )
-from helpdesk.ingest.imap_state import MailboxState, PollerStatus, StateFile, StatusBox
+from helpdesk.ingest.imap_state import (
+    MailboxState,
+    PollerStatus,
+    StateFile,
+    StatusBox,
+    identity,
+    state_path,
+)
 from helpdesk.spool import Envelope, Spool
 
 log = logging.getLogger("helpdesk.ingest.imap")
 
 MAX_FAILURES = 5
 BACKOFF_BASE = 1.0
-BATCH_BYTES = 32 * 1024 * 1024  # a fetch batch stops growing here, whatever batch_size says
 PUT_WORKERS = 16  # parallel fsyncs share journal commits
-PROGRESS_EVERY = 5.0
 StallCallback = Callable[[str, datetime, str], None]
+
+
+def default_state_dir(data_dir: Path) -> Path:
+    """Where the daemon keeps the pollers' UIDVALIDITY / last-UID files."""
+    return data_dir / "imap"
+
+
+def state_file(entry: ImapSection, state_dir: Path) -> StateFile:
+    who = identity(entry.username, entry.host, entry.port, entry.folder)
+    return StateFile(state_path(state_dir, entry.name), who)
 
 
 class SpoolUnavailable(ImapFault):
@@ -64,27 +80,6 @@ class _Failure:
     puts_ok_before: int | None
 
 
-class _Progress:
-    def __init__(self, name: str, total: int, quiet_below: int) -> None:
-        self.name, self.total, self.done = name, total, 0
-        self.loud = total > quiet_below
-        self.start = self.last = time.monotonic()
-
-    def tick(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.loud and now - self.last >= PROGRESS_EVERY:
-            self.last = now
-            log.info("imap %s: backlog %d/%d mails stored, %.0f mails/s",
-                     self.name, self.done, self.total, self.done / (now - self.start))
-
-    def finish(self) -> None:
-        if self.loud:
-            took = max(time.monotonic() - self.start, 1e-6)
-            log.info("imap %s: backlog done, %d/%d mails stored in %.1f s (%.0f mails/s)",
-                     self.name, self.done, self.total, took, self.done / took)
-
-
 class ImapPoller:
     """Polls one mailbox in its own thread; `status()` may be called from any thread."""
 
@@ -96,8 +91,7 @@ class ImapPoller:
         self.spool = spool
         self.on_spooled = on_spooled
         self.on_stall = on_stall
-        identity = f"{entry.username}@{entry.host}:{entry.port}/{entry.folder}"
-        self._statefile = StateFile(state_dir / f"imap-{entry.name}.json", identity)
+        self._statefile = state_file(entry, state_dir)
         self._state = self._statefile.load()
         self._tokens = TokenSource(entry.oauth2_command) if entry.oauth2_command else None
         self._status = StatusBox(entry.name)
@@ -244,13 +238,8 @@ class ImapPoller:
         if known != uidvalidity:
             self._save(MailboxState(uidvalidity, 0))
         if self.entry.after == "move":
-            self._ensure_folder(client, self.entry.move_to)
+            ops.ensure_folder(client, self.entry.move_to, self.name)
         self._status.update(idle_offered=client.has_capability("IDLE"))
-
-    def _ensure_folder(self, client: IMAPClient, folder: str) -> None:
-        if not client.folder_exists(folder):
-            client.create_folder(folder)
-            log.info("imap %s: created folder %r", self.name, folder)
 
     def _save(self, state: MailboxState) -> None:
         self._state = state
@@ -279,7 +268,7 @@ class ImapPoller:
                 if responses:
                     self._contact()
                 if any(r[0] == b"BYE" for r in responses):
-                    raise ImapFault(f"server closed the connection: {describe_bye(responses)}")
+                    raise ImapFault(f"server closed the connection: {ops.bye_text(responses)}")
                 if any(len(r) > 1 and r[1] == b"EXISTS" for r in responses):
                     break
                 self._check_stall()
@@ -297,8 +286,8 @@ class ImapPoller:
         if not uids:
             return
         self._status.update(state="fetching", backlog=len(uids))
-        progress = _Progress(self.name, len(uids), self.entry.batch_size)
-        for batch in self._batches(client, uids):
+        progress = ops.Progress(self.name, len(uids), self.entry.batch_size)
+        for batch in ops.batches(client, uids, self.entry.batch_size):
             if self._stop.is_set():
                 break
             self._process(client, batch)
@@ -308,26 +297,12 @@ class ImapPoller:
         progress.finish()
         self._status.update(backlog=0)
 
-    def _batches(self, client: IMAPClient, uids: list[int]) -> list[list[int]]:
-        sizes = client.fetch(uids, ["RFC822.SIZE"])
-        batches: list[list[int]] = [[]]
-        volume = 0
-        for uid in uids:
-            size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
-            if batches[-1] and (len(batches[-1]) >= self.entry.batch_size
-                                or volume + size > BATCH_BYTES):
-                batches.append([])
-                volume = 0
-            batches[-1].append(uid)
-            volume += size
-        return [b for b in batches if b]
-
     def _process(self, client: IMAPClient, uids: list[int]) -> None:
         puts_ok_before = self._puts_ok
-        bodies, fetch_failed = self._fetch(client, uids)
+        bodies, fetch_failed = ops.fetch(client, uids)
         vanished = [u for u in uids if u not in bodies and u not in fetch_failed]
         stored, put_failed = self._store(bodies)
-        self._after(client, stored)
+        ops.after_stored(client, stored, self.entry.after, self.entry.move_to, self.name)
         self._handled.update(stored, vanished)
         if stored:
             self._puts_ok += len(stored)
@@ -338,27 +313,6 @@ class ImapPoller:
         if put_failed and not stored:
             raise SpoolUnavailable(f"spool unavailable, mails stay on the server: "
                                    f"{next(iter(put_failed.values()))}")
-
-    def _fetch(self, client: IMAPClient, uids: list[int]) -> tuple[dict[int, bytes],
-                                                                     dict[int, str]]:
-        """Bodies by UID, and the UIDs whose fetch failed with the reason."""
-        try:
-            data = client.fetch(uids, ["BODY.PEEK[]"])
-        except IMAPClientAbortError:
-            raise
-        except IMAPClientError as err:
-            if len(uids) == 1:
-                return {}, {uids[0]: f"fetch failed: {describe(err)}"}
-            bodies: dict[int, bytes] = {}
-            failed: dict[int, str] = {}
-            for uid in uids:  # find the one that breaks the batch
-                b, f = self._fetch(client, [uid])
-                bodies.update(b)
-                failed.update(f)
-            return bodies, failed
-        wanted = set(uids)
-        return ({u: d[b"BODY[]"] for u, d in data.items() if u in wanted and b"BODY[]" in d},
-                {})
 
     def _store(self, bodies: dict[int, bytes]) -> tuple[list[int], dict[int, str]]:
         """spool.put every mail (in parallel); returns stored UIDs and failures."""
@@ -396,42 +350,6 @@ class ImapPoller:
 
     # -- after storing -----------------------------------------------------------------
 
-    def _after(self, client: IMAPClient, uids: list[int]) -> None:
-        if not uids:
-            return
-        if self.entry.after == "move":
-            self._move(client, uids, self.entry.move_to)
-        elif self.entry.after == "flag":
-            client.add_flags(uids, [SEEN])
-        else:
-            client.delete_messages(uids)
-            self._expunge(client, uids)
-
-    def _move(self, client: IMAPClient, uids: list[int], folder: str) -> None:
-        try:
-            self._move_once(client, uids, folder)
-        except IMAPClientAbortError:
-            raise
-        except IMAPClientError as err:
-            if "TRYCREATE" not in str(err) and client.folder_exists(folder):
-                raise
-            self._ensure_folder(client, folder)  # deleted under us: recreate, once
-            self._move_once(client, uids, folder)
-
-    def _move_once(self, client: IMAPClient, uids: list[int], folder: str) -> None:
-        if client.has_capability("MOVE"):
-            client.move(uids, folder)
-            return
-        client.copy(uids, folder)
-        client.delete_messages(uids)
-        self._expunge(client, uids)
-
-    def _expunge(self, client: IMAPClient, uids: list[int]) -> None:
-        if client.has_capability("UIDPLUS"):
-            client.uid_expunge(uids)
-        else:
-            client.expunge()  # without UIDPLUS: expunges every \Deleted mail in the folder
-
     def _count_failures(self, client: IMAPClient, failed: dict[int, str],
                         puts_ok_before: int | None) -> None:
         """Count each mail's failures; after MAX_FAILURES move it to the quarantine folder.
@@ -451,7 +369,7 @@ class ImapPoller:
         if not doomed:
             return
         folder = self.entry.quarantine_folder
-        self._move(client, doomed, folder)
+        ops.move(client, doomed, folder, self.name)
         for uid in doomed:
             log.error("imap %s: UID %d failed %d times (%s): moved to %r", self.name, uid,
                       self._failures[uid].count, self._failures.pop(uid).reason, folder)
@@ -471,9 +389,3 @@ class ImapPoller:
             self._handled = {u for u in self._handled if u > last}
             self._save(MailboxState(self._state.uidvalidity, last))
 
-
-def describe_bye(responses: list[tuple[object, ...]]) -> str:
-    for r in responses:
-        if r[0] == b"BYE" and len(r) > 1 and isinstance(r[1], bytes):
-            return r[1].decode("utf-8", "replace")
-    return "BYE"

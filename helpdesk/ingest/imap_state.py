@@ -16,6 +16,14 @@ from pathlib import Path
 from typing import Any
 
 
+def state_path(state_dir: Path, name: str) -> Path:
+    return state_dir / f"imap-{name}.json"
+
+
+def identity(username: str, host: str, port: int, folder: str) -> str:
+    return f"{username}@{host}:{port}/{folder}"
+
+
 @dataclass(frozen=True)
 class MailboxState:
     uidvalidity: int | None = None
