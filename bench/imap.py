@@ -16,14 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dovecot import Account, Dovecot, make_mail, unavailable_reason
 
 from helpdesk.config import ImapSection
 from helpdesk.ingest.imap import ImapPoller
 from helpdesk.spool import Spool
+from tests.dovecot import Account, Dovecot, make_mail, unavailable_reason
 
 
 def baseline(account: Account, batch: int) -> tuple[int, float]:

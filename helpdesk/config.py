@@ -96,6 +96,10 @@ class OutgoingSection(_Section):
     max_attempts: int = Field(12, ge=1, description="After this many failures a mail is dead.")
     backoff_base: float = Field(30.0, gt=0, description="Seconds before the first retry.")
     backoff_max: float = Field(3600.0, gt=0)
+    lease: float = Field(
+        120.0, gt=0, description="Seconds a daemon may hold a mail it is sending before "
+        "another (or itself after a crash) retries it."
+    )
 
 
 class QueueSection(_Section):

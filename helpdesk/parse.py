@@ -4,49 +4,60 @@ Decoding happens here and only here. Python's `email` package parses almost
 anything but raises later, on access, for broken mail (missing boundaries,
 unknown charsets, odd address groups); every access below is therefore guarded
 and falls back to a cruder reading, recording what went wrong in `defects`.
+ParseError is the only exception that leaves parse(): it means "not a mail",
+and its message is the reason shown next to the quarantined file.
 """
 
 from __future__ import annotations
 
 import email
+import email.parser
 import email.policy
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.header import decode_header
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
-import nh3
-from inscriptis import get_text
-
 from helpdesk.errors import ParseError
+from helpdesk.mimeparts import Attachment, Parts, collect
+from helpdesk.mimetext import (
+    charset_alias,
+    clean_header_text,
+    decode_bytes,
+    decode_header_value,
+    html_to_text,
+    normalise_text,
+    sanitise_html,
+)
+from helpdesk.rawhead import garbage_reason, is_mail_header, repair_head
+
+__all__ = [
+    "Attachment",
+    "ParsedMail",
+    "charset_alias",
+    "clean_header_text",
+    "content_hash",
+    "decode_bytes",
+    "decode_header_value",
+    "parse",
+]
 
 # Headers whose values differ between deliveries of the same mail (trace fields
-# added by each hop, IMAP vs SMTP); they are left out of the content hash.
-_HASHED_HEADERS = ("from", "to", "cc", "subject", "date", "message-id", "in-reply-to")
+# added by each hop, IMAP vs SMTP) are left out of the content hash.
+_HASHED_HEADERS = (
+    "from", "to", "cc", "subject", "date", "message-id", "in-reply-to",
+    # the same bytes under another Content-Type are another mail
+    "content-type", "content-transfer-encoding",
+)
 _MSGID = re.compile(r"<([^<>\s]+)>")
-_BAD_HEADER_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029]")
-_FALLBACK_CHARSETS = ("utf-8", "cp1252")
-MAX_HTML_FOR_TEXT = 2 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str
-    content_type: str
-    data: bytes = field(repr=False)
-    inline: bool = False
-    content_id: str = ""
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+_LOOSE_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# getaddresses() recurses per address: a 135 KB To header exhausts the stack.
+MAX_ADDRESS_HEADER = 16 * 1024
+# compat32: no header objects (5x faster on many-part mail) and it accepts the
+# unquoted `boundary=----=_NextPart...` that the default policy truncates.
+_POLICY = email.policy.compat32
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,8 @@ class ParsedMail:
     size: int
     content_hash: str
     content_type: str = "text/plain"
+    # True when body_text was derived from the HTML part (there was no text part)
+    body_text_from_html: bool = False
 
     def header(self, name: str) -> str | None:
         """The first value of a header, decoded; None when absent."""
@@ -93,12 +106,15 @@ def content_hash(raw: bytes) -> str:
 
     Never raises, so even a mail that cannot be parsed has a dedupe key.
     """
-    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    text = raw.replace(b"\r\n", b"\n")
+    # a mail that starts with its blank line has no head at all
+    head, _, body = (b"", b"", text[1:]) if text[:1] == b"\n" else text.partition(b"\n\n")
     wanted: list[bytes] = []
     current: bytes | None = None
     for line in head.split(b"\n"):
-        if line[:1] in (b" ", b"\t") and current is not None:
-            current += b" " + line.strip()
+        if line[:1] in (b" ", b"\t"):
+            if current is not None:
+                current += b" " + line.strip()
             continue
         if current is not None:
             wanted.append(current)
@@ -110,61 +126,90 @@ def content_hash(raw: bytes) -> str:
     for item in sorted(wanted):
         digest.update(b" ".join(item.split()) + b"\n")
     digest.update(b"\n")
-    for line in body.split(b"\n"):
+    for line in body.rstrip().split(b"\n"):  # transports add or drop trailing newlines
         digest.update(line.rstrip() + b"\n")
     return digest.hexdigest()
 
 
 def parse(raw: bytes) -> ParsedMail:
-    """Parse one mail. Raises ParseError only when the bytes are not a mail at all."""
-    if not raw or not raw.strip():
-        raise ParseError("empty message")
+    """Parse one mail. Raises ParseError only, and only when the bytes are not a mail."""
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-    except Exception as err:  # the stdlib parser is documented not to raise; be sure
-        raise ParseError(f"unparseable: {type(err).__name__}: {err}") from err
-    defects: list[str] = [type(d).__name__ for d in msg.defects]
-    headers = _decoded_headers(msg, defects)
-    if not headers:
-        raise ParseError("no header block: this is not an RFC 5322 message")
-    if not any(k.lower() in ("from", "sender", "return-path", "subject") for k, _ in headers):
-        raise ParseError("no From, Sender or Subject header: not a mail")
+        return _parse(bytes(raw))
+    except ParseError:
+        raise
+    except Exception as err:  # last line of defence: the pipeline must see a reason
+        raise ParseError(f"parser failure: {type(err).__name__}: {err}"[:300]) from err
+
+
+def _parse(raw: bytes) -> ParsedMail:
+    reason = garbage_reason(raw)
+    if reason:
+        raise ParseError(reason)
+    data, defects = repair_head(raw)
+    msg, parts = _structure(data, defects)
+    raw_headers = [(str(k), str(v)) for k, v in msg.raw_items()]
+    if not any(is_mail_header(name) for name, _ in raw_headers):
+        raise ParseError("not an RFC 5322 message: text without any mail header")
+    headers = [(name, decode_header_value(value, defects)) for name, value in raw_headers]
+    raw_map = _HeaderMap(raw_headers)
     hmap = _HeaderMap(headers)
-    text_parts: list[str] = []
-    html_parts: list[str] = []
-    attachments: list[Attachment] = []
-    _walk(msg, text_parts, html_parts, attachments, defects)
-    html = "\n".join(html_parts)
-    body_text = "\n\n".join(t for t in text_parts if t.strip())
-    if not body_text.strip() and html:
-        body_text = _html_to_text(html, defects)
-    from_name, from_addr = _first_address(hmap.get("from") or hmap.get("sender") or "")
+    if not (raw_map.get("from") or raw_map.get("sender")):
+        defects.append("MissingFrom")
+    html = "\n".join(parts.html)
+    body_text = normalise_text("\n\n".join(t for t in parts.text if t.strip()))
+    from_html = not body_text and bool(html.strip())
+    if from_html:
+        body_text = normalise_text(html_to_text(html, defects))
+    from_name, from_addr = _first_address(raw_map.get("from") or raw_map.get("sender") or "")
     return ParsedMail(
         message_id=_first_msgid(hmap.get("message-id") or ""),
         in_reply_to=tuple(_msgids(hmap.get("in-reply-to") or "")),
         references=tuple(_msgids(" ".join(hmap.all("references")))),
         from_addr=from_addr,
         from_name=from_name,
-        to=_addresses(hmap.all("to")),
-        cc=_addresses(hmap.all("cc")),
-        reply_to=_addresses(hmap.all("reply-to")),
-        delivered_to=_addresses(hmap.all("delivered-to") + hmap.all("x-original-to")),
+        to=_addresses(raw_map.all("to"), defects),
+        cc=_addresses(raw_map.all("cc"), defects),
+        reply_to=_addresses(raw_map.all("reply-to"), defects),
+        delivered_to=_addresses(
+            raw_map.all("delivered-to") + raw_map.all("x-original-to"), defects
+        ),
         subject=clean_header_text(hmap.get("subject") or ""),
         date=_date(hmap.get("date"), defects),
         headers=tuple(headers),
-        body_text=_normalise_text(body_text),
-        body_html=nh3.clean(html) if html else "",
-        attachments=tuple(attachments),
+        body_text=body_text,
+        body_html=sanitise_html(html) if html.strip() else "",
+        attachments=tuple(parts.attachments),
         defects=tuple(dict.fromkeys(defects)),
         size=len(raw),
         content_hash=content_hash(raw),
-        content_type=_safe(lambda: msg.get_content_type(), "text/plain", defects),
+        content_type=_content_type(msg, defects),
+        body_text_from_html=from_html,
     )
 
 
-def clean_header_text(value: str) -> str:
-    """Collapse whitespace and drop characters the stdlib refuses in outgoing headers."""
-    return " ".join(_BAD_HEADER_CHARS.sub(" ", value).split())
+def _structure(data: bytes, defects: list[str]) -> tuple[Message, Parts]:
+    """The stdlib's tree and what we read from it; headers only when nesting is hostile."""
+    try:
+        msg = email.message_from_bytes(data, policy=_POLICY)
+        defects.extend(type(d).__name__ for d in msg.defects)
+        return msg, collect(msg, data, defects)
+    except RecursionError:
+        pass
+    # The stdlib parser recurses once per nesting level; keep the headers and
+    # the body bytes (as an attachment, so nothing is lost) and skip the tree.
+    defects.append("MimeNestingTooDeep: body kept unparsed")
+    msg = email.parser.BytesParser(policy=_POLICY).parsebytes(data, headersonly=True)
+    body = data.replace(b"\r\n", b"\n").partition(b"\n\n")[2]
+    unparsed = Attachment("unparsed-body.txt", "application/octet-stream", body)
+    return msg, Parts(attachments=[unparsed], defects=defects)
+
+
+def _content_type(msg: Message, defects: list[str]) -> str:
+    try:
+        return msg.get_content_type()
+    except Exception as err:
+        defects.append(f"ContentType: {type(err).__name__}")
+        return "text/plain"
 
 
 class _HeaderMap:
@@ -178,99 +223,33 @@ class _HeaderMap:
         return [v for k, v in self._items if k == name]
 
 
-def _safe(fn, default, defects: list[str]):  # type: ignore[no-untyped-def]
-    try:
-        return fn()
-    except Exception as err:
-        defects.append(f"{type(err).__name__}: {err}"[:200])
-        return default
+def _parse_addresses(values: list[str], defects: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) pairs from raw header values; names decoded after splitting.
 
-
-def _decoded_headers(msg: Message, defects: list[str]) -> list[tuple[str, str]]:
-    """Decode raw header values ourselves: the policy's header objects raise on odd input."""
-    out: list[tuple[str, str]] = []
-    for name, value in msg.raw_items():
-        out.append((str(name), decode_header_value(str(value), defects)))
-    return out
-
-
-def decode_header_value(value: str, defects: list[str] | None = None) -> str:
-    """RFC 2047 encoded-words and raw 8-bit bytes to text; lying charsets are tolerated."""
-    value = _undo_surrogates(value)
-    try:
-        chunks = decode_header(value)
-    except Exception as err:
-        if defects is not None:
-            defects.append(f"HeaderDecode: {type(err).__name__}")
-        return _unfold(value)
-    parts: list[str] = []
-    for chunk, charset in chunks:
-        if isinstance(chunk, str):
-            parts.append(chunk)
-        else:
-            parts.append(decode_bytes(chunk, charset, defects))
-    # decode_header drops the whitespace between an encoded word and plain text
-    joined = ""
-    for i, part in enumerate(parts):
-        if i and chunks[i - 1][1] != chunks[i][1] and not joined.endswith(" "):
-            if not part.startswith(" "):
-                joined += " "
-        joined += part
-    return _unfold(joined)
-
-
-def _unfold(value: str) -> str:
-    return re.sub(r"\r?\n[ \t]+", " ", value).replace("\r", "").replace("\n", " ").strip()
-
-
-def _undo_surrogates(value: str) -> str:
-    """Raw 8-bit header bytes arrive surrogate-escaped; read them as UTF-8, else cp1252."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
-        return value
-    data = value.encode("utf-8", "surrogateescape")
-    return decode_bytes(data, None, None)
-
-
-def decode_bytes(data: bytes, charset: str | None, defects: list[str] | None) -> str:
-    """Decode with the declared charset, falling back when it is unknown or lies."""
-    candidates = [charset] if charset and charset.lower() not in ("unknown-8bit",) else []
-    for name in (*candidates, *_FALLBACK_CHARSETS):
+    Splitting before RFC 2047 decoding matters: an encoded name may contain a comma.
+    """
+    values = [v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for v in values]
+    joined = ", ".join(values)
+    pairs: list[tuple[str, str]] = []
+    if len(joined) <= MAX_ADDRESS_HEADER:
         try:
-            return data.decode(_charset_alias(name))
-        except LookupError:
-            if defects is not None:
-                defects.append(f"UnknownCharset: {name}")
-        except UnicodeDecodeError:
-            if defects is not None and name == charset:
-                defects.append(f"CharsetMismatch: {name}")
-    return data.decode("latin-1")
-
-
-def _charset_alias(name: str) -> str:
-    lowered = name.strip().strip('"').lower()
-    aliases = {
-        "ks_c_5601-1987": "cp949",
-        "iso-8859-8-i": "iso-8859-8",
-        "x-mac-cyrillic": "mac_cyrillic",
-        "gb2312": "gb18030",
-        "gbk": "gb18030",
-        "x-unknown": "utf-8",
-        "unicode-1-1-utf-7": "utf-7",
-        "windows-874": "cp874",
-    }
-    return aliases.get(lowered, lowered)
+            pairs = [(n, a) for n, a in getaddresses(values) if "@" in a]
+        except Exception as err:
+            defects.append(f"AddressParse: {type(err).__name__}")
+    else:
+        defects.append("AddressHeaderTooLong")
+    if not pairs and "@" in joined:
+        pairs = [("", a) for a in _LOOSE_ADDRESS.findall(joined[:1_000_000])]
+    return [(clean_header_text(decode_header_value(n)), a.strip().lower()) for n, a in pairs]
 
 
 def _first_address(value: str) -> tuple[str, str]:
-    for name, addr in getaddresses([value]):
-        if addr:
-            return clean_header_text(name), addr.strip().lower()
-    return "", ""
+    pairs = _parse_addresses([value], [])
+    return pairs[0] if pairs else ("", "")
 
 
-def _addresses(values: list[str]) -> tuple[str, ...]:
-    found = [addr.strip().lower() for _, addr in getaddresses(values) if "@" in addr]
-    return tuple(dict.fromkeys(found))
+def _addresses(values: list[str], defects: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(addr for _, addr in _parse_addresses(values, defects)))
 
 
 def _msgids(value: str) -> list[str]:
@@ -297,89 +276,6 @@ def _date(value: str | None, defects: list[str]) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _walk(
-    part: Message,
-    text_parts: list[str],
-    html_parts: list[str],
-    attachments: list[Attachment],
-    defects: list[str],
-) -> None:
-    ctype = _safe(part.get_content_type, "application/octet-stream", defects)
-    if part.is_multipart():
-        for sub in _safe(part.get_payload, [], defects) or []:
-            if isinstance(sub, Message):
-                _walk(sub, text_parts, html_parts, attachments, defects)
-        return
-    disposition = (_safe(part.get_content_disposition, None, defects) or "").lower()
-    filename = _safe(part.get_filename, None, defects)
-    if ctype == "message/rfc822" or ctype.startswith("message/") and ctype != "message/partial":
-        attachments.append(_attachment(part, filename or "message.eml", ctype, False, defects))
-        return
-    is_text = ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename
-    if is_text or (ctype.startswith("text/") and not ctype.startswith("text/calendar")
-                   and disposition == "" and not filename and not text_parts and ctype != "text/html"):
-        text = _text_of(part, defects)
-        (html_parts if ctype == "text/html" else text_parts).append(text)
-        return
-    inline = disposition == "inline" or (not disposition and bool(part.get("Content-ID")))
-    name = filename or _default_name(ctype, len(attachments))
-    attachments.append(_attachment(part, name, ctype, inline, defects))
-
-
-def _default_name(ctype: str, index: int) -> str:
-    ext = {"text/calendar": "ics", "text/plain": "txt", "text/html": "html"}.get(ctype, "bin")
-    return f"part-{index + 1}.{ext}"
-
-
-def _attachment(
-    part: Message, name: str, ctype: str, inline: bool, defects: list[str]
-) -> Attachment:
-    if ctype.startswith("message/"):
-        inner = part.get_payload()
-        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            data = _safe(lambda: inner[0].as_bytes(policy=email.policy.SMTP), b"", defects)
-        else:
-            data = _payload_bytes(part, defects)
-    else:
-        data = _payload_bytes(part, defects)
-    cid = str(part.get("Content-ID", "") or "").strip("<> ")
-    return Attachment(
-        filename=clean_header_text(str(name))[:255] or "attachment",
-        content_type=ctype,
-        data=data,
-        inline=inline,
-        content_id=cid,
-    )
-
-
-def _payload_bytes(part: Message, defects: list[str]) -> bytes:
-    data = _safe(lambda: part.get_payload(decode=True), None, defects)
-    if data is None:
-        payload = part.get_payload()
-        data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
-    return data
-
-
-def _text_of(part: Message, defects: list[str]) -> str:
-    if isinstance(part, EmailMessage):
-        try:
-            content = part.get_content()
-            if isinstance(content, str):
-                return _undo_surrogates(content)
-        except Exception as err:
-            defects.append(f"{type(err).__name__}: {err}"[:200])
-    data = _payload_bytes(part, defects)
-    return decode_bytes(data, part.get_content_charset(), defects)
-
-
-def _html_to_text(html: str, defects: list[str]) -> str:
-    try:
-        return get_text(html[:MAX_HTML_FOR_TEXT])
-    except Exception as err:
-        defects.append(f"HtmlToText: {type(err).__name__}")
-        return re.sub(r"<[^>]+>", " ", html)
-
-
-def _normalise_text(text: str) -> str:
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    return "\n".join(lines).strip("\n").replace("\x00", "")
+# Kept for callers that imported the old private helper.
+_charset_alias = charset_alias
+decode_bytes = decode_bytes

@@ -12,6 +12,7 @@ An entry file is one JSON line of envelope metadata, then the raw mail bytes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -109,7 +110,8 @@ class Spool:
             os.rename(tmp, self.incoming / name)
             _fsync_dir(self.incoming)
         except OSError as err:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             raise TemporaryError(f"spool write failed: {err}") from err
         return name
 
@@ -148,6 +150,12 @@ class Spool:
     def release(self, entry: Entry) -> None:
         """Give an entry back untouched (e.g. the database is down): try again later."""
         os.rename(entry.path, self.incoming / entry.path.name)
+
+    def retry(self, entry: Entry) -> int:
+        """Put an entry back after a failure, counting it; returns the new count."""
+        count = entry.recoveries + 1
+        os.rename(entry.path, self.incoming / _with_recoveries(entry.path.name, count))
+        return count
 
     def shunt(self, entry: Entry) -> Path:
         """Move an entry aside to bad/ when not even the quarantine table can take it."""

@@ -1,27 +1,208 @@
-"""Shared pytest fixtures. Keep each group together and labelled."""
+"""Fixtures: a fresh config and database per test (SQLite and PostgreSQL), a relay sink,
+and the daemon running for real on loopback."""
 
 from __future__ import annotations
 
 import os
-import sys
+import tomllib
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests/dovecot.py is a helper, not a package
-
-from dovecot import Account, Dovecot, unavailable_reason
-
-from helpdesk.config import ImapSection
+from helpdesk import clock, config
+from helpdesk.config import ImapSection, Settings
 from helpdesk.ingest.imap import ImapPoller
 from helpdesk.spool import Spool
+from tests.dovecot import Account, Dovecot
+from tests.helpers import DaemonThread, RelaySink, free_port
+
+PG_DSN = os.environ.get("HELPDESK_TEST_PG", "host=127.0.0.1 port=5432 user=postgres")
+
+
+def _pg_admin():  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(f"{PG_DSN} dbname=postgres", autocommit=True, connect_timeout=3)
+
+
+def postgres_available() -> str:
+    """'' when PostgreSQL answers, else why not."""
+    try:
+        with _pg_admin():
+            return ""
+    except Exception as err:
+        return f"PostgreSQL not reachable at {PG_DSN}: {err}".strip()
+
+
+def require_postgres() -> None:
+    why = postgres_available()
+    if why:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {why}")
+        pytest.skip(f"{why} (start it, or these tests stay skipped)")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of its own, dropped afterwards."""
+    require_postgres()
+    name = f"helpdesk_test_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    host = dict(p.split("=", 1) for p in PG_DSN.split())
+    yield (f"postgresql+psycopg://{host.get('user', 'postgres')}@{host.get('host', '127.0.0.1')}:"
+           f"{host.get('port', '5432')}/{name}")
+    with _pg_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'helpdesk.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'data' / 'helpdesk.db'}"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + " }"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_toml(path: Path, data: dict[str, Any]) -> None:
+    lines: list[str] = []
+
+    def section(prefix: str, table: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in table.items() if not isinstance(v, dict)
+                   and not (isinstance(v, list) and v and isinstance(v[0], dict))}
+        if prefix:
+            lines.append(f"[{prefix}]")
+        lines.extend(f'"{k}" = {_toml_value(v)}' if " " in k else f"{k} = {_toml_value(v)}"
+                     for k, v in scalars.items())
+        for k, v in table.items():
+            if isinstance(v, dict):
+                section(f"{prefix}.{k}" if prefix else k, v)
+            elif isinstance(v, list) and v and isinstance(v[0], dict):
+                for item in v:
+                    lines.append(f"[[{prefix + '.' if prefix else ''}{k}]]")
+                    lines.extend(f"{ik} = {_toml_value(iv)}" for ik, iv in item.items())
+
+    section("", data)
+    path.write_text("\n".join(lines) + "\n")
+    tomllib.loads(path.read_text())  # the writer must produce valid TOML
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str) -> MakeSettings:
+    """A config file in tmp_path with overrides; returns the loaded Settings."""
+    counter = {"n": 0}
+
+    def make(overrides: dict[str, Any] | None = None, *, name: str = "helpdesk") -> Settings:
+        counter["n"] += 1
+        base = {
+            "helpdesk": {
+                "name": "Example Helpdesk",
+                "address": "support@example.test",
+                "domains": ["example.test"],
+                "data_dir": str(tmp_path / "data"),
+                "database_url": database_url,
+                "secret": "test-secret",
+            },
+            "smtp": {"host": "127.0.0.1", "port": 0},
+            "outgoing": {"backoff_base": 0.2, "backoff_max": 1.0, "lease": 2.0},
+            "queue": {"support": {"team": "support"},
+                      "billing": {"team": "support", "address": "billing@example.test"}},
+        }
+        data = _merge(base, overrides or {})
+        cfg_dir = tmp_path / "config"
+        cfg_dir.mkdir(exist_ok=True)
+        path = cfg_dir / f"{name}.toml"
+        write_toml(path, data)
+        return config.load(path)
+
+    return make
+
+
+@pytest.fixture
+def relay() -> Iterator[RelaySink]:
+    sink = RelaySink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def settings_with_relay(make_settings: MakeSettings, relay: RelaySink) -> Settings:
+    return make_settings({"outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port}})
+
+
+@pytest.fixture
+def start_daemon() -> Iterator[Callable[..., DaemonThread]]:
+    started: list[DaemonThread] = []
+
+    def start(settings: Settings, **kwargs: Any) -> DaemonThread:
+        d = DaemonThread(settings, **kwargs).start()
+        started.append(d)
+        return d
+
+    yield start
+    for d in reversed(started):
+        d.stop()
+
+
+@pytest.fixture
+def daemon(
+    settings_with_relay: Settings, start_daemon: Callable[..., DaemonThread]
+) -> DaemonThread:
+    return start_daemon(settings_with_relay)
+
+
+@pytest.fixture(autouse=True)
+def _reset_clock() -> Iterator[None]:
+    yield
+    clock.set_source(None)
+
+
+__all__ = ["free_port"]
+
+
+@pytest.fixture(autouse=True)
+def _dispose_engines() -> Iterator[None]:
+    yield
+    from tests.helpers import dispose_engines
+
+    dispose_engines()
+
 
 # --- IMAP: a real Dovecot on loopback (tests/dovecot.py) ------------------------------
 
 
 def _need_dovecot() -> None:
+    from tests.dovecot import unavailable_reason
+
     reason = unavailable_reason()
     if reason is None:
         return
@@ -53,17 +234,6 @@ def own_dovecot() -> Iterator[Dovecot]:
 @pytest.fixture
 def imap_account(dovecot_server: Dovecot) -> Account:
     return dovecot_server.add_user()
-
-
-def imap_entry(account: Account, **overrides: Any) -> ImapSection:
-    """An [[imap]] section for the account over plain IMAP on loopback, fast timings."""
-    data: dict[str, Any] = {
-        "name": "support", "host": "127.0.0.1", "port": account.server.imap_port,
-        "security": "none", "username": account.username, "password": account.password,
-        "poll_interval": 0.5, "idle_refresh": 30, "backoff_max": 2, "timeout": 10,
-    }
-    data.update(overrides)
-    return ImapSection.model_validate(data)
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from dovecot import Account, make_mail
 
 from helpdesk.__main__ import cli
 from helpdesk.commands.imap import COMMANDS
+from tests.dovecot import Account, make_mail
 
 pytestmark = pytest.mark.dovecot
 
@@ -59,7 +59,7 @@ def test_check_unknown_name(imap_account: Account, run_check) -> None:
 
 
 def test_check_closed_port(imap_account: Account, run_check) -> None:
-    from dovecot import free_port
+    from tests.dovecot import free_port
 
     result = run_check(imap_account, port=free_port())
     assert result.exit_code == 1 and "connection refused" in result.output

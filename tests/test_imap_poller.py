@@ -8,12 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import imap_entry
-from dovecot import Account, Dovecot, make_mail
 
 from helpdesk.errors import TemporaryError
 from helpdesk.ingest.imap import ImapPoller
 from helpdesk.spool import Envelope, Spool
+from tests.dovecot import Account, Dovecot, imap_entry, make_mail
 
 pytestmark = pytest.mark.dovecot
 StartPoller = Callable[..., ImapPoller]

@@ -1,1 +1,1 @@
-"""Ways mail comes in: SMTP/LMTP listener (smtp.py) and IMAP pollers (imap.py)."""
+"""Ways mail comes in: each stores the raw bytes in the spool before saying yes."""

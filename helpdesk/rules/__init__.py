@@ -36,6 +36,11 @@ class AssignRequest:
     agent: str = ""
     team: str = ""
     strategy: str = "round_robin"  # or "least_loaded"
+    # the team's agent names in agents.toml order, for helpdesk.assign.pick()
+    members: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return self.agent or f"team:{self.team} ({self.strategy})"
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,15 @@ class RuleHit:
 
 @dataclass(frozen=True)
 class Decision:
+    """What the rules decided for one mail.
+
+    For a new ticket `queue` is always filled (a rule's, else the routed queue,
+    else the default). For a follow-up (ctx.is_reply) only the fields that rules
+    marked `apply_to = "followups"` or `"all"` set are filled; empty means "leave
+    the ticket as it is". `spam` mails are stored but neither acknowledged nor
+    notified, whatever `ack_template` says.
+    """
+
     category: str = ""
     priority: str = ""
     queue: str = ""
@@ -59,3 +73,5 @@ class Decision:
     ack_template: str | None = None
     hits: tuple[RuleHit, ...] = ()
     matched: tuple[str, ...] = field(default=())
+    # the rule whose `stop = true` ended evaluation, if any
+    stopped_by: str = ""

@@ -19,11 +19,15 @@ from helpdesk.errors import TemporaryError
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def _ensure_sqlite_dir(url: str) -> None:
+    path = url.split("///", 1)[-1]
+    if url.startswith("sqlite") and path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _ensure_sqlite_dir(url)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -78,6 +82,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to `revision` (the daemon does this at start)."""
     from alembic import command
 
+    _ensure_sqlite_dir(url)
     try:
         command.upgrade(alembic_config(url), revision)
     except OperationalError as err:

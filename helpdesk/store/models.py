@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text
+
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from helpdesk import clock
@@ -29,6 +30,23 @@ class Priority(StrEnum):
 PRIORITY_ORDER = [Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.CRITICAL]
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
 def _now() -> datetime:
     return clock.now()
 
@@ -42,7 +60,7 @@ class Contact(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(index=True, unique=True, max_length=320)
     name: str = Field(default="")
-    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
 
 
 class Ticket(SQLModel, table=True):
@@ -57,11 +75,11 @@ class Ticket(SQLModel, table=True):
     contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
     linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     spam: bool = Field(default=False)
-    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
-    updated_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
-    first_response_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
-    resolved_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
-    closed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Message(SQLModel, table=True):
@@ -87,8 +105,8 @@ class Message(SQLModel, table=True):
     threaded_by: str = Field(default="", sa_type=Text)
     defects: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     size: int = Field(default=0)
-    sent_date: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
-    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    sent_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
 
 
 class Attachment(SQLModel, table=True):
@@ -105,7 +123,7 @@ class Attachment(SQLModel, table=True):
 class Event(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
-    at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     actor: str = Field(default="system", max_length=320)
     kind: str = Field(max_length=40)
     field: str = Field(default="", max_length=40)
@@ -127,15 +145,15 @@ class Outbox(SQLModel, table=True):
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     status: str = Field(default="queued", index=True, max_length=16)
     attempts: int = Field(default=0)
-    next_attempt_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    next_attempt_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     last_error: str = Field(default="", sa_type=Text)
-    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
-    sent_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Quarantine(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
-    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     reason: str = Field(sa_type=Text)
     route: str = Field(default="", max_length=100)
     mail_from: str = Field(default="", sa_type=Text)
@@ -145,4 +163,4 @@ class Quarantine(SQLModel, table=True):
     raw_path: str = Field(sa_type=Text)
     size: int = Field(default=0)
     status: str = Field(default="held", max_length=16)
-    released_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,0 +1,281 @@
+"""Core commands: run, ingest, db, tickets, quarantine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mailbox
+import sys
+from pathlib import Path
+
+import click
+
+from helpdesk import logs
+from helpdesk.commands import CliState, pass_state
+from helpdesk.config import Settings
+from helpdesk.errors import RuleError, TemporaryError
+from helpdesk.spool import Envelope, Spool
+from helpdesk.store import blobs, db, queries
+from helpdesk.store.db import session_scope
+from helpdesk.store.models import Quarantine
+
+EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
+
+
+def build_daemon(settings: Settings):  # type: ignore[no-untyped-def]
+    from helpdesk.daemon import Daemon
+
+    try:
+        return Daemon(settings)
+    except RuleError as err:
+        raise click.ClickException(f"rules refused, not starting:\n{err}") from None
+
+
+def _router(settings: Settings):  # type: ignore[no-untyped-def]
+    from helpdesk.rules.holder import RulesHolder
+
+    try:
+        return RulesHolder.from_settings(settings)
+    except RuleError as err:
+        click.echo(f"helpdesk: rules refused:\n{err}", err=True)
+        sys.exit(EX_TEMPFAIL)
+
+
+@click.command()
+@pass_state
+def run(state: CliState) -> None:
+    """Run the daemon: SMTP listener, pipeline, outbox (and IMAP, scheduler when configured)."""
+    settings = state.settings
+    logs.setup(settings)
+    daemon = build_daemon(settings)
+    asyncio.run(daemon.serve())
+
+
+@click.command()
+@click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--recipient", "recipients", multiple=True, help="Envelope recipient(s).")
+@click.option("--sender", default="", help="Envelope sender.")
+@pass_state
+def ingest(state: CliState, sources: tuple[Path, ...], recipients: tuple[str, ...],
+           sender: str) -> None:
+    """Store mail from stdin, files or maildirs (MTA pipe delivery).
+
+    Exit 0 when stored, 75 when storage is unavailable (the MTA retries),
+    65 when a mail is rejected.
+    """
+    settings = state.settings
+    logs.setup(settings)
+    mails = list(_read_sources(sources))
+    worst = EX_OK
+    try:
+        db.upgrade(settings.database_url)
+    except TemporaryError as err:
+        click.echo(f"helpdesk ingest: storage unavailable: {err}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    from helpdesk.pipeline import Pipeline
+
+    spool = Spool(settings.data_dir / "spool")
+    pipeline = Pipeline(settings, db.make_engine(settings.database_url), spool,
+                        router=_router(settings))
+    for label, raw in mails:
+        code = _ingest_one(settings, spool, pipeline, label, raw, recipients, sender)
+        worst = max(worst, code)
+    sys.exit(worst)
+
+
+def _read_sources(sources: tuple[Path, ...]):  # type: ignore[no-untyped-def]
+    if not sources:
+        yield "stdin", sys.stdin.buffer.read()
+        return
+    for src in sources:
+        if src.is_dir():
+            box = mailbox.Maildir(src, factory=None, create=False)
+            for key in sorted(box.keys()):
+                yield f"{src}/{key}", box.get_bytes(key)
+        else:
+            yield str(src), src.read_bytes()
+
+
+def _ingest_one(settings: Settings, spool: Spool, pipeline, label: str, raw: bytes,  # type: ignore[no-untyped-def]
+                recipients: tuple[str, ...], sender: str) -> int:
+    if not raw.strip():
+        click.echo(f"{label}: rejected: empty message", err=True)
+        return EX_DATAERR
+    if len(raw) > settings.smtp.max_message_size:
+        click.echo(f"{label}: rejected: {len(raw)} bytes exceeds max_message_size "
+                   f"{settings.smtp.max_message_size}", err=True)
+        return EX_DATAERR
+    try:
+        name = spool.put(raw, Envelope(route="ingest", mail_from=sender,
+                                       rcpt_tos=tuple(recipients)))
+    except TemporaryError as err:
+        click.echo(f"{label}: storage unavailable: {err}", err=True)
+        return EX_TEMPFAIL
+    entry = spool.claim(name)
+    if entry is None:  # a running daemon took it: it is safely in its hands
+        click.echo(f"{label}: spooled for the running daemon")
+        return EX_OK
+    outcome = pipeline.process_entry(entry)
+    if outcome.kind == "deferred":
+        again = spool.claim(name)
+        if again is not None:
+            spool.finish(again)  # the MTA keeps the mail and retries; don't keep a copy
+        click.echo(f"{label}: storage unavailable: {outcome.detail}", err=True)
+        return EX_TEMPFAIL
+    click.echo(f"{label}: {outcome.kind} {outcome.ticket} {outcome.detail}".rstrip())
+    return EX_OK
+
+
+@click.group(name="db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command()
+@pass_state
+def upgrade(state: CliState) -> None:
+    """Apply schema migrations."""
+    try:
+        db.upgrade(state.settings.database_url)
+    except TemporaryError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo("database is up to date")
+
+
+@click.group(name="tickets")
+def tickets_group() -> None:
+    """Look at tickets."""
+
+
+@tickets_group.command(name="list")
+@click.option("--status", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def tickets_list(state: CliState, status: str | None, as_json: bool) -> None:
+    from helpdesk.present import ticket_summary
+
+    settings = state.settings
+    prefix = settings.helpdesk.ticket_prefix
+    with session_scope(_engine(settings)) as session:
+        rows = [ticket_summary(session, t, prefix) for t in queries.tickets(session, status)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for r in rows:
+        click.echo(f"{r['id']:<10} {r['status']:<9} {r['priority']:<8} {r['queue']:<10} "
+                   f"{r['customer']:<30} {r['subject']}")
+
+
+@tickets_group.command(name="show")
+@click.argument("ticket_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def tickets_show(state: CliState, ticket_id: str, as_json: bool) -> None:
+    from helpdesk.present import ticket_detail
+
+    settings = state.settings
+    number = _ticket_number(ticket_id, settings.helpdesk.ticket_prefix)
+    with session_scope(_engine(settings)) as session:
+        ticket = queries.ticket(session, number)
+        if ticket is None:
+            raise click.ClickException(f"no ticket {ticket_id}")
+        data = ticket_detail(session, ticket, settings.helpdesk.ticket_prefix)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    _print_ticket(data)
+
+
+def _print_ticket(data: dict) -> None:  # type: ignore[type-arg]
+    click.echo(f"{data['id']}: {data['subject']}")
+    for key in ("status", "priority", "category", "queue", "assignee", "customer", "created"):
+        click.echo(f"  {key:<10} {data[key] or '-'}")
+    for m in data["messages"]:
+        flag = " (internal)" if m["internal"] else ""
+        click.echo(f"\n--- {m['direction']}{flag} from {m['from']} [{m['threaded_by']}]")
+        click.echo(f"    Message-ID: <{m['message_id']}>")
+        for a in m["attachments"]:
+            click.echo(f"    attachment: {a['filename']} ({a['content_type']}, {a['size']} B)")
+        click.echo(m["body_text"])
+    click.echo("\nhistory:")
+    for e in data["events"]:
+        change = f" {e['field']}: {e['old']!r} -> {e['new']!r}" if e["field"] else ""
+        click.echo(f"  {e['at']} {e['actor']} {e['kind']}{change} {e['detail']}".rstrip())
+
+
+def _ticket_number(text: str, prefix: str) -> int:
+    value = text.strip().upper().removeprefix(prefix.upper() + "-")
+    if not value.isdigit():
+        raise click.ClickException(f"not a ticket id: {text} (expected {prefix}-N)")
+    return int(value)
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    try:
+        db.upgrade(settings.database_url)
+    except TemporaryError as err:
+        raise click.ClickException(str(err)) from None
+    return db.make_engine(settings.database_url)
+
+
+@click.group(name="quarantine")
+def quarantine_group() -> None:
+    """Mail that could not be processed, with the reason."""
+
+
+@quarantine_group.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "include_released", is_flag=True, help="Include released entries.")
+@pass_state
+def quarantine_list(state: CliState, as_json: bool, include_released: bool) -> None:
+    from helpdesk.present import quarantine_entry
+
+    with session_scope(_engine(state.settings)) as session:
+        rows = [quarantine_entry(q) for q in queries.quarantined(session, include_released)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"Q{r['id']:<5} {r['created']} {r['status']:<8} {r['size']:>8} B  {r['reason']}")
+
+
+@quarantine_group.command(name="show")
+@click.argument("qid")
+@pass_state
+def quarantine_show(state: CliState, qid: str) -> None:
+    settings = state.settings
+    with session_scope(_engine(settings)) as session:
+        row = session.get(Quarantine, int(qid.lstrip("Qq")))
+        if row is None:
+            raise click.ClickException(f"no quarantine entry {qid}")
+    click.echo(f"Q{row.id} ({row.status}) via {row.route} from {row.mail_from or '-'}")
+    click.echo(f"reason: {row.reason}\n")
+    raw = blobs.read(settings.data_dir, row.raw_path)
+    sys.stdout.buffer.write(raw)
+    sys.stdout.flush()
+
+
+@quarantine_group.command(name="release")
+@click.argument("qid")
+@pass_state
+def quarantine_release(state: CliState, qid: str) -> None:
+    """Run a quarantined mail through the pipeline again."""
+    from helpdesk.pipeline import Pipeline
+
+    settings = state.settings
+    engine = _engine(settings)
+    spool = Spool(settings.data_dir / "spool")
+    pipeline = Pipeline(settings, engine, spool, router=_router(settings))
+    try:
+        name = pipeline.release(int(qid.lstrip("Qq")))
+    except KeyError as err:
+        raise click.ClickException(str(err.args[0])) from None
+    entry = spool.claim(name)
+    if entry is None:
+        click.echo(f"Q{qid}: handed to the running daemon")
+        return
+    outcome = pipeline.process_entry(entry)
+    click.echo(f"Q{qid.lstrip('Qq')}: {outcome.kind} {outcome.ticket} {outcome.detail}".rstrip())
+
+
+COMMANDS = [run, ingest, db_group, tickets_group, quarantine_group]

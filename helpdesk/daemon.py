@@ -1,0 +1,237 @@
+"""Wiring only: spool, workers, SMTP listener, signals. No mail logic lives here.
+
+SIGTERM: stop accepting, let in-flight SMTP transactions finish spooling, let the
+pipeline finish the mail in hand, then exit. SIGHUP: run the reload hooks
+(rules, templates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from helpdesk import mailout
+from helpdesk.alerts import alert_admins
+from helpdesk.config import Settings
+from helpdesk.errors import TemporaryError
+from helpdesk.ingest.smtp import IntakeHandler, smtp_factory
+from helpdesk.outbox import OutboxWorker
+from helpdesk.pipeline import Pipeline, Router
+from helpdesk.rules.holder import RulesHolder, watch_rules
+from helpdesk.spool import Spool
+from helpdesk.store import db
+
+log = logging.getLogger("helpdesk.daemon")
+DRAIN_SECONDS = 20.0
+
+
+class Worker(threading.Thread):
+    """Runs `step` until stopped; waits for a poke (or `idle` seconds) when there is no work."""
+
+    def __init__(self, name: str, step: Callable[[], bool], idle: float = 1.0) -> None:
+        super().__init__(name=name, daemon=True)
+        self.step = step
+        self.idle = idle
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.backoff = 0.0
+
+    def poke(self) -> None:
+        self.wake.set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                busy = self.step()
+                self.backoff = 0.0
+            except TemporaryError as err:
+                self.backoff = min(30.0, max(0.5, self.backoff * 2))
+                log.warning("%s waiting %.1fs: %s", self.name, self.backoff, err)
+                busy = False
+            except Exception:
+                log.exception("%s: unexpected error; continuing", self.name)
+                self.backoff = min(30.0, max(0.5, self.backoff * 2))
+                busy = False
+            if not busy:
+                self.wake.wait(self.backoff or self.idle)
+                self.wake.clear()
+
+
+@dataclass
+class Daemon:
+    settings: Settings
+    router: Router | None = None
+    engine: Engine | None = None
+    reload_hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.engine = self.engine or db.make_engine(s.database_url)
+        if self.router is None:
+            # a bad rules file at start-up raises RuleError: refuse to start
+            self.rules: RulesHolder | None = RulesHolder.from_settings(s)
+            self.router = self.rules
+            self.reload_hooks.append(self._reload_rules)
+        else:
+            self.rules = None
+        self.spool = Spool(s.data_dir / "spool")
+        self.outbox = OutboxWorker(s, self.engine)
+        self.outbox_worker = Worker("outbox", self._outbox_step, idle=1.0)
+        self.pipeline = Pipeline(s, self.engine, self.spool, self.router,
+                                 on_outbox=self.outbox_worker.poke)
+        self.pipeline_worker = Worker("pipeline", self._pipeline_step, idle=1.0)
+        self.handler = IntakeHandler(s, self.spool, on_spooled=self.pipeline_worker.poke)
+        self.server: asyncio.AbstractServer | None = None
+        self._schema_ready = False
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.reload_hooks.append(mailout.clear_template_cache)
+
+    def _reload_rules(self) -> None:
+        assert self.rules is not None
+        error = self.rules.reload()
+        if error is not None:
+            self._rules_refused(error)
+
+    def _rules_refused(self, error: Exception) -> None:
+        try:
+            alert_admins(self.settings, self.engine, "rules file refused",  # type: ignore[arg-type]
+                         f"The rules files were changed but could not be loaded; the previous "
+                         f"rules stay in force until this is fixed:\n\n{error}\n")
+        except TemporaryError as err:
+            log.warning("could not alert admins about refused rules: %s", err)
+
+    # -- workers -----------------------------------------------------------------
+
+    def _ensure_schema(self) -> None:
+        if not self._schema_ready:
+            db.upgrade(self.settings.database_url)
+            self._schema_ready = True
+            moved = self.pipeline.quarantine_shunted()
+            if moved:
+                log.warning("moved %d repeatedly failing spool entries to quarantine", moved)
+
+    def _pipeline_step(self) -> bool:
+        self._ensure_schema()
+        outcome = self.pipeline.process_next()
+        if outcome is None:
+            return False
+        if outcome.kind == "deferred":
+            raise TemporaryError(outcome.detail)
+        return True
+
+    def _outbox_step(self) -> bool:
+        if not self._schema_ready:
+            return False
+        result = self.outbox.deliver_due()
+        return result.sent > 0 and result.failed == 0
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        recovered, shunted = self.spool.recover()
+        if recovered or shunted:
+            log.warning("spool recovery: %d mails resumed, %d set aside", recovered, shunted)
+        try:
+            self._ensure_schema()
+        except TemporaryError as err:
+            log.error("database unavailable at start (%s); accepting mail into the spool", err)
+        self.pipeline_worker.start()
+        self.outbox_worker.start()
+        if self.settings.smtp.enabled:
+            await self._start_smtp()
+        if self.rules is not None:
+            self._tasks.append(asyncio.create_task(self._watch_rules()))
+
+    async def _watch_rules(self) -> None:
+        assert self.rules is not None
+        try:
+            await watch_rules(self.rules, on_error=lambda err: asyncio.to_thread(
+                self._rules_refused, err))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("rules watcher stopped; SIGHUP still reloads the rules")
+
+    async def _start_smtp(self) -> None:
+        cfg = self.settings.smtp
+        tls = None
+        if cfg.tls_cert and cfg.tls_key:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            smtp_factory(self.settings, self.handler, tls), cfg.host, cfg.port)
+        port = self.server.sockets[0].getsockname()[1]
+        log.info("listening for %s on %s:%s", "LMTP" if cfg.lmtp else "SMTP", cfg.host, port)
+
+    @property
+    def smtp_port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def reload(self) -> None:
+        for hook in self.reload_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("reload hook %s failed; previous state kept", hook)
+        log.info("reloaded")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def stop(self) -> None:
+        self.handler.accepting = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.server is not None:
+            self.server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_SECONDS
+        while self.handler.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for worker in (self.pipeline_worker, self.outbox_worker):
+            worker.stop()
+        for worker in (self.pipeline_worker, self.outbox_worker):
+            if worker.is_alive():
+                await asyncio.to_thread(worker.join, max(0.1, deadline - loop.time()))
+        if self.server is not None:
+            self.server.close()
+        log.info("stopped")
+
+    async def serve(self, ready: Callable[[], None] | None = None) -> None:
+        """Start, run until SIGTERM/SIGINT (or request_stop), then drain."""
+        loop = asyncio.get_running_loop()
+        await self.start()
+        installed = []
+        for sig, action in ((signal.SIGTERM, self.request_stop), (signal.SIGINT, self.request_stop),
+                            (signal.SIGHUP, self.reload)):
+            try:
+                loop.add_signal_handler(sig, action)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests run the daemon in a thread)
+        if ready:
+            ready()
+        try:
+            await self._stop.wait()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self.stop()

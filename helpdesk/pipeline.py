@@ -1,0 +1,309 @@
+"""The sole orchestrator: claim a spool entry, parse, thread, route, store+notify, finish.
+
+Errors are caught here and only here (STYLE habit 3): a TemporaryError (database
+down) gives the entry back to the spool to wait; any other failure is counted,
+and a mail that fails MAX_RECOVERIES times is quarantined with the reason, so one
+bad mail never blocks the ones behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from helpdesk import autoreply, clock, mailout, parse, thread
+from helpdesk.config import Settings
+from helpdesk.errors import ParseError, TemporaryError
+from helpdesk.rules import Decision, MailContext
+from helpdesk.rules.context import build_context
+from helpdesk.spool import MAX_RECOVERIES, Entry, Envelope, Spool
+from helpdesk.store import blobs, queries
+from helpdesk.store import tickets as store
+from helpdesk.store.db import session_scope
+from helpdesk.store.models import Quarantine, Status, Ticket
+
+log = logging.getLogger("helpdesk.pipeline")
+
+
+class Router(Protocol):
+    def decide(self, ctx: MailContext) -> Decision: ...
+
+
+class AddressRouter:
+    """Queue by the address or mailbox a mail came to; used when no rules are loaded."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def decide(self, ctx: MailContext) -> Decision:
+        return Decision(queue=ctx.routed_queue or ctx.default_queue)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # stored, duplicate, quarantined, deferred, retry
+    ticket: str = ""
+    detail: str = ""
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, engine: Engine, spool: Spool,
+                 router: Router | None = None,
+                 on_outbox: Callable[[], None] | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.spool = spool
+        self.router: Router = router or AddressRouter(settings)
+        self.on_outbox = on_outbox
+        self.lock = threading.Lock()
+
+    # -- driving -----------------------------------------------------------------
+
+    def process_next(self) -> Outcome | None:
+        entry = self.spool.claim()
+        return None if entry is None else self.process_entry(entry)
+
+    def drain(self, limit: int = 100_000) -> list[Outcome]:
+        """Process until the spool is empty or an outage defers a mail (tests, ingest)."""
+        outcomes: list[Outcome] = []
+        for _ in range(limit):
+            outcome = self.process_next()
+            if outcome is None:
+                break
+            outcomes.append(outcome)
+            if outcome.kind == "deferred":
+                break
+        return outcomes
+
+    def process_entry(self, entry: Entry) -> Outcome:
+        try:
+            outcome = self._process(entry)
+        except TemporaryError as err:
+            self.spool.release(entry)
+            log.warning("deferred %s: %s", entry.name, err)
+            return Outcome("deferred", detail=str(err))
+        except Exception as err:
+            return self._failed(entry, err)
+        self.spool.finish(entry)
+        if outcome.kind == "stored" and self.on_outbox:
+            self.on_outbox()
+        return outcome
+
+    def _failed(self, entry: Entry, err: Exception) -> Outcome:
+        reason = f"{type(err).__name__}: {err}"
+        log.error("failed %s (attempt %d): %s\n%s", entry.name, entry.recoveries + 1, reason,
+                  traceback.format_exc())
+        if entry.recoveries + 1 < MAX_RECOVERIES:
+            self.spool.retry(entry)
+            return Outcome("retry", detail=reason)
+        try:
+            outcome = self._quarantine(entry, f"processing failed {MAX_RECOVERIES} times: {reason}")
+        except Exception as qerr:  # not even the quarantine table: keep the file in bad/
+            path = self.spool.shunt(entry)
+            log.error("could not quarantine %s (%s); kept in %s", entry.name, qerr, path)
+            return Outcome("retry", detail=f"shunted to {path}")
+        self.spool.finish(entry)
+        return outcome
+
+    # -- one mail ----------------------------------------------------------------
+
+    def _process(self, entry: Entry) -> Outcome:
+        try:
+            mail = parse.parse(entry.raw)
+        except ParseError as err:
+            return self._quarantine(entry, f"cannot parse: {err}")
+        key = store.dedupe_key(mail)
+        try:
+            with session_scope(self.engine) as session:
+                if queries.message_exists(session, key):
+                    return Outcome("duplicate", detail=mail.message_id)
+                return self._store(session, entry, mail)
+        except IntegrityError:
+            # another daemon stored the same mail between our check and our insert
+            with session_scope(self.engine) as session:
+                if queries.message_exists(session, key):
+                    return Outcome("duplicate", detail=mail.message_id)
+            raise
+
+    def _store(self, session: Session, entry: Entry, mail: parse.ParsedMail) -> Outcome:
+        hd = self.settings.helpdesk
+        found = thread.resolve(session, mail, entry.envelope, local=hd.local_part,
+                               prefix=hd.ticket_prefix, secret=self.settings.secret)
+        ticket = queries.ticket(session, found.ticket_id) if found.ticket_id else None
+        linked = found.linked_ticket_id
+        if ticket is not None and self._opens_new_ticket(ticket):
+            linked, ticket = ticket.id, None
+        ctx = self._context(session, entry.envelope, mail, is_reply=ticket is not None)
+        decision = self.router.decide(ctx)
+        bounce = autoreply.is_bounce(mail, entry.envelope)
+        is_new = ticket is None
+        if ticket is None:
+            ticket = self._open(session, mail, ctx, decision, linked, found.reason, bounce)
+        store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
+                             route=entry.envelope.route, threaded_by=found.reason)
+        if is_new:
+            self._acknowledge(session, ticket, mail, entry.envelope, decision, bounce)
+        else:
+            self.apply_decision(session, ticket, decision)  # rules that apply to follow-ups
+            self._follow_up(session, ticket, mail, found.reason, bounce)
+        session.flush()
+        log.info("stored %s on %s-%s (%s) message_id=<%s>", entry.name, hd.ticket_prefix,
+                 ticket.id, found.reason, mail.message_id)
+        return Outcome("stored", f"{hd.ticket_prefix}-{ticket.id}", found.reason)
+
+    def _opens_new_ticket(self, ticket: Ticket) -> bool:
+        return ticket.status == Status.CLOSED
+
+    def _context(self, session: Session, envelope: Envelope, mail: parse.ParsedMail,
+                 is_reply: bool) -> MailContext:
+        return build_context(
+            self.settings, mail, envelope, is_reply=is_reply,
+            previous_tickets=queries.previous_ticket_count(session, mail.from_addr),
+            arrived_at=clock.now())
+
+    def _open(self, session: Session, mail: parse.ParsedMail, ctx: MailContext,
+              decision: Decision, linked: int | None, reason: str, bounce: bool) -> Ticket:
+        contact = store.contact_for(session, mail.from_addr, mail.from_name) \
+            if mail.from_addr else None
+        queue = ctx.routed_queue or ctx.default_queue  # rules change it below, with history
+        ticket = store.create_ticket(session, subject=mail.subject, contact=contact,
+                                     queue=queue, linked_ticket_id=linked)
+        store.event(session, ticket, "created", actor=mail.from_addr or "unknown",
+                    detail=f"via {ctx.envelope.route}; {reason}")
+        self.apply_decision(session, ticket, decision)
+        if bounce and not ticket.category:
+            ticket.category = "bounce"
+        return ticket
+
+    def apply_decision(self, session: Session, ticket: Ticket, decision: Decision) -> None:
+        """Set what the rules decided, each change recorded with the rule that made it."""
+        by_rule = {h.field: h.rule for h in decision.hits}
+        for field in ("category", "priority", "queue"):
+            value = getattr(decision, field)
+            if value:
+                store.change(session, ticket, field, value,
+                             actor=f"rule:{by_rule.get(field, '(routing)')}")
+        if decision.tags and not set(decision.tags) <= set(ticket.tags):
+            old = ",".join(ticket.tags)
+            ticket.tags = sorted({*ticket.tags, *decision.tags})
+            store.event(session, ticket, "change", actor=f"rule:{by_rule.get('tags', '')}",
+                        field="tags", old=old, new=",".join(ticket.tags))
+        if decision.spam and not ticket.spam:
+            ticket.spam = True
+            store.event(session, ticket, "change", actor=f"rule:{by_rule.get('spam', '')}",
+                        field="spam", old="false", new="true")
+        if decision.assign is not None:
+            name = store.resolve_assignee(session, decision.assign)
+            if name:
+                store.change(session, ticket, "assignee", name,
+                             actor=f"rule:{by_rule.get('assignee', by_rule.get('assign', ''))}",
+                             detail=decision.assign.describe())
+
+    def _acknowledge(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
+                     envelope: Envelope, decision: Decision, bounce: bool) -> None:
+        hd = self.settings.helpdesk
+        allowed, why = autoreply.may_autoreply(
+            session, mail, envelope, own_addresses=self._own_addresses(),
+            limit_per_hour=hd.autoreply_limit)
+        if decision.spam or decision.ack_template == "" or (bounce and allowed):
+            allowed = False
+            why = ("spam" if decision.spam else "bounce: delivery status notification" if bounce
+                   else "a rule says no acknowledgement")
+        if not allowed:
+            store.event(session, ticket, "no-ack", detail=why)
+            log.info("no acknowledgement for %s-%s: %s", hd.ticket_prefix, ticket.id, why)
+            return
+        public_id = f"{hd.ticket_prefix}-{ticket.id}"
+        tagged = mailout.tagged_subject(hd.ticket_prefix, ticket.id, mail.subject)
+        context = {"ticket_id": public_id, "subject": ticket.subject, "tagged_subject": tagged,
+                   "customer_name": mail.from_name, "customer": mail.from_addr,
+                   "helpdesk_name": hd.name, "queue": ticket.queue,
+                   "priority": ticket.priority, "category": ticket.category}
+        subject, text, html = mailout.render(self.settings, decision.ack_template or "ack",
+                                             context)
+        msg = mailout.build(
+            self.settings, to=[mail.from_addr], subject=subject, text=text, html=html,
+            reply_to=self.reply_address(ticket.id), in_reply_to=mail.message_id,
+            references=[*mail.references, mail.message_id], automatic=True,
+            id_hint=public_id.lower())
+        # RFC 3834: automatic answers go out with a null envelope sender
+        mailout.queue(session, msg, kind="ack", ticket_id=ticket.id, mail_from="",
+                      automatic=True)
+        store.event(session, ticket, "ack", detail=f"to {mail.from_addr}")
+
+    def _follow_up(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
+                   reason: str, bounce: bool) -> None:
+        actor = mail.from_addr or "unknown"
+        if bounce:
+            store.event(session, ticket, "bounce", actor=actor, detail=reason)
+            return
+        store.event(session, ticket, "reply", actor=actor, detail=reason)
+        if ticket.status in (Status.RESOLVED, Status.PENDING):
+            store.change(session, ticket, "status", Status.OPEN, actor=actor,
+                         detail="customer replied")
+            ticket.resolved_at = None
+
+    def reply_address(self, ticket_id: int | None) -> str:
+        from helpdesk.tokens import reply_address
+
+        hd = self.settings.helpdesk
+        return reply_address(hd.local_part, hd.domain, hd.ticket_prefix, self.settings.secret,
+                             int(ticket_id or 0))
+
+    def _own_addresses(self) -> set[str]:
+        hd = self.settings.helpdesk
+        own = {hd.address.lower()}
+        own.update(q.address.lower() for q in self.settings.queue.values() if q.address)
+        return own
+
+    # -- quarantine --------------------------------------------------------------
+
+    def _quarantine(self, entry: Entry, reason: str) -> Outcome:
+        chash = parse.content_hash(entry.raw)
+        with session_scope(self.engine) as session:
+            existing = queries.quarantined_hash(session, chash)
+            if existing is not None:
+                return Outcome("duplicate", detail=f"already quarantined as Q{existing.id}")
+            raw_path = blobs.put(self.settings.data_dir, "quarantine", entry.raw, ".eml")
+            row = Quarantine(reason=reason[:4000], route=entry.envelope.route,
+                             mail_from=entry.envelope.mail_from,
+                             rcpt_tos=list(entry.envelope.rcpt_tos), content_hash=chash,
+                             raw_path=raw_path, size=len(entry.raw))
+            session.add(row)
+            session.flush()
+            qid = row.id
+        log.warning("quarantined %s as Q%s: %s", entry.name, qid, reason)
+        return Outcome("quarantined", detail=f"Q{qid}: {reason}")
+
+    def quarantine_shunted(self) -> int:
+        """Move entries that crashed the daemon too often (spool bad/) into quarantine."""
+        moved = 0
+        for path in self.spool.bad_entries():
+            entry = self.spool.read_bad(path)
+            self._quarantine(entry, "crashed the daemon repeatedly while being processed")
+            self.spool.finish(entry)
+            moved += 1
+        return moved
+
+    def release(self, quarantine_id: int) -> str:
+        """Put a quarantined mail through the pipeline again; returns the spool entry name."""
+        with session_scope(self.engine) as session:
+            row = session.get(Quarantine, quarantine_id)
+            if row is None or row.status != "held":
+                raise KeyError(f"no held quarantine entry Q{quarantine_id}")
+            raw = blobs.read(self.settings.data_dir, row.raw_path)
+            envelope = Envelope(route=row.route or "release", mail_from=row.mail_from,
+                                rcpt_tos=tuple(row.rcpt_tos),
+                                extra={"released_from": quarantine_id})
+            name = self.spool.put(raw, envelope)
+            row.status = "released"
+            row.released_at = clock.now()
+        return name

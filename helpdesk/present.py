@@ -1,0 +1,86 @@
+"""Tickets and quarantine entries as plain data, for the CLI (and later the HTTP API)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from helpdesk.store import queries
+from helpdesk.store.models import Contact, Quarantine, Ticket
+from helpdesk.store.tickets import attachments_of
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def ticket_summary(session: Session, ticket: Ticket, prefix: str) -> dict[str, Any]:
+    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    return {
+        "id": f"{prefix}-{ticket.id}",
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "category": ticket.category,
+        "queue": ticket.queue,
+        "assignee": ticket.assignee,
+        "tags": list(ticket.tags),
+        "spam": ticket.spam,
+        "customer": contact.email if contact else "",
+        "customer_name": contact.name if contact else "",
+        "linked": f"{prefix}-{ticket.linked_ticket_id}" if ticket.linked_ticket_id else None,
+        "created": _iso(ticket.created_at),
+        "updated": _iso(ticket.updated_at),
+        "first_response": _iso(ticket.first_response_at),
+        "resolved": _iso(ticket.resolved_at),
+        "closed": _iso(ticket.closed_at),
+    }
+
+
+def ticket_detail(session: Session, ticket: Ticket, prefix: str) -> dict[str, Any]:
+    data = ticket_summary(session, ticket, prefix)
+    data["messages"] = [
+        {
+            "message_id": m.message_id,
+            "direction": m.direction,
+            "internal": m.internal,
+            "from": m.from_addr,
+            "to": list(m.to),
+            "cc": list(m.cc),
+            "subject": m.subject,
+            "body_text": m.body_text,
+            "threaded_by": m.threaded_by,
+            "route": m.route,
+            "defects": list(m.defects),
+            "raw_path": m.raw_path,
+            "created": _iso(m.created_at),
+            "attachments": [
+                {"filename": a.filename, "content_type": a.content_type, "size": a.size,
+                 "sha256": a.sha256, "inline": a.inline}
+                for a in attachments_of(session, m.id)  # type: ignore[arg-type]
+            ],
+        }
+        for m in queries.messages(session, ticket.id)  # type: ignore[arg-type]
+    ]
+    data["events"] = [
+        {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "field": e.field, "old": e.old,
+         "new": e.new, "detail": e.detail}
+        for e in queries.events(session, ticket.id)  # type: ignore[arg-type]
+    ]
+    return data
+
+
+def quarantine_entry(row: Quarantine) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "created": _iso(row.created_at),
+        "reason": row.reason,
+        "route": row.route,
+        "mail_from": row.mail_from,
+        "rcpt_tos": list(row.rcpt_tos),
+        "size": row.size,
+        "status": row.status,
+        "raw_path": row.raw_path,
+    }

@@ -1,0 +1,141 @@
+"""Tell garbage from mail, and repair header blocks that real mailers get wrong. Pure.
+
+Python's parser ends the header block at the first line it does not recognise and
+treats everything after it as body, so one bad line in the head loses From and
+Subject. These repairs happen on the bytes, before the stdlib sees them, and each
+one is recorded as a defect so that nothing is changed silently.
+"""
+
+from __future__ import annotations
+
+import re
+
+_BINARY_MAGIC = {
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": "a binary OLE2 file (Outlook .msg or Office document)",
+    b"%PDF-": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive",
+    b"\x1f\x8b": "gzip-compressed data",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+}
+_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+_HEADER = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
+_OBS_HEADER = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]+:")
+_BSMTP = re.compile(rb"(?i)(HELO|EHLO|MAIL FROM:|RCPT TO:|RSET)\b")
+_BSMTP_END = re.compile(rb"\r?\n\.\r?\n(QUIT\r?\n?)?\s*$", re.IGNORECASE)
+# Header names that only mail has; a "header block" of other words is prose.
+_MAIL_HEADERS = frozenset(
+    {
+        "from",
+        "sender",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "date",
+        "message-id",
+        "received",
+        "return-path",
+        "mime-version",
+        "delivered-to",
+        "reply-to",
+        "in-reply-to",
+        "references",
+        "x-original-to",
+        "envelope-to",
+    }
+)
+_MAIL_PREFIXES = ("content-", "x-", "resent-", "list-", "dkim-", "arc-", "authentication-")
+MAX_HEAD_SCAN = 1024 * 1024
+
+
+def garbage_reason(raw: bytes) -> str | None:
+    """Why these bytes cannot be a mail, or None when they may be one."""
+    if not raw.strip():
+        return "empty message: no bytes other than whitespace"
+    for magic, kind in _BINARY_MAGIC.items():
+        if raw.startswith(magic):
+            return f"not an RFC 5322 message: the bytes are {kind}"
+    sample = raw[:2048]
+    if len(_CONTROL.findall(sample)) > max(8, len(sample) // 50):
+        return "not an RFC 5322 message: the start of the data is binary"
+    return None
+
+
+def is_mail_header(name: str) -> bool:
+    lowered = name.strip().lower()
+    return lowered in _MAIL_HEADERS or lowered.startswith(_MAIL_PREFIXES)
+
+
+def repair_head(raw: bytes) -> tuple[bytes, list[str]]:
+    """Undo envelope wrappers and header-block damage; returns the bytes and the defects."""
+    defects: list[str] = []
+    data = raw
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+        defects.append("LeadingByteOrderMark")
+    if _BSMTP.match(data):
+        data = _strip_bsmtp(data, defects)
+    stripped = data.lstrip(b"\r\n\t ")
+    if stripped is not data and len(stripped) != len(data) and _HEADER.match(stripped):
+        data = stripped
+        defects.append("LeadingBlankLines")
+    return _repair_lines(data, defects), defects
+
+
+def _strip_bsmtp(data: bytes, defects: list[str]) -> bytes:
+    match = re.search(rb"(?im)^DATA[ \t]*\r?\n", data[: 64 * 1024])
+    if not match:
+        return data
+    defects.append("BSMTPEnvelope")
+    body = data[match.end() :]
+    end = _BSMTP_END.search(body)
+    if end:
+        body = body[: end.start()] + b"\n"
+    # SMTP dot-stuffing doubled every leading dot
+    return re.sub(rb"(?m)^\.\.", b".", body)
+
+
+def _repair_lines(data: bytes, defects: list[str]) -> bytes:
+    """Fix obsolete `Name :` syntax and drop stray non-header lines inside the head."""
+    head_end = _head_end(data)
+    lines = data[:head_end].split(b"\n")
+    out: list[bytes] = []
+    changed = False
+    for i, line in enumerate(lines):
+        if _is_header_line(line, first=i == 0):
+            out.append(line)
+        elif obs := _OBS_HEADER.match(line):
+            out.append(obs.group(1) + b":" + line[obs.end() :])
+            defects.append("ObsoleteHeaderSyntax")
+            changed = True
+        elif out and _rest_is_head(lines[i + 1 :]):
+            defects.append("InvalidHeaderLineDropped")
+            changed = True
+        else:
+            # prose: the stdlib will record a missing header/body separator
+            return data if not changed else b"\n".join(out + lines[i:]) + data[head_end:]
+    return b"\n".join(out) + data[head_end:] if changed else data
+
+
+def _head_end(data: bytes) -> int:
+    window = data[:MAX_HEAD_SCAN]
+    ends = [i for i in (window.find(b"\n\n"), window.find(b"\n\r\n")) if i >= 0]
+    return min(ends) if ends else len(window)
+
+
+def _is_header_line(line: bytes, first: bool) -> bool:
+    if line[:1] in (b" ", b"\t"):
+        return not first
+    unix_from = first and line.startswith(b"From ") and not _OBS_HEADER.match(line)
+    return bool(_HEADER.match(line)) or unix_from
+
+
+def _rest_is_head(rest: list[bytes]) -> bool:
+    """Lines after a stray line are still headers if most of them look like headers."""
+    sample = [line for line in rest[:20] if line.strip()]
+    if not sample:
+        return False
+    heads = [bool(_HEADER.match(line) or _OBS_HEADER.match(line)) for line in sample]
+    good = sum(h or line[:1] in (b" ", b"\t") for h, line in zip(heads, sample, strict=True))
+    return good * 4 >= len(sample) * 3 and any(heads)

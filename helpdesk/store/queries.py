@@ -1,0 +1,139 @@
+"""Read-only questions other stages ask of the store (thread.py, notify, CLI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from helpdesk.store.models import Contact, Event, Message, Outbox, Quarantine, Ticket, msgid_key
+
+
+def ticket(session: Session, number: int) -> Ticket | None:
+    return session.get(Ticket, number)
+
+
+def message_exists(session: Session, dedupe_key: str) -> bool:
+    stmt = select(Message.id).where(Message.dedupe_key == dedupe_key)
+    return session.exec(stmt).first() is not None
+
+
+def ticket_for_message_id(session: Session, message_id: str) -> int | None:
+    """The ticket a Message-ID belongs to: one we stored, or one we sent."""
+    key = msgid_key(message_id)
+    stmt = select(Message.ticket_id).where(Message.msgid_key == key).order_by(Message.id)
+    found = session.exec(stmt).first()
+    if found is not None:
+        return found
+    out = select(Outbox.ticket_id).where(
+        Outbox.msgid_key == key, col(Outbox.ticket_id).is_not(None)
+    )
+    return session.exec(out).first()
+
+
+def participants(session: Session, ticket_id: int) -> set[str]:
+    """Everyone who was on a conversation: the customer, senders, To and Cc."""
+    found: set[str] = set()
+    t = session.get(Ticket, ticket_id)
+    if t and t.contact_id:
+        contact = session.get(Contact, t.contact_id)
+        if contact:
+            found.add(contact.email)
+    rows = session.exec(select(Message).where(Message.ticket_id == ticket_id)).all()
+    for m in rows:
+        found.add(m.from_addr)
+        found.update(m.to)
+        found.update(m.cc)
+    found.discard("")
+    return {a.lower() for a in found}
+
+
+def contact_by_email(session: Session, email: str) -> Contact | None:
+    return session.exec(select(Contact).where(Contact.email == email.lower())).first()
+
+
+def previous_ticket_count(session: Session, email: str) -> int:
+    contact = contact_by_email(session, email)
+    if contact is None:
+        return 0
+    stmt = select(func.count()).select_from(Ticket).where(Ticket.contact_id == contact.id)
+    return int(session.exec(stmt).one())
+
+
+def automatic_mails_since(session: Session, recipient: str, since: datetime) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Outbox)
+        .where(
+            Outbox.recipient == recipient.lower(),
+            col(Outbox.automatic).is_(True),
+            Outbox.created_at >= since,
+        )
+    )
+    return int(session.exec(stmt).one())
+
+
+def last_inbound_message(session: Session, ticket_id: int) -> Message | None:
+    stmt = (
+        select(Message)
+        .where(Message.ticket_id == ticket_id, Message.direction == "in")
+        .order_by(col(Message.id).desc())
+    )
+    return session.exec(stmt).first()
+
+
+def messages(session: Session, ticket_id: int) -> list[Message]:
+    stmt = select(Message).where(Message.ticket_id == ticket_id).order_by(Message.id)
+    return list(session.exec(stmt).all())
+
+
+def events(session: Session, ticket_id: int) -> list[Event]:
+    stmt = select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id)
+    return list(session.exec(stmt).all())
+
+
+def tickets(session: Session, status: str | None = None) -> list[Ticket]:
+    stmt = select(Ticket).order_by(Ticket.id)
+    if status:
+        stmt = stmt.where(Ticket.status == status)
+    return list(session.exec(stmt).all())
+
+
+def quarantined(session: Session, include_released: bool = False) -> list[Quarantine]:
+    stmt = select(Quarantine).order_by(Quarantine.id)
+    if not include_released:
+        stmt = stmt.where(Quarantine.status == "held")
+    return list(session.exec(stmt).all())
+
+
+def quarantined_hash(session: Session, content_hash: str) -> Quarantine | None:
+    stmt = select(Quarantine).where(
+        Quarantine.content_hash == content_hash, Quarantine.status == "held"
+    )
+    return session.exec(stmt).first()
+
+
+OPEN_STATUSES = ("new", "open", "pending")
+
+
+def last_assignee_among(session: Session, members: list[str]) -> str | None:
+    """Who of `members` got the most recent ticket (for round-robin)."""
+    stmt = (
+        select(Ticket.assignee)
+        .where(col(Ticket.assignee).in_(members))
+        .order_by(col(Ticket.id).desc())
+        .limit(1)
+    )
+    return session.exec(stmt).first()
+
+
+def open_ticket_counts(session: Session, members: list[str]) -> dict[str, int]:
+    stmt = (
+        select(Ticket.assignee, func.count())
+        .where(col(Ticket.assignee).in_(members), col(Ticket.status).in_(OPEN_STATUSES))
+        .group_by(Ticket.assignee)
+    )
+    counts = {m: 0 for m in members}
+    counts.update({name: int(n) for name, n in session.exec(stmt).all()})
+    return counts

@@ -1,0 +1,235 @@
+"""Test helpers: real servers on loopback, mail builders, waiting, the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import json
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from helpdesk.config import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
+               what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def make_mail(*, sender: str = "Carol Customer <carol@customer.test>",
+              to: str = "support@example.test", subject: str = "Printer on fire",
+              body: str = "Help, the printer is on fire.", cc: str = "",
+              message_id: str | None = None, headers: dict[str, str] | None = None,
+              in_reply_to: str = "", references: str = "") -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    if cc:
+        msg["Cc"] = cc
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id or make_msgid(domain="customer.test")
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+    if references:
+        msg["References"] = references
+    for k, v in (headers or {}).items():
+        msg[k] = v
+    msg.set_content(body)
+    return msg
+
+
+def send(port: int, msg: EmailMessage | bytes, *, sender: str = "carol@customer.test",
+         rcpts: list[str] | None = None) -> None:
+    """Deliver over real SMTP to our listener."""
+    rcpts = rcpts or ["support@example.test"]
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        raw = msg if isinstance(msg, bytes) else msg.as_bytes(policy=email.policy.SMTP)
+        client.sendmail(sender, rcpts, raw)
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        import email
+        import email.policy
+
+        return email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class SinkHandler:
+    received: list[Received] = field(default_factory=list)
+    # replies to give instead of 250, consumed one per DATA
+    refusals: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.lock:
+            if self.refusals:
+                return self.refusals.pop(0)
+            raw = envelope.original_content or b""
+            self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos), raw))
+        return "250 2.0.0 OK"
+
+
+class RelaySink:
+    """A real SMTP server standing in for the outgoing relay; can refuse on demand."""
+
+    def __init__(self) -> None:
+        self.handler = SinkHandler()
+        self.port = free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     enable_SMTPUTF8=True)
+
+    def start(self) -> RelaySink:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    @property
+    def received(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.received)
+
+    def refuse_next(self, *replies: str) -> None:
+        with self.handler.lock:
+            self.handler.refusals.extend(replies)
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[Received]:
+        wait_until(lambda: len(self.received) >= count, timeout, what=f"{count} relayed mails")
+        return self.received
+
+
+class DaemonThread:
+    """The real daemon (SMTP listener, pipeline, outbox) in a thread with its own loop."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        from helpdesk.daemon import Daemon
+
+        self.daemon = Daemon(settings, **kwargs)
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.daemon.serve(ready=self.ready.set))
+        except BaseException as err:  # surfaced by start()/stop()
+            self.error = err
+            self.ready.set()
+        finally:
+            self.loop.close()
+
+    def start(self) -> DaemonThread:
+        self.thread.start()
+        self.ready.wait(30)
+        if self.error:
+            raise self.error
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.daemon.smtp_port
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.daemon.request_stop)
+            self.thread.join(30)
+        if self.error:
+            raise self.error
+
+
+def run_cli(settings: Settings, *args: str, stdin: bytes | None = None,
+            env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "helpdesk", "--config", str(settings.source), *args],
+        input=stdin, capture_output=True, env=full_env, timeout=timeout, cwd=REPO,
+    )
+
+
+def cli_json(settings: Settings, *args: str) -> Any:
+    result = run_cli(settings, *args, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)
+
+
+_engines: dict[str, Any] = {}
+
+
+def engine_for(settings: Settings) -> Any:
+    from helpdesk.store import db
+
+    url = settings.database_url
+    if url not in _engines:
+        _engines[url] = db.make_engine(url)
+    return _engines[url]
+
+
+def all_tickets(settings: Settings) -> list[dict[str, Any]]:
+    """Every ticket with messages and events, as `tickets show --json` has them."""
+    from helpdesk.present import ticket_detail
+    from helpdesk.store import db, queries
+
+    db.upgrade(settings.database_url)
+    with db.session_scope(engine_for(settings)) as session:
+        prefix = settings.helpdesk.ticket_prefix
+        return [ticket_detail(session, t, prefix) for t in queries.tickets(session)]
+
+
+def all_messages(settings: Settings) -> list[dict[str, Any]]:
+    return [dict(m, ticket=t["id"]) for t in all_tickets(settings) for m in t["messages"]]
+
+
+def outbox_rows(settings: Settings) -> list[Any]:
+    from sqlmodel import select
+
+    from helpdesk.store import db
+    from helpdesk.store.models import Outbox
+
+    with db.session_scope(engine_for(settings)) as session:
+        return list(session.exec(select(Outbox).order_by(Outbox.id)).all())
+
+
+def dispose_engines() -> None:
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()

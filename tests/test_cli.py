@@ -1,0 +1,147 @@
+"""The command line: ingest for MTA pipes, tickets list/show, quarantine, config errors."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+from pathlib import Path
+
+from helpdesk.config import Settings
+from tests.conftest import MakeSettings
+from tests.helpers import cli_json, make_mail, run_cli
+
+
+def test_ingest_stores_a_mail_from_stdin_and_exits_0(make_settings: MakeSettings) -> None:
+    settings = make_settings()
+    result = run_cli(settings, "ingest", stdin=make_mail().as_bytes())
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"stored HD-1" in result.stdout
+    tickets = cli_json(settings, "tickets", "list")
+    assert [(t["id"], t["subject"], t["status"]) for t in tickets] == [
+        ("HD-1", "Printer on fire", "new")]
+    assert set(tickets[0]) >= {"id", "subject", "status", "priority", "category", "queue",
+                               "assignee", "customer", "created"}
+    assert "messages" not in tickets[0]
+
+
+def test_ingest_reads_files_and_a_maildir(make_settings: MakeSettings, tmp_path: Path) -> None:
+    settings = make_settings()
+    one = tmp_path / "one.eml"
+    one.write_bytes(make_mail(subject="from a file").as_bytes())
+    box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    for i in range(3):
+        box.add(make_mail(subject=f"from the maildir {i}").as_bytes())
+    result = run_cli(settings, "ingest", str(one), str(tmp_path / "Maildir"))
+    assert result.returncode == 0, result.stderr.decode()
+    subjects = sorted(t["subject"] for t in cli_json(settings, "tickets", "list"))
+    assert subjects == ["from a file", "from the maildir 0", "from the maildir 1",
+                        "from the maildir 2"]
+
+
+def test_ingest_exits_65_for_an_empty_or_oversized_mail(make_settings: MakeSettings) -> None:
+    settings = make_settings({"smtp": {"max_message_size": 1000}})
+    assert run_cli(settings, "ingest", stdin=b"").returncode == 65
+    result = run_cli(settings, "ingest", stdin=make_mail(body="x" * 4000).as_bytes())
+    assert result.returncode == 65
+    assert b"exceeds max_message_size" in result.stderr
+
+
+def test_ingest_exits_75_when_the_database_is_unreachable(make_settings: MakeSettings) -> None:
+    from tests.helpers import free_port
+
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere"
+    settings = make_settings({"helpdesk": {"database_url": url}})
+    result = run_cli(settings, "ingest", stdin=make_mail().as_bytes())
+    assert result.returncode == 75
+    assert b"unavailable" in result.stderr
+    # the MTA keeps the mail; we keep no second copy that could turn up later
+    assert list((settings.data_dir / "spool" / "incoming").glob("*")) == []
+
+
+def test_tickets_show_has_messages_events_and_how_they_threaded(
+    make_settings: MakeSettings,
+) -> None:
+    settings = make_settings()
+    run_cli(settings, "ingest", stdin=make_mail(message_id="<m1@customer.test>").as_bytes())
+    reply = make_mail(subject="Re: [HD-1] Printer on fire", body="It stopped.")
+    run_cli(settings, "ingest", stdin=reply.as_bytes())
+    ticket = cli_json(settings, "tickets", "show", "HD-1")
+    assert ticket["id"] == "HD-1"
+    assert [m["threaded_by"] for m in ticket["messages"]] == ["new", "subject tag [HD-1]"]
+    first = ticket["messages"][0]
+    assert set(first) >= {"message_id", "direction", "from", "to", "cc", "subject", "body_text",
+                          "internal", "threaded_by", "attachments"}
+    assert first["message_id"] == "m1@customer.test"
+    assert [e["kind"] for e in ticket["events"]] == ["created", "ack", "reply"]
+    human = run_cli(settings, "tickets", "show", "hd-1")
+    assert b"It stopped." in human.stdout
+    missing = run_cli(settings, "tickets", "show", "HD-99")
+    assert missing.returncode == 1 and b"no ticket HD-99" in missing.stderr
+
+
+def test_garbage_is_quarantined_with_a_reason_and_can_be_released(
+    make_settings: MakeSettings,
+) -> None:
+    settings = make_settings()
+    result = run_cli(settings, "ingest", stdin=b"\x00\x01\x02 this is not a mail \xff\xfe")
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"quarantined" in result.stdout
+    rows = cli_json(settings, "quarantine", "list")
+    assert len(rows) == 1 and rows[0]["reason"].startswith("cannot parse")
+    shown = run_cli(settings, "quarantine", "show", str(rows[0]["id"]))
+    assert b"this is not a mail" in shown.stdout and b"cannot parse" in shown.stdout
+    # released unchanged, it is quarantined again: one bad mail, a clear answer each time
+    released = run_cli(settings, "quarantine", "release", str(rows[0]["id"]))
+    assert released.returncode == 0, released.stderr.decode()
+    assert b"quarantined" in released.stdout
+    assert cli_json(settings, "tickets", "list") == []
+
+
+def test_an_invalid_config_stops_with_one_line_naming_file_key_and_problem(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "helpdesk.toml"
+    path.write_text('[smtp]\nport = "twenty-five"\n')
+    settings_like = Settings(source=path)
+    result = run_cli(settings_like, "tickets", "list")
+    assert result.returncode == 1
+    err = result.stderr.decode().strip()
+    assert len(err.splitlines()) == 1
+    assert str(path) in err and "smtp.port" in err and "twenty-five" in err
+
+
+def test_an_unknown_key_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "helpdesk.toml"
+    path.write_text('[helpdesk]\nadress = "typo@example.test"\n')
+    result = run_cli(Settings(source=path), "run")
+    assert result.returncode == 1
+    assert "helpdesk.adress: unknown key" in result.stderr.decode()
+
+
+def test_secrets_and_the_database_may_come_from_the_environment(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    settings = make_settings()
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    env = {"HELPDESK_DATABASE_URL": url, "HELPDESK_SECRET": "from-env"}
+    result = run_cli(settings, "ingest", stdin=make_mail().as_bytes(), env=env)
+    assert result.returncode == 0
+    assert (tmp_path / "elsewhere.db").exists()
+    out = run_cli(settings, "tickets", "list", "--json", env=env)
+    assert json.loads(out.stdout)[0]["id"] == "HD-1"
+
+
+def test_helpdesk_config_env_var_selects_the_file(make_settings: MakeSettings) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    settings = make_settings()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HELPDESK_CONFIG": str(settings.source)}
+    result = subprocess.run([sys.executable, "-m", "helpdesk", "db", "upgrade"], env=env,
+                            capture_output=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr.decode()
+    assert Path(settings.database_url.split("///", 1)[-1]).exists() or "postgresql" in \
+        settings.database_url

@@ -1,0 +1,140 @@
+"""No mail loops: automatic mail, lists and bounces get no acknowledgement (RFC 3834)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from helpdesk.config import Settings
+from tests.helpers import (
+    DaemonThread,
+    RelaySink,
+    all_tickets,
+    make_mail,
+    outbox_rows,
+    send,
+    wait_until,
+)
+
+
+def _no_ack_reason(settings: Settings, count: int = 1) -> str:
+    tickets = wait_until(lambda: len(all_tickets(settings)) >= count and all_tickets(settings),
+                         what="ticket")
+    events = [e for e in tickets[-1]["events"] if e["kind"] == "no-ack"]
+    assert events, tickets[-1]["events"]
+    return str(events[0]["detail"])
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"Auto-Submitted": "auto-replied"}, "Auto-Submitted: auto-replied"),
+        ({"Auto-Submitted": "auto-generated"}, "Auto-Submitted: auto-generated"),
+        ({"Precedence": "bulk"}, "Precedence: bulk"),
+        ({"Precedence": "junk"}, "Precedence: junk"),
+        ({"Precedence": "list"}, "Precedence: list"),
+        ({"List-Id": "<announce.lists.customer.test>"}, "list mail (list-id)"),
+        ({"X-Auto-Response-Suppress": "OOF, AutoReply"}, "X-Auto-Response-Suppress"),
+    ],
+)
+def test_automatic_and_list_mail_is_stored_but_not_acknowledged(
+    headers: dict[str, str], reason: str, daemon: DaemonThread, relay: RelaySink,
+    settings_with_relay: Settings,
+) -> None:
+    send(daemon.port, make_mail(headers=headers))
+    assert reason in _no_ack_reason(settings_with_relay)
+    time.sleep(0.3)
+    assert relay.received == []
+
+
+def test_auto_submitted_no_is_a_person_and_gets_an_ack(
+    daemon: DaemonThread, relay: RelaySink
+) -> None:
+    send(daemon.port, make_mail(headers={"Auto-Submitted": "no"}))
+    assert len(relay.wait_for(1)) == 1
+
+
+def test_mail_from_mailer_daemon_is_not_acknowledged(
+    daemon: DaemonThread, relay: RelaySink, settings_with_relay: Settings
+) -> None:
+    send(daemon.port, make_mail(sender="MAILER-DAEMON@mx.customer.test"), sender="")
+    assert "delivery status notification" in _no_ack_reason(settings_with_relay) or "null envelope" in _no_ack_reason(settings_with_relay)
+    assert relay.received == []
+
+
+def test_a_bounce_of_our_acknowledgement_is_recorded_on_its_ticket(
+    daemon: DaemonThread, relay: RelaySink, settings_with_relay: Settings
+) -> None:
+    send(daemon.port, make_mail())
+    ack = relay.wait_for(1)[0]
+    bounce = (
+        b"From: Mail Delivery System <MAILER-DAEMON@mx.customer.test>\r\n"
+        b"To: support@example.test\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\n"
+        b"Message-ID: <bounce-1@mx.customer.test>\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        b"--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        b"Reporting-MTA: dns; mx.customer.test\r\n\r\n"
+        b"Final-Recipient: rfc822; carol@customer.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        b"\r\n--B\r\nContent-Type: message/rfc822\r\n\r\n"
+    ) + ack.raw + b"\r\n--B--\r\n"
+    send(daemon.port, bounce, sender="")
+    ticket = wait_until(lambda: [t for t in all_tickets(settings_with_relay)
+                                 if len(t["messages"]) == 2], what="bounce on HD-1")[0]
+    assert ticket["id"] == "HD-1"
+    assert ticket["messages"][1]["threaded_by"].startswith("bounce of <")
+    assert any(e["kind"] == "bounce" for e in ticket["events"])
+    assert ticket["status"] == "new"
+    assert len(all_tickets(settings_with_relay)) == 1
+    assert len(relay.received) == 1
+
+
+def test_automatic_replies_to_one_sender_are_rate_limited(
+    make_settings, relay: RelaySink, start_daemon  # type: ignore[no-untyped-def]
+) -> None:
+    settings = make_settings({"helpdesk": {"autoreply_limit": 3},
+                              "outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port}})
+    d = start_daemon(settings)
+    for i in range(5):
+        send(d.port, make_mail(subject=f"question {i}"))
+    wait_until(lambda: len(all_tickets(settings)) == 5, what="5 tickets")
+    relay.wait_for(3)
+    time.sleep(0.5)
+    assert len(relay.received) == 3
+    assert "rate limit" in _no_ack_reason(settings, 5)
+
+
+def test_two_helpdesks_acknowledging_each_other_do_not_loop(
+    make_settings, tmp_path, start_daemon  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.helpers import free_port
+
+    port_a, port_b = free_port(), free_port()
+    a = make_settings({
+        "helpdesk": {"address": "support@a.test", "domains": ["a.test"],
+                     "data_dir": str(tmp_path / "a")},
+        "smtp": {"port": port_a},
+        "outgoing": {"relay_host": "127.0.0.1", "relay_port": port_b},
+    }, name="a")
+    b_url = f"sqlite:///{tmp_path / 'b' / 'helpdesk.db'}"
+    b = make_settings({
+        "helpdesk": {"address": "support@b.test", "domains": ["b.test"],
+                     "data_dir": str(tmp_path / "b"), "database_url": b_url},
+        "smtp": {"port": port_b},
+        "outgoing": {"relay_host": "127.0.0.1", "relay_port": port_a},
+    }, name="b")
+    start_daemon(a)
+    start_daemon(b)
+    # B writes to A, as if a person had; A's ack goes to B, whose ack would go to A...
+    send(port_a, make_mail(sender="support@b.test", to="support@a.test"),
+         sender="support@b.test", rcpts=["support@a.test"])
+    wait_until(lambda: len(all_tickets(b)) == 1, what="A's ack arriving at B")
+    time.sleep(2.0)
+    assert len(all_tickets(a)) == 1
+    assert len(all_tickets(b)) == 1
+    assert [r.kind for r in outbox_rows(a)] == ["ack"]
+    assert outbox_rows(b) == []
+    assert "Auto-Submitted" in _no_ack_reason(b)

@@ -1,0 +1,163 @@
+"""Hypothesis properties of parse.py: total, deterministic, str-only headers, stable hashes."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpdesk.errors import ParseError
+from helpdesk.parse import ParsedMail, clean_header_text, content_hash, decode_header_value, parse
+
+CHARSETS = [
+    "utf-8",
+    "iso-8859-1",
+    "x-mac-cyrillic",
+    "ks_c_5601-1987",
+    "iso-8859-8-i",
+    "gb2312",
+    "utf-16",
+    "x-unknown",
+    "bogus-42",
+    "",
+]
+NAMES = [
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "Content-Disposition",
+    "X-Odd",
+]
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+encoded_words = st.builds(
+    lambda cs, enc, body: f"=?{cs}?{enc}?{body}?=",
+    st.sampled_from(CHARSETS),
+    st.sampled_from(["B", "Q", "b", "x"]),
+    st.text(alphabet="ABCDEFabcdef0123456789=+/_?", max_size=30),
+)
+header_values = st.lists(
+    st.one_of(
+        st.text(max_size=40),
+        encoded_words,
+        st.sampled_from(
+            [
+                "multipart/mixed; boundary=b",
+                "text/html; charset=utf-16",
+                "base64",
+                "quoted-printable",
+                "<a@b>",
+                "undisclosed:;",
+                '"Doe, J" <j@x.org>',
+            ]
+        ),
+    ),
+    max_size=4,
+).map(" ".join)
+headers = st.lists(st.tuples(st.sampled_from(NAMES), header_values), max_size=8)
+bodies = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=300).map(str.encode),
+    st.just(b"--b\nContent-Type: text/plain\n\nhi\n--b\nContent-Type: multipart/mixed\n\n--b--\n"),
+)
+
+
+def _mail(items: list[tuple[str, str]], body: bytes) -> bytes:
+    head = "".join(f"{k}: {v}\n" for k, v in items).encode("utf-8", "surrogatepass")
+    return head + b"\n" + body
+
+
+def _parse_or_reason(raw: bytes) -> ParsedMail | str:
+    try:
+        return parse(raw)
+    except ParseError as err:
+        assert str(err)
+        return str(err)
+
+
+@SETTINGS
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_raise_nothing_but_parse_error(raw: bytes) -> None:
+    _parse_or_reason(raw)
+
+
+@SETTINGS
+@given(headers, bodies)
+def test_mail_shaped_bytes_raise_nothing_but_parse_error(
+    items: list[tuple[str, str]], body: bytes
+) -> None:
+    result = _parse_or_reason(_mail(items, body))
+    if isinstance(result, ParsedMail):
+        assert all(isinstance(v, str) for _, v in result.headers)
+        assert isinstance(result.subject, str) and isinstance(result.body_text, str)
+
+
+@SETTINGS
+@given(headers, bodies)
+def test_parse_is_deterministic(items: list[tuple[str, str]], body: bytes) -> None:
+    raw = _mail(items, body)
+    assert _parse_or_reason(raw) == _parse_or_reason(raw)
+
+
+@SETTINGS
+@given(
+    st.one_of(
+        st.text(), encoded_words, st.binary().map(lambda b: b.decode("ascii", "surrogateescape"))
+    )
+)
+def test_header_decoding_always_returns_clean_str(value: str) -> None:
+    decoded = decode_header_value(value)
+    assert isinstance(decoded, str)
+    assert "\x00" not in decoded
+    assert not any("\udc80" <= ch <= "\udcff" for ch in decoded)
+
+
+@SETTINGS
+@given(st.one_of(st.text(), encoded_words))
+def test_cleaned_header_text_can_be_reused_in_an_outgoing_header(value: str) -> None:
+    msg = EmailMessage()
+    msg["Subject"] = clean_header_text(decode_header_value(value))
+    msg.as_bytes()
+
+
+lf_headers = st.lists(
+    st.tuples(
+        st.sampled_from(NAMES),
+        st.text(alphabet=st.characters(codec="ascii", exclude_characters="\r\n"), max_size=30),
+    ),
+    max_size=6,
+)
+lf_bodies = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\r"), max_size=200)
+
+
+@SETTINGS
+@given(lf_headers, lf_bodies)
+def test_content_hash_is_stable_and_ignores_line_endings(
+    items: list[tuple[str, str]], body: str
+) -> None:
+    raw = _mail(items, body.encode())
+    assert content_hash(raw) == content_hash(bytes(raw))
+    assert content_hash(raw) == content_hash(raw.replace(b"\n", b"\r\n"))
+
+
+@SETTINGS
+@given(
+    lf_headers,
+    lf_bodies,
+    st.text(alphabet=st.characters(codec="ascii", exclude_characters="\r\n"), max_size=40),
+)
+def test_content_hash_ignores_trace_headers(
+    items: list[tuple[str, str]], body: str, hop: str
+) -> None:
+    raw = _mail(items, body.encode())
+    traced = f"Received: from {hop}\n\tby mx.example; Mon, 1 Jan 2024 00:00:00 +0000\n"
+    traced += f"Return-Path: <{hop}@example.org>\nDelivered-To: x@example.org\n"
+    assert content_hash(traced.encode() + raw) == content_hash(raw)

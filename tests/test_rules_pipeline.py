@@ -1,0 +1,125 @@
+"""Routing rules applied by the running daemon: fields set, history kept, spam not acked."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from helpdesk.config import Settings
+from tests.conftest import MakeSettings
+from tests.helpers import DaemonThread, RelaySink, all_tickets, make_mail, send, wait_until
+
+RULES = """
+[[rule]]
+name = "Billing by keyword"
+when.subject = { regex = "(?i)invoice|refund|billing" }
+set = { category = "billing", queue = "billing" }
+
+[[rule]]
+name = "VIP customers"
+when.from_domain = "bigcorp.test"
+set = { priority = "high" }
+
+[[rule]]
+name = "Outage reports"
+when.any = [ { subject = { contains = "down" } }, { body = { regex = "(?i)outage|not reachable" } } ]
+set = { priority = "critical", category = "incident" }
+assign = { team = "ops", strategy = "round_robin" }
+final = ["priority"]
+
+[[rule]]
+name = "Newsletters"
+when.header."List-Id" = { exists = true }
+spam = true
+stop = true
+"""
+
+AGENTS = """
+[[agent]]
+name = "alice"
+email = "alice@staff.test"
+teams = ["support", "ops"]
+
+[[agent]]
+name = "bob"
+email = "bob@staff.test"
+teams = ["ops"]
+
+[[agent]]
+name = "lisa"
+email = "lisa@staff.test"
+teams = ["support"]
+role = "lead"
+
+[[team]]
+name = "support"
+lead = "lisa"
+"""
+
+
+@pytest.fixture
+def routed(make_settings: MakeSettings, relay: RelaySink, start_daemon, tmp_path: Path):  # type: ignore[no-untyped-def]
+    (tmp_path / "config").mkdir(exist_ok=True)
+    (tmp_path / "config" / "rules.toml").write_text(RULES)
+    (tmp_path / "config" / "agents.toml").write_text(AGENTS)
+    settings = make_settings({"outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port}})
+    return settings, start_daemon(settings)
+
+
+def _ticket(settings: Settings, n: int) -> dict:
+    return wait_until(lambda: len(all_tickets(settings)) >= n and all_tickets(settings)[n - 1],
+                      what=f"ticket {n}")
+
+
+def test_an_invoice_question_lands_in_billing_and_the_history_names_the_rule(
+    routed: tuple[Settings, DaemonThread],
+) -> None:
+    settings, daemon = routed
+    send(daemon.port, make_mail(subject="Refund for invoice 42"))
+    ticket = _ticket(settings, 1)
+    assert (ticket["category"], ticket["queue"]) == ("billing", "billing")
+    changes = {e["field"]: e["actor"] for e in ticket["events"] if e["kind"] == "change"}
+    assert changes["category"] == "rule:Billing by keyword"
+    assert changes["queue"] == "rule:Billing by keyword"
+
+
+def test_a_vip_outage_is_critical_and_assigned_round_robin_in_ops(
+    routed: tuple[Settings, DaemonThread],
+) -> None:
+    settings, daemon = routed
+    for i in range(4):
+        send(daemon.port, make_mail(sender=f"ceo{i}@bigcorp.test", subject=f"site down {i}"),
+             sender=f"ceo{i}@bigcorp.test")
+        _ticket(settings, i + 1)
+    tickets = all_tickets(settings)
+    assert {t["priority"] for t in tickets} == {"critical"}
+    assert [t["assignee"] for t in tickets] == ["alice", "bob", "alice", "bob"]
+    assignment = [e for e in tickets[0]["events"] if e["field"] == "assignee"][0]
+    assert assignment["actor"] == "rule:Outage reports"
+
+
+def test_a_newsletter_is_stored_as_spam_without_an_acknowledgement(
+    routed: tuple[Settings, DaemonThread], relay: RelaySink,
+) -> None:
+    settings, daemon = routed
+    send(daemon.port, make_mail(subject="Our weekly news",
+                                headers={"List-Id": "<news.vendor.test>"}))
+    ticket = _ticket(settings, 1)
+    assert ticket["spam"] is True
+    time.sleep(0.3)
+    assert relay.received == []
+
+
+def test_a_bad_rules_edit_keeps_the_last_good_rules_running(
+    routed: tuple[Settings, DaemonThread], tmp_path: Path,
+) -> None:
+    settings, daemon = routed
+    rules = tmp_path / "config" / "rules.toml"
+    rules.write_text(RULES + '\n[[rule]]\nname = "Broken"\nwhen.subject = { regex = "(" }\n')
+    daemon.daemon.reload()  # what SIGHUP does
+    assert daemon.daemon.rules is not None and daemon.daemon.rules.last_error is not None
+    assert "Broken" in str(daemon.daemon.rules.last_error)
+    send(daemon.port, make_mail(subject="billing question"))
+    assert _ticket(settings, 1)["queue"] == "billing"
