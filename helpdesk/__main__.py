@@ -26,9 +26,9 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from helpdesk.commands import core, rules
+    from helpdesk.commands import core, imap, rules
 
-    for module in (core, rules):
+    for module in (core, rules, imap):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 
 from helpdesk import clock, config
-from helpdesk.config import Settings
+from helpdesk.config import ImapSection, Settings
+from helpdesk.ingest.imap import ImapPoller
+from helpdesk.spool import Spool
+from tests.dovecot import Account, Dovecot
 from tests.helpers import DaemonThread, RelaySink, free_port
 
 PG_DSN = os.environ.get("HELPDESK_TEST_PG", "host=127.0.0.1 port=5432 user=postgres")
@@ -192,3 +195,67 @@ def _dispose_engines() -> Iterator[None]:
     from tests.helpers import dispose_engines
 
     dispose_engines()
+
+
+# --- IMAP: a real Dovecot on loopback (tests/dovecot.py) ------------------------------
+
+
+def _need_dovecot() -> None:
+    from tests.dovecot import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but Dovecot is unavailable: {reason}")
+    pytest.skip(f"IMAP tests need Dovecot: {reason}")
+
+
+@pytest.fixture(scope="session")
+def dovecot_server() -> Iterator[Dovecot]:
+    """One Dovecot for the session; each test gets its own user (see imap_account)."""
+    _need_dovecot()
+    server = Dovecot()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def own_dovecot() -> Iterator[Dovecot]:
+    """A Dovecot of this test's own, for tests that stop and restart the server."""
+    _need_dovecot()
+    server = Dovecot()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def imap_account(dovecot_server: Dovecot) -> Account:
+    return dovecot_server.add_user()
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Spool:
+    return Spool(tmp_path / "spool")
+
+
+@pytest.fixture
+def start_poller(tmp_path: Path, spool: Spool) -> Iterator[Callable[..., ImapPoller]]:
+    """Factory: start_poller(entry, **kwargs) -> a running ImapPoller, stopped at teardown."""
+    running: list[ImapPoller] = []
+
+    def start(entry: ImapSection, **kwargs: Any) -> ImapPoller:
+        kwargs.setdefault("on_spooled", None)
+        poller = ImapPoller(entry, spool, kwargs.pop("on_spooled"), tmp_path / "state",
+                            **kwargs)
+        poller.start()
+        running.append(poller)
+        return poller
+
+    yield start
+    for poller in running:
+        poller.stop()
+    for poller in running:
+        poller.join(15)

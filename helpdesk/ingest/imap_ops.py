@@ -1,0 +1,138 @@
+"""Mailbox operations for the IMAP poller: batching, fetching, after-actions, progress.
+
+Plain functions over an IMAPClient with a selected folder, all by UID. Connection
+errors (IMAPClientAbortError, OSError) always propagate: the poller reconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from imapclient import SEEN, IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
+
+from helpdesk.ingest.imap_connect import describe
+
+log = logging.getLogger("helpdesk.ingest.imap")
+
+BATCH_BYTES = 32 * 1024 * 1024  # a fetch batch stops growing here, whatever batch_size says
+PROGRESS_EVERY = 5.0
+
+
+def batches(client: IMAPClient, uids: list[int], batch_size: int) -> list[list[int]]:
+    """Split UIDs into fetch batches of at most batch_size mails and about BATCH_BYTES."""
+    sizes = client.fetch(uids, ["RFC822.SIZE"])
+    out: list[list[int]] = [[]]
+    volume = 0
+    for uid in uids:
+        size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+        if out[-1] and (len(out[-1]) >= batch_size or volume + size > BATCH_BYTES):
+            out.append([])
+            volume = 0
+        out[-1].append(uid)
+        volume += size
+    return [b for b in out if b]
+
+
+def fetch(client: IMAPClient, uids: list[int]) -> tuple[dict[int, bytes], dict[int, str]]:
+    """Raw mails by UID (BODY.PEEK[]: no \\Seen), and UIDs whose fetch failed with why.
+
+    When a batch fails, each UID is fetched alone to find the one that breaks it.
+    A UID missing from both results has vanished (expunged by someone else).
+    """
+    try:
+        data = client.fetch(uids, ["BODY.PEEK[]"])
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError as err:
+        if len(uids) == 1:
+            return {}, {uids[0]: f"fetch failed: {describe(err)}"}
+        bodies: dict[int, bytes] = {}
+        failed: dict[int, str] = {}
+        for uid in uids:
+            b, f = fetch(client, [uid])
+            bodies.update(b)
+            failed.update(f)
+        return bodies, failed
+    wanted = set(uids)
+    return {u: d[b"BODY[]"] for u, d in data.items() if u in wanted and b"BODY[]" in d}, {}
+
+
+def ensure_folder(client: IMAPClient, folder: str, name: str) -> None:
+    if not client.folder_exists(folder):
+        client.create_folder(folder)
+        log.info("imap %s: created folder %r", name, folder)
+
+
+def after_stored(client: IMAPClient, uids: list[int], after: str, move_to: str,
+                 name: str) -> None:
+    """What the config says to do with mails that are safely in the spool."""
+    if not uids:
+        return
+    if after == "move":
+        move(client, uids, move_to, name)
+    elif after == "flag":
+        client.add_flags(uids, [SEEN])
+    else:
+        client.delete_messages(uids)
+        expunge(client, uids)
+
+
+def move(client: IMAPClient, uids: list[int], folder: str, name: str) -> None:
+    """MOVE, or COPY + \\Deleted + UID EXPUNGE; recreates the target folder if it vanished."""
+    try:
+        _move_once(client, uids, folder)
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError:
+        if client.folder_exists(folder):
+            raise
+        ensure_folder(client, folder, name)
+        _move_once(client, uids, folder)
+
+
+def _move_once(client: IMAPClient, uids: list[int], folder: str) -> None:
+    if client.has_capability("MOVE"):
+        client.move(uids, folder)
+        return
+    client.copy(uids, folder)
+    client.delete_messages(uids)
+    expunge(client, uids)
+
+
+def expunge(client: IMAPClient, uids: list[int]) -> None:
+    if client.has_capability("UIDPLUS"):
+        client.uid_expunge(uids)
+    else:
+        client.expunge()  # without UIDPLUS: expunges every \Deleted mail in the folder
+
+
+def bye_text(responses: list[tuple[object, ...]]) -> str:
+    for r in responses:
+        if r[0] == b"BYE" and len(r) > 1 and isinstance(r[1], bytes):
+            return r[1].decode("utf-8", "replace")
+    return "BYE"
+
+
+class Progress:
+    """A log line every PROGRESS_EVERY seconds while a backlog (> one batch) is worked."""
+
+    def __init__(self, name: str, total: int, quiet_below: int) -> None:
+        self.name, self.total, self.done = name, total, 0
+        self.loud = total > quiet_below
+        self.start = self.last = time.monotonic()
+
+    def tick(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.loud and now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            log.info("imap %s: backlog %d/%d mails stored, %.0f mails/s",
+                     self.name, self.done, self.total, self.done / (now - self.start))
+
+    def finish(self) -> None:
+        if self.loud:
+            took = max(time.monotonic() - self.start, 1e-6)
+            log.info("imap %s: backlog done, %d/%d mails stored in %.1f s (%.0f mails/s)",
+                     self.name, self.done, self.total, took, self.done / took)

@@ -1,0 +1,260 @@
+"""The IMAP poller against a real Dovecot: IDLE, polling, after-actions, faults, backlog."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from helpdesk.errors import TemporaryError
+from helpdesk.ingest.imap import ImapPoller
+from helpdesk.spool import Envelope, Spool
+from tests.dovecot import Account, Dovecot, imap_entry, make_mail
+
+pytestmark = pytest.mark.dovecot
+StartPoller = Callable[..., ImapPoller]
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> float:
+    """Poll until pred() is true; returns the seconds it took, fails the test on timeout."""
+    start = time.monotonic()
+    while not pred():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(step)
+    return time.monotonic() - start
+
+
+def spooled(spool: Spool) -> list[tuple[Envelope, bytes]]:
+    out = []
+    for name in spool.pending():
+        line, _, raw = (spool.incoming / name).read_bytes().partition(b"\n")
+        out.append((Envelope.from_json(line), raw))
+    return out
+
+
+def message_ids(spool: Spool) -> list[str]:
+    ids = []
+    for _, raw in spooled(spool):
+        for line in raw.split(b"\r\n"):
+            if line.lower().startswith(b"message-id:"):
+                ids.append(line.split(b":", 1)[1].strip().decode())
+    return ids
+
+
+def test_idle_spools_new_mail_within_2s_then_moves(
+        imap_account: Account, spool: Spool, start_poller: StartPoller) -> None:
+    woken: list[int] = []
+    poller = start_poller(imap_entry(imap_account, queue="billing"),
+                          on_spooled=lambda: woken.append(1))
+    wait_for(lambda: poller.status().state == "idle")
+    imap_account.append(make_mail(1))
+    took = wait_for(lambda: len(spool.pending()) == 1, timeout=5)
+    assert took < 2.0
+    envelope, raw = spooled(spool)[0]
+    assert envelope.route == "imap:support"
+    assert envelope.rcpt_tos == (imap_account.username,)
+    assert envelope.extra["imap_uid"] == 1 and envelope.extra["queue"] == "billing"
+    assert b"Subject: help t 1" in raw
+    wait_for(lambda: imap_account.count("Processed") == 1)
+    assert imap_account.count("INBOX") == 0
+    assert woken
+    status = poller.status()
+    assert status.connected and status.idle_offered and status.spooled == 1
+    assert status.last_contact is not None and status.last_error is None
+
+
+def test_polling_when_idle_disabled(
+        imap_account: Account, spool: Spool, start_poller: StartPoller) -> None:
+    poller = start_poller(imap_entry(imap_account, idle=False, poll_interval=0.3))
+    wait_for(lambda: poller.status().state == "polling")
+    imap_account.append(make_mail(1), make_mail(2))
+    wait_for(lambda: len(spool.pending()) == 2, timeout=5)
+    wait_for(lambda: imap_account.count("Processed") == 2)
+
+
+def test_mail_already_seen_is_still_picked_up(
+        imap_account: Account, spool: Spool, start_poller: StartPoller) -> None:
+    imap_account.append(make_mail(1), flags=(b"\\Seen",))
+    start_poller(imap_entry(imap_account))
+    wait_for(lambda: len(spool.pending()) == 1)
+    wait_for(lambda: imap_account.count("Processed") == 1)
+
+
+def test_after_flag_marks_seen_and_never_respools(
+        imap_account: Account, spool: Spool, start_poller: StartPoller) -> None:
+    imap_account.append(make_mail(1), flags=(b"\\Seen",))
+    imap_account.append(make_mail(2))
+    poller = start_poller(imap_entry(imap_account, after="flag"))
+    wait_for(lambda: len(spool.pending()) == 2)
+    wait_for(lambda: all(b"\\Seen" in f for f in imap_account.flags()))
+    imap_account.append(make_mail(3))
+    wait_for(lambda: len(spool.pending()) == 3)
+    wait_for(lambda: poller.status().last_uid == 3)
+    time.sleep(0.5)
+    assert len(spool.pending()) == 3
+    assert imap_account.count("INBOX") == 3 and imap_account.count("Processed") == 0
+
+
+def test_after_delete_expunges(
+        imap_account: Account, spool: Spool, start_poller: StartPoller) -> None:
+    imap_account.append(make_mail(1), make_mail(2))
+    start_poller(imap_entry(imap_account, after="delete"))
+    wait_for(lambda: len(spool.pending()) == 2)
+    wait_for(lambda: imap_account.count("INBOX") == 0)
+    assert imap_account.count("Processed") == 0
+
+
+def test_restart_of_server_reconnects_and_loses_nothing(
+        own_dovecot: Dovecot, spool: Spool, start_poller: StartPoller,
+        caplog: pytest.LogCaptureFixture) -> None:
+    account = own_dovecot.add_user()
+    poller = start_poller(imap_entry(account, backoff_max=1))
+    wait_for(lambda: poller.status().state == "idle")
+    account.append(make_mail(1))
+    wait_for(lambda: len(spool.pending()) == 1)
+    own_dovecot.stop()
+    wait_for(lambda: not poller.status().connected)
+    assert poller.status().last_error
+    own_dovecot.start()
+    account.append(make_mail(2), make_mail(3))
+    wait_for(lambda: len(spool.pending()) == 3, timeout=15)
+    wait_for(lambda: account.count("Processed") == 3)
+    assert len(set(message_ids(spool))) == 3
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and all("imap support:" in r.getMessage() for r in errors)
+    assert any("connected again" in r.getMessage() for r in caplog.records)
+
+
+def test_uidvalidity_change_rescans_folder(
+        imap_account: Account, spool: Spool, start_poller: StartPoller,
+        caplog: pytest.LogCaptureFixture) -> None:
+    mails = [make_mail(1), make_mail(2)]
+    imap_account.append(*mails, folder="Support")
+    entry = imap_entry(imap_account, folder="Support", after="flag", idle_refresh=1,
+                       backoff_max=0.5)
+    poller = start_poller(entry)
+    wait_for(lambda: len(spool.pending()) == 2)
+    wait_for(lambda: poller.status().last_uid == 2)
+    with imap_account.client() as c:
+        c.delete_folder("Support")
+    wait_for(lambda: any("cannot be selected" in r.getMessage() for r in caplog.records))
+    time.sleep(1.1)  # UIDVALIDITY is time based
+    imap_account.append(*mails, make_mail(3), folder="Support")
+    wait_for(lambda: len(spool.pending()) == 5, timeout=10)
+    assert any("UIDVALIDITY" in r.getMessage() for r in caplog.records)
+    assert len(set(message_ids(spool))) == 3  # the two old ones again: dedupe is downstream
+
+
+def test_backlog_of_1000_spooled_exactly_once(
+        imap_account: Account, spool: Spool, start_poller: StartPoller,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="helpdesk.ingest.imap")
+    imap_account.append(*[make_mail(i, "backlog") for i in range(1000)])
+    start_poller(imap_entry(imap_account, batch_size=100))
+    wait_for(lambda: imap_account.count("Processed") == 1000, timeout=60, step=0.2)
+    ids = message_ids(spool)
+    assert len(ids) == 1000 and len(set(ids)) == 1000
+    assert imap_account.count("INBOX") == 0
+    assert any("backlog done, 1000/1000" in r.getMessage() for r in caplog.records)
+
+
+def test_imaps_with_trusted_self_signed_cert(
+        imap_account: Account, spool: Spool, start_poller: StartPoller) -> None:
+    server = imap_account.server
+    imap_account.append(make_mail(1))
+    start_poller(imap_entry(imap_account, security="ssl", port=server.imaps_port,
+                            ca_file=server.cert))
+    wait_for(lambda: len(spool.pending()) == 1)
+
+
+def test_imaps_untrusted_cert_is_one_clear_error(
+        imap_account: Account, spool: Spool, start_poller: StartPoller,
+        caplog: pytest.LogCaptureFixture) -> None:
+    imap_account.append(make_mail(1))
+    poller = start_poller(imap_entry(imap_account, security="ssl",
+                                     port=imap_account.server.imaps_port, backoff_max=0.5))
+    wait_for(lambda: poller.status().last_error is not None)
+    time.sleep(1.5)
+    error = poller.status().last_error or ""
+    assert "certificate not trusted" in error and "ca_file" in error
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith("imap support: cannot connect to")
+    assert "TLS error: certificate not trusted" in errors[0]
+    assert spool.pending() == [] and imap_account.count("INBOX") == 1
+
+
+def test_wrong_password_backs_off_and_alerts_once(
+        imap_account: Account, spool: Spool, start_poller: StartPoller,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="helpdesk.ingest.imap")
+    stalls: list[tuple[str, object, str]] = []
+    entry = imap_entry(imap_account, password="wrong", backoff_max=2, idle_refresh=1,
+                       poll_interval=1, stall_alert_after=1.5)
+    poller = start_poller(entry, on_stall=lambda *a: stalls.append(a))
+    time.sleep(5)
+    attempts = [r for r in caplog.records if "login as" in r.getMessage()]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR
+              and "refused" in r.getMessage() and "not reached" not in r.getMessage()]
+    assert 2 <= len(attempts) <= 4  # a tight loop would make hundreds
+    assert len(errors) == 1 and "refused" in errors[0].getMessage()
+    assert len(stalls) == 1 and stalls[0][0] == "support" and "refused" in stalls[0][2]
+    assert poller.status().stalled_since is not None and not poller.status().healthy
+
+
+class FlakySpool(Spool):
+    """A spool whose put fails for chosen mails, or for the first n calls (a seam we own)."""
+
+    def __init__(self, root: Path, fail_first: int = 0, poison: bytes = b"") -> None:
+        super().__init__(root)
+        self.fail_first, self.poison = fail_first, poison
+
+    def put(self, raw: bytes, envelope: Envelope) -> str:
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            raise TemporaryError("spool write failed: disk full")
+        if self.poison and self.poison in raw:
+            raise TemporaryError("spool write failed: poison")
+        return super().put(raw, envelope)
+
+
+def test_spool_outage_leaves_mail_untouched_then_retries(
+        imap_account: Account, tmp_path: Path, start_poller: StartPoller) -> None:
+    flaky = FlakySpool(tmp_path / "flaky", fail_first=8)
+    imap_account.append(make_mail(1))
+    poller = ImapPoller(imap_entry(imap_account, idle=False, poll_interval=0.2,
+                                   backoff_max=0.3), flaky, None, tmp_path / "st")
+    poller.start()
+    try:
+        wait_for(lambda: poller.status().last_error is not None)
+        assert imap_account.count("INBOX") == 1 and imap_account.flags() == [()]
+        wait_for(lambda: len(flaky.pending()) == 1, timeout=15)
+        wait_for(lambda: imap_account.count("Processed") == 1)
+        assert imap_account.count("Quarantine") == 0
+    finally:
+        poller.stop()
+        poller.join(10)
+
+
+def test_mail_that_keeps_failing_goes_to_quarantine(
+        imap_account: Account, tmp_path: Path) -> None:
+    flaky = FlakySpool(tmp_path / "flaky", poison=b"help t 2")
+    imap_account.append(make_mail(1), make_mail(2), make_mail(3))
+    poller = ImapPoller(imap_entry(imap_account, idle=False, poll_interval=0.1,
+                                   backoff_max=0.3), flaky,
+                        None, tmp_path / "st")
+    poller.start()
+    try:
+        wait_for(lambda: imap_account.count("Quarantine") == 1, timeout=15)
+        assert len(flaky.pending()) == 2
+        wait_for(lambda: imap_account.count("INBOX") == 0)
+        assert poller.status().quarantined == 1
+        imap_account.append(make_mail(4))
+        wait_for(lambda: len(flaky.pending()) == 3)
+        wait_for(lambda: poller.status().last_uid == 4)
+    finally:
+        poller.stop()
+        poller.join(10)
