@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import ssl
 import threading
@@ -22,15 +23,18 @@ from helpdesk import mailout
 from helpdesk.alerts import alert_admins
 from helpdesk.config import Settings
 from helpdesk.errors import TemporaryError
+from helpdesk.ingest.imap import ImapPoller, default_state_dir
 from helpdesk.ingest.smtp import IntakeHandler, smtp_factory
 from helpdesk.outbox import OutboxWorker
 from helpdesk.pipeline import Pipeline, Router
 from helpdesk.rules.holder import RulesHolder, watch_rules
 from helpdesk.spool import Spool
+from helpdesk.status import write_snapshot
 from helpdesk.store import db
 
 log = logging.getLogger("helpdesk.daemon")
 DRAIN_SECONDS = 20.0
+STATUS_EVERY_S = 5.0
 
 
 class Worker(threading.Thread):
@@ -94,6 +98,11 @@ class Daemon:
         self.pipeline_worker = Worker("pipeline", self._pipeline_step, idle=1.0)
         self.handler = IntakeHandler(s, self.spool, on_spooled=self.pipeline_worker.poke)
         self.server: asyncio.AbstractServer | None = None
+        self.pollers = [
+            ImapPoller(entry, self.spool, self.pipeline_worker.poke,
+                       default_state_dir(s.data_dir), on_stall=self._mailbox_stalled)
+            for entry in s.imap
+        ]
         self._schema_ready = False
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -152,9 +161,41 @@ class Daemon:
         self.outbox_worker.start()
         if self.settings.smtp.enabled:
             await self._start_smtp()
+        for poller in self.pollers:
+            poller.start()
         if self.rules is not None:
             self._tasks.append(asyncio.create_task(self._watch_rules()))
+        self._tasks.append(asyncio.create_task(self._write_status()))
 
+    def _mailbox_stalled(self, name: str, since: object, error: object) -> None:
+        try:
+            alert_admins(self.settings, self.engine, f"mailbox {name} unreachable",  # type: ignore[arg-type]
+                         f"The IMAP mailbox {name!r} has not been reached since {since}.\n"
+                         f"Last error: {error}\n\nMail sent to it is waiting on the server; "
+                         f"nothing is lost, but no tickets are made from it until this is "
+                         f"fixed. `helpdesk imap check {name}` shows what is wrong.\n")
+        except TemporaryError as err:
+            log.warning("could not alert admins about mailbox %s: %s", name, err)
+
+    def status(self) -> dict[str, object]:
+        return {
+            "pid": os.getpid(),
+            "smtp": {"listening": self.server is not None,
+                     "port": self.smtp_port if self.server else None},
+            "spool": {"waiting": len(self.spool.pending()),
+                      "set_aside": len(self.spool.bad_entries())},
+            "imap": [p.status() for p in self.pollers],
+            "rules_error": str(self.rules.last_error) if self.rules and self.rules.last_error
+            else None,
+        }
+
+    async def _write_status(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(write_snapshot, self.settings.data_dir, self.status())
+            except OSError as err:
+                log.warning("could not write status snapshot: %s", err)
+            await asyncio.sleep(STATUS_EVERY_S)
     async def _watch_rules(self) -> None:
         assert self.rules is not None
         try:
@@ -206,11 +247,15 @@ class Daemon:
         deadline = loop.time() + DRAIN_SECONDS
         while self.handler.in_flight and loop.time() < deadline:
             await asyncio.sleep(0.05)
+        for poller in self.pollers:
+            poller.stop()
         for worker in (self.pipeline_worker, self.outbox_worker):
             worker.stop()
         for worker in (self.pipeline_worker, self.outbox_worker):
             if worker.is_alive():
                 await asyncio.to_thread(worker.join, max(0.1, deadline - loop.time()))
+        for poller in self.pollers:
+            await asyncio.to_thread(poller.join, 15)
         if self.server is not None:
             self.server.close()
         log.info("stopped")

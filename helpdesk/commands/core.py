@@ -278,4 +278,55 @@ def quarantine_release(state: CliState, qid: str) -> None:
     click.echo(f"Q{qid.lstrip('Qq')}: {outcome.kind} {outcome.ticket} {outcome.detail}".rstrip())
 
 
-COMMANDS = [run, ingest, db_group, tickets_group, quarantine_group]
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+def status(state: CliState, as_json: bool) -> None:
+    """What the running daemon is doing: listener, spool, IMAP mailboxes, outbox, quarantine."""
+    from helpdesk.status import database_figures, read_snapshot
+
+    settings = state.settings
+    data: dict = {"daemon": read_snapshot(settings.data_dir)}  # type: ignore[type-arg]
+    try:
+        data["database"] = database_figures(_engine(settings))
+    except click.ClickException as err:
+        data["database"] = {"error": err.message}
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _print_status(data)
+    daemon = data["daemon"]
+    unhealthy = not daemon or not daemon["running"] or any(
+        m.get("stalled_since") or not m.get("connected") for m in daemon.get("imap", []))
+    sys.exit(1 if unhealthy else 0)
+
+
+def _print_status(data: dict) -> None:  # type: ignore[type-arg]
+    daemon = data["daemon"]
+    if not daemon:
+        click.echo("daemon: no status written yet (not running?)")
+    else:
+        running = daemon["running"]
+        state = "running" if running else f"NOT RUNNING (last seen {daemon['age_s']}s ago)"
+        click.echo(f"daemon: {state}, pid {daemon['pid']}")
+        smtp = daemon["smtp"]
+        click.echo("smtp: " + (f"listening on port {smtp['port']}" if smtp["listening"] else "off"))
+        click.echo(f"spool: {daemon['spool']['waiting']} waiting, "
+                   f"{daemon['spool']['set_aside']} set aside")
+        for box in daemon["imap"]:
+            health = "STALLED since " + box["stalled_since"] if box["stalled_since"] else \
+                ("ok" if box["connected"] else "not connected")
+            click.echo(f"imap {box['name']}: {health}; state {box['state']}, last contact "
+                       f"{box['last_contact'] or 'never'}, spooled {box['spooled']}"
+                       + (f", last error: {box['last_error']}" if box["last_error"] else ""))
+        if daemon.get("rules_error"):
+            click.echo("rules: last edit REFUSED, previous rules in force:\n"
+                       + daemon["rules_error"])
+    db_info = data["database"]
+    if "error" in db_info:
+        click.echo(f"database: {db_info['error']}")
+    else:
+        click.echo(f"outbox: {db_info['outbox'] or 'empty'}; quarantined: {db_info['quarantined']}")
+
+
+COMMANDS = [run, ingest, db_group, tickets_group, quarantine_group, status]

@@ -262,8 +262,12 @@ class ImapPoller:
         """IDLE until new mail (EXISTS), the refresh time, or stop; keepalives don't end it."""
         self._status.update(state="idle")
         client.idle()
+        # Mail that arrived between our SEARCH and the IDLE command is announced before
+        # the server's "+ idling", where imaplib files it away and idle_check() never
+        # sees it: without this check such a mail would wait for the next refresh.
+        early = client._imap.untagged_responses.pop("EXISTS", None)
         try:
-            while not self._stop.is_set() and time.monotonic() < until:
+            while not early and not self._stop.is_set() and time.monotonic() < until:
                 responses = client.idle_check(timeout=min(1.0, max(until - time.monotonic(), 0)))
                 if responses:
                     self._contact()

@@ -82,8 +82,8 @@ def route_queue(settings: Settings, mail: ParsedMail, envelope: Envelope) -> str
     if envelope.route.startswith("imap:"):
         name = envelope.route.removeprefix("imap:")
         for box in settings.imap:
-            if box.get("name") == name and box.get("queue"):
-                return str(box["queue"])
+            if box.name == name and box.queue:
+                return box.queue
     main_address = settings.helpdesk.address.lower()
     for address in (*mail.delivered_to, *envelope.rcpt_tos, *mail.to, *mail.cc):
         if address.lower() == main_address:

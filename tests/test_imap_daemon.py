@@ -1,0 +1,83 @@
+"""The daemon reads its [[imap]] mailboxes: mail becomes tickets, status shows the mailbox,
+and a SIGKILL in the middle of a backlog neither loses nor doubles a mail."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from helpdesk.config import Settings
+from tests.conftest import MakeSettings
+from tests.dovecot import Account, make_mail
+from tests.helpers import REPO, all_messages, all_tickets, free_port, run_cli, wait_until
+
+pytestmark = pytest.mark.dovecot
+
+
+def _imap(account: Account, **extra: Any) -> dict[str, Any]:
+    return {"name": "support", "host": "127.0.0.1", "port": account.server.imap_port,
+            "security": "none", "username": account.username, "password": account.password,
+            "poll_interval": 0.5, "idle_refresh": 30, "backoff_max": 2, "timeout": 10,
+            "queue": "billing", **extra}
+
+
+def test_a_mail_in_the_mailbox_becomes_a_ticket_in_the_mailboxs_queue(
+    imap_account: Account, make_settings: MakeSettings, start_daemon  # type: ignore[no-untyped-def]
+) -> None:
+    settings = make_settings({"imap": [_imap(imap_account)]})
+    start_daemon(settings)
+    imap_account.append(make_mail(1, "daemon"))
+    ticket = wait_until(lambda: all_tickets(settings), timeout=15, what="ticket from IMAP")[0]
+    assert ticket["queue"] == "billing"
+    assert ticket["messages"][0]["route"] == "imap:support"
+    wait_until(lambda: imap_account.count("Processed") == 1, what="mail moved to Processed")
+    assert imap_account.count("INBOX") == 0
+    def snapshot_shows_the_mail() -> bool:
+        path = settings.data_dir / "status.json"
+        return path.exists() and json.loads(path.read_text())["imap"][0]["spooled"] == 1
+
+    wait_until(snapshot_shows_the_mail, timeout=15, what="status snapshot with the mailbox")
+    result = run_cli(settings, "status", "--json")
+    status = json.loads(result.stdout)
+    box = status["daemon"]["imap"][0]
+    assert box["name"] == "support" and box["connected"] and box["spooled"] == 1
+    assert result.returncode == 0, result.stdout
+
+
+def _spawn(settings: Settings) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "helpdesk", "--config", str(settings.source), "run"],
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_sigkill_while_working_a_backlog_loses_and_doubles_nothing(
+    imap_account: Account, make_settings: MakeSettings
+) -> None:
+    settings = make_settings({"imap": [_imap(imap_account, batch_size=20)],
+                              "smtp": {"port": free_port()}})
+    total = 150
+    imap_account.append(*(make_mail(n, "kill") for n in range(total)))
+    proc = _spawn(settings)
+    try:
+        wait_until(lambda: len(all_messages(settings)) >= 30, timeout=60,
+                   what="part of the backlog stored")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc = _spawn(settings)
+        wait_until(lambda: len(all_messages(settings)) >= total, timeout=120,
+                   what="the whole backlog stored")
+        wait_until(lambda: imap_account.count("Processed") == total, timeout=30,
+                   what="every mail moved")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    ids = [m["message_id"] for m in all_messages(settings)]
+    assert len(ids) == total and len(set(ids)) == total
+    assert imap_account.count("INBOX") == 0
