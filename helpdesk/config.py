@@ -83,6 +83,10 @@ class SmtpSection(_Section):
     tls_cert: Path | None = Field(None, description="Certificate for optional STARTTLS.")
     tls_key: Path | None = None
     lmtp: bool = Field(False, description="Speak LMTP instead of SMTP (per-recipient answers).")
+    separate_process: bool = Field(
+        True, description="Run the listener in its own process, so answers never wait for "
+        "the pipeline's CPU work."
+    )
 
 
 class OutgoingSection(_Section):

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import signal
-import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +23,8 @@ from helpdesk.alerts import alert_admins
 from helpdesk.config import Settings
 from helpdesk.errors import TemporaryError
 from helpdesk.ingest.imap import ImapPoller, default_state_dir
-from helpdesk.ingest.smtp import IntakeHandler, smtp_factory
+from helpdesk.ingest.smtp import IntakeHandler, smtp_factory, tls_context
+from helpdesk.ingest.smtp_process import ListenerProcess
 from helpdesk.outbox import OutboxWorker
 from helpdesk.pipeline import Pipeline, Router
 from helpdesk.rules.holder import RulesHolder, watch_rules
@@ -40,8 +40,10 @@ STATUS_EVERY_S = 5.0
 class Worker(threading.Thread):
     """Runs `step` until stopped; waits for a poke (or `idle` seconds) when there is no work."""
 
-    def __init__(self, name: str, step: Callable[[], bool], idle: float = 1.0) -> None:
+    def __init__(self, name: str, step: Callable[[], bool], idle: float = 1.0,
+                 nice: int = 0) -> None:
         super().__init__(name=name, daemon=True)
+        self.nice = nice
         self.step = step
         self.idle = idle
         self.wake = threading.Event()
@@ -56,6 +58,10 @@ class Worker(threading.Thread):
         self.wake.set()
 
     def run(self) -> None:
+        if self.nice:
+            # answering SMTP comes first; processing takes the CPU that is left
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
         while not self.stopping.is_set():
             try:
                 busy = self.step()
@@ -95,9 +101,10 @@ class Daemon:
         self.outbox_worker = Worker("outbox", self._outbox_step, idle=1.0)
         self.pipeline = Pipeline(s, self.engine, self.spool, self.router,
                                  on_outbox=self.outbox_worker.poke)
-        self.pipeline_worker = Worker("pipeline", self._pipeline_step, idle=1.0)
+        self.pipeline_worker = Worker("pipeline", self._pipeline_step, idle=1.0, nice=5)
         self.handler = IntakeHandler(s, self.spool, on_spooled=self.pipeline_worker.poke)
         self.server: asyncio.AbstractServer | None = None
+        self.listener: ListenerProcess | None = None
         self.pollers = [
             ImapPoller(entry, self.spool, self.pipeline_worker.poke,
                        default_state_dir(s.data_dir), on_stall=self._mailbox_stalled)
@@ -180,8 +187,8 @@ class Daemon:
     def status(self) -> dict[str, object]:
         return {
             "pid": os.getpid(),
-            "smtp": {"listening": self.server is not None,
-                     "port": self.smtp_port if self.server else None},
+            "smtp": {"listening": self.smtp_listening,
+                     "port": self.smtp_port if self.smtp_listening else None},
             "spool": {"waiting": len(self.spool.pending()),
                       "set_aside": len(self.spool.bad_entries())},
             "imap": [p.status() for p in self.pollers],
@@ -208,20 +215,30 @@ class Daemon:
 
     async def _start_smtp(self) -> None:
         cfg = self.settings.smtp
-        tls = None
-        if cfg.tls_cert and cfg.tls_key:
-            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            tls.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        if cfg.separate_process and self.settings.source is not None:
+            listener = ListenerProcess(self.settings, self.pipeline_worker.poke)
+            await asyncio.to_thread(listener.start)
+            self.listener = listener
+            log.info("SMTP listener process %s on %s:%s", listener.proc.pid,  # type: ignore[union-attr]
+                     cfg.host, listener.port)
+            return
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
-            smtp_factory(self.settings, self.handler, tls), cfg.host, cfg.port)
-        port = self.server.sockets[0].getsockname()[1]
-        log.info("listening for %s on %s:%s", "LMTP" if cfg.lmtp else "SMTP", cfg.host, port)
+            smtp_factory(self.settings, self.handler, tls_context(self.settings)),
+            cfg.host, cfg.port)
+        log.info("listening for %s on %s:%s", "LMTP" if cfg.lmtp else "SMTP", cfg.host,
+                 self.smtp_port)
 
     @property
     def smtp_port(self) -> int:
+        if self.listener is not None:
+            return self.listener.port
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
+
+    @property
+    def smtp_listening(self) -> bool:
+        return self.server is not None or (self.listener is not None and self.listener.alive)
 
     def reload(self) -> None:
         for hook in self.reload_hooks:
@@ -236,6 +253,8 @@ class Daemon:
 
     async def stop(self) -> None:
         self.handler.accepting = False
+        if self.listener is not None:
+            await asyncio.to_thread(self.listener.stop)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -65,6 +66,16 @@ class IntakeHandler:
         if self.on_spooled:
             self.on_spooled()
         return f"250 2.0.0 OK queued as {name.split('.', 1)[0]}"
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The STARTTLS context when a certificate is configured."""
+    cfg = settings.smtp
+    if not (cfg.tls_cert and cfg.tls_key):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    return context
 
 
 def smtp_factory(settings: Settings, handler: IntakeHandler,
