@@ -74,7 +74,7 @@ def wait_ticket(settings: Settings, number: int, predicate: Any, what: str) -> d
 def body(msg: EmailMessage) -> str:
     part = msg.get_body(preferencelist=("plain",))
     assert part is not None
-    return str(part.get_content())
+    return str(part.get_content()).replace("\r\n", "\n")
 
 
 def reply_to(msg: EmailMessage) -> str:
