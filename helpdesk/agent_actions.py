@@ -37,7 +37,7 @@ def apply(session: Session, settings: Settings, directory: Directory, ticket: Ti
     if reply.has("note"):
         notify.send(session, settings, directory, ticket,
                     Notice("note", reply.text, author=actor),
-                    notify.reply_recipients(session, ticket))
+                    notify.reply_recipients(session, settings, directory, ticket))
         store.event(session, ticket, "note", actor=actor)
         return "internal note"
     if reply.has("reopen"):

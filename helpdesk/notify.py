@@ -65,9 +65,12 @@ def new_ticket_recipients(settings: Settings, directory: Directory, ticket: Tick
     return list(directory.team_members(team_of(settings, ticket)))
 
 
-def reply_recipients(session: Session, ticket: Ticket) -> list[str]:
+def reply_recipients(session: Session, settings: Settings, directory: Directory,
+                     ticket: Ticket) -> list[str]:
+    """The assignee and watchers; nobody yet: the team, so no reply goes unseen."""
     names = [ticket.assignee] if ticket.assignee else []
-    return list(dict.fromkeys([*names, *staff.watchers(session, ticket.id)]))  # type: ignore[arg-type]
+    names = list(dict.fromkeys([*names, *staff.watchers(session, int(ticket.id or 0))]))
+    return names or list(directory.team_members(team_of(settings, ticket)))
 
 
 def send(session: Session, settings: Settings, directory: Directory, ticket: Ticket,

@@ -145,12 +145,12 @@ class Pipeline:
                                prefix=hd.ticket_prefix, secret=self.settings.secret)
         ticket = queries.ticket(session, found.ticket_id) if found.ticket_id else None
         directory = self.directory()
-        agent, not_agent = agent_reply.identify(session, self.settings, directory, mail, found)
-        replied_to = queries.ticket(session, agent.ticket_id) if agent else None
-        if agent is not None and replied_to is not None:
-            detail = agent_reply.handle(session, self.settings, directory, replied_to, agent,
-                                        mail, entry.raw, entry.envelope.route)
-            return Outcome("stored", f"{hd.ticket_prefix}-{replied_to.id}", detail)
+        agent, not_agent = agent_reply.identify(session, self.settings, directory, mail,
+                                                entry.envelope, found)
+        if agent is not None:
+            outcome = self._agent_reply(session, entry, mail, agent, directory)
+            if outcome is not None:
+                return outcome
         linked = found.linked_ticket_id
         if ticket is not None and self._opens_new_ticket(ticket):
             linked, ticket = ticket.id, None
@@ -177,6 +177,15 @@ class Pipeline:
                  ticket.id, found.reason, mail.message_id)
         return Outcome("stored", f"{hd.ticket_prefix}-{ticket.id}", found.reason)
 
+    def _agent_reply(self, session: Session, entry: Entry, mail: parse.ParsedMail,
+                     agent: agent_reply.AgentMail, directory: Directory) -> Outcome | None:
+        ticket = queries.ticket(session, agent.ticket_id)
+        if ticket is None:
+            return None
+        detail = agent_reply.handle(session, self.settings, directory, ticket, agent, mail,
+                                    entry.raw, entry.envelope.route)
+        return Outcome("stored", f"{self.settings.helpdesk.ticket_prefix}-{ticket.id}", detail)
+
     def _opens_new_ticket(self, ticket: Ticket) -> bool:
         if ticket.status == Status.CLOSED:
             return True
@@ -192,7 +201,7 @@ class Pipeline:
             names = notify.new_ticket_recipients(self.settings, directory, ticket)
             notice = notify.Notice("new", mail.body_text, author=author)
         else:
-            names = notify.reply_recipients(session, ticket)
+            names = notify.reply_recipients(session, self.settings, directory, ticket)
             notice = notify.Notice("reply", replytext.latest_reply(mail.body_text),
                                    author=author)
         notify.send(session, self.settings, directory, ticket, notice, names)

@@ -204,3 +204,16 @@ def test_tickets_show_marks_internal_notes_and_outgoing_replies(
     assert "The customer seems upset." in out
     assert "--- out (sent to customer) by alice to carol@customer.test" in out
     assert "watchers   alice" in out
+
+
+@SQLITE_ONLY
+def test_an_agents_out_of_office_answer_never_reaches_the_customer(
+    desk: tuple[Settings, DaemonThread], relay: RelaySink,
+) -> None:
+    settings, daemon = desk
+    note = _open_ticket(daemon, relay)
+    _alice(daemon, note, "#close\nI am out of the office until Monday.",
+           headers={"Auto-Submitted": "auto-replied"})
+    wait_until(lambda: _unverified(settings) == 1, what="the out-of-office answer stored")
+    assert ticket(settings, 1)["status"] == "new"
+    assert len(mails_to(relay, CAROL)) == 1
