@@ -49,7 +49,12 @@ class HelpdeskSection(_Section):
     admins: tuple[str, ...] = Field((), description="Addresses told of config and intake trouble.")
     autoreply_limit: int = Field(5, ge=0, description="Automatic replies per sender per hour.")
     reopen_window_days: int = Field(
-        30, ge=0, description="Replies to tickets closed longer ago than this open a new ticket."
+        30, ge=0, description="Replies to tickets resolved longer ago than this open a new "
+        "linked ticket (closed tickets always do); 0: no window."
+    )
+    reveal_agent_address: bool = Field(
+        False, description="Replies to customers show the agent's name and address in "
+        "Reply-To; by default they come from the helpdesk alone."
     )
 
     @field_validator("address")
@@ -112,6 +117,18 @@ class QueueSection(_Section):
     review: bool = False
     business_hours: dict[str, Any] | None = None
     sla: dict[str, Any] | None = None
+
+
+class AgentsAuthSection(_Section):
+    require_authentication_results: bool = Field(
+        False, description="An agent's reply counts only when an Authentication-Results "
+        "header shows dkim=pass or spf=pass for the agent's domain."
+    )
+    trusted_authserv_ids: tuple[str, ...] = Field(
+        (), description="Only Authentication-Results headers added by these servers count "
+        "(empty: any); senders can write the header themselves, the receiving MTA cannot be "
+        "impersonated."
+    )
 
 
 class PathsSection(_Section):
@@ -241,7 +258,7 @@ class Settings(_Section):
     escalation: dict[str, Any] = Field(default_factory=dict)
     survey: dict[str, Any] = Field(default_factory=dict)
     stale: dict[str, Any] = Field(default_factory=dict)
-    agents_auth: dict[str, Any] = Field(default_factory=dict)
+    agents_auth: AgentsAuthSection = AgentsAuthSection()
     http: dict[str, Any] = Field(default_factory=dict)
 
     source: Annotated[Path | None, Field(exclude=True)] = None

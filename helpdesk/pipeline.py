@@ -13,13 +13,15 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from helpdesk import autoreply, clock, mailout, parse, thread
+from helpdesk import agent_reply, autoreply, clock, mailout, notify, parse, replytext, thread
+from helpdesk.agents import EMPTY, Directory
 from helpdesk.config import Settings
 from helpdesk.errors import ParseError, TemporaryError
 from helpdesk.rules import Decision, MailContext
@@ -57,11 +59,15 @@ class Outcome:
 class Pipeline:
     def __init__(self, settings: Settings, engine: Engine, spool: Spool,
                  router: Router | None = None,
-                 on_outbox: Callable[[], None] | None = None) -> None:
+                 on_outbox: Callable[[], None] | None = None,
+                 directory: Callable[[], Directory] | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.spool = spool
         self.router: Router = router or AddressRouter(settings)
+        # the agents of the rules in force, so a reload (HUP) refreshes both together
+        self.directory: Callable[[], Directory] = (
+            directory or getattr(self.router, "directory", None) or (lambda: EMPTY))
         self.on_outbox = on_outbox
         self.lock = threading.Lock()
 
@@ -138,6 +144,13 @@ class Pipeline:
         found = thread.resolve(session, mail, entry.envelope, local=hd.local_part,
                                prefix=hd.ticket_prefix, secret=self.settings.secret)
         ticket = queries.ticket(session, found.ticket_id) if found.ticket_id else None
+        directory = self.directory()
+        agent, not_agent = agent_reply.identify(session, self.settings, directory, mail,
+                                                entry.envelope, found)
+        if agent is not None:
+            outcome = self._agent_reply(session, entry, mail, agent, directory)
+            if outcome is not None:
+                return outcome
         linked = found.linked_ticket_id
         if ticket is not None and self._opens_new_ticket(ticket):
             linked, ticket = ticket.id, None
@@ -154,13 +167,44 @@ class Pipeline:
         else:
             self.apply_decision(session, ticket, decision)  # rules that apply to follow-ups
             self._follow_up(session, ticket, mail, found.reason, bounce)
+        if not_agent:  # an agent's address without proof: kept as customer mail, no commands
+            store.event(session, ticket, "unverified-agent", actor=mail.from_addr,
+                        detail=not_agent)
+        if not (bounce or decision.spam or ticket.spam):
+            self._notify_agents(session, ticket, mail, directory, is_new)
         session.flush()
         log.info("stored %s on %s-%s (%s) message_id=<%s>", entry.name, hd.ticket_prefix,
                  ticket.id, found.reason, mail.message_id)
         return Outcome("stored", f"{hd.ticket_prefix}-{ticket.id}", found.reason)
 
+    def _agent_reply(self, session: Session, entry: Entry, mail: parse.ParsedMail,
+                     agent: agent_reply.AgentMail, directory: Directory) -> Outcome | None:
+        ticket = queries.ticket(session, agent.ticket_id)
+        if ticket is None:
+            return None
+        detail = agent_reply.handle(session, self.settings, directory, ticket, agent, mail,
+                                    entry.raw, entry.envelope.route)
+        return Outcome("stored", f"{self.settings.helpdesk.ticket_prefix}-{ticket.id}", detail)
+
     def _opens_new_ticket(self, ticket: Ticket) -> bool:
-        return ticket.status == Status.CLOSED
+        if ticket.status == Status.CLOSED:
+            return True
+        window = self.settings.helpdesk.reopen_window_days
+        return (ticket.status == Status.RESOLVED and bool(window)
+                and ticket.resolved_at is not None
+                and clock.now() - ticket.resolved_at > timedelta(days=window))
+
+    def _notify_agents(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
+                       directory: Directory, is_new: bool) -> None:
+        author = mail.from_name or mail.from_addr
+        if is_new:
+            names = notify.new_ticket_recipients(self.settings, directory, ticket)
+            notice = notify.Notice("new", mail.body_text, author=author)
+        else:
+            names = notify.reply_recipients(session, self.settings, directory, ticket)
+            notice = notify.Notice("reply", replytext.latest_reply(mail.body_text),
+                                   author=author)
+        notify.send(session, self.settings, directory, ticket, notice, names)
 
     def _context(self, session: Session, envelope: Envelope, mail: parse.ParsedMail,
                  is_reply: bool) -> MailContext:

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from helpdesk.store import queries
-from helpdesk.store.models import Contact, Quarantine, Ticket
+from helpdesk.store import queries, staff
+from helpdesk.store.models import Contact, Message, Quarantine, Ticket
 from helpdesk.store.tickets import attachments_of
 
 
@@ -47,6 +47,9 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str) -> dict[str, An
             "direction": m.direction,
             "internal": m.internal,
             "from": m.from_addr,
+            "from_name": m.from_name,
+            # internal: an agent's own mail or note; an internal "out" is held for review
+            "visibility": _visibility(m),
             "to": list(m.to),
             "cc": list(m.cc),
             "subject": m.subject,
@@ -64,12 +67,19 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str) -> dict[str, An
         }
         for m in queries.messages(session, ticket.id)  # type: ignore[arg-type]
     ]
+    data["watchers"] = staff.watchers(session, ticket.id)  # type: ignore[arg-type]
     data["events"] = [
         {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "field": e.field, "old": e.old,
          "new": e.new, "detail": e.detail}
         for e in queries.events(session, ticket.id)  # type: ignore[arg-type]
     ]
     return data
+
+
+def _visibility(m: Message) -> str:
+    if m.direction == "out":
+        return "held for review" if m.internal else "sent to customer"
+    return "internal" if m.internal else "customer"
 
 
 def quarantine_entry(row: Quarantine) -> dict[str, Any]:

@@ -190,9 +190,14 @@ def _print_ticket(data: dict) -> None:  # type: ignore[type-arg]
     click.echo(f"{data['id']}: {data['subject']}")
     for key in ("status", "priority", "category", "queue", "assignee", "customer", "created"):
         click.echo(f"  {key:<10} {data[key] or '-'}")
+    click.echo(f"  {'watchers':<10} {', '.join(data['watchers']) or '-'}")
     for m in data["messages"]:
-        flag = " (internal)" if m["internal"] else ""
-        click.echo(f"\n--- {m['direction']}{flag} from {m['from']} [{m['threaded_by']}]")
+        if m["direction"] == "out":
+            click.echo(f"\n--- out ({m['visibility']}) by {m['from_name']} to "
+                       f"{', '.join([*m['to'], *m['cc']])}")
+        else:
+            flag = " (internal, agents only)" if m["internal"] else ""
+            click.echo(f"\n--- in{flag} from {m['from']} [{m['threaded_by']}]")
         click.echo(f"    Message-ID: <{m['message_id']}>")
         for a in m["attachments"]:
             click.echo(f"    attachment: {a['filename']} ({a['content_type']}, {a['size']} B)")

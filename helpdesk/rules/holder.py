@@ -14,6 +14,7 @@ from pathlib import Path
 
 import watchfiles
 
+from helpdesk.agents import Directory
 from helpdesk.config import Settings
 from helpdesk.errors import RuleError
 from helpdesk.rules import Decision, MailContext
@@ -52,6 +53,10 @@ class RulesHolder:
         self.last_error = None
         log.info("rules reloaded: %d rules from %d files", len(fresh.rules), len(fresh.sources))
         return None
+
+    def directory(self) -> Directory:
+        """The agents of agents.toml, loaded (and reloaded) with the rules."""
+        return self.current.directory
 
     def decide(self, ctx: MailContext) -> Decision:
         """The pipeline's Router protocol: evaluate the rules in force."""

@@ -149,6 +149,8 @@ class Outbox(SQLModel, table=True):
     last_error: str = Field(default="", sa_type=Text)
     created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # the agent a notification went to: a reply In-Reply-To it proves that agent
+    agent: str = Field(default="", index=True, max_length=100)
 
 
 class Quarantine(SQLModel, table=True):
@@ -164,3 +166,43 @@ class Quarantine(SQLModel, table=True):
     size: int = Field(default=0)
     status: str = Field(default="held", max_length=16)
     released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AgentRecord(SQLModel, table=True):
+    """An agent's stable number, signed into their reply addresses (support+hd-7-a3-...).
+
+    Numbered on first use by name, so reordering agents.toml never re-addresses anyone;
+    a renamed agent gets a new number and the old addresses stop working for them.
+    """
+
+    __tablename__ = "agent"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+    created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+
+
+class Watcher(SQLModel, table=True):
+    """Agents told of every customer reply on a ticket besides its assignee."""
+
+    ticket_id: int = Field(foreign_key="ticket.id", primary_key=True)
+    agent: str = Field(primary_key=True, max_length=100)
+    created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+
+
+class Review(SQLModel, table=True):
+    """An agent asked to resolve a ticket in a review queue; the team lead decides.
+
+    `held_message_id` is the agent's reply to the customer, kept internal until approved.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    agent: str = Field(max_length=100)
+    status: str = Field(default="pending", max_length=16)  # pending, approved, rejected
+    target_status: str = Field(default="resolved", max_length=16)
+    held_message_id: int | None = Field(default=None, foreign_key="message.id")
+    decided_by: str = Field(default="", max_length=100)
+    reason: str = Field(default="", sa_type=Text)
+    requested_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,0 +1,131 @@
+"""Mail to the customer on behalf of agents: their replies, and status notices.
+
+The customer always hears from the helpdesk address, never the agent's own (unless
+[helpdesk] reveal_agent_address), threaded onto the customer's last mail, with
+the people they copied kept on copy. An agent's reply is a person writing, so it
+carries no Auto-Submitted; status notices are generated and do.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from email.message import EmailMessage
+
+from sqlmodel import Session
+
+from helpdesk import mailout, tokens
+from helpdesk.agents import Agent, Directory
+from helpdesk.config import Settings
+from helpdesk.mimeparts import Attachment
+from helpdesk.store import blobs, staff
+from helpdesk.store.models import Contact, Message, Status, Ticket
+
+STATUS_NOTES = {
+    Status.RESOLVED: "We consider your request resolved. If anything is still wrong, simply "
+                     "reply to this mail and the ticket opens again.",
+    Status.CLOSED: "Your request is now closed. If you write again, we will open a new "
+                   "ticket for you.",
+}
+
+
+def _thread(session: Session, ticket: Ticket) -> tuple[str, list[str], list[str]]:
+    """(customer address, Cc to keep, References) from the customer's last mail."""
+    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    last = staff.last_customer_message(session, int(ticket.id or 0))
+    customer = contact.email if contact else (last.from_addr if last else "")
+    if last is None:
+        return customer, [], []
+    refs = [*last.references.split(), last.message_id] if last.message_id else []
+    return customer, list(last.cc), refs
+
+
+def _keep_cc(settings: Settings, directory: Directory, customer: str, cc: list[str]) -> list[str]:
+    """The customer's Cc without us, our agents or the customer."""
+    hd = settings.helpdesk
+    ours = {hd.address.lower(), *(q.address.lower() for q in settings.queue.values() if q.address)}
+    kept = []
+    for address in cc:
+        low = address.lower()
+        if low == customer.lower() or low in ours or directory.is_agent_address(low):
+            continue
+        if low.startswith(f"{hd.local_part.lower()}+") and low.endswith(f"@{hd.domain}"):
+            continue  # one of our signed reply addresses
+        kept.append(address)
+    return kept
+
+
+def reply(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
+          agent: Agent, text: str, attachments: tuple[Attachment, ...], *,
+          status_note: str = "", hold: bool = False) -> Message:
+    """Send the agent's text to the customer (or hold it for review); returns the stored
+    outgoing message."""
+    hd = settings.helpdesk
+    customer, cc, refs = _thread(session, ticket)
+    cc = _keep_cc(settings, directory, customer, cc)
+    reveal = hd.reveal_agent_address
+    context = {
+        "text": text, "status_note": status_note, "helpdesk_name": hd.name,
+        "ticket_id": f"{hd.ticket_prefix}-{ticket.id}",
+        "tagged_subject": mailout.tagged_subject(hd.ticket_prefix, int(ticket.id or 0),
+                                                 ticket.subject),
+        "author_line": f"{agent.name} <{agent.email}>\n" if reveal else f"{agent.name}\n",
+    }
+    subject, body, html = mailout.render(settings, "agent_reply", context)
+    msg = mailout.build(
+        settings, to=[customer], cc=cc, subject=subject, text=body, html=html,
+        reply_to=_reply_to(settings, ticket, agent), in_reply_to=refs[-1] if refs else "",
+        references=refs, automatic=False, id_hint=f"{hd.ticket_prefix.lower()}-{ticket.id}",
+        attachments=[(a.filename or "attachment", a.content_type, a.data) for a in attachments])
+    if not hold:
+        mailout.queue(session, msg, kind="agent-reply", ticket_id=ticket.id,
+                      mail_from=hd.address, automatic=False)
+    raw = msg.as_bytes(policy=email.policy.SMTPUTF8)
+    return staff.store_outgoing(
+        session, settings.data_dir, ticket, message_id=str(msg["Message-ID"]).strip("<> "),
+        from_addr=hd.address, to=[customer], cc=cc, subject=subject, text=text, raw=raw,
+        author=agent.name, internal=hold, in_reply_to=refs[-1] if refs else "",
+        references=refs, attachments=attachments)
+
+
+def _reply_to(settings: Settings, ticket: Ticket, agent: Agent) -> str:
+    hd = settings.helpdesk
+    ticket_address = tokens.reply_address(hd.local_part, hd.domain, hd.ticket_prefix,
+                                          settings.secret, int(ticket.id or 0))
+    return f"{ticket_address}, {agent.email}" if hd.reveal_agent_address else ticket_address
+
+
+def release(session: Session, settings: Settings, ticket: Ticket, held: Message) -> None:
+    """Send a reply that was held for review, exactly as it was written."""
+    raw = blobs.read(settings.data_dir, held.raw_path)
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    mailout.queue(session, msg, kind="agent-reply", ticket_id=ticket.id,
+                  mail_from=settings.helpdesk.address, automatic=False)
+    held.internal = False
+
+
+def status_notice(session: Session, settings: Settings, ticket: Ticket, status: str) -> None:
+    """Tell the customer their ticket is resolved or closed (generated: Auto-Submitted)."""
+    note = STATUS_NOTES.get(Status(status))
+    if note is None:
+        return
+    hd = settings.helpdesk
+    customer, _, refs = _thread(session, ticket)
+    if not customer:
+        return
+    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    context = {"status": status, "status_note": note, "helpdesk_name": hd.name,
+               "customer_name": contact.name if contact else "",
+               "ticket_id": f"{hd.ticket_prefix}-{ticket.id}",
+               "tagged_subject": mailout.tagged_subject(hd.ticket_prefix, int(ticket.id or 0),
+                                                        ticket.subject)}
+    subject, text, html = mailout.render(settings, "status", context)
+    msg = mailout.build(
+        settings, to=[customer], subject=subject, text=text, html=html,
+        reply_to=tokens.reply_address(hd.local_part, hd.domain, hd.ticket_prefix,
+                                      settings.secret, int(ticket.id or 0)),
+        in_reply_to=refs[-1] if refs else "", references=refs, automatic=True,
+        id_hint=f"{hd.ticket_prefix.lower()}-{ticket.id}.{status}")
+    mailout.queue(session, msg, kind=f"status-{status}", ticket_id=ticket.id, mail_from="",
+                  automatic=True)

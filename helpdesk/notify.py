@@ -1,0 +1,144 @@
+"""Tell agents by mail: ticket + event -> jinja2 mail -> outbox rows, in the caller's
+transaction (so a notification exists exactly when the change it reports commits).
+
+Each notification's Reply-To is the ticket's reply address signed for that agent,
+and the outbox row records the agent: a reply to that address, or In-Reply-To the
+notification's Message-ID, is how an agent proves the reply is theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from helpdesk import agent_commands, mailout, tokens
+from helpdesk.agents import Agent, Directory
+from helpdesk.config import Settings
+from helpdesk.store import staff
+from helpdesk.store.models import Contact, Ticket
+
+log = logging.getLogger("helpdesk.notify")
+
+HEADLINES = {
+    "new": "New ticket",
+    "reply": "Customer replied",
+    "assigned": "Assigned to you",
+    "note": "Internal note",
+    "review": "Resolution waiting for your approval",
+    "approved": "Resolution approved",
+    "rejected": "Resolution rejected",
+    "reopened": "Ticket reopened",
+}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What happened: the event, the text to show, and who caused it."""
+
+    event: str
+    text: str = ""
+    author: str = ""  # an agent name or the customer's address
+    reason: str = ""
+
+
+def team_of(settings: Settings, ticket: Ticket) -> str:
+    queue = settings.queue.get(ticket.queue)
+    return queue.team if queue and queue.team else ticket.queue
+
+
+def lead_for(settings: Settings, directory: Directory, ticket: Ticket) -> Agent | None:
+    """The lead of the ticket's team; failing that, the team's member with role lead."""
+    team = team_of(settings, ticket)
+    lead = directory.team_lead(team)
+    if lead is not None:
+        return lead
+    members = (directory.agent(n) for n in directory.team_members(team))
+    return next((a for a in members if a is not None and a.role == "lead"), None)
+
+
+def new_ticket_recipients(settings: Settings, directory: Directory, ticket: Ticket) -> list[str]:
+    if ticket.assignee:
+        return [ticket.assignee]
+    return list(directory.team_members(team_of(settings, ticket)))
+
+
+def reply_recipients(session: Session, settings: Settings, directory: Directory,
+                     ticket: Ticket) -> list[str]:
+    """The assignee and watchers; nobody yet: the team, so no reply goes unseen."""
+    names = [ticket.assignee] if ticket.assignee else []
+    names = list(dict.fromkeys([*names, *staff.watchers(session, int(ticket.id or 0))]))
+    return names or list(directory.team_members(team_of(settings, ticket)))
+
+
+def send(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
+         notice: Notice, names: Iterable[str]) -> int:
+    """Queue one notification per named agent (not to the agent who caused it)."""
+    sent = 0
+    for name in dict.fromkeys(names):
+        agent = directory.agent(name)
+        if agent is None or name == notice.author:
+            continue
+        _queue(session, settings, ticket, notice, agent)
+        sent += 1
+    return sent
+
+
+def _queue(session: Session, settings: Settings, ticket: Ticket, notice: Notice,
+           agent: Agent) -> None:
+    hd = settings.helpdesk
+    number = staff.agent_number(session, agent.name)
+    subject, text, html = mailout.render(settings, "notify", _context(session, settings, ticket,
+                                                                    notice, agent))
+    msg = mailout.build(
+        settings, to=[agent.email], subject=subject, text=text, html=html,
+        reply_to=tokens.reply_address(hd.local_part, hd.domain, hd.ticket_prefix,
+                                      settings.secret, int(ticket.id or 0), agent=number),
+        automatic=True, id_hint=f"{hd.ticket_prefix.lower()}-{ticket.id}.{notice.event}")
+    row = mailout.queue(session, msg, kind=f"notify-{notice.event}", ticket_id=ticket.id,
+                        mail_from="", automatic=True)
+    row.agent = agent.name
+    log.info("notify %s of %s on %s-%s", agent.name, notice.event, hd.ticket_prefix, ticket.id)
+
+
+def _context(session: Session, settings: Settings, ticket: Ticket, notice: Notice,
+             agent: Agent) -> dict[str, object]:
+    hd = settings.helpdesk
+    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    public_id = f"{hd.ticket_prefix}-{ticket.id}"
+    return {
+        "event": notice.event, "headline": HEADLINES.get(notice.event, notice.event),
+        "ticket_id": public_id,
+        "tagged_subject": mailout.tagged_subject(hd.ticket_prefix, int(ticket.id or 0),
+                                                 ticket.subject),
+        "subject": ticket.subject, "customer": contact.email if contact else "",
+        "customer_name": contact.name if contact else "", "priority": ticket.priority,
+        "category": ticket.category or "-", "queue": ticket.queue, "status": ticket.status,
+        "assignee": ticket.assignee or "-", "message": notice.text, "author": notice.author,
+        "reason": notice.reason, "agent_name": agent.name, "helpdesk_name": hd.name,
+        "commands": agent_commands.cheat_sheet(),
+    }
+
+
+def command_error(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
+                  errors: list[str], in_reply_to: str) -> None:
+    """Tell the agent why nothing of their mail was applied."""
+    hd = settings.helpdesk
+    context = {"ticket_id": f"{hd.ticket_prefix}-{ticket.id}", "errors": errors,
+               "agent_name": agent.name, "commands": agent_commands.cheat_sheet(),
+               "tagged_subject": mailout.tagged_subject(hd.ticket_prefix, int(ticket.id or 0),
+                                                        ticket.subject),
+               "helpdesk_name": hd.name}
+    subject, text, html = mailout.render(settings, "command_error", context)
+    number = staff.agent_number(session, agent.name)
+    msg = mailout.build(
+        settings, to=[agent.email], subject=subject, text=text, html=html,
+        reply_to=tokens.reply_address(hd.local_part, hd.domain, hd.ticket_prefix,
+                                      settings.secret, int(ticket.id or 0), agent=number),
+        in_reply_to=in_reply_to, references=[in_reply_to], automatic=True,
+        id_hint=f"{hd.ticket_prefix.lower()}-{ticket.id}.error")
+    row = mailout.queue(session, msg, kind="command-error", ticket_id=ticket.id, mail_from="",
+                        automatic=True)
+    row.agent = agent.name
