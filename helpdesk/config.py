@@ -138,6 +138,25 @@ class PathsSection(_Section):
     templates: Path | None = Field(None, description="Site templates, searched first.")
 
 
+class HttpSection(_Section):
+    listen: str = Field(
+        "127.0.0.1:8025", description="host:port for /healthz and /metrics (and the survey "
+        "pages); empty: no HTTP server. Keep it on loopback or behind a proxy.")
+    max_outbox_delay: float = Field(
+        3600.0, gt=0, description="/healthz reports failure when an outgoing mail has been "
+        "due for longer than this many seconds (relay down).")
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        if not v:
+            return v
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError("must be host:port, like 127.0.0.1:8025 (or empty to disable)")
+        return v
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_lines: bool = Field(False, alias="json")
@@ -259,7 +278,7 @@ class Settings(_Section):
     survey: dict[str, Any] = Field(default_factory=dict)
     stale: dict[str, Any] = Field(default_factory=dict)
     agents_auth: AgentsAuthSection = AgentsAuthSection()
-    http: dict[str, Any] = Field(default_factory=dict)
+    http: HttpSection = HttpSection()
 
     source: Annotated[Path | None, Field(exclude=True)] = None
 

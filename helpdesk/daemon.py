@@ -18,19 +18,23 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from helpdesk import mailout
+from helpdesk import mailout, sd
 from helpdesk.alerts import alert_admins
 from helpdesk.config import Settings
 from helpdesk.errors import TemporaryError
+from helpdesk.http_server import HttpServer
 from helpdesk.ingest.imap import ImapPoller, default_state_dir
+from helpdesk.ingest.imap_state import PollerStatus
 from helpdesk.ingest.smtp import IntakeHandler, smtp_factory, tls_context
 from helpdesk.ingest.smtp_process import ListenerProcess
+from helpdesk.metrics import make_registry
 from helpdesk.outbox import OutboxWorker
 from helpdesk.pipeline import Pipeline, Router
 from helpdesk.rules.holder import RulesHolder, watch_rules
 from helpdesk.spool import Spool
 from helpdesk.status import write_snapshot
 from helpdesk.store import db
+from helpdesk.web_health import health_routes
 
 log = logging.getLogger("helpdesk.daemon")
 DRAIN_SECONDS = 20.0
@@ -110,6 +114,9 @@ class Daemon:
                        default_state_dir(s.data_dir), on_stall=self._mailbox_stalled)
             for entry in s.imap
         ]
+        self.registry, metrics = make_registry(self.engine, self.imap_status)
+        self.pipeline.observe = metrics.observe
+        self.http: HttpServer | None = None
         self._schema_ready = False
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -170,6 +177,7 @@ class Daemon:
             await self._start_smtp()
         for poller in self.pollers:
             poller.start()
+        await self._start_http()
         if self.rules is not None:
             self._tasks.append(asyncio.create_task(self._watch_rules()))
         self._tasks.append(asyncio.create_task(self._write_status()))
@@ -183,6 +191,22 @@ class Daemon:
                          f"fixed. `helpdesk imap check {name}` shows what is wrong.\n")
         except TemporaryError as err:
             log.warning("could not alert admins about mailbox %s: %s", name, err)
+
+    async def _start_http(self) -> None:
+        listen = self.settings.http.listen
+        if not listen:
+            return
+        try:
+            server = HttpServer(listen, list(health_routes(self, self.registry)))
+            await server.start()
+        except OSError as err:
+            # health and metrics are for people watching; mail intake goes on without them
+            log.error("HTTP endpoint %s not started: %s", listen, err)
+            return
+        self.http = server
+
+    def imap_status(self) -> list[PollerStatus]:
+        return [p.status() for p in self.pollers]
 
     def status(self) -> dict[str, object]:
         return {
@@ -215,17 +239,20 @@ class Daemon:
 
     async def _start_smtp(self) -> None:
         cfg = self.settings.smtp
+        inherited = sd.inherited_socket()  # systemd socket activation (helpdesk.socket)
         if cfg.separate_process and self.settings.source is not None:
-            listener = ListenerProcess(self.settings, self.pipeline_worker.poke)
+            listener = ListenerProcess(self.settings, self.pipeline_worker.poke, sock=inherited)
             await asyncio.to_thread(listener.start)
             self.listener = listener
             log.info("SMTP listener process %s on %s:%s", listener.proc.pid,  # type: ignore[union-attr]
                      cfg.host, listener.port)
             return
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            smtp_factory(self.settings, self.handler, tls_context(self.settings)),
-            cfg.host, cfg.port)
+        factory = smtp_factory(self.settings, self.handler, tls_context(self.settings))
+        if inherited is not None:
+            self.server = await loop.create_server(factory, sock=inherited)
+        else:
+            self.server = await loop.create_server(factory, cfg.host, cfg.port)
         log.info("listening for %s on %s:%s", "LMTP" if cfg.lmtp else "SMTP", cfg.host,
                  self.smtp_port)
 
@@ -252,6 +279,7 @@ class Daemon:
         self._stop.set()
 
     async def stop(self) -> None:
+        sd.notify("STOPPING=1")
         self.handler.accepting = False
         if self.listener is not None:
             await asyncio.to_thread(self.listener.stop)
@@ -277,6 +305,8 @@ class Daemon:
             await asyncio.to_thread(poller.join, 15)
         if self.server is not None:
             self.server.close()
+        if self.http is not None:
+            await self.http.stop()
         log.info("stopped")
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
@@ -293,6 +323,9 @@ class Daemon:
                 pass  # not the main thread (tests run the daemon in a thread)
         if ready:
             ready()
+        # the listener is up (start() waited for it): systemd may now route mail to us
+        sd.notify(f"READY=1\nSTATUS=accepting mail on port "
+                  f"{self.smtp_port if self.smtp_listening else '-'}")
         try:
             await self._stop.wait()
         finally:

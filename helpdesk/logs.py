@@ -8,15 +8,23 @@ import sys
 
 from helpdesk.config import Settings
 
+# passed as `extra=` by the pipeline and the outbox, so log lines can be searched by
+# ticket or Message-ID without parsing the message text
+EVENT_FIELDS = ("ticket", "message_id", "route")
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key in EVENT_FIELDS:
+            value = getattr(record, key, None)
+            if value:
+                data[key] = value
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False)

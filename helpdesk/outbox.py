@@ -217,11 +217,19 @@ class OutboxWorker:
                     failed += 1
                     break  # the rest would fail the same way; they wait their turn
                 self._finish(row.id)  # type: ignore[arg-type]
+                self._log_sent(row)
                 self._note_up()
                 sent += 1
         finally:
             transport.close()
         return Result(sent, failed, dead)
+
+    def _log_sent(self, row: Outbox) -> None:
+        ticket = f"{self.settings.helpdesk.ticket_prefix}-{row.ticket_id}" if row.ticket_id else ""
+        message_id = row.message_id.strip("<>")
+        log.info("sent %s %s for %s to %s message_id=<%s>", row.kind, row.id, ticket or "-",
+                 ", ".join(row.rcpt_tos), message_id,
+                 extra={"ticket": ticket, "message_id": message_id})
 
     def _note_down(self, err: Exception) -> None:
         if not self._relay_down:

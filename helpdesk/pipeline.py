@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ class Pipeline:
             directory or getattr(self.router, "directory", None) or (lambda: EMPTY))
         self.on_outbox = on_outbox
         self.lock = threading.Lock()
+        # metrics hook (daemon.py sets it): called once per mail with how it ended
+        self.observe: Callable[[Envelope, Outcome, float], None] | None = None
 
     # -- driving -----------------------------------------------------------------
 
@@ -90,6 +93,13 @@ class Pipeline:
         return outcomes
 
     def process_entry(self, entry: Entry) -> Outcome:
+        started = time.perf_counter()
+        outcome = self._handle(entry)
+        if self.observe is not None:
+            self.observe(entry.envelope, outcome, time.perf_counter() - started)
+        return outcome
+
+    def _handle(self, entry: Entry) -> Outcome:
         try:
             outcome = self._process(entry)
         except TemporaryError as err:
@@ -174,7 +184,9 @@ class Pipeline:
             self._notify_agents(session, ticket, mail, directory, is_new)
         session.flush()
         log.info("stored %s on %s-%s (%s) message_id=<%s>", entry.name, hd.ticket_prefix,
-                 ticket.id, found.reason, mail.message_id)
+                 ticket.id, found.reason, mail.message_id,
+                 extra={"ticket": f"{hd.ticket_prefix}-{ticket.id}",
+                        "message_id": mail.message_id, "route": entry.envelope.route})
         return Outcome("stored", f"{hd.ticket_prefix}-{ticket.id}", found.reason)
 
     def _agent_reply(self, session: Session, entry: Entry, mail: parse.ParsedMail,

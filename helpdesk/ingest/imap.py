@@ -155,6 +155,7 @@ class ImapPoller:
     def _fault(self, message: str, delay: float) -> float:
         self._attempt += 1
         self._status.update(last_error=message, last_error_at=clock.now(), connected=False)
+        self._status.add("errors", 1)
         if message != self._last_logged:
             log.error("imap %s: %s; retrying in %.3g s", self.name, message, delay)
             self._last_logged = message

@@ -73,6 +73,7 @@ class PollerStatus:
     spooled: int = 0
     quarantined: int = 0
     backlog: int = 0
+    errors: int = 0  # faults since start, for the helpdesk_imap_errors metric
     uidvalidity: int | None = None
     last_uid: int = 0
 

@@ -30,6 +30,7 @@ class IntakeHandler:
         self.on_spooled = on_spooled
         self.in_flight = 0
         self.accepting = True
+        self.lmtp = settings.smtp.lmtp
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
@@ -43,6 +44,14 @@ class IntakeHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        status = await self._spool(session, envelope)
+        if self.lmtp:
+            # LMTP (RFC 2033): one reply per accepted recipient. The mail is spooled once
+            # for all of them, so they share its fate (all 250, or all 451).
+            return "\r\n".join([status] * max(1, len(envelope.rcpt_tos)))
+        return status
+
+    async def _spool(self, session: Session, envelope: Envelope) -> str:
         if not self.accepting:
             return "421 4.3.2 Service shutting down, try again later"
         raw = envelope.original_content or b""

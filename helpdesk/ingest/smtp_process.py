@@ -50,11 +50,13 @@ def bind(host: str, port: int, wait: float = 10.0) -> socket.socket:
 class ListenerProcess:
     """Parent side: start, supervise and stop the listener child."""
 
-    def __init__(self, settings: Settings, on_spooled: Callable[[], None]) -> None:
+    def __init__(self, settings: Settings, on_spooled: Callable[[], None],
+                 sock: socket.socket | None = None) -> None:
         assert settings.source is not None, "the child reads the same config file"
         self.settings = settings
         self.on_spooled = on_spooled
-        self.sock = bind(settings.smtp.host, settings.smtp.port)
+        # `sock`: a listening socket from systemd (socket activation); else bind our own
+        self.sock = sock or bind(settings.smtp.host, settings.smtp.port)
         self.port = int(self.sock.getsockname()[1])
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready = threading.Event()
@@ -139,8 +141,9 @@ async def _serve(settings: Settings, fd: int) -> None:
     loop.add_signal_handler(signal.SIGTERM, done.set)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the daemon decides when to stop
     loop.add_reader(sys.stdin.fileno(), lambda: os.read(sys.stdin.fileno(), 4096) or done.set())
+    host, port = sock.getsockname()[:2]
     log.info("listening for %s on %s:%s (process %s)", "LMTP" if settings.smtp.lmtp else "SMTP",
-             settings.smtp.host, sock.getsockname()[1], os.getpid())
+             host, port, os.getpid())
     _tell(b"ready")
     await done.wait()
     handler.accepting = False
