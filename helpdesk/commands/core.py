@@ -142,6 +142,21 @@ def upgrade(state: CliState) -> None:
     click.echo("database is up to date")
 
 
+@db_group.command(name="migrate-to")
+@click.argument("url")
+@pass_state
+def migrate_to(state: CliState, url: str) -> None:
+    """Copy every table to a new, empty database at URL (stop the daemon first)."""
+    from helpdesk.store.migrate import MigrationRefused, migrate
+
+    try:
+        migrate(state.settings.database_url, url,
+                progress=lambda c: click.echo(f"{c.table}: {c.rows} rows"))
+    except (MigrationRefused, TemporaryError) as err:
+        raise click.ClickException(str(err)) from None
+    click.echo("done; set database_url (or HELPDESK_DATABASE_URL) to the new URL")
+
+
 @click.group(name="tickets")
 def tickets_group() -> None:
     """Look at tickets."""

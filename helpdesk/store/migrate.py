@@ -1,0 +1,100 @@
+"""Copy the whole database to another URL: `helpdesk db migrate-to URL`.
+
+For moving from SQLite to PostgreSQL when one daemon is no longer enough
+(docs/scaling.md). The target's schema is built by the same Alembic migrations the
+daemon runs, then every table is copied in foreign-key order through the models,
+so types (UTC datetimes, JSON, bytes) convert the way the daemon reads and writes
+them. The target must be empty: copying into a live database would mix two
+helpdesks' ticket numbers. Stop the daemon first; nothing here locks the source.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, Table, func, inspect, select, text
+from sqlmodel import SQLModel
+
+from helpdesk.store import db, models  # noqa: F401  (models registers the tables)
+
+log = logging.getLogger("helpdesk.migrate")
+BATCH = 500
+
+
+class MigrationRefused(Exception):
+    """The copy cannot start; the message says why and nothing was written."""
+
+
+@dataclass(frozen=True)
+class Copied:
+    table: str
+    rows: int
+
+
+def _tables() -> list[Table]:
+    return list(SQLModel.metadata.sorted_tables)
+
+
+def _check(source: Engine, target: Engine) -> None:
+    known = {t.name for t in _tables()} | {"alembic_version"}
+    extra = set(inspect(target).get_table_names()) - known
+    if extra:
+        # a newer schema than this code knows: copying would silently drop those tables
+        raise MigrationRefused(f"target has tables this version does not know: "
+                               f"{', '.join(sorted(extra))}; upgrade helpdesk first")
+    with target.connect() as conn:
+        for table in _tables():
+            if conn.execute(select(func.count()).select_from(table)).scalar_one():
+                raise MigrationRefused(f"target is not empty (table {table.name} has rows); "
+                                       f"migrate-to only copies into a new database")
+    if source.url.render_as_string(hide_password=False) == \
+            target.url.render_as_string(hide_password=False):
+        raise MigrationRefused("source and target are the same database")
+
+
+def _copy_table(src: Connection, dst: Connection, table: Table) -> int:
+    copied = 0
+    order = list(table.primary_key.columns)
+    result = src.execution_options(yield_per=BATCH).execute(select(table).order_by(*order))
+    for rows in result.partitions(BATCH):
+        dst.execute(table.insert(), [dict(r._mapping) for r in rows])
+        copied += len(rows)
+    return copied
+
+
+def _reset_sequences(dst: Connection) -> None:
+    """PostgreSQL: move each id sequence past the copied ids, or the next insert collides."""
+    if dst.dialect.name != "postgresql":
+        return
+    for table in _tables():
+        if "id" not in table.c or not table.c.id.primary_key:
+            continue
+        dst.execute(text(
+            f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
+            f"COALESCE((SELECT MAX(id) FROM \"{table.name}\"), 0) + 1, false)"))
+
+
+def migrate(source_url: str, target_url: str,
+            progress: Callable[[Copied], None] | None = None) -> list[Copied]:
+    """Build the target schema, copy every table, fix sequences; returns rows per table."""
+    db.upgrade(source_url)  # same schema version on both sides
+    db.upgrade(target_url)
+    source, target = db.make_engine(source_url), db.make_engine(target_url)
+    try:
+        _check(source, target)
+        done = []
+        # one target transaction: a failure part-way leaves the target empty, not half full
+        with source.connect() as src, target.begin() as dst:
+            for table in _tables():
+                item = Copied(table.name, _copy_table(src, dst, table))
+                log.info("copied %d rows of %s", item.rows, item.table)
+                if progress:
+                    progress(item)
+                done.append(item)
+            _reset_sequences(dst)
+        return done
+    finally:
+        source.dispose()
+        target.dispose()
