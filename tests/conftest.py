@@ -260,3 +260,23 @@ def start_poller(tmp_path: Path, spool: Spool) -> Iterator[Callable[..., ImapPol
         poller.stop()
     for poller in running:
         poller.join(15)
+
+
+# --- the daemon as a real process (tests/procs.py) ----------------------------------
+
+
+@pytest.fixture
+def daemon_procs(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Factory: daemon_procs(settings, name) -> DaemonProc (not started); killed at teardown."""
+    from tests.procs import DaemonProc
+
+    made: list[DaemonProc] = []
+
+    def make(settings: Settings, name: str = "daemon") -> DaemonProc:
+        proc = DaemonProc(settings, tmp_path / f"{name}.log")
+        made.append(proc)
+        return proc
+
+    yield make
+    for proc in made:
+        proc.kill()
