@@ -41,11 +41,13 @@ class HelpdeskSection(_Section):
     domains: tuple[str, ...] = Field(
         ("example.test",), description="Recipient domains accepted by the SMTP listener."
     )
-    ticket_prefix: str = Field("HD", pattern=r"^[A-Za-z][A-Za-z0-9]{0,9}$")
+    ticket_prefix: str = Field("HD", pattern=r"^[A-Za-z][A-Za-z0-9]{0,9}$",
+                               description="Ticket ids look like HD-1042.")
     data_dir: Path = Field(Path("data"), description="Spool, raw mail, attachments, maildir.")
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
     secret: str = Field("", description="Signs reply tokens; env HELPDESK_SECRET wins.")
-    default_queue: str = "support"
+    default_queue: str = Field("support", description="Queue for mail that no address or "
+                               "rule routes elsewhere.")
     admins: tuple[str, ...] = Field((), description="Addresses told of config and intake trouble.")
     autoreply_limit: int = Field(5, ge=0, description="Automatic replies per sender per hour.")
     reopen_window_days: int = Field(
@@ -81,12 +83,13 @@ class HelpdeskSection(_Section):
 
 
 class SmtpSection(_Section):
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = Field(2525, ge=0, le=65535)
+    enabled: bool = Field(True, description="Run the SMTP (or LMTP) listener.")
+    host: str = Field("127.0.0.1", description="Listen address.")
+    port: int = Field(2525, ge=0, le=65535, description="Listen port; a socket passed by "
+                      "systemd (helpdesk.socket) is used instead when present.")
     max_message_size: int = Field(25 * 1024 * 1024, gt=0, description="Bytes; larger gets 552.")
     tls_cert: Path | None = Field(None, description="Certificate for optional STARTTLS.")
-    tls_key: Path | None = None
+    tls_key: Path | None = Field(None, description="Private key for tls_cert.")
     lmtp: bool = Field(False, description="Speak LMTP instead of SMTP (per-recipient answers).")
     separate_process: bool = Field(
         True, description="Run the listener in its own process, so answers never wait for "
@@ -97,14 +100,15 @@ class SmtpSection(_Section):
 class OutgoingSection(_Section):
     relay_host: str = Field("", description="Empty: write outgoing mail to data_dir/maildir.")
     relay_port: int = Field(25, ge=1, le=65535)
-    starttls: bool = False
-    ssl: bool = False
-    username: str = ""
+    starttls: bool = Field(False, description="STARTTLS after connecting.")
+    ssl: bool = Field(False, description="Implicit TLS (port 465).")
+    username: str = Field("", description="Relay login; empty: no AUTH.")
     password: str = Field("", description="env HELPDESK_RELAY_PASSWORD wins.")
-    timeout: float = Field(30.0, gt=0)
+    timeout: float = Field(30.0, gt=0, description="Seconds per relay operation.")
     max_attempts: int = Field(12, ge=1, description="After this many failures a mail is dead.")
     backoff_base: float = Field(30.0, gt=0, description="Seconds before the first retry.")
-    backoff_max: float = Field(3600.0, gt=0)
+    backoff_max: float = Field(3600.0, gt=0, description="Cap on the retry delay (it "
+                               "doubles after each failure).")
     lease: float = Field(
         120.0, gt=0, description="Seconds a daemon may hold a mail it is sending before "
         "another (or itself after a crash) retries it."
@@ -158,8 +162,10 @@ class HttpSection(_Section):
 
 
 class LogSection(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    json_lines: bool = Field(False, alias="json")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lines below this level are dropped.")
+    json_lines: bool = Field(False, alias="json", description="One JSON object per line, "
+                             "with ticket and message_id fields where they apply.")
 
 
 _LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")

@@ -13,8 +13,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import MakeSettings
-from tests.helpers import DaemonThread, RelaySink, all_tickets, free_port, make_mail, send, \
-    wait_until
+from tests.helpers import (
+    DaemonThread,
+    RelaySink,
+    all_tickets,
+    free_port,
+    make_mail,
+    send,
+    wait_until,
+)
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
