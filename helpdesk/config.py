@@ -102,7 +102,10 @@ class OutgoingSection(_Section):
     username: str = ""
     password: str = Field("", description="env HELPDESK_RELAY_PASSWORD wins.")
     timeout: float = Field(30.0, gt=0)
-    max_attempts: int = Field(12, ge=1, description="After this many failures a mail is dead.")
+    give_up_after_hours: float = Field(
+        120.0, gt=0, description="A mail the relay keeps deferring is given up (dead, admins "
+        "told) after this long, like an MTA's queue lifetime; a 5xx answer gives up at once."
+    )
     backoff_base: float = Field(30.0, gt=0, description="Seconds before the first retry.")
     backoff_max: float = Field(3600.0, gt=0)
     lease: float = Field(

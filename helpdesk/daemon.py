@@ -67,7 +67,7 @@ class Worker(threading.Thread):
                 busy = self.step()
                 self.backoff = 0.0
             except TemporaryError as err:
-                self.backoff = min(30.0, max(0.5, self.backoff * 2))
+                self.backoff = min(10.0, max(0.5, self.backoff * 2))
                 log.warning("%s waiting %.1fs: %s", self.name, self.backoff, err)
                 busy = False
             except Exception:
@@ -152,6 +152,12 @@ class Daemon:
         if not self._schema_ready:
             return False
         result = self.outbox.deliver_due()
+        if self.outbox.dead_rows:
+            dead, self.outbox.dead_rows = self.outbox.dead_rows, []
+            alert_admins(self.settings, self.engine, "outgoing mail given up",  # type: ignore[arg-type]
+                         f"{len(dead)} outgoing mail(s) could not be delivered and were given "
+                         f"up (outbox ids {', '.join(map(str, dead))}). The reasons are in the "
+                         f"outbox rows' last_error; `helpdesk status` shows the counts.\n")
         return result.sent > 0 and result.failed == 0
 
     # -- lifecycle ---------------------------------------------------------------
