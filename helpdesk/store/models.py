@@ -76,7 +76,7 @@ class Ticket(SQLModel, table=True):
     linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     spam: bool = Field(default=False)
     created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
-    updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, index=True)
     first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -164,3 +164,7 @@ class Quarantine(SQLModel, table=True):
     size: int = Field(default=0)
     status: str = Field(default="held", max_length=16)
     released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# the scheduler's tables live in their own module; importing it here registers them
+from helpdesk.store import sched_models  # noqa: E402, F401
