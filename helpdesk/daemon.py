@@ -98,6 +98,15 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.reload_hooks.append(mailout.clear_template_cache)
+        self.scheduler = self.survey_web = None
+        if s.scheduler.enabled:
+            from helpdesk.scheduler import SchedulerService
+
+            self.scheduler = SchedulerService(s, self.engine, on_outbox=self.outbox_worker.poke)
+        if s.survey.enabled:
+            from helpdesk.survey_web import SurveyWeb
+
+            self.survey_web = SurveyWeb(s, self.engine)
 
     def _reload_rules(self) -> None:
         assert self.rules is not None
@@ -152,8 +161,19 @@ class Daemon:
         self.outbox_worker.start()
         if self.settings.smtp.enabled:
             await self._start_smtp()
+        await self._start_scheduled_work()
         if self.rules is not None:
             self._tasks.append(asyncio.create_task(self._watch_rules()))
+
+    async def _start_scheduled_work(self) -> None:
+        if self.survey_web is not None:
+            await self.survey_web.start()
+        if self.scheduler is not None:
+            try:
+                await self.scheduler.start()
+            except Exception:
+                # mail intake must not depend on the scheduler: log and run without it
+                log.exception("scheduler not started; `helpdesk jobs run-due` still works")
 
     async def _watch_rules(self) -> None:
         assert self.rules is not None
@@ -202,6 +222,9 @@ class Daemon:
                 await task
         if self.server is not None:
             self.server.close()
+        for service in (self.scheduler, self.survey_web):
+            if service is not None:
+                await service.stop()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_SECONDS
         while self.handler.in_flight and loop.time() < deadline:
