@@ -67,7 +67,8 @@ def sync_ticket(rt: Runtime, session: Session, ticket: Ticket) -> list[str]:
     """Do the ticket's due steps, then store when it next needs a look."""
     done: list[str] = []
     for _ in range(10):  # a step can make others due (a breach raises the priority)
-        due = [s for s in plan(rt, session, ticket) if s.due_at <= rt.now]
+        steps = plan(rt, session, ticket)
+        due = [s for s in steps if s.due_at <= rt.now]
         if not due:
             break
         step = due[0]
@@ -75,7 +76,7 @@ def sync_ticket(rt: Runtime, session: Session, ticket: Ticket) -> list[str]:
         session.flush()  # a concurrent runner's mark makes this raise IntegrityError
         what = ACTIONS[step.action](rt, session, ticket, step)
         done.append(f"{rt.public_id(ticket)} {step.key}: {what}")
-    upcoming = [s for s in plan(rt, session, ticket) if s.due_at > rt.now]
+    upcoming = [s for s in steps if s.due_at > rt.now]
     _set_timer(session, ticket.id or 0, upcoming[0] if upcoming else None)
     return done
 
@@ -92,8 +93,9 @@ def _set_timer(session: Session, ticket_id: int, step: Step | None) -> None:
         timer.due_at, timer.key = step.due_at, step.key
 
 
-def sync_one(rt: Runtime, ticket_id: int) -> list[str]:
-    """One ticket in its own transaction; a lost race on a mark is retried (then skipped)."""
+def sync_one(rt: Runtime, ticket_id: int) -> tuple[list[str], datetime | None]:
+    """One ticket in its own transaction; a lost race on a mark is retried (then skipped).
+    Returns what was done and the ticket's updated_at afterwards."""
     for attempt in range(3):
         try:
             with session_scope(rt.engine) as session:
@@ -101,12 +103,12 @@ def sync_one(rt: Runtime, ticket_id: int) -> list[str]:
                 if ticket is None:
                     session.execute(delete(TicketTimer).where(
                         col(TicketTimer.ticket_id) == ticket_id))
-                    return []
-                return sync_ticket(rt, session, ticket)
+                    return [], None
+                return sync_ticket(rt, session, ticket), ticket.updated_at
         except IntegrityError:
             log.info("ticket %s: another runner did a step first (attempt %d)", ticket_id,
                      attempt + 1)
-    return []
+    return [], None
 
 
 # -- the pass ----------------------------------------------------------------------------
@@ -125,7 +127,7 @@ def _set_state(session: Session, name: str, value: str) -> None:
 
 
 def changed_since(session: Session, since: datetime | None,
-                  rt: Runtime) -> tuple[list[int], datetime | None]:
+                  rt: Runtime) -> tuple[list[tuple[int, datetime]], datetime | None]:
     """Tickets changed after `since` (None: every ticket that can still have a step)."""
     stmt = select(Ticket.id, Ticket.updated_at)
     if since is not None:
@@ -135,7 +137,7 @@ def changed_since(session: Session, since: datetime | None,
         stmt = stmt.where(or_(col(Ticket.status) != "closed", col(Ticket.updated_at) >= recent))
     rows = session.exec(stmt).all()
     newest = max((at for _, at in rows), default=since)
-    return [int(i) for i, _ in rows if i is not None], newest
+    return [(int(i), at) for i, at in rows if i is not None], newest
 
 
 def due_ticket_ids(session: Session, now: datetime, skip: set[int]) -> list[int]:
@@ -145,7 +147,12 @@ def due_ticket_ids(session: Session, now: datetime, skip: set[int]) -> list[int]
 
 
 def run_pass(settings: Settings, engine: Engine, now: datetime,
-             on_outbox: Callable[[], None] | None = None) -> PassReport:
+             on_outbox: Callable[[], None] | None = None,
+             synced: dict[int, datetime] | None = None) -> PassReport:
+    """One pass at `now`. `synced` (kept by a long-running caller) remembers the
+    updated_at each ticket had when last synced, so the slack window does not make
+    every pass redo the tickets changed in the last minutes."""
+    synced = {} if synced is None else synced
     started = time.perf_counter()
     rt = Runtime.build(settings, engine, now, on_outbox)
     report = PassReport(now)
@@ -154,15 +161,18 @@ def run_pass(settings: Settings, engine: Engine, now: datetime,
         mark_text = _state(session, "watermark")
         full = _state(session, "config") != fingerprint or not mark_text
         since = None if full else datetime.fromisoformat(mark_text)
-        changed, newest = changed_since(session, since, rt)
+        rows, newest = changed_since(session, since, rt)
     report.full = full
-    seen = _sync_all(rt, changed, report)
+    if full:
+        synced.clear()
+    changed = [i for i, at in rows if synced.get(i) != at]
+    seen = _sync_all(rt, changed, report, synced)
     while True:  # due timers, in batches, until none is left at `now`
         with session_scope(engine) as session:
             batch = due_ticket_ids(session, now, seen)
         if not batch:
             break
-        seen |= _sync_all(rt, batch, report)
+        seen |= _sync_all(rt, batch, report, synced)
     try:
         with session_scope(engine) as session:
             if newest is not None:
@@ -170,19 +180,26 @@ def run_pass(settings: Settings, engine: Engine, now: datetime,
             _set_state(session, "config", fingerprint)
     except IntegrityError:
         pass  # another runner's first pass wrote the same state at the same moment
+    if newest is not None:
+        for i in [i for i, at in synced.items() if at <= newest - SLACK]:
+            del synced[i]  # out of the slack window: the watermark covers it now
     if report.done and on_outbox:
         on_outbox()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _sync_all(rt: Runtime, ids: Iterable[int], report: PassReport) -> set[int]:
+def _sync_all(rt: Runtime, ids: Iterable[int], report: PassReport,
+              synced: dict[int, datetime]) -> set[int]:
     seen = set()
     for ticket_id in ids:
         seen.add(ticket_id)
         report.looked_at += 1
         try:
-            report.done.extend(sync_one(rt, ticket_id))
+            done, updated_at = sync_one(rt, ticket_id)
+            report.done.extend(done)
+            if updated_at is not None:
+                synced[ticket_id] = updated_at
         except Exception:
             # one broken ticket must not stop the others; it is tried again next pass
             log.exception("scheduler: ticket %s failed", ticket_id)

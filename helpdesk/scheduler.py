@@ -100,13 +100,15 @@ class PassRunner:
         self.leader = Leader(settings.database_url, settings.scheduler.lock_key)
         self.lock = threading.Lock()
         self.passes = 0
+        self.synced: dict[int, datetime] = {}  # see jobs.run_pass
 
     def run(self) -> jobs.PassReport | None:
         with self.lock:
             if not self.leader.holds():
                 log.debug("not the leader: skipping this pass")
                 return None
-            report = jobs.run_pass(self.settings, self.engine, clock.now(), self.on_outbox)
+            report = jobs.run_pass(self.settings, self.engine, clock.now(), self.on_outbox,
+                                   self.synced)
             self.passes += 1
         for line in report.done:
             log.info("scheduler: %s", line)
