@@ -15,6 +15,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -28,6 +29,10 @@ from helpdesk.pipeline import Pipeline, Router
 from helpdesk.rules.holder import RulesHolder, watch_rules
 from helpdesk.spool import Spool
 from helpdesk.store import db
+
+if TYPE_CHECKING:
+    from helpdesk.scheduler import SchedulerService
+    from helpdesk.survey_web import SurveyWeb
 
 log = logging.getLogger("helpdesk.daemon")
 DRAIN_SECONDS = 20.0
@@ -98,7 +103,8 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.reload_hooks.append(mailout.clear_template_cache)
-        self.scheduler = self.survey_web = None
+        self.scheduler: SchedulerService | None = None
+        self.survey_web: SurveyWeb | None = None
         if s.scheduler.enabled:
             from helpdesk.scheduler import SchedulerService
 

@@ -97,3 +97,23 @@ def test_business_hours_and_a_holiday_shift_the_due_time(make_settings: MakeSett
     assert next(c for c in shown["sla"] if c["kind"] == "first_response")["breached"] is True
     human = run_cli(settings, "tickets", "show", f"HD-{tid}").stdout.decode()
     assert "first response" in human and "BREACHED" in human
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"sla": {"urgent": {"first_response": "1h"}}}, "sla: Value error, 'urgent' is not a priority"),
+    ({"sla": {"high": {"first_response": "1x"}}}, "sla.high.first_response: Value error, '1x'"),
+    ({"queue": {"vip": {"business_hours": {"week": {"mon": "9-5"}}}}},
+     "queue.vip.business_hours: Value error, week.mon"),
+    ({"escalation": {"notify": "bob"}}, "escalation.notify: Value error, must be"),
+])
+def test_bad_scheduler_config_names_the_file_and_key(data: dict, expected: str, tmp_path):
+    from helpdesk import config
+    from helpdesk.errors import ConfigError
+    from tests.conftest import write_toml
+
+    path = tmp_path / "helpdesk.toml"
+    write_toml(path, data)
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert str(err.value).startswith(f"{path.resolve()}: {expected}") or \
+        str(err.value).startswith(f"{path}: {expected}"), str(err.value)
