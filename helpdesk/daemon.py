@@ -15,6 +15,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -32,9 +33,14 @@ from helpdesk.spool import Spool
 from helpdesk.status import write_snapshot
 from helpdesk.store import db
 
+if TYPE_CHECKING:
+    from helpdesk.scheduler import SchedulerService
+    from helpdesk.survey_web import SurveyWeb
+
 log = logging.getLogger("helpdesk.daemon")
 DRAIN_SECONDS = 20.0
 STATUS_EVERY_S = 5.0
+SCHEDULER_RETRY_S = 10.0
 
 
 class Worker(threading.Thread):
@@ -114,6 +120,16 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.reload_hooks.append(mailout.clear_template_cache)
+        self.scheduler: SchedulerService | None = None
+        self.survey_web: SurveyWeb | None = None
+        if s.scheduler.enabled:
+            from helpdesk.scheduler import SchedulerService
+
+            self.scheduler = SchedulerService(s, self.engine, on_outbox=self.outbox_worker.poke)
+        if s.survey.enabled:
+            from helpdesk.survey_web import SurveyWeb
+
+            self.survey_web = SurveyWeb(s, self.engine)
 
     def _reload_rules(self) -> None:
         assert self.rules is not None
@@ -176,6 +192,7 @@ class Daemon:
             await self._start_smtp()
         for poller in self.pollers:
             poller.start()
+        await self._start_scheduled_work()
         if self.rules is not None:
             self._tasks.append(asyncio.create_task(self._watch_rules()))
         self._tasks.append(asyncio.create_task(self._write_status()))
@@ -209,6 +226,25 @@ class Daemon:
             except OSError as err:
                 log.warning("could not write status snapshot: %s", err)
             await asyncio.sleep(STATUS_EVERY_S)
+
+    async def _start_scheduled_work(self) -> None:
+        if self.survey_web is not None:
+            await self.survey_web.start()
+        if self.scheduler is not None:
+            self._tasks.append(asyncio.create_task(self._keep_trying_scheduler()))
+
+    async def _keep_trying_scheduler(self) -> None:
+        """Mail intake must not depend on the scheduler: start it when the database lets us."""
+        assert self.scheduler is not None
+        while True:
+            try:
+                await self.scheduler.start()
+                return
+            except Exception as err:
+                log.error("scheduler not started (%s); retrying in %ss; `helpdesk jobs "
+                          "run-due` still works", err, SCHEDULER_RETRY_S)
+            await asyncio.sleep(SCHEDULER_RETRY_S)
+
     async def _watch_rules(self) -> None:
         assert self.rules is not None
         try:
@@ -268,6 +304,9 @@ class Daemon:
                 await task
         if self.server is not None:
             self.server.close()
+        for service in (self.scheduler, self.survey_web):
+            if service is not None:
+                await service.stop()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_SECONDS
         while self.handler.in_flight and loop.time() < deadline:
