@@ -27,8 +27,10 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 def _register() -> None:
     from helpdesk.commands import core, imap, rules
+    from helpdesk.commands import jobs as jobs_commands
+    from helpdesk.commands import stats as stats_commands
 
-    for module in (core, rules, imap):
+    for module in (core, rules, imap, jobs_commands, stats_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -23,6 +23,14 @@ from pydantic import (
     model_validator,
 )
 
+from helpdesk.config_sched import (
+    EscalationSection,
+    SchedulerSection,
+    SlaPolicy,
+    StaleSection,
+    SurveySection,
+    check_priorities,
+)
 from helpdesk.errors import ConfigError
 
 ENV_CONFIG = "HELPDESK_CONFIG"
@@ -105,7 +113,10 @@ class OutgoingSection(_Section):
     username: str = Field("", description="Relay login; empty: no AUTH.")
     password: str = Field("", description="env HELPDESK_RELAY_PASSWORD wins.")
     timeout: float = Field(30.0, gt=0, description="Seconds per relay operation.")
-    max_attempts: int = Field(12, ge=1, description="After this many failures a mail is dead.")
+    give_up_after_hours: float = Field(
+        120.0, gt=0, description="A mail the relay keeps deferring is given up (dead, admins "
+        "told) after this long, like an MTA's queue lifetime; a 5xx answer gives up at once."
+    )
     backoff_base: float = Field(30.0, gt=0, description="Seconds before the first retry.")
     backoff_max: float = Field(3600.0, gt=0, description="Cap on the retry delay (it "
                                "doubles after each failure).")
@@ -120,7 +131,10 @@ class QueueSection(_Section):
     address: str = ""
     review: bool = False
     business_hours: dict[str, Any] | None = None
-    sla: dict[str, Any] | None = None
+    sla: dict[str, SlaPolicy] | None = None
+
+    _check_hours = field_validator("business_hours")(lambda v: _valid_hours(v))
+    _check_sla = field_validator("sla")(lambda v: v and check_priorities(v))
 
 
 class AgentsAuthSection(_Section):
@@ -278,11 +292,12 @@ class Settings(_Section):
     paths: PathsSection = PathsSection()
     log: LogSection = LogSection()
     imap: list[ImapSection] = Field(default_factory=list)
-    sla: dict[str, Any] = Field(default_factory=dict)
+    sla: dict[str, SlaPolicy] = Field(default_factory=dict)
     business_hours: dict[str, Any] | None = None
-    escalation: dict[str, Any] = Field(default_factory=dict)
-    survey: dict[str, Any] = Field(default_factory=dict)
-    stale: dict[str, Any] = Field(default_factory=dict)
+    scheduler: SchedulerSection = SchedulerSection()
+    escalation: EscalationSection = EscalationSection()
+    survey: SurveySection = SurveySection()
+    stale: StaleSection = StaleSection()
     agents_auth: AgentsAuthSection = AgentsAuthSection()
     http: HttpSection = HttpSection()
 
@@ -296,6 +311,9 @@ class Settings(_Section):
         if dupes:
             raise ValueError(f"duplicate mailbox name(s): {', '.join(dupes)}")
         return v
+
+    _check_hours = field_validator("business_hours")(lambda v: _valid_hours(v))
+    _check_sla = field_validator("sla")(lambda v: check_priorities(v))
 
     @property
     def data_dir(self) -> Path:
@@ -330,6 +348,18 @@ class Settings(_Section):
             if queue.address and queue.address.lower() == wanted:
                 return name
         return None
+
+
+def _valid_hours(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Business hours stay a table (rules and SLA parse it) but are checked here, on load."""
+    if value:
+        from helpdesk.hours import HoursError, parse_hours
+
+        try:
+            parse_hours(value)
+        except HoursError as err:
+            raise ValueError(str(err)) from None
+    return value
 
 
 def _generated_secret(data_dir: Path) -> bytes:

@@ -15,8 +15,10 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
+from starlette.routing import BaseRoute, Mount
 
 from helpdesk import mailout, sd
 from helpdesk.alerts import alert_admins
@@ -36,9 +38,14 @@ from helpdesk.status import write_snapshot
 from helpdesk.store import db
 from helpdesk.web_health import health_routes
 
+if TYPE_CHECKING:
+    from helpdesk.scheduler import SchedulerService
+    from helpdesk.survey_web import SurveyWeb
+
 log = logging.getLogger("helpdesk.daemon")
 DRAIN_SECONDS = 20.0
 STATUS_EVERY_S = 5.0
+SCHEDULER_RETRY_S = 10.0
 
 
 class Worker(threading.Thread):
@@ -71,7 +78,7 @@ class Worker(threading.Thread):
                 busy = self.step()
                 self.backoff = 0.0
             except TemporaryError as err:
-                self.backoff = min(30.0, max(0.5, self.backoff * 2))
+                self.backoff = min(10.0, max(0.5, self.backoff * 2))
                 log.warning("%s waiting %.1fs: %s", self.name, self.backoff, err)
                 busy = False
             except Exception:
@@ -121,6 +128,16 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.reload_hooks.append(mailout.clear_template_cache)
+        self.scheduler: SchedulerService | None = None
+        self.survey_web: SurveyWeb | None = None
+        if s.scheduler.enabled:
+            from helpdesk.scheduler import SchedulerService
+
+            self.scheduler = SchedulerService(s, self.engine, on_outbox=self.outbox_worker.poke)
+        if s.survey.enabled:
+            from helpdesk.survey_web import SurveyWeb
+
+            self.survey_web = SurveyWeb(s, self.engine)
 
     def _reload_rules(self) -> None:
         assert self.rules is not None
@@ -159,6 +176,12 @@ class Daemon:
         if not self._schema_ready:
             return False
         result = self.outbox.deliver_due()
+        if self.outbox.dead_rows:
+            dead, self.outbox.dead_rows = self.outbox.dead_rows, []
+            alert_admins(self.settings, self.engine, "outgoing mail given up",  # type: ignore[arg-type]
+                         f"{len(dead)} outgoing mail(s) could not be delivered and were given "
+                         f"up (outbox ids {', '.join(map(str, dead))}). The reasons are in the "
+                         f"outbox rows' last_error; `helpdesk status` shows the counts.\n")
         return result.sent > 0 and result.failed == 0
 
     # -- lifecycle ---------------------------------------------------------------
@@ -178,6 +201,7 @@ class Daemon:
         for poller in self.pollers:
             poller.start()
         await self._start_http()
+        await self._start_scheduled_work()
         if self.rules is not None:
             self._tasks.append(asyncio.create_task(self._watch_rules()))
         self._tasks.append(asyncio.create_task(self._write_status()))
@@ -196,8 +220,15 @@ class Daemon:
         listen = self.settings.http.listen
         if not listen:
             return
+        routes: list[BaseRoute] = list(health_routes(self, self.registry))
+        if self.survey_web is not None and self.settings.survey.http == listen:
+            # the same address: one server, the rating pages beside /healthz and /metrics
+            from helpdesk.survey_web import build_app
+
+            routes.append(Mount("/", app=build_app(self.settings, self.engine)))  # type: ignore[arg-type]
+            self.survey_web = None
         try:
-            server = HttpServer(listen, list(health_routes(self, self.registry)))
+            server = HttpServer(listen, routes)
             await server.start()
         except OSError as err:
             # health and metrics are for people watching; mail intake goes on without them
@@ -227,6 +258,25 @@ class Daemon:
             except OSError as err:
                 log.warning("could not write status snapshot: %s", err)
             await asyncio.sleep(STATUS_EVERY_S)
+
+    async def _start_scheduled_work(self) -> None:
+        if self.survey_web is not None:
+            await self.survey_web.start()
+        if self.scheduler is not None:
+            self._tasks.append(asyncio.create_task(self._keep_trying_scheduler()))
+
+    async def _keep_trying_scheduler(self) -> None:
+        """Mail intake must not depend on the scheduler: start it when the database lets us."""
+        assert self.scheduler is not None
+        while True:
+            try:
+                await self.scheduler.start()
+                return
+            except Exception as err:
+                log.error("scheduler not started (%s); retrying in %ss; `helpdesk jobs "
+                          "run-due` still works", err, SCHEDULER_RETRY_S)
+            await asyncio.sleep(SCHEDULER_RETRY_S)
+
     async def _watch_rules(self) -> None:
         assert self.rules is not None
         try:
@@ -290,6 +340,9 @@ class Daemon:
                 await task
         if self.server is not None:
             self.server.close()
+        for service in (self.scheduler, self.survey_web):
+            if service is not None:
+                await service.stop()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_SECONDS
         while self.handler.in_flight and loop.time() < deadline:

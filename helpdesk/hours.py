@@ -12,9 +12,9 @@ Days missing from `week` are closed. Pure: no clock, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,6 +41,58 @@ class BusinessHours:
             return False
         now = local.time().replace(tzinfo=None)
         return any(start <= now < end for start, end in self.week[local.weekday()])
+
+    def open_spans(self, start: datetime, end: datetime | None = None
+                   ) -> Iterator[tuple[datetime, datetime]]:
+        """The opening spans (UTC) from `start` until `end`, clipped to both.
+
+        Gives up after SEARCH_DAYS of calendar so a table with no opening at all
+        cannot loop forever.
+        """
+        tz = ZoneInfo(self.timezone)
+        day = start.astimezone(tz).date()
+        for _ in range(SEARCH_DAYS):
+            if end is not None and _local(day, time(0), tz) >= end:
+                return
+            if day not in self.holidays:
+                for open_at, close_at in self.week[day.weekday()]:
+                    a = max(start, _local(day, open_at, tz))
+                    b = _local(day + _DAY, time(0), tz) if close_at == time.max \
+                        else _local(day, close_at, tz)
+                    b = min(b, end) if end is not None else b
+                    if a < b:
+                        yield a, b
+            day += _DAY
+
+
+SEARCH_DAYS = 3700
+_DAY = timedelta(days=1)
+
+
+def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, at, tz).astimezone(UTC)
+
+
+def business_time(hours: BusinessHours | None, start: datetime, end: datetime) -> timedelta:
+    """Open time between two moments; None means around the clock."""
+    if end <= start:
+        return timedelta(0)
+    if hours is None:
+        return end - start
+    return sum((b - a for a, b in hours.open_spans(start, end)), timedelta(0))
+
+
+def add_business_time(hours: BusinessHours | None, start: datetime,
+                      amount: timedelta) -> datetime | None:
+    """The moment `amount` of open time after `start`; None if the hours never open."""
+    if hours is None:
+        return start + amount
+    remaining = amount
+    for a, b in hours.open_spans(start):
+        if b - a >= remaining:
+            return a + remaining
+        remaining -= b - a
+    return None
 
 
 ALWAYS_OPEN = BusinessHours("UTC", tuple(((time(0), time.max),) for _ in DAYS), frozenset())

@@ -24,13 +24,14 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from helpdesk import clock
 from helpdesk.pipeline import Outcome
 from helpdesk.spool import Envelope
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Message, Outbox, Quarantine, Ticket
+from helpdesk.store.sched_models import TicketStep
 
 log = logging.getLogger("helpdesk.metrics")
 
@@ -39,9 +40,10 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
                    60.0, 300.0)
 
 
-def sla_breaches(engine: Engine) -> int:
-    """Tickets past their SLA. Hook for the scheduler (issue 6): 0 until it records breaches."""
-    return 0
+def sla_breaches(session: Session) -> int:
+    """SLA clocks that ran out: the scheduler records each breach once as a ticket step."""
+    return int(session.exec(select(func.count()).select_from(TicketStep)
+                            .where(col(TicketStep.key).like("sla:%:breach"))).one())
 
 
 class PipelineMetrics:
@@ -99,6 +101,7 @@ class StateCollector(Collector):
                                   .group_by(Outbox.status, Outbox.last_error != "")).all()
             held = session.exec(select(func.count()).select_from(Quarantine)
                                 .where(col(Quarantine.status) == "held")).one()
+            breaches = sla_breaches(session)
         received = CounterMetricFamily("helpdesk_mails_received", "Incoming mails stored, by "
                                        "route, all daemons sharing the database", labels=["route"])
         for route, n in by_route:
@@ -109,7 +112,7 @@ class StateCollector(Collector):
             _outbox_family(outbox),
             GaugeMetricFamily("helpdesk_quarantine_held", "Mails held in quarantine", value=held),
             CounterMetricFamily("helpdesk_sla_breaches", "Tickets that breached their SLA",
-                                value=sla_breaches(self.engine)),
+                                value=breaches),
         ]
 
     def _imap(self) -> Iterator[Metric]:

@@ -161,6 +161,8 @@ class OutboxWorker:
         self.engine = engine
         self.transport_factory = transport_factory or (lambda: transport_for(settings))
         self._relay_down = False
+        self._give_up = timedelta(hours=settings.outgoing.give_up_after_hours)
+        self.dead_rows: list[int] = []  # the daemon tells the admins about these
 
     def _claim(self) -> Outbox | None:
         now = clock.now()
@@ -188,8 +190,9 @@ class OutboxWorker:
                 return
             if not error:
                 row.status, row.sent_at, row.last_error = "sent", clock.now(), ""
-            elif dead or row.attempts >= self.settings.outgoing.max_attempts:
+            elif dead or clock.now() - row.created_at > self._give_up:
                 row.status, row.last_error = "dead", error
+                self.dead_rows.append(row_id)
             else:
                 row.status, row.last_error = "queued", error
                 row.next_attempt_at = clock.now() + _backoff(self.settings, row.attempts)

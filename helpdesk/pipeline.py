@@ -40,6 +40,20 @@ class Router(Protocol):
     def decide(self, ctx: MailContext) -> Decision: ...
 
 
+# A reply hook may claim a mail before threading (e.g. a rating replying to a survey):
+# it returns the ticket to file the mail on, and the mail then only gets stored there:
+# no rules, no reopening, no acknowledgement. None passes the mail on as usual.
+ReplyHook = Callable[[Session, parse.ParsedMail], Ticket | None]
+
+
+def default_reply_hooks(settings: Settings, engine: Engine) -> list[ReplyHook]:
+    if not settings.survey.enabled:
+        return []
+    from helpdesk.survey import SurveyReplies
+
+    return [SurveyReplies(settings, engine)]
+
+
 class AddressRouter:
     """Queue by the address or mailbox a mail came to; used when no rules are loaded."""
 
@@ -61,8 +75,11 @@ class Pipeline:
     def __init__(self, settings: Settings, engine: Engine, spool: Spool,
                  router: Router | None = None,
                  on_outbox: Callable[[], None] | None = None,
-                 directory: Callable[[], Directory] | None = None) -> None:
+                 directory: Callable[[], Directory] | None = None,
+                 reply_hooks: list[ReplyHook] | None = None) -> None:
         self.settings = settings
+        self.reply_hooks = (default_reply_hooks(settings, engine) if reply_hooks is None
+                            else reply_hooks)
         self.engine = engine
         self.spool = spool
         self.router: Router = router or AddressRouter(settings)
@@ -151,6 +168,12 @@ class Pipeline:
 
     def _store(self, session: Session, entry: Entry, mail: parse.ParsedMail) -> Outcome:
         hd = self.settings.helpdesk
+        for hook in self.reply_hooks:
+            claimed = hook(session, mail)
+            if claimed is not None:
+                store.store_incoming(session, self.settings.data_dir, claimed, mail, entry.raw,
+                                     route=entry.envelope.route, threaded_by="reply hook")
+                return Outcome("stored", f"{hd.ticket_prefix}-{claimed.id}", "reply hook")
         found = thread.resolve(session, mail, entry.envelope, local=hd.local_part,
                                prefix=hd.ticket_prefix, secret=self.settings.secret)
         ticket = queries.ticket(session, found.ticket_id) if found.ticket_id else None

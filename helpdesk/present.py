@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlmodel import Session
 
+from helpdesk import clock
+from helpdesk.config import Settings
 from helpdesk.store import queries, staff
 from helpdesk.store.models import Contact, Message, Quarantine, Ticket
 from helpdesk.store.tickets import attachments_of
@@ -39,8 +41,13 @@ def ticket_summary(session: Session, ticket: Ticket, prefix: str) -> dict[str, A
     }
 
 
-def ticket_detail(session: Session, ticket: Ticket, prefix: str) -> dict[str, Any]:
+def ticket_detail(session: Session, ticket: Ticket, prefix: str,
+                  settings: Settings | None = None) -> dict[str, Any]:
     data = ticket_summary(session, ticket, prefix)
+    if settings is not None:  # SLA due times need the policies and business hours
+        from helpdesk.sla import describe
+
+        data["sla"] = describe(session, settings, ticket, clock.now())
     data["messages"] = [
         {
             "message_id": m.message_id,

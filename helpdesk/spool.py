@@ -227,6 +227,10 @@ class Spool:
         Returns (recovered, shunted).
         """
         recovered = shunted = 0
+        for partial in self.tmp.iterdir():
+            # a put that crashed before its rename was never acknowledged: the sender
+            # still has the mail and will send it again
+            partial.unlink()
         for path in sorted(self.work.iterdir()):
             count = _recoveries(path.name) + 1
             if count > MAX_RECOVERIES:

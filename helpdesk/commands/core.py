@@ -194,7 +194,7 @@ def tickets_show(state: CliState, ticket_id: str, as_json: bool) -> None:
         ticket = queries.ticket(session, number)
         if ticket is None:
             raise click.ClickException(f"no ticket {ticket_id}")
-        data = ticket_detail(session, ticket, settings.helpdesk.ticket_prefix)
+        data = ticket_detail(session, ticket, settings.helpdesk.ticket_prefix, settings)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -206,6 +206,10 @@ def _print_ticket(data: dict) -> None:  # type: ignore[type-arg]
     for key in ("status", "priority", "category", "queue", "assignee", "customer", "created"):
         click.echo(f"  {key:<10} {data[key] or '-'}")
     click.echo(f"  {'watchers':<10} {', '.join(data['watchers']) or '-'}")
+    for c in data.get("sla", []):
+        state = ("BREACHED" if c["breached"] else "met" if c["met"] else
+                 "paused" if c["paused"] else "running")
+        click.echo(f"  sla {c['label']:<15} due {c['due'] or '-'}  {state}")
     for m in data["messages"]:
         if m["direction"] == "out":
             click.echo(f"\n--- out ({m['visibility']}) by {m['from_name']} to "

@@ -76,7 +76,7 @@ class Ticket(SQLModel, table=True):
     linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     spam: bool = Field(default=False)
     created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
-    updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, index=True)
     first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -206,3 +206,7 @@ class Review(SQLModel, table=True):
     reason: str = Field(default="", sa_type=Text)
     requested_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# the scheduler's tables live in their own module; importing it here registers them
+from helpdesk.store import sched_models  # noqa: E402, F401

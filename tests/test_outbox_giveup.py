@@ -1,0 +1,44 @@
+"""A relay that defers a mail for days: the mail is given up like an MTA would, and the
+admins are told; before that deadline it is only ever delayed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from helpdesk import clock, mailout
+from helpdesk.outbox import OutboxWorker
+from helpdesk.store import db
+from tests.conftest import MakeSettings
+from tests.helpers import RelaySink, engine_for, outbox_rows
+
+
+def test_a_mail_deferred_past_the_queue_lifetime_is_given_up(
+    make_settings: MakeSettings, relay: RelaySink
+) -> None:
+    settings = make_settings({
+        "helpdesk": {"admins": ["ops@example.test"]},
+        "outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port,
+                     "give_up_after_hours": 48, "backoff_base": 1, "backoff_max": 1},
+    })
+    db.upgrade(settings.database_url)
+    engine = engine_for(settings)
+    start = clock.now()
+    clock.freeze(start)
+    with db.session_scope(engine) as session:
+        msg = mailout.build(settings, to=["carol@customer.test"], subject="hello", text="hi")
+        mailout.queue(session, msg, kind="ack", ticket_id=None, mail_from="", automatic=True)
+    worker = OutboxWorker(settings, engine)
+    relay.refuse_next(*["451 4.3.0 try again"] * 3)
+
+    assert worker.deliver_due().failed == 1
+    clock.freeze(start + timedelta(hours=47))
+    assert worker.deliver_due().failed == 1
+    assert outbox_rows(settings)[0].status == "queued"  # still only delayed
+
+    clock.freeze(start + timedelta(hours=49))
+    worker.deliver_due()
+    row = outbox_rows(settings)[0]
+    assert row.status == "dead"
+    assert "451" in row.last_error
+    assert worker.dead_rows == [row.id]
+    assert relay.received == []

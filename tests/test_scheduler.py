@@ -1,0 +1,122 @@
+"""The scheduler in the daemon: after downtime what fell due runs once; with two
+daemons (or two runners racing) on one PostgreSQL database, steps happen once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from helpdesk import clock, jobs
+from helpdesk.config import Settings
+from helpdesk.scheduler import Leader, PassRunner
+from tests.conftest import MakeSettings
+from tests.helpers import REPO, DaemonThread, engine_for, wait_until
+from tests.sched import SLA, at, mails, make_ticket, step_keys, with_agents
+
+BOTH_STEPS = ["sla:first_response:0:warn", "sla:first_response:0:breach"]
+
+
+def sched_settings(make_settings: MakeSettings) -> Settings:
+    return with_agents(make_settings({"sla": SLA, "scheduler": {"interval": "1s"}}))
+
+
+def test_daemon_stopped_across_the_due_time_runs_the_steps_once_after_restart(
+        make_settings: MakeSettings, start_daemon: Callable[..., DaemonThread]):
+    settings = sched_settings(make_settings)
+    tid = make_ticket(settings, at("2026-11-30T09:00"))
+    clock.freeze(at("2026-11-30T09:10"))
+    first = start_daemon(settings)
+    runner = first.daemon.scheduler.runner
+    wait_until(lambda: runner.passes >= 1, what="the start-up pass")
+    first.stop()
+    assert step_keys(settings, tid) == []
+
+    clock.freeze(at("2026-11-30T11:00"))  # warning and breach both fell due while down
+    second = start_daemon(settings)
+    runner = second.daemon.scheduler.runner
+    wait_until(lambda: step_keys(settings, tid) == BOTH_STEPS, what="the catch-up pass")
+    wait_until(lambda: runner.passes >= 3, what="two more passes")
+    assert len(mails(settings, "sla-warning")) == 1
+    assert len(mails(settings, "sla-breach")) == 1
+    with engine_for(settings).connect() as conn:  # one stored job, however often restarted
+        assert conn.execute(text("SELECT id FROM apscheduler_jobs")).scalars().all() == [
+            "helpdesk-pass"]
+
+
+PG_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+@PG_ONLY
+def test_two_runners_racing_on_postgresql_do_each_step_once(make_settings: MakeSettings):
+    settings = with_agents(make_settings({"sla": SLA}))
+    ids = [make_ticket(settings, at("2026-11-30T09:00")) for _ in range(20)]
+    now = at("2026-11-30T11:00")
+    clock.freeze(now)
+    barrier = threading.Barrier(3)
+    results: list[list[str]] = []
+
+    def race() -> None:
+        barrier.wait()
+        # no leader lock here on purpose: the step marks alone must prevent doubles
+        results.append(jobs.run_pass(settings, engine_for(settings), now).done)
+
+    threads = [threading.Thread(target=race) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sum(len(r) for r in results) == 2 * len(ids)
+    assert len(mails(settings, "sla-warning")) == len(ids)
+    assert len(mails(settings, "sla-breach")) == len(ids)
+    assert all(step_keys(settings, t) == BOTH_STEPS for t in ids)
+
+
+@PG_ONLY
+def test_only_the_advisory_lock_holder_runs_passes(make_settings: MakeSettings):
+    settings = with_agents(make_settings({"sla": SLA}))
+    make_ticket(settings, at("2026-11-30T09:00"))
+    clock.freeze(at("2026-11-30T11:00"))
+    one, two = (PassRunner(settings, engine_for(settings)) for _ in range(2))
+    try:
+        assert one.run() is not None
+        assert two.run() is None  # not the leader
+        one.leader.release()  # the leader goes away: the other takes over
+        assert two.run() is not None
+        assert one.run() is None
+    finally:
+        one.leader.dispose()
+        two.leader.dispose()
+    assert Leader("sqlite:///x.db", 1).holds()  # SQLite: one daemon assumed
+
+
+@PG_ONLY
+def test_two_daemons_on_postgresql_escalate_once(make_settings: MakeSettings):
+    settings = with_agents(make_settings({"sla": SLA, "scheduler": {"interval": "1s"}}))
+    tid = make_ticket(settings, clock.now() - timedelta(hours=2))  # due long ago, real time
+    clock.set_source(None)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-m", "helpdesk", "--config",
+                               str(settings.source), "run"], env=env, cwd=REPO,
+                              stderr=subprocess.PIPE) for _ in range(2)]
+    try:
+        wait_until(lambda: step_keys(settings, tid) == BOTH_STEPS, timeout=30,
+                   what="the escalation")
+        with engine_for(settings).connect() as conn:
+            wait_until(lambda: conn.execute(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar() == 1,
+                what="one leader")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        logs = [p.communicate(timeout=30)[1].decode() for p in procs]
+    assert len(mails(settings, "sla-warning")) == 1
+    assert len(mails(settings, "sla-breach")) == 1
+    assert sum("now runs the scheduled work" in log for log in logs) == 1, logs

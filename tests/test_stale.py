@@ -1,0 +1,49 @@
+"""Stale tickets: pending without a customer reply -> reminder -> resolved with a note;
+resolved long enough -> closed."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpdesk.config import Settings
+from tests.conftest import MakeSettings
+from tests.helpers import all_tickets
+from tests.sched import at, customer_reply, mails, make_ticket, run_pass, set_status, ticket
+
+
+@pytest.fixture
+def settings(make_settings: MakeSettings) -> Settings:
+    return make_settings({"stale": {"pending_remind": "3d", "pending_resolve": "4d",
+                                    "resolved_close": "7d"}})
+
+
+def test_pending_ticket_is_reminded_then_resolved_then_closed(settings: Settings):
+    tid = make_ticket(settings, at("2026-11-30T09:00"))
+    set_status(settings, tid, "pending", at("2026-11-30T10:00"))
+    assert run_pass(settings, at("2026-12-03T09:59")) == []
+    assert run_pass(settings, at("2026-12-03T10:00")) == [
+        f"HD-{tid} stale:remind:20261130T100000: reminded carol@customer.test"]
+    assert [m.rcpt_tos for m in mails(settings, "stale-reminder")] == [["carol@customer.test"]]
+    assert run_pass(settings, at("2026-12-07T09:59")) == []
+    done = run_pass(settings, at("2026-12-07T10:00"))
+    assert done == [f"HD-{tid} stale:resolve:20261130T100000: resolved: no reply from the "
+                    "customer after the reminder"]
+    assert ticket(settings, tid).status == "resolved"
+    assert run_pass(settings, at("2026-12-14T09:59")) == []
+    assert run_pass(settings, at("2026-12-14T10:00")) == [
+        f"HD-{tid} stale:close:20261207T100000: closed"]
+    t = ticket(settings, tid)
+    assert (t.status, t.closed_at) == ("closed", at("2026-12-14T10:00"))
+    history = [(e["actor"], e["kind"], e["new"]) for e in all_tickets(settings)[0]["events"]]
+    assert ("scheduler", "change", "resolved") in history
+    assert ("scheduler", "change", "closed") in history
+    assert len(mails(settings, "stale-reminder")) == 1
+
+
+def test_a_customer_reply_restarts_the_wait(settings: Settings):
+    tid = make_ticket(settings, at("2026-11-30T09:00"))
+    set_status(settings, tid, "pending", at("2026-11-30T10:00"))
+    customer_reply(settings, tid, at("2026-12-02T10:00"))  # back to open
+    set_status(settings, tid, "pending", at("2026-12-02T11:00"))
+    assert run_pass(settings, at("2026-12-05T10:59")) == []
+    assert len(run_pass(settings, at("2026-12-05T11:00"))) == 1
