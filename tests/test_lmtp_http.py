@@ -100,3 +100,16 @@ def test_healthz_fails_when_the_database_is_away(
     assert status == 503 and health["status"] == "fail"
     assert not health["database"]["ok"] and health["database"]["error"]
     assert _samples(port)[("helpdesk_database_up", ())] == 0
+
+
+def test_survey_pages_share_the_server_at_the_same_address(
+        make_settings: MakeSettings, start_daemon: Callable[..., DaemonThread]) -> None:
+    port = free_port()
+    settings = make_settings({"http": {"listen": f"127.0.0.1:{port}"},
+                              "survey": {"enabled": True, "http": f"127.0.0.1:{port}",
+                                         "public_url": f"http://127.0.0.1:{port}"}})
+    daemon = start_daemon(settings)
+    assert daemon.daemon.survey_web is None  # no second server on the same port
+    assert _get(port, "/healthz")[0] == 200
+    status, body = _get(port, "/survey/1/5?t=forged")
+    assert status == 403 and b"not valid" in body
