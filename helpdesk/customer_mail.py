@@ -80,7 +80,7 @@ def reply(session: Session, settings: Settings, directory: Directory, ticket: Ti
     if not hold:
         mailout.queue(session, msg, kind="agent-reply", ticket_id=ticket.id,
                       mail_from=hd.address, automatic=False)
-    raw = msg.as_bytes(policy=email.policy.SMTPUTF8)
+    raw = msg.as_bytes(policy=mailout.SMTPUTF8_POLICY)
     return staff.store_outgoing(
         session, settings.data_dir, ticket, message_id=str(msg["Message-ID"]).strip("<> "),
         from_addr=hd.address, to=[customer], cc=cc, subject=subject, text=text, raw=raw,
@@ -98,7 +98,7 @@ def _reply_to(settings: Settings, ticket: Ticket, agent: Agent) -> str:
 def release(session: Session, settings: Settings, ticket: Ticket, held: Message) -> None:
     """Send a reply that was held for review, exactly as it was written."""
     raw = blobs.read(settings.data_dir, held.raw_path)
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    msg = email.message_from_bytes(raw, policy=mailout.POLICY)
     assert isinstance(msg, EmailMessage)
     mailout.queue(session, msg, kind="agent-reply", ticket_id=ticket.id,
                   mail_from=settings.helpdesk.address, automatic=False)

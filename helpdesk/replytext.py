@@ -23,7 +23,7 @@ _SEPARATORS = re.compile(
     r"Mensaje original|Messaggio originale)\s*-{2,}|_{20,})\s*$",
     re.IGNORECASE,
 )
-_SIGNATURE = re.compile(r"^-- ?$")
+_SIGNATURE = re.compile(r"^--\s?$")
 # attribution lines the library misses (its Spanish pattern wants two spaces before
 # "escribió"; long Gmail attributions wrap onto a second line)
 _ATTRIBUTION = re.compile(
@@ -32,19 +32,88 @@ _ATTRIBUTION = re.compile(
 )
 
 
+# a bare rule of dashes or underscores opens Outlook's quoted original when a header
+# line (From:, *From:*, Von:, De:) follows it
+_RULE = re.compile(r"^\s*(?:-{10,}|_{10,})\s*$")
+_HEADER_LINE = re.compile(r"^\s*\*?(?:From|Von|De|Da|Van)\s*:", re.IGNORECASE)
+_SENT_LINE = re.compile(r"^\s*\*?(?:Sent|Date|Gesendet|Datum|Envoyé|Enviado|Inviato)\s*:",
+                        re.IGNORECASE)
+
+
 def latest_reply(text: str) -> str:
-    """The newest part of a reply: quoted history and signature removed."""
+    """The newest part of a reply: quoted history and signature removed.
+
+    Top-posted replies (the usual case) keep what is above the quote. Replies written
+    below or between quoted lines (Thunderbird's default, mailing-list style) keep
+    every line that is not quoted, so the answers are not lost with the quote.
+    """
     if not text.strip():
         return ""
+    lines = text.splitlines()
+    if _answers_after_quote(lines):
+        return _unquoted(lines).strip()
     message = EmailMessage(text=text, languages=list(LANGUAGES), keep_hyphen_lists=True).read()
     body = message.replies[0].body if message.replies else text
     return _cut_leftovers(body).strip()
 
 
+def _is_quote_start(lines: list[str], i: int) -> bool:
+    return bool(_QUOTED.match(lines[i]) or _ATTRIBUTION.match(lines[i]))
+
+
+def _is_header_block(lines: list[str], i: int) -> bool:
+    """Outlook's quoted original: a From: line followed by Sent:/Date:/To: lines."""
+    return bool(_HEADER_LINE.match(lines[i])) and any(
+        _SENT_LINE.match(n) for n in lines[i + 1:i + 3])
+
+
+def _answers_after_quote(lines: list[str]) -> bool:
+    """Is there unquoted text after the first quoted block (inline or bottom posting)?"""
+    first = None
+    for i, line in enumerate(lines):
+        if _SIGNATURE.match(line) or _SEPARATORS.match(line) or _is_header_block(lines, i):
+            return False  # a top-posted reply above an unquoted original
+        if _is_quote_start(lines, i):
+            first = i
+            break
+    if first is None:
+        return False
+    # bottom posting: nothing above the quote; inline: quote, answer, quote again
+    top_posted = any(line.strip() for line in lines[:first])
+    answered = False
+    for line in lines[first:]:
+        if _SIGNATURE.match(line) or _SEPARATORS.match(line) or _RULE.match(line):
+            break
+        quoted = bool(_QUOTED.match(line))
+        if answered and quoted:
+            return True
+        if line.strip() and not quoted and not _ATTRIBUTION.match(line):
+            if not top_posted:
+                return True
+            answered = True
+    return False
+
+
+def _unquoted(lines: list[str]) -> str:
+    kept: list[str] = []
+    for line in lines:
+        if _SIGNATURE.match(line) or _SEPARATORS.match(line):
+            break
+        if _QUOTED.match(line) or _ATTRIBUTION.match(line):
+            continue
+        kept.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept))
+
+
 def _cut_leftovers(body: str) -> str:
     kept: list[str] = []
-    for line in body.splitlines():
+    lines = body.splitlines()
+    for i, line in enumerate(lines):
         if any(p.match(line) for p in (_QUOTED, _SEPARATORS, _SIGNATURE, _ATTRIBUTION)):
             break
+        if _RULE.match(line) and any(_HEADER_LINE.match(n) for n in lines[i + 1:i + 4]):
+            break
         kept.append(line)
+    while kept and (not kept[-1].strip() or _RULE.match(kept[-1])):
+        kept.pop()  # the rule above a quoted original the library already cut
     return "\n".join(kept)

@@ -81,3 +81,22 @@ def test_sigkill_while_working_a_backlog_loses_and_doubles_nothing(
     ids = [m["message_id"] for m in all_messages(settings)]
     assert len(ids) == total and len(set(ids)) == total
     assert imap_account.count("INBOX") == 0
+
+
+def test_the_same_mail_through_smtp_and_imap_is_one_message(
+    imap_account: Account, make_settings: MakeSettings, start_daemon  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.helpers import send
+
+    settings = make_settings({"imap": [_imap(imap_account)]})
+    daemon = start_daemon(settings)
+    raw = make_mail(7, "both-ways")
+    send(daemon.port, raw)
+    # the copy in the mailbox went through another hop that added its trace header
+    imap_account.append(b"Received: from mx.example.test by imap; Mon, 1 Jan 2024\r\n" + raw)
+    wait_until(lambda: imap_account.count("Processed") == 1, timeout=15,
+               what="the IMAP copy handled")
+    wait_until(lambda: not list((settings.data_dir / "spool" / "incoming").iterdir()),
+               what="spool drained")
+    assert len(all_messages(settings)) == 1
+    assert len(all_tickets(settings)) == 1

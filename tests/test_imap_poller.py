@@ -18,7 +18,7 @@ pytestmark = pytest.mark.dovecot
 StartPoller = Callable[..., ImapPoller]
 
 
-def wait_for(pred: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> float:
+def wait_for(pred: Callable[[], bool], timeout: float = 30.0, step: float = 0.02) -> float:
     """Poll until pred() is true; returns the seconds it took, fails the test on timeout."""
     start = time.monotonic()
     while not pred():

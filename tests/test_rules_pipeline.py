@@ -65,7 +65,8 @@ def routed(make_settings: MakeSettings, relay: RelaySink, start_daemon, tmp_path
     (tmp_path / "config").mkdir(exist_ok=True)
     (tmp_path / "config" / "rules.toml").write_text(RULES)
     (tmp_path / "config" / "agents.toml").write_text(AGENTS)
-    settings = make_settings({"outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port}})
+    settings = make_settings({"outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port},
+                              "helpdesk": {"admins": ["admin@example.test"]}})
     return settings, start_daemon(settings)
 
 
@@ -113,8 +114,8 @@ def test_a_newsletter_is_stored_as_spam_without_an_acknowledgement(
     assert relay.received == []
 
 
-def test_a_bad_rules_edit_keeps_the_last_good_rules_running(
-    routed: tuple[Settings, DaemonThread], tmp_path: Path,
+def test_a_bad_rules_edit_keeps_the_last_good_rules_running_and_tells_the_admins(
+    routed: tuple[Settings, DaemonThread], tmp_path: Path, relay: RelaySink,
 ) -> None:
     settings, daemon = routed
     rules = tmp_path / "config" / "rules.toml"
@@ -124,3 +125,6 @@ def test_a_bad_rules_edit_keeps_the_last_good_rules_running(
     assert "Broken" in str(daemon.daemon.rules.last_error)
     send(daemon.port, make_mail(subject="billing question"))
     assert _ticket(settings, 1)["queue"] == "billing"
+    alert = next(r for r in relay.wait_for(2) if r.rcpt_tos == ["admin@example.test"])
+    assert "rules file refused" in alert.message["Subject"]
+    assert "Broken" in alert.message.get_content()
