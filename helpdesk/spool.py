@@ -110,22 +110,6 @@ class Spool:
             raise TemporaryError(f"spool write failed: {err}") from err
         return name
 
-    def put_many(self, items: list[tuple[bytes, Envelope]]) -> list[str]:
-        """Store a batch durably with one directory sync (IMAP backlogs); all or nothing."""
-        names = [self._new_name() for _ in items]
-        try:
-            for name, (raw, envelope) in zip(names, items, strict=True):
-                self._write_synced(name, envelope, raw)
-            for name in names:
-                os.rename(self.tmp / name, self.incoming / name)
-            self._sync_incoming()
-        except OSError as err:
-            for name in names:
-                with contextlib.suppress(OSError):
-                    (self.tmp / name).unlink()
-            raise TemporaryError(f"spool write failed: {err}") from err
-        return names
-
     @staticmethod
     def _new_name() -> str:
         # time first, so a listing sorts oldest-first; the uuid keeps names unique
