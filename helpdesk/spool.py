@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 import uuid
@@ -26,6 +27,8 @@ from helpdesk.errors import TemporaryError
 
 MAX_RECOVERIES = 3
 _SUFFIX = ".mail"
+_BUNDLE = ".bundle"
+log = logging.getLogger("helpdesk.spool")
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ class Spool:
         self.incoming = root / "incoming"
         self.work = root / "work"
         self.bad = root / "bad"
-        for d in (self.tmp, self.incoming, self.work, self.bad):
+        self.bundles = root / "bundles"
+        for d in (self.tmp, self.incoming, self.work, self.bad, self.bundles):
             d.mkdir(parents=True, exist_ok=True)
         self._sync_lock = threading.Condition()
         self._renamed = self._synced = 0
@@ -110,15 +114,59 @@ class Spool:
             raise TemporaryError(f"spool write failed: {err}") from err
         return name
 
+    def put_bundle(self, items: list[tuple[bytes, Envelope]]) -> str:
+        """Store a batch of mails durably in one file with one fsync (IMAP backlogs).
+
+        The pipeline worker splits a bundle into ordinary entries before it claims
+        anything (`unbundle`), so the per-mail fsyncs happen off the IMAP path. A crash
+        while splitting leaves the bundle in place; splitting it again only makes
+        duplicates, which the pipeline drops.
+        """
+        name = self._new_name().replace(_SUFFIX, _BUNDLE)
+        try:
+            with open(self.tmp / name, "wb") as fh:
+                for raw, envelope in items:
+                    envelope = _stamped(envelope)
+                    head = json.loads(envelope.to_json())
+                    head["size"] = len(raw)
+                    fh.write(json.dumps(head, ensure_ascii=True).encode() + b"\n")
+                    fh.write(raw)
+                    fh.write(b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.rename(self.tmp / name, self.bundles / name)
+            _fsync_dir(self.bundles)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                (self.tmp / name).unlink()
+            raise TemporaryError(f"spool write failed: {err}") from err
+        return name
+
+    def unbundle(self) -> int:
+        """Split waiting bundles into single entries; returns how many mails came out."""
+        count = 0
+        for path in sorted(self.bundles.iterdir()):
+            try:
+                items = _read_bundle(path.read_bytes())
+            except (ValueError, KeyError) as err:
+                os.rename(path, self.bad / path.name)
+                log.error("spool bundle %s is unreadable (%s); set aside in bad/", path, err)
+                continue
+            for raw, envelope in items:
+                self.put(raw, envelope)
+            path.unlink()
+            count += len(items)
+        if count:
+            self._listed = []
+        return count
+
     @staticmethod
     def _new_name() -> str:
         # time first, so a listing sorts oldest-first; the uuid keeps names unique
         return f"{clock.now().timestamp():017.6f}-{uuid.uuid4().hex}.r0{_SUFFIX}"
 
     def _write_synced(self, name: str, envelope: Envelope, raw: bytes) -> None:
-        if not envelope.received_at:
-            envelope = Envelope(envelope.route, envelope.mail_from, envelope.rcpt_tos,
-                                clock.now().isoformat(), envelope.extra)
+        envelope = _stamped(envelope)
         with open(self.tmp / name, "wb") as fh:
             fh.write(envelope.to_json())
             fh.write(raw)
@@ -161,6 +209,7 @@ class Spool:
             return self._take(name)
         for _ in range(2):
             if not self._listed:
+                self.unbundle()
                 self._listed = self.pending()
             while self._listed:
                 entry = self._take(self._listed.pop(0))
@@ -232,6 +281,28 @@ class Spool:
 
     def read_bad(self, path: Path) -> Entry:
         return self._read(path)
+
+
+def _stamped(envelope: Envelope) -> Envelope:
+    if envelope.received_at:
+        return envelope
+    return Envelope(envelope.route, envelope.mail_from, envelope.rcpt_tos,
+                    clock.now().isoformat(), envelope.extra)
+
+
+def _read_bundle(data: bytes) -> list[tuple[bytes, Envelope]]:
+    items: list[tuple[bytes, Envelope]] = []
+    pos = 0
+    while pos < len(data):
+        end = data.index(b"\n", pos)
+        head = json.loads(data[pos:end])
+        size = int(head.pop("size"))
+        raw = data[end + 1:end + 1 + size]
+        if len(raw) != size:
+            raise ValueError("bundle ends inside a mail")
+        items.append((raw, Envelope.from_json(json.dumps(head).encode())))
+        pos = end + 1 + size + 1
+    return items
 
 
 def _recoveries(name: str) -> int:

@@ -96,7 +96,9 @@ def test_the_same_mail_through_smtp_and_imap_is_one_message(
     imap_account.append(b"Received: from mx.example.test by imap; Mon, 1 Jan 2024\r\n" + raw)
     wait_until(lambda: imap_account.count("Processed") == 1, timeout=15,
                what="the IMAP copy handled")
-    wait_until(lambda: not list((settings.data_dir / "spool" / "incoming").iterdir()),
-               what="spool drained")
+    spool = settings.data_dir / "spool"
+    wait_until(lambda: all_messages(settings) and not any(
+        list((spool / d).iterdir()) for d in ("incoming", "work", "bundles")),
+        timeout=15, what="both copies processed")
     assert len(all_messages(settings)) == 1
     assert len(all_tickets(settings)) == 1

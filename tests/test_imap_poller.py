@@ -28,9 +28,15 @@ def wait_for(pred: Callable[[], bool], timeout: float = 30.0, step: float = 0.02
     return time.monotonic() - start
 
 
+def waiting(spool: Spool) -> list[str]:
+    """Spool entries, after splitting the bundles a backlog batch is written as."""
+    spool.unbundle()
+    return spool.pending()
+
+
 def spooled(spool: Spool) -> list[tuple[Envelope, bytes]]:
     out = []
-    for name in spool.pending():
+    for name in waiting(spool):
         line, _, raw = (spool.incoming / name).read_bytes().partition(b"\n")
         out.append((Envelope.from_json(line), raw))
     return out
@@ -52,7 +58,7 @@ def test_idle_spools_new_mail_within_2s_then_moves(
                           on_spooled=lambda: woken.append(1))
     wait_for(lambda: poller.status().state == "idle")
     imap_account.append(make_mail(1))
-    took = wait_for(lambda: len(spool.pending()) == 1, timeout=5)
+    took = wait_for(lambda: len(waiting(spool)) == 1, timeout=5)
     assert took < 2.0
     envelope, raw = spooled(spool)[0]
     assert envelope.route == "imap:support"
@@ -72,7 +78,7 @@ def test_polling_when_idle_disabled(
     poller = start_poller(imap_entry(imap_account, idle=False, poll_interval=0.3))
     wait_for(lambda: poller.status().state == "polling")
     imap_account.append(make_mail(1), make_mail(2))
-    wait_for(lambda: len(spool.pending()) == 2, timeout=5)
+    wait_for(lambda: len(waiting(spool)) == 2, timeout=5)
     wait_for(lambda: imap_account.count("Processed") == 2)
 
 
@@ -80,7 +86,7 @@ def test_mail_already_seen_is_still_picked_up(
         imap_account: Account, spool: Spool, start_poller: StartPoller) -> None:
     imap_account.append(make_mail(1), flags=(b"\\Seen",))
     start_poller(imap_entry(imap_account))
-    wait_for(lambda: len(spool.pending()) == 1)
+    wait_for(lambda: len(waiting(spool)) == 1)
     wait_for(lambda: imap_account.count("Processed") == 1)
 
 
@@ -89,13 +95,13 @@ def test_after_flag_marks_seen_and_never_respools(
     imap_account.append(make_mail(1), flags=(b"\\Seen",))
     imap_account.append(make_mail(2))
     poller = start_poller(imap_entry(imap_account, after="flag"))
-    wait_for(lambda: len(spool.pending()) == 2)
+    wait_for(lambda: len(waiting(spool)) == 2)
     wait_for(lambda: all(b"\\Seen" in f for f in imap_account.flags()))
     imap_account.append(make_mail(3))
-    wait_for(lambda: len(spool.pending()) == 3)
+    wait_for(lambda: len(waiting(spool)) == 3)
     wait_for(lambda: poller.status().last_uid == 3)
     time.sleep(0.5)
-    assert len(spool.pending()) == 3
+    assert len(waiting(spool)) == 3
     assert imap_account.count("INBOX") == 3 and imap_account.count("Processed") == 0
 
 
@@ -103,7 +109,7 @@ def test_after_delete_expunges(
         imap_account: Account, spool: Spool, start_poller: StartPoller) -> None:
     imap_account.append(make_mail(1), make_mail(2))
     start_poller(imap_entry(imap_account, after="delete"))
-    wait_for(lambda: len(spool.pending()) == 2)
+    wait_for(lambda: len(waiting(spool)) == 2)
     wait_for(lambda: imap_account.count("INBOX") == 0)
     assert imap_account.count("Processed") == 0
 
@@ -115,13 +121,13 @@ def test_restart_of_server_reconnects_and_loses_nothing(
     poller = start_poller(imap_entry(account, backoff_max=1))
     wait_for(lambda: poller.status().state == "idle")
     account.append(make_mail(1))
-    wait_for(lambda: len(spool.pending()) == 1)
+    wait_for(lambda: len(waiting(spool)) == 1)
     own_dovecot.stop()
     wait_for(lambda: not poller.status().connected)
     assert poller.status().last_error
     own_dovecot.start()
     account.append(make_mail(2), make_mail(3))
-    wait_for(lambda: len(spool.pending()) == 3, timeout=15)
+    wait_for(lambda: len(waiting(spool)) == 3, timeout=15)
     wait_for(lambda: account.count("Processed") == 3)
     assert len(set(message_ids(spool))) == 3
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -137,14 +143,14 @@ def test_uidvalidity_change_rescans_folder(
     entry = imap_entry(imap_account, folder="Support", after="flag", idle_refresh=1,
                        backoff_max=0.5)
     poller = start_poller(entry)
-    wait_for(lambda: len(spool.pending()) == 2)
+    wait_for(lambda: len(waiting(spool)) == 2)
     wait_for(lambda: poller.status().last_uid == 2)
     with imap_account.client() as c:
         c.delete_folder("Support")
     wait_for(lambda: any("cannot be selected" in r.getMessage() for r in caplog.records))
     time.sleep(1.1)  # UIDVALIDITY is time based
     imap_account.append(*mails, make_mail(3), folder="Support")
-    wait_for(lambda: len(spool.pending()) == 5, timeout=10)
+    wait_for(lambda: len(waiting(spool)) == 5, timeout=10)
     assert any("UIDVALIDITY" in r.getMessage() for r in caplog.records)
     assert len(set(message_ids(spool))) == 3  # the two old ones again: dedupe is downstream
 
@@ -168,7 +174,7 @@ def test_imaps_with_trusted_self_signed_cert(
     imap_account.append(make_mail(1))
     start_poller(imap_entry(imap_account, security="ssl", port=server.imaps_port,
                             ca_file=server.cert))
-    wait_for(lambda: len(spool.pending()) == 1)
+    wait_for(lambda: len(waiting(spool)) == 1)
 
 
 def test_imaps_untrusted_cert_is_one_clear_error(
@@ -184,7 +190,7 @@ def test_imaps_untrusted_cert_is_one_clear_error(
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].startswith("imap support: cannot connect to")
     assert "TLS error: certificate not trusted" in errors[0]
-    assert spool.pending() == [] and imap_account.count("INBOX") == 1
+    assert waiting(spool) == [] and imap_account.count("INBOX") == 1
 
 
 def test_wrong_password_backs_off_and_alerts_once(
@@ -220,6 +226,11 @@ class FlakySpool(Spool):
             raise TemporaryError("spool write failed: poison")
         return super().put(raw, envelope)
 
+    def put_bundle(self, items: list[tuple[bytes, Envelope]]) -> str:
+        if self.fail_first > 0 or (self.poison and any(self.poison in raw for raw, _ in items)):
+            raise TemporaryError("spool write failed")  # the poller falls back to put
+        return super().put_bundle(items)
+
 
 def test_spool_outage_leaves_mail_untouched_then_retries(
         imap_account: Account, tmp_path: Path, start_poller: StartPoller) -> None:
@@ -231,7 +242,7 @@ def test_spool_outage_leaves_mail_untouched_then_retries(
     try:
         wait_for(lambda: poller.status().last_error is not None)
         assert imap_account.count("INBOX") == 1 and imap_account.flags() == [()]
-        wait_for(lambda: len(flaky.pending()) == 1, timeout=15)
+        wait_for(lambda: len(waiting(flaky)) == 1, timeout=15)
         wait_for(lambda: imap_account.count("Processed") == 1)
         assert imap_account.count("Quarantine") == 0
     finally:
@@ -249,11 +260,11 @@ def test_mail_that_keeps_failing_goes_to_quarantine(
     poller.start()
     try:
         wait_for(lambda: imap_account.count("Quarantine") == 1, timeout=15)
-        assert len(flaky.pending()) == 2
+        assert len(waiting(flaky)) == 2
         wait_for(lambda: imap_account.count("INBOX") == 0)
         assert poller.status().quarantined == 1
         imap_account.append(make_mail(4))
-        wait_for(lambda: len(flaky.pending()) == 3)
+        wait_for(lambda: len(waiting(flaky)) == 3)
         wait_for(lambda: poller.status().last_uid == 4)
     finally:
         poller.stop()

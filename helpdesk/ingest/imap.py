@@ -322,6 +322,13 @@ class ImapPoller:
     def _store(self, bodies: dict[int, bytes]) -> tuple[list[int], dict[int, str]]:
         """spool.put every mail (in parallel); returns stored UIDs and failures."""
         uids = sorted(bodies)
+        if len(uids) > 1:
+            try:
+                # one fsync for the batch; the pipeline splits it later, off this path
+                self.spool.put_bundle([(bodies[u], self._envelope(u)) for u in uids])
+                return uids, {}
+            except TemporaryError:
+                pass  # one by one, to learn which mails are the trouble
         results = self._pool.map(lambda u: self._put(u, bodies[u]), uids)
         stored: list[int] = []
         failed: dict[int, str] = {}
@@ -332,16 +339,18 @@ class ImapPoller:
                 failed[uid] = error
         return stored, failed
 
-    def _put(self, uid: int, raw: bytes) -> str | None:
+    def _envelope(self, uid: int) -> Envelope:
         user = self.entry.username
         extra: dict[str, object] = {"imap_uid": uid, "uidvalidity": self._state.uidvalidity,
                                     "folder": self.entry.folder}
         if self.entry.queue:
             extra["queue"] = self.entry.queue
-        envelope = Envelope(route=f"imap:{self.name}",
-                            rcpt_tos=(user,) if "@" in user else (), extra=extra)
+        return Envelope(route=f"imap:{self.name}",
+                        rcpt_tos=(user,) if "@" in user else (), extra=extra)
+
+    def _put(self, uid: int, raw: bytes) -> str | None:
         try:
-            self.spool.put(raw, envelope)
+            self.spool.put(raw, self._envelope(uid))
         except TemporaryError as err:
             return str(err)
         return None
