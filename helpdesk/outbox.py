@@ -163,6 +163,7 @@ class OutboxWorker:
         self._relay_down = False
         self._give_up = timedelta(hours=settings.outgoing.give_up_after_hours)
         self.dead_rows: list[int] = []  # the daemon tells the admins about these
+        self._unrecorded: set[int] = set()  # sent, but the "sent" commit failed
 
     def _claim(self) -> Outbox | None:
         now = clock.now()
@@ -201,12 +202,17 @@ class OutboxWorker:
     def deliver_due(self, limit: int = 100) -> Result:
         """Send what is due now; returns counts. Stops early when the relay is down."""
         sent = failed = dead = 0
+        self._record_unrecorded()
         transport = self.transport_factory()
         try:
             for _ in range(limit):
                 row = self._claim()
                 if row is None:
                     break
+                if row.id in self._unrecorded:  # delivered; only the record was missing
+                    self._finish(row.id)  # type: ignore[arg-type]
+                    self._unrecorded.discard(row.id)  # type: ignore[arg-type]
+                    continue
                 try:
                     transport.send(row)
                 except PermanentError as err:
@@ -219,13 +225,28 @@ class OutboxWorker:
                     self._note_down(err)
                     failed += 1
                     break  # the rest would fail the same way; they wait their turn
-                self._finish(row.id)  # type: ignore[arg-type]
+                self._sent(row)
                 self._log_sent(row)
                 self._note_up()
                 sent += 1
         finally:
             transport.close()
         return Result(sent, failed, dead)
+
+    def _sent(self, row: Outbox) -> None:
+        """Record a delivery. If the database fails right now, remember it in memory so
+        this process never sends the mail again once its lease runs out; only a crash
+        of the process in this instant can still repeat it."""
+        try:
+            self._finish(row.id)  # type: ignore[arg-type]
+        except TemporaryError:
+            self._unrecorded.add(row.id)  # type: ignore[arg-type]
+            raise
+
+    def _record_unrecorded(self) -> None:
+        for row_id in sorted(self._unrecorded):
+            self._finish(row_id)
+            self._unrecorded.discard(row_id)
 
     def _log_sent(self, row: Outbox) -> None:
         ticket = f"{self.settings.helpdesk.ticket_prefix}-{row.ticket_id}" if row.ticket_id else ""

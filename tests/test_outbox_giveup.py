@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from helpdesk import clock, mailout
+from helpdesk.errors import TemporaryError
 from helpdesk.outbox import OutboxWorker
 from helpdesk.store import db
 from tests.conftest import MakeSettings
@@ -42,3 +45,37 @@ def test_a_mail_deferred_past_the_queue_lifetime_is_given_up(
     assert "451" in row.last_error
     assert worker.dead_rows == [row.id]
     assert relay.received == []
+
+
+class _DatabaseBlinksAfterSend(OutboxWorker):
+    """The database drops out just as a delivery is being recorded (a seam we own)."""
+
+    blinked = False
+
+    def _finish(self, row_id: int, *, error: str = "", dead: bool = False) -> None:
+        if not error and not self.blinked:
+            self.blinked = True
+            raise TemporaryError("database unavailable: connection dropped")
+        super()._finish(row_id, error=error, dead=dead)
+
+
+def test_a_delivery_whose_record_fails_is_not_sent_again(
+    make_settings: MakeSettings, relay: RelaySink
+) -> None:
+    settings = make_settings({"outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port,
+                                           "lease": 2}})
+    db.upgrade(settings.database_url)
+    engine = engine_for(settings)
+    start = clock.now()
+    clock.freeze(start)
+    with db.session_scope(engine) as session:
+        msg = mailout.build(settings, to=["carol@customer.test"], subject="hello", text="hi")
+        mailout.queue(session, msg, kind="ack", ticket_id=None, mail_from="", automatic=True)
+    worker = _DatabaseBlinksAfterSend(settings, engine)
+    with pytest.raises(TemporaryError):
+        worker.deliver_due()
+    assert len(relay.received) == 1
+    clock.freeze(start + timedelta(seconds=10))  # the lease has run out
+    worker.deliver_due()
+    assert len(relay.received) == 1
+    assert outbox_rows(settings)[0].status == "sent"
