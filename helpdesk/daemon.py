@@ -145,13 +145,17 @@ class Daemon:
         if error is not None:
             self._rules_refused(error)
 
-    def _rules_refused(self, error: Exception) -> None:
+    def _alert(self, subject: str, text: str) -> None:
+        """Mail the admins; an alert must never take down the part that raised it."""
         try:
-            alert_admins(self.settings, self.engine, "rules file refused",  # type: ignore[arg-type]
-                         f"The rules files were changed but could not be loaded; the previous "
-                         f"rules stay in force until this is fixed:\n\n{error}\n")
+            alert_admins(self.settings, self.engine, subject, text)  # type: ignore[arg-type]
         except TemporaryError as err:
-            log.warning("could not alert admins about refused rules: %s", err)
+            log.warning("could not alert admins (%s): %s", subject, err)
+
+    def _rules_refused(self, error: Exception) -> None:
+        self._alert("rules file refused",
+                    f"The rules files were changed but could not be loaded; the previous "
+                    f"rules stay in force until this is fixed:\n\n{error}\n")
 
     # -- workers -----------------------------------------------------------------
 
@@ -178,10 +182,10 @@ class Daemon:
         result = self.outbox.deliver_due()
         if self.outbox.dead_rows:
             dead, self.outbox.dead_rows = self.outbox.dead_rows, []
-            alert_admins(self.settings, self.engine, "outgoing mail given up",  # type: ignore[arg-type]
-                         f"{len(dead)} outgoing mail(s) could not be delivered and were given "
-                         f"up (outbox ids {', '.join(map(str, dead))}). The reasons are in the "
-                         f"outbox rows' last_error; `helpdesk status` shows the counts.\n")
+            self._alert("outgoing mail given up",
+                        f"{len(dead)} outgoing mail(s) could not be delivered and were given "
+                        f"up (outbox ids {', '.join(map(str, dead))}). The reasons are in the "
+                        f"outbox rows' last_error; `helpdesk status` shows the counts.\n")
         return result.sent > 0 and result.failed == 0
 
     # -- lifecycle ---------------------------------------------------------------
@@ -207,14 +211,11 @@ class Daemon:
         self._tasks.append(asyncio.create_task(self._write_status()))
 
     def _mailbox_stalled(self, name: str, since: object, error: object) -> None:
-        try:
-            alert_admins(self.settings, self.engine, f"mailbox {name} unreachable",  # type: ignore[arg-type]
-                         f"The IMAP mailbox {name!r} has not been reached since {since}.\n"
-                         f"Last error: {error}\n\nMail sent to it is waiting on the server; "
-                         f"nothing is lost, but no tickets are made from it until this is "
-                         f"fixed. `helpdesk imap check {name}` shows what is wrong.\n")
-        except TemporaryError as err:
-            log.warning("could not alert admins about mailbox %s: %s", name, err)
+        self._alert(f"mailbox {name} unreachable",
+                    f"The IMAP mailbox {name!r} has not been reached since {since}.\n"
+                    f"Last error: {error}\n\nMail sent to it is waiting on the server; "
+                    f"nothing is lost, but no tickets are made from it until this is "
+                    f"fixed. `helpdesk imap check {name}` shows what is wrong.\n")
 
     async def _start_http(self) -> None:
         listen = self.settings.http.listen
@@ -356,8 +357,6 @@ class Daemon:
                 await asyncio.to_thread(worker.join, max(0.1, deadline - loop.time()))
         for poller in self.pollers:
             await asyncio.to_thread(poller.join, 15)
-        if self.server is not None:
-            self.server.close()
         if self.http is not None:
             await self.http.stop()
         log.info("stopped")

@@ -13,6 +13,32 @@ from helpdesk.rules.loader import load_rules
 from helpdesk.rules.model import RuleSet
 from helpdesk.spool import Envelope
 
+# the rules example from the routing issue, exactly as written there
+ISSUE_EXAMPLE = """
+[[rule]]
+name = "Billing by keyword"
+when.subject = { regex = "(?i)invoice|refund|billing" }
+set = { category = "billing", queue = "billing" }
+
+[[rule]]
+name = "VIP customers"
+when.from_domain = "bigcorp.test"
+set = { priority = "high" }
+
+[[rule]]
+name = "Outage reports"
+when.any = [ { subject = { contains = "down" } }, { body = { regex = "(?i)outage|not reachable" } } ]
+set = { priority = "critical", category = "incident" }
+assign = { team = "ops", strategy = "round_robin" }
+final = ["priority"]
+
+[[rule]]
+name = "Newsletters"
+when.header."List-Id" = { exists = true }
+spam = true
+stop = true
+"""
+
 AGENTS = {
     "agent": [
         {"name": "alice", "email": "alice@staff.test", "teams": ["support", "ops"]},

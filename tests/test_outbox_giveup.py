@@ -3,16 +3,28 @@ admins are told; before that deadline it is only ever delayed."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from helpdesk import clock, mailout
+from helpdesk.config import Settings
 from helpdesk.errors import TemporaryError
 from helpdesk.outbox import OutboxWorker
 from helpdesk.store import db
 from tests.conftest import MakeSettings
 from tests.helpers import RelaySink, engine_for, outbox_rows
+
+
+def _one_queued_mail(settings: Settings) -> datetime:
+    """A fresh database with one acknowledgement in the outbox; the clock frozen now."""
+    db.upgrade(settings.database_url)
+    start = clock.now()
+    clock.freeze(start)
+    with db.session_scope(engine_for(settings)) as session:
+        msg = mailout.build(settings, to=["carol@customer.test"], subject="hello", text="hi")
+        mailout.queue(session, msg, kind="ack", ticket_id=None, mail_from="", automatic=True)
+    return start
 
 
 def test_a_mail_deferred_past_the_queue_lifetime_is_given_up(
@@ -23,13 +35,8 @@ def test_a_mail_deferred_past_the_queue_lifetime_is_given_up(
         "outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port,
                      "give_up_after_hours": 48, "backoff_base": 1, "backoff_max": 1},
     })
-    db.upgrade(settings.database_url)
     engine = engine_for(settings)
-    start = clock.now()
-    clock.freeze(start)
-    with db.session_scope(engine) as session:
-        msg = mailout.build(settings, to=["carol@customer.test"], subject="hello", text="hi")
-        mailout.queue(session, msg, kind="ack", ticket_id=None, mail_from="", automatic=True)
+    start = _one_queued_mail(settings)
     worker = OutboxWorker(settings, engine)
     relay.refuse_next(*["451 4.3.0 try again"] * 3)
 
@@ -64,13 +71,8 @@ def test_a_delivery_whose_record_fails_is_not_sent_again(
 ) -> None:
     settings = make_settings({"outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port,
                                            "lease": 2}})
-    db.upgrade(settings.database_url)
     engine = engine_for(settings)
-    start = clock.now()
-    clock.freeze(start)
-    with db.session_scope(engine) as session:
-        msg = mailout.build(settings, to=["carol@customer.test"], subject="hello", text="hi")
-        mailout.queue(session, msg, kind="ack", ticket_id=None, mail_from="", automatic=True)
+    start = _one_queued_mail(settings)
     worker = _DatabaseBlinksAfterSend(settings, engine)
     with pytest.raises(TemporaryError):
         worker.deliver_due()

@@ -12,32 +12,7 @@ from helpdesk.rules import AssignRequest, RuleHit
 from helpdesk.rules.actions import ACTIONS, register_action
 from helpdesk.rules.conditions import CONDITIONS, register_condition
 from helpdesk.rules.engine import ROUTING, evaluate, explain
-from tests.rules_mail import ctx, mail, ruleset
-
-ISSUE_EXAMPLE = """
-[[rule]]
-name = "Billing by keyword"
-when.subject = { regex = "(?i)invoice|refund|billing" }
-set = { category = "billing", queue = "billing" }
-
-[[rule]]
-name = "VIP customers"
-when.from_domain = "bigcorp.test"
-set = { priority = "high" }
-
-[[rule]]
-name = "Outage reports"
-when.any = [ { subject = { contains = "down" } }, { body = { regex = "(?i)outage|not reachable" } } ]
-set = { priority = "critical", category = "incident" }
-assign = { team = "ops", strategy = "round_robin" }
-final = ["priority"]
-
-[[rule]]
-name = "Newsletters"
-when.header."List-Id" = { exists = true }
-spam = true
-stop = true
-"""  # noqa: E501 - the issue's example, exactly as written
+from tests.rules_mail import ISSUE_EXAMPLE, ctx, mail, ruleset
 
 
 def test_billing_mail_gets_category_and_queue_with_hits(tmp_path: Path):

@@ -10,32 +10,9 @@ import pytest
 from helpdesk.config import Settings
 from tests.conftest import MakeSettings
 from tests.helpers import DaemonThread, RelaySink, all_tickets, make_mail, send, wait_until
+from tests.rules_mail import ISSUE_EXAMPLE
 
-RULES = """
-[[rule]]
-name = "Billing by keyword"
-when.subject = { regex = "(?i)invoice|refund|billing" }
-set = { category = "billing", queue = "billing" }
-
-[[rule]]
-name = "VIP customers"
-when.from_domain = "bigcorp.test"
-set = { priority = "high" }
-
-[[rule]]
-name = "Outage reports"
-when.any = [ { subject = { contains = "down" } },
-             { body = { regex = "(?i)outage|not reachable" } } ]
-set = { priority = "critical", category = "incident" }
-assign = { team = "ops", strategy = "round_robin" }
-final = ["priority"]
-
-[[rule]]
-name = "Newsletters"
-when.header."List-Id" = { exists = true }
-spam = true
-stop = true
-"""
+RULES = ISSUE_EXAMPLE
 
 AGENTS = """
 [[agent]]
