@@ -90,8 +90,7 @@ def reply(session: Session, settings: Settings, directory: Directory, ticket: Ti
 
 def _reply_to(settings: Settings, ticket: Ticket, agent: Agent) -> str:
     hd = settings.helpdesk
-    ticket_address = tokens.reply_address(hd.local_part, hd.domain, hd.ticket_prefix,
-                                          settings.secret, int(ticket.id or 0))
+    ticket_address = tokens.ticket_reply_address(settings, ticket.id)
     return f"{ticket_address}, {agent.email}" if hd.reveal_agent_address else ticket_address
 
 
@@ -123,8 +122,7 @@ def status_notice(session: Session, settings: Settings, ticket: Ticket, status: 
     subject, text, html = mailout.render(settings, "status", context)
     msg = mailout.build(
         settings, to=[customer], subject=subject, text=text, html=html,
-        reply_to=tokens.reply_address(hd.local_part, hd.domain, hd.ticket_prefix,
-                                      settings.secret, int(ticket.id or 0)),
+        reply_to=tokens.ticket_reply_address(settings, ticket.id),
         in_reply_to=refs[-1] if refs else "", references=refs, automatic=True,
         id_hint=f"{hd.ticket_prefix.lower()}-{ticket.id}.{status}")
     mailout.queue(session, msg, kind=f"status-{status}", ticket_id=ticket.id, mail_from="",

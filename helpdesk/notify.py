@@ -94,8 +94,7 @@ def _queue(session: Session, settings: Settings, ticket: Ticket, notice: Notice,
                                                                     notice, agent))
     msg = mailout.build(
         settings, to=[agent.email], subject=subject, text=text, html=html,
-        reply_to=tokens.reply_address(hd.local_part, hd.domain, hd.ticket_prefix,
-                                      settings.secret, int(ticket.id or 0), agent=number),
+        reply_to=tokens.ticket_reply_address(settings, ticket.id, agent=number),
         automatic=True, id_hint=f"{hd.ticket_prefix.lower()}-{ticket.id}.{notice.event}")
     row = mailout.queue(session, msg, kind=f"notify-{notice.event}", ticket_id=ticket.id,
                         mail_from="", automatic=True)
@@ -135,8 +134,7 @@ def command_error(session: Session, settings: Settings, ticket: Ticket, agent: A
     number = staff.agent_number(session, agent.name)
     msg = mailout.build(
         settings, to=[agent.email], subject=subject, text=text, html=html,
-        reply_to=tokens.reply_address(hd.local_part, hd.domain, hd.ticket_prefix,
-                                      settings.secret, int(ticket.id or 0), agent=number),
+        reply_to=tokens.ticket_reply_address(settings, ticket.id, agent=number),
         in_reply_to=in_reply_to, references=[in_reply_to], automatic=True,
         id_hint=f"{hd.ticket_prefix.lower()}-{ticket.id}.error")
     row = mailout.queue(session, msg, kind="command-error", ticket_id=ticket.id, mail_from="",

@@ -32,6 +32,7 @@ from helpdesk.store import blobs, queries
 from helpdesk.store import tickets as store
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Quarantine, Status, Ticket
+from helpdesk.tokens import ticket_reply_address
 
 log = logging.getLogger("helpdesk.pipeline")
 
@@ -331,11 +332,7 @@ class Pipeline:
             ticket.resolved_at = None
 
     def reply_address(self, ticket_id: int | None) -> str:
-        from helpdesk.tokens import reply_address
-
-        hd = self.settings.helpdesk
-        return reply_address(hd.local_part, hd.domain, hd.ticket_prefix, self.settings.secret,
-                             int(ticket_id or 0))
+        return ticket_reply_address(self.settings, ticket_id)
 
     def _own_addresses(self) -> set[str]:
         hd = self.settings.helpdesk

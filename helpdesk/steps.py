@@ -18,7 +18,7 @@ from helpdesk.sla import SlaContext
 from helpdesk.store import tickets as store
 from helpdesk.store.models import Contact, Ticket
 from helpdesk.store.sched_models import TicketStep
-from helpdesk.tokens import reply_address
+from helpdesk.tokens import ticket_reply_address
 
 ACTOR = "scheduler"
 
@@ -98,11 +98,9 @@ def send(rt: Runtime, session: Session, ticket: Ticket, template: str, to: Seque
          context: dict[str, Any], *, kind: str, to_customer: bool = False) -> str:
     """Render `template` and queue it; returns the Message-ID (for threading replies)."""
     subject, text, html = mailout.render(rt.settings, template, context)
-    hd = rt.settings.helpdesk
     reply_to = None
     if to_customer:
-        reply_to = reply_address(hd.local_part, hd.domain, hd.ticket_prefix,
-                                 rt.settings.secret, int(ticket.id or 0))
+        reply_to = ticket_reply_address(rt.settings, ticket.id)
     msg = mailout.build(rt.settings, to=list(to), subject=subject, text=text, html=html,
                         reply_to=reply_to, automatic=True, id_hint=kind)
     row = mailout.queue(session, msg, kind=kind, ticket_id=ticket.id, mail_from="",

@@ -13,6 +13,8 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from helpdesk.config import Settings
+
 TOKEN_LEN = 12
 
 
@@ -36,6 +38,14 @@ def reply_address(local: str, domain: str, prefix: str, secret: bytes, ticket: i
                   agent: int | None = None) -> str:
     subject = f"{prefix.lower()}-{ticket}" + (f"-a{agent}" if agent is not None else "")
     return f"{local}+{subject}-{sign(secret, subject)}@{domain}"
+
+
+def ticket_reply_address(settings: Settings, ticket: int | None,
+                         agent: int | None = None) -> str:
+    """The signed reply address for a ticket (and agent) under this helpdesk's settings."""
+    hd = settings.helpdesk
+    return reply_address(hd.local_part, hd.domain, hd.ticket_prefix, settings.secret,
+                         int(ticket or 0), agent)
 
 
 def find_reply_target(addresses: list[str], local: str, prefix: str,
