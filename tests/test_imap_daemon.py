@@ -33,7 +33,7 @@ def test_a_mail_in_the_mailbox_becomes_a_ticket_in_the_mailboxs_queue(
     settings = make_settings({"imap": [_imap(imap_account)]})
     start_daemon(settings)
     imap_account.append(make_mail(1, "daemon"))
-    ticket = wait_until(lambda: all_tickets(settings), timeout=15, what="ticket from IMAP")[0]
+    ticket = wait_until(lambda: all_tickets(settings), timeout=40, what="ticket from IMAP")[0]
     assert ticket["queue"] == "billing"
     assert ticket["messages"][0]["route"] == "imap:support"
     wait_until(lambda: imap_account.count("Processed") == 1, what="mail moved to Processed")
@@ -42,7 +42,7 @@ def test_a_mail_in_the_mailbox_becomes_a_ticket_in_the_mailboxs_queue(
         path = settings.data_dir / "status.json"
         return path.exists() and json.loads(path.read_text())["imap"][0]["spooled"] == 1
 
-    wait_until(snapshot_shows_the_mail, timeout=15, what="status snapshot with the mailbox")
+    wait_until(snapshot_shows_the_mail, timeout=40, what="status snapshot with the mailbox")
     result = run_cli(settings, "status", "--json")
     status = json.loads(result.stdout)
     box = status["daemon"]["imap"][0]
@@ -94,11 +94,11 @@ def test_the_same_mail_through_smtp_and_imap_is_one_message(
     send(daemon.port, raw)
     # the copy in the mailbox went through another hop that added its trace header
     imap_account.append(b"Received: from mx.example.test by imap; Mon, 1 Jan 2024\r\n" + raw)
-    wait_until(lambda: imap_account.count("Processed") == 1, timeout=15,
+    wait_until(lambda: imap_account.count("Processed") == 1, timeout=40,
                what="the IMAP copy handled")
     spool = settings.data_dir / "spool"
     wait_until(lambda: all_messages(settings) and not any(
         list((spool / d).iterdir()) for d in ("incoming", "work", "bundles")),
-        timeout=15, what="both copies processed")
+        timeout=40, what="both copies processed")
     assert len(all_messages(settings)) == 1
     assert len(all_tickets(settings)) == 1
