@@ -41,19 +41,24 @@ class Envelope:
     received_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> bytes:
-        data = {
+    def to_dict(self) -> dict[str, Any]:
+        return {
             "route": self.route,
             "mail_from": self.mail_from,
             "rcpt_tos": list(self.rcpt_tos),
             "received_at": self.received_at,
             "extra": self.extra,
         }
-        return json.dumps(data, ensure_ascii=True).encode() + b"\n"
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), ensure_ascii=True).encode() + b"\n"
 
     @classmethod
     def from_json(cls, line: bytes) -> Envelope:
-        data = json.loads(line)
+        return cls.from_dict(json.loads(line))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Envelope:
         return cls(
             route=data.get("route", "unknown"),
             mail_from=data.get("mail_from", ""),
@@ -124,10 +129,11 @@ class Spool:
         """
         name = self._new_name().replace(_SUFFIX, _BUNDLE)
         try:
+            received_at = clock.now().isoformat()  # one batch, one arrival time
             with open(self.tmp / name, "wb") as fh:
                 for raw, envelope in items:
-                    envelope = _stamped(envelope)
-                    head = json.loads(envelope.to_json())
+                    head = envelope.to_dict()
+                    head["received_at"] = envelope.received_at or received_at
                     head["size"] = len(raw)
                     fh.write(json.dumps(head, ensure_ascii=True).encode() + b"\n")
                     fh.write(raw)
@@ -300,7 +306,7 @@ def _read_bundle(data: bytes) -> list[tuple[bytes, Envelope]]:
         raw = data[end + 1:end + 1 + size]
         if len(raw) != size:
             raise ValueError("bundle ends inside a mail")
-        items.append((raw, Envelope.from_json(json.dumps(head).encode())))
+        items.append((raw, Envelope.from_dict(head)))
         pos = end + 1 + size + 1
     return items
 

@@ -179,8 +179,10 @@ class Dovecot:
         pidfile = self.dir / "run" / "master.pid"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if pidfile.exists() and self._accepts(self.imap_port):
-                self._pid = int(pidfile.read_text().strip())
+            # the master creates its pid file before writing it: an empty one means "soon"
+            pid = pidfile.read_text().strip() if pidfile.exists() else ""
+            if pid and self._accepts(self.imap_port):
+                self._pid = int(pid)
                 return
             time.sleep(0.05)
         raise RuntimeError(f"dovecot did not start:\n{self.log[-2000:]}")

@@ -6,6 +6,7 @@
     proxy.start()         # the same port forwards again
     proxy.drop = True     # connections are accepted and closed at once
     proxy.cut()           # cut the open connections, keep listening
+    proxy.limit = 1       # a connection beyond one open at a time is closed at once
 
 Plain threads, so a synchronous test can drive it; nothing is mocked, bytes flow
 to the real server.
@@ -25,6 +26,8 @@ class TcpProxy:
         self.target = target
         self.port = port or free_port()
         self.drop = False
+        self.limit: int | None = None
+        self._clients: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -63,6 +66,7 @@ class TcpProxy:
         """Cut the open connections (both sides see a reset/EOF)."""
         with self._lock:
             conns, self._conns = list(self._conns), set()
+            self._clients.clear()
         for conn in conns:
             _close(conn)
 
@@ -72,7 +76,9 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # stopped
-            if self.drop:
+            with self._lock:
+                over = self.limit is not None and len(self._clients) >= self.limit
+            if self.drop or over:
                 _close(client)
                 continue
             try:
@@ -83,6 +89,7 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._conns.update((client, upstream))
+                self._clients.add(client)
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
@@ -99,6 +106,8 @@ class TcpProxy:
             with self._lock:
                 self._conns.discard(src)
                 self._conns.discard(dst)
+                self._clients.discard(src)
+                self._clients.discard(dst)
             _close(src)
             _close(dst)
 

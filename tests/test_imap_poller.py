@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from helpdesk.errors import TemporaryError
+from helpdesk.ingest import imap_ops as ops
 from helpdesk.ingest.imap import ImapPoller
 from helpdesk.spool import Envelope, Spool
 from tests.dovecot import Account, Dovecot, imap_entry, make_mail
+from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.dovecot
 StartPoller = Callable[..., ImapPoller]
@@ -166,6 +168,68 @@ def test_backlog_of_1000_spooled_exactly_once(
     assert len(ids) == 1000 and len(set(ids)) == 1000
     assert imap_account.count("INBOX") == 0
     assert any("backlog done, 1000/1000" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("after", ["flag", "delete"])
+def test_a_backlog_flagged_or_deleted_in_batches_is_spooled_once_and_never_again(
+        after: str, imap_account: Account, spool: Spool, start_poller: StartPoller) -> None:
+    imap_account.append(*[make_mail(i, after) for i in range(230)])
+    poller = start_poller(imap_entry(imap_account, after=after, batch_size=40))
+    wait_for(lambda: poller.status().last_uid == 230, timeout=60, step=0.1)
+    if after == "flag":
+        assert all(b"\\Seen" in f for f in imap_account.flags())
+        assert imap_account.count("INBOX") == 230
+    else:
+        assert imap_account.count("INBOX") == 0
+    imap_account.append(make_mail(999, after))
+    wait_for(lambda: poller.status().last_uid == 231)
+    poller.stop()
+    poller.join(10)
+    # a restarted poller starts from the saved last UID: nothing is fetched again
+    again = start_poller(imap_entry(imap_account, after=after, batch_size=40))
+    wait_for(lambda: again.status().state == "idle")
+    assert again.status().last_uid == 231
+    ids = message_ids(spool)
+    assert len(ids) == 231 and len(set(ids)) == 231
+    assert imap_account.count("Processed") == 0
+
+
+def test_a_server_that_allows_one_connection_still_gets_its_backlog_moved(
+        imap_account: Account, spool: Spool, start_poller: StartPoller,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Backlogs are moved over a second connection; some servers and firewalls refuse one.
+    caplog.set_level(logging.INFO, logger="helpdesk.ingest.imap")
+    imap_account.append(*[make_mail(i, "limit") for i in range(300)])
+    proxy = TcpProxy(("127.0.0.1", imap_account.server.imap_port)).start()
+    proxy.limit = 1
+    try:
+        poller = start_poller(imap_entry(imap_account, port=proxy.port, batch_size=50))
+        wait_for(lambda: poller.status().last_uid == 300, timeout=60, step=0.1)
+    finally:
+        proxy.stop()
+    assert imap_account.count("INBOX") == 0 and imap_account.count("Processed") == 300
+    ids = message_ids(spool)
+    assert len(ids) == 300 and len(set(ids)) == 300
+    fallbacks = [r.getMessage() for r in caplog.records if "second connection" in r.getMessage()]
+    assert len(fallbacks) == 1 and "main connection does the move" in fallbacks[0]
+
+
+def test_backlog_batches_keep_big_mails_under_the_byte_limit(
+        imap_account: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ops, "BATCH_BYTES", 200_000)
+    sizes = [1000, 1000, 120_000, 1000, 150_000, 90_000, 1000, 1000, 1000, 1000, 1000, 1000]
+    imap_account.append(*[make_mail(i, "size", size) for i, size in enumerate(sizes)])
+    with imap_account.client() as c:
+        c.select_folder("INBOX")
+        uids = c.search()
+        true = {u: int(d[b"RFC822.SIZE"]) for u, d in c.fetch(uids, ["RFC822.SIZE"]).items()}
+        plan = ops.batches(c, uids, batch_size=5)
+    assert [u for batch in plan for u in batch] == uids  # every mail, in order
+    assert all(len(batch) <= 5 for batch in plan)
+    assert all(sum(true[u] for u in batch) <= 200_000 for batch in plan if len(batch) > 1)
+    # the three big ones never share a batch with each other
+    big = [u for u in uids if true[u] > 80_000]
+    assert len({next(i for i, b in enumerate(plan) if u in b) for u in big}) == 3
 
 
 def test_imaps_with_trusted_self_signed_cert(

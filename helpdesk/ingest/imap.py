@@ -1,5 +1,8 @@
 """One thread per `[[imap]]` mailbox: UID FETCH -> spool.put -> MOVE / flag / delete.
 
+A backlog (more than one batch) is pipelined: a worker with a second connection
+stores and moves batch N while this thread fetches batch N+1 (imap_backlog.py).
+
 Nothing is moved, flagged or deleted on the server before `Spool.put` has
 returned (the mail is on disk). Unhandled mail is found by UID above the last
 handled one, never by \\Seen. A crash between put and MOVE re-spools the mail
@@ -18,8 +21,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Container
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +35,7 @@ from helpdesk import clock
 from helpdesk.config import ImapSection
 from helpdesk.errors import TemporaryError
 from helpdesk.ingest import imap_ops as ops
+from helpdesk.ingest.imap_backlog import Backlog, Stored
 from helpdesk.ingest.imap_connect import (
     ImapFault,
     LoginFailed,
@@ -54,6 +59,13 @@ log = logging.getLogger("helpdesk.ingest.imap")
 MAX_FAILURES = 5
 BACKOFF_BASE = 1.0
 PUT_WORKERS = 16  # parallel fsyncs share journal commits
+# backlog batches fetched but not yet moved; up to this many share one MOVE, and at
+# most this many batches' bodies (each under ops.BATCH_BYTES) wait for the disk
+MAX_IN_FLIGHT = 8
+# the last-UID file is written at most this often during a backlog, and when the drain
+# ends: losing a second of it to a crash only means mails fetched again and dropped
+# downstream as duplicates (or already moved away)
+SAVE_EVERY = 1.0
 StallCallback = Callable[[str, datetime, str], None]
 
 
@@ -95,6 +107,7 @@ class ImapPoller:
         self._state = self._statefile.load()
         self._tokens = TokenSource(entry.oauth2_command) if entry.oauth2_command else None
         self._status = StatusBox(entry.name)
+        self._status.update(uidvalidity=self._state.uidvalidity, last_uid=self._state.last_uid)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._handled: set[int] = set()  # handled UIDs above the watermark (a failure below)
@@ -103,6 +116,8 @@ class ImapPoller:
         self._attempt = 0
         self._last_logged = ""
         self._contact_at = time.monotonic()  # stall clock starts when the poller starts
+        self._saved_at = 0.0
+        self._unsaved = False
         self._stalled = False
         self._pool = ThreadPoolExecutor(PUT_WORKERS, thread_name_prefix=f"imap-{self.name}-put")
 
@@ -242,10 +257,19 @@ class ImapPoller:
             ops.ensure_folder(client, self.entry.move_to, self.name)
         self._status.update(idle_offered=client.has_capability("IDLE"))
 
-    def _save(self, state: MailboxState) -> None:
+    def _save(self, state: MailboxState, *, persist: bool = True) -> None:
         self._state = state
-        self._statefile.save(state)
+        if persist or time.monotonic() - self._saved_at >= SAVE_EVERY:
+            self._statefile.save(state)
+            self._saved_at = time.monotonic()
+            self._unsaved = False
+        else:
+            self._unsaved = True
         self._status.update(uidvalidity=state.uidvalidity, last_uid=state.last_uid)
+
+    def _save_pending(self) -> None:
+        if self._unsaved:
+            self._save(self._state)
 
     # -- waiting -----------------------------------------------------------------------
 
@@ -292,32 +316,73 @@ class ImapPoller:
             return
         self._status.update(state="fetching", backlog=len(uids))
         progress = ops.Progress(self.name, len(uids), self.entry.batch_size)
-        for batch in ops.batches(client, uids, self.entry.batch_size):
-            if self._stop.is_set():
-                break
-            self._process(client, batch)
-            self._advance(uids)
-            progress.tick(len(batch))
-            self._status.update(backlog=max(0, len(uids) - progress.done))
+        plan = ops.batches(client, uids, self.entry.batch_size)
+        try:
+            if len(plan) == 1:
+                self._process(client, plan[0])
+                self._advance(uids)
+                progress.tick(len(plan[0]))
+            else:
+                self._work_backlog(client, plan, uids, progress)
+        finally:
+            self._save_pending()
         progress.finish()
         self._status.update(backlog=0)
 
     def _process(self, client: IMAPClient, uids: list[int]) -> None:
-        puts_ok_before = self._puts_ok
+        """One batch, all on the main connection: fetch, store, after-action."""
         bodies, fetch_failed = ops.fetch(client, uids)
-        vanished = [u for u in uids if u not in bodies and u not in fetch_failed]
         stored, put_failed = self._store(bodies)
         ops.after_stored(client, stored, self.entry.after, self.entry.move_to, self.name)
-        self._handled.update(stored, vanished)
-        if stored:
-            self._puts_ok += len(stored)
-            self._status.add("spooled", len(stored))
+        ops.forget_notices(client)
+        self._settle(client, uids, bodies, fetch_failed, Stored(stored, put_failed, None))
+
+    def _work_backlog(self, client: IMAPClient, plan: list[list[int]], uids: list[int],
+                      progress: ops.Progress) -> None:
+        """Fetch here while workers store and move earlier batches (imap_backlog.py)."""
+        assert self._state.uidvalidity is not None  # set by _select
+        in_flight: deque[tuple[list[int], set[int], dict[int, str], Future[Stored]]]
+        in_flight = deque()
+
+        def settle_oldest() -> None:
+            batch, fetched, fetch_failed, future = in_flight.popleft()
+            done = future.result()
+            if done.after_error is not None:  # logged once by the mover
+                ops.after_stored(client, done.stored, self.entry.after, self.entry.move_to,
+                                 self.name)
+            ops.forget_notices(client)
+            self._settle(client, batch, fetched, fetch_failed, done)
+            self._advance(uids)
+            progress.tick(len(batch))
+            self._status.update(backlog=max(0, len(uids) - progress.done))
+
+        with Backlog(self.entry, self._tokens, self._state.uidvalidity, self._store) as workers:
+            for batch in plan:
+                if self._stop.is_set():
+                    break
+                bodies, fetch_failed = ops.fetch(client, batch)
+                in_flight.append((batch, set(bodies), fetch_failed, workers.submit(bodies)))
+                del bodies  # the store thread holds them until they are on disk
+                while in_flight and (len(in_flight) > MAX_IN_FLIGHT or in_flight[0][3].done()):
+                    settle_oldest()
+            while in_flight:
+                settle_oldest()
+
+    def _settle(self, client: IMAPClient, batch: list[int], fetched: Container[int],
+                fetch_failed: dict[int, str], done: Stored) -> None:
+        """Book one batch whose stored mails have had their after-action."""
+        puts_ok_before = self._puts_ok
+        vanished = [u for u in batch if u not in fetched and u not in fetch_failed]
+        self._handled.update(done.stored, vanished)
+        if done.stored:
+            self._puts_ok += len(done.stored)
+            self._status.add("spooled", len(done.stored))
             self._notify()
         self._count_failures(client, fetch_failed, None)
-        self._count_failures(client, put_failed, puts_ok_before)
-        if put_failed and not stored:
+        self._count_failures(client, done.put_failed, puts_ok_before)
+        if done.put_failed and not done.stored:
             raise SpoolUnavailable(f"spool unavailable, mails stay on the server: "
-                                   f"{next(iter(put_failed.values()))}")
+                                   f"{next(iter(done.put_failed.values()))}")
 
     def _store(self, bodies: dict[int, bytes]) -> tuple[list[int], dict[int, str]]:
         """spool.put every mail (in parallel); returns stored UIDs and failures."""
@@ -391,7 +456,7 @@ class ImapPoller:
         self._status.add("quarantined", len(doomed))
 
     def _advance(self, uids: list[int]) -> None:
-        """Move the watermark over the handled prefix and persist it."""
+        """Move the watermark over the handled prefix; persist it now and then (SAVE_EVERY)."""
         last = self._state.last_uid
         for uid in uids:
             if uid <= last:
@@ -401,5 +466,5 @@ class ImapPoller:
             last = uid
         if last != self._state.last_uid:
             self._handled = {u for u in self._handled if u > last}
-            self._save(MailboxState(self._state.uidvalidity, last))
+            self._save(MailboxState(self._state.uidvalidity, last), persist=False)
 

@@ -13,6 +13,7 @@ import shlex
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 
@@ -40,7 +41,11 @@ class LoginFailed(ImapFault):
 
 
 class TokenSource:
-    """Runs the oauth2_command when no token is cached or the cached one is about to expire."""
+    """Runs the oauth2_command when no token is cached or the cached one is about to expire.
+
+    Shared by a poller's connections (the main one and the backlog mover), so one lock
+    keeps two logins from running the command at once.
+    """
 
     def __init__(self, command: str, timeout: float = 30.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -49,6 +54,7 @@ class TokenSource:
         self._monotonic = monotonic
         self._token = ""
         self._expires_at = 0.0
+        self._lock = threading.Lock()
         self.fetches = 0
 
     @property
@@ -56,13 +62,15 @@ class TokenSource:
         return self._expires_at
 
     def token(self) -> str:
-        if not self._token or self._monotonic() >= self._expires_at - TOKEN_MARGIN:
-            self._token, lifetime = self._run()
-            self._expires_at = self._monotonic() + lifetime
-        return self._token
+        with self._lock:
+            if not self._token or self._monotonic() >= self._expires_at - TOKEN_MARGIN:
+                self._token, lifetime = self._run()
+                self._expires_at = self._monotonic() + lifetime
+            return self._token
 
     def invalidate(self) -> None:
-        self._token = ""
+        with self._lock:
+            self._token = ""
 
     def _run(self) -> tuple[str, float]:
         self.fetches += 1

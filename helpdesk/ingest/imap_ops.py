@@ -21,12 +21,25 @@ PROGRESS_EVERY = 5.0
 
 
 def batches(client: IMAPClient, uids: list[int], batch_size: int) -> list[list[int]]:
-    """Split UIDs into fetch batches of at most batch_size mails and about BATCH_BYTES."""
-    sizes = client.fetch(uids, ["RFC822.SIZE"])
+    """Split UIDs into fetch batches of at most batch_size mails and about BATCH_BYTES.
+
+    Only mails LARGER than a batch's fair share (BATCH_BYTES / batch_size) have their
+    size asked for: one SEARCH finds them, and every other mail counts as that share.
+    Asking every mail's RFC822.SIZE would cost a backlog more than its MOVEs.
+    """
+    share = max(1, BATCH_BYTES // batch_size)
+    big: dict[int, int] = {}
+    if uids:
+        wanted = set(uids)
+        found = [u for u in client.search(["UID", f"{uids[0]}:*", "LARGER", str(share)])
+                 if u in wanted]
+        if found:
+            sizes = client.fetch(found, ["RFC822.SIZE"])
+            big = {u: int(sizes.get(u, {}).get(b"RFC822.SIZE", share)) for u in found}
     out: list[list[int]] = [[]]
     volume = 0
     for uid in uids:
-        size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+        size = big.get(uid, share)
         if out[-1] and (len(out[-1]) >= batch_size or volume + size > BATCH_BYTES):
             out.append([])
             volume = 0
@@ -77,6 +90,17 @@ def after_stored(client: IMAPClient, uids: list[int], after: str, move_to: str,
     else:
         client.delete_messages(uids)
         expunge(client, uids)
+
+
+def forget_notices(client: IMAPClient) -> None:
+    """Drop the notices imaplib keeps after a MOVE, COPY or EXPUNGE.
+
+    imaplib files untagged responses nobody asked for by type and never clears them
+    until the next SELECT: a mailbox that runs for weeks would keep one EXPUNGE per
+    mail it ever moved, and one COPYUID per command.
+    """
+    for kind in ("EXPUNGE", "VANISHED", "COPYUID", "RECENT"):
+        client._imap.untagged_responses.pop(kind, None)
 
 
 def move(client: IMAPClient, uids: list[int], folder: str, name: str) -> None:
