@@ -137,6 +137,25 @@ def test_restart_of_server_reconnects_and_loses_nothing(
     assert any("connected again" in r.getMessage() for r in caplog.records)
 
 
+def test_a_connection_dropped_while_idling_is_noticed_at_once(
+        imap_account: Account, spool: Spool, start_poller: StartPoller) -> None:
+    # no BYE, just a closed socket (a NAT box or load balancer dropping it)
+    proxy = TcpProxy(("127.0.0.1", imap_account.server.imap_port)).start()
+    try:
+        poller = start_poller(imap_entry(imap_account, port=proxy.port, backoff_max=0.5,
+                                         idle_refresh=60))
+        wait_for(lambda: poller.status().state == "idle")
+        proxy.cut()
+        took = wait_for(lambda: poller.status().errors == 1, timeout=10)
+        assert took < 2.0  # not at the next IDLE refresh, a minute away
+        assert "connection lost" in (poller.status().last_error or "")
+        wait_for(lambda: poller.status().state == "idle" and poller.status().connected)
+        imap_account.append(make_mail(1))
+        wait_for(lambda: len(waiting(spool)) == 1, timeout=5)
+    finally:
+        proxy.stop()
+
+
 def test_uidvalidity_change_rescans_folder(
         imap_account: Account, spool: Spool, start_poller: StartPoller,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -300,6 +300,8 @@ class ImapPoller:
                     raise ImapFault(f"server closed the connection: {ops.bye_text(responses)}")
                 if any(len(r) > 1 and r[1] == b"EXISTS" for r in responses):
                     break
+                if not responses and ops.peer_closed(client):
+                    raise ImapFault("connection lost: closed by the server or the network")
                 self._check_stall()
         finally:
             client.idle_done()

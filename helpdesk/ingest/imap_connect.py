@@ -146,6 +146,7 @@ def connect(entry: ImapSection, tokens: TokenSource | None = None) -> IMAPClient
                             ssl_context=tls, timeout=entry.timeout)
     except (OSError, IMAPClientError) as err:
         raise ImapFault(f"cannot connect to {where}: {describe(err)}") from None
+    keepalive(client.socket())
     try:
         if entry.security == "starttls":
             client.starttls(tls)
@@ -160,6 +161,17 @@ def connect(entry: ImapSection, tokens: TokenSource | None = None) -> IMAPClient
         _close(client)
         raise
     return client
+
+
+def keepalive(sock: socket.socket, idle: int = 60, interval: int = 15, count: int = 4) -> None:
+    """TCP keepalives: a peer that vanished without a FIN (a NAT or firewall that forgot
+    the connection) breaks the socket within about two minutes instead of leaving an
+    IDLE waiting for a server that will never answer."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval),
+                        ("TCP_KEEPCNT", count)):
+        if hasattr(socket, name):  # Linux; elsewhere the system's defaults apply
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 def login(client: IMAPClient, entry: ImapSection, tokens: TokenSource | None) -> None:

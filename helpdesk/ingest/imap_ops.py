@@ -7,6 +7,7 @@ errors (IMAPClientAbortError, OSError) always propagate: the poller reconnects.
 from __future__ import annotations
 
 import logging
+import select
 import time
 
 from imapclient import SEEN, IMAPClient
@@ -130,6 +131,20 @@ def expunge(client: IMAPClient, uids: list[int]) -> None:
         client.uid_expunge(uids)
     else:
         client.expunge()  # without UIDPLUS: expunges every \Deleted mail in the folder
+
+
+def peer_closed(client: IMAPClient) -> bool:
+    """True when the server's end of the socket is closed or broken.
+
+    imapclient's idle_check swallows the EOF of a dropped connection and returns
+    no responses, at once, every time: without this check an IDLE loop would spin
+    on a dead socket until its refresh time. Works under TLS too (it asks the
+    kernel about the TCP connection, not the TLS stream).
+    """
+    hangup = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
+    poller = select.poll()
+    poller.register(client.socket().fileno(), hangup)
+    return any(events & hangup for _, events in poller.poll(0))
 
 
 def bye_text(responses: list[tuple[object, ...]]) -> str:
