@@ -233,6 +233,23 @@ def own_dovecot() -> Iterator[Dovecot]:
 
 
 @pytest.fixture
+def dovecot_with_oauth() -> Iterator[Callable[[str], Dovecot]]:
+    """Factory: a started Dovecot that checks XOAUTH2 logins at the given introspection URL."""
+    _need_dovecot()
+    started: list[Dovecot] = []
+
+    def start(introspection_url: str) -> Dovecot:
+        server = Dovecot(oauth_introspection=introspection_url)
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.cleanup()
+
+
+@pytest.fixture
 def imap_account(dovecot_server: Dovecot) -> Account:
     return dovecot_server.add_user()
 

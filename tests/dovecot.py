@@ -41,13 +41,13 @@ ssl = yes
 ssl_cert = <{d}/cert.pem
 ssl_key = <{d}/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{mechanisms}
 auth_failure_delay = 0
 first_valid_uid = {uid}
 mail_location = maildir:{d}/mail/%d/%n/Maildir
 mail_fsync = never
 imap_idle_notify_interval = {keepalive}
-passdb {{
+{oauth}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/users
 }}
@@ -74,6 +74,22 @@ service imap-login {{
     ssl = yes
   }}
 }}
+"""
+
+# Dovecot's oauth2 passdb: every XOAUTH2 login is checked at the token server
+_OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {d}/oauth2.conf
+}}
+"""
+_OAUTH2 = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
 """
 
 
@@ -134,7 +150,8 @@ class Account:
 class Dovecot:
     """Start, stop and restart one Dovecot in its own directory."""
 
-    def __init__(self, keepalive: str = "2 mins") -> None:
+    def __init__(self, keepalive: str = "2 mins", oauth_introspection: str = "") -> None:
+        """`oauth_introspection`: an RFC 7662 URL; XOAUTH2 logins are checked there."""
         self.dir = Path(tempfile.mkdtemp(prefix="helpdesk-dovecot-"))
         self.dir.chmod(0o755)  # the mail user must reach its Maildir below
         self.imap_port = free_port()
@@ -144,9 +161,15 @@ class Dovecot:
         os.chown(self.dir / "mail", mail.pw_uid, mail.pw_gid)
         self._make_cert()
         (self.dir / "users").write_text("")
+        oauth = mechanisms = ""
+        if oauth_introspection:
+            (self.dir / "oauth2.conf").write_text(_OAUTH2.format(url=oauth_introspection))
+            oauth = _OAUTH2_PASSDB.format(d=self.dir)
+            mechanisms = " xoauth2 oauthbearer"
         (self.dir / "dovecot.conf").write_text(_CONF.format(
             d=self.dir, uid=mail.pw_uid, gid=mail.pw_gid, imap=self.imap_port,
-            imaps=self.imaps_port, keepalive=keepalive, password=PASSWORD))
+            imaps=self.imaps_port, keepalive=keepalive, password=PASSWORD, oauth=oauth,
+            mechanisms=mechanisms))
         self._pid: int | None = None
 
     @property
