@@ -18,6 +18,7 @@ from helpdesk.ingest.imap import ImapPoller
 from helpdesk.spool import Spool
 from tests.dovecot import Account, Dovecot
 from tests.helpers import DaemonThread, RelaySink, free_port
+from tests.oauth import TokenServer
 
 PG_DSN = os.environ.get("HELPDESK_TEST_PG", "host=127.0.0.1 port=5432 user=postgres")
 
@@ -222,31 +223,34 @@ def dovecot_server() -> Iterator[Dovecot]:
     server.cleanup()
 
 
+def _running(server: Dovecot) -> Iterator[Dovecot]:
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
 @pytest.fixture
 def own_dovecot() -> Iterator[Dovecot]:
     """A Dovecot of this test's own, for tests that stop and restart the server."""
     _need_dovecot()
-    server = Dovecot()
-    server.start()
-    yield server
-    server.cleanup()
+    yield from _running(Dovecot())
 
 
 @pytest.fixture
-def dovecot_with_oauth() -> Iterator[Callable[[str], Dovecot]]:
-    """Factory: a started Dovecot that checks XOAUTH2 logins at the given introspection URL."""
+def tokens() -> Iterator[TokenServer]:
+    """An OAuth 2.0 token server on loopback (tests/oauth.py)."""
+    server = TokenServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def oauth_dovecot(tokens: TokenServer) -> Iterator[Dovecot]:
+    """A Dovecot that checks XOAUTH2 logins at the `tokens` server."""
     _need_dovecot()
-    started: list[Dovecot] = []
-
-    def start(introspection_url: str) -> Dovecot:
-        server = Dovecot(oauth_introspection=introspection_url)
-        started.append(server)
-        server.start()
-        return server
-
-    yield start
-    for server in started:
-        server.cleanup()
+    yield from _running(Dovecot(oauth_introspection=tokens.introspection_url))
 
 
 @pytest.fixture

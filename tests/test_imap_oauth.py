@@ -25,18 +25,6 @@ StartPoller = Callable[..., ImapPoller]
 
 
 @pytest.fixture
-def tokens() -> Iterator[TokenServer]:
-    server = TokenServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def oauth_dovecot(tokens: TokenServer, dovecot_with_oauth: Callable[[str], Dovecot]) -> Dovecot:
-    return dovecot_with_oauth(tokens.introspection_url)
-
-
-@pytest.fixture
 def mailbox(oauth_dovecot: Dovecot, tokens: TokenServer) -> Account:
     return oauth_dovecot.add_user(tokens.username.split("@")[0])
 
