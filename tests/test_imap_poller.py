@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpdesk.errors import TemporaryError
+from helpdesk.ingest import imap
 from helpdesk.ingest import imap_ops as ops
 from helpdesk.ingest.imap import ImapPoller
 from helpdesk.spool import Envelope, Spool
@@ -249,6 +250,21 @@ def test_backlog_batches_keep_big_mails_under_the_byte_limit(
     # the three big ones never share a batch with each other
     big = [u for u in uids if true[u] > 80_000]
     assert len({next(i for i, b in enumerate(plan) if u in b) for u in big}) == 3
+
+
+def test_a_backlog_of_big_mails_is_worked_a_few_at_a_time_each_once(
+        imap_account: Account, spool: Spool, start_poller: StartPoller,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # limits scaled down 160x: 200 KB batches, 400 KB held in memory at most
+    monkeypatch.setattr(ops, "BATCH_BYTES", 200_000)
+    monkeypatch.setattr(imap, "MAX_HELD", 400_000)
+    sizes = [150_000, 1000, 500_000, 90_000, 1000, 150_000, 150_000, 1000] * 3
+    imap_account.append(*[make_mail(i, "big", size) for i, size in enumerate(sizes)])
+    poller = start_poller(imap_entry(imap_account, batch_size=3))
+    wait_for(lambda: poller.status().last_uid == len(sizes), timeout=60, step=0.1)
+    ids = message_ids(spool)
+    assert len(ids) == len(sizes) and len(set(ids)) == len(sizes)
+    assert imap_account.count("INBOX") == 0 and imap_account.count("Processed") == len(sizes)
 
 
 def test_imaps_with_trusted_self_signed_cert(

@@ -59,9 +59,10 @@ log = logging.getLogger("helpdesk.ingest.imap")
 MAX_FAILURES = 5
 BACKOFF_BASE = 1.0
 PUT_WORKERS = 16  # parallel fsyncs share journal commits
-# backlog batches fetched but not yet moved; up to this many share one MOVE, and at
-# most this many batches' bodies (each under ops.BATCH_BYTES) wait for the disk
+# backlog batches fetched but not yet moved: up to this many share one MOVE, as long as
+# their mails together stay under MAX_HELD bytes (big attachments mean fewer at once)
 MAX_IN_FLIGHT = 8
+MAX_HELD = 2 * ops.BATCH_BYTES
 # the last-UID file is written at most this often during a backlog, and when the drain
 # ends: losing a second of it to a crash only means mails fetched again and dropped
 # downstream as duplicates (or already moved away)
@@ -343,12 +344,15 @@ class ImapPoller:
                       progress: ops.Progress) -> None:
         """Fetch here while workers store and move earlier batches (imap_backlog.py)."""
         assert self._state.uidvalidity is not None  # set by _select
-        in_flight: deque[tuple[list[int], set[int], dict[int, str], Future[Stored]]]
+        in_flight: deque[tuple[list[int], set[int], dict[int, str], int, Future[Stored]]]
         in_flight = deque()
+        held = 0  # bytes fetched and not yet settled (an upper bound of what waits in memory)
 
         def settle_oldest() -> None:
-            batch, fetched, fetch_failed, future = in_flight.popleft()
+            nonlocal held
+            batch, fetched, fetch_failed, size, future = in_flight.popleft()
             done = future.result()
+            held -= size
             if done.after_error is not None:  # logged once by the mover
                 ops.after_stored(client, done.stored, self.entry.after, self.entry.move_to,
                                  self.name)
@@ -363,9 +367,13 @@ class ImapPoller:
                 if self._stop.is_set():
                     break
                 bodies, fetch_failed = ops.fetch(client, batch)
-                in_flight.append((batch, set(bodies), fetch_failed, workers.submit(bodies)))
+                size = sum(map(len, bodies.values()))
+                held += size
+                in_flight.append((batch, set(bodies), fetch_failed, size,
+                                  workers.submit(bodies)))
                 del bodies  # the store thread holds them until they are on disk
-                while in_flight and (len(in_flight) > MAX_IN_FLIGHT or in_flight[0][3].done()):
+                while in_flight and (len(in_flight) > MAX_IN_FLIGHT or held > MAX_HELD
+                                     or in_flight[0][4].done()):
                     settle_oldest()
             while in_flight:
                 settle_oldest()
