@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import smtplib
 import socket
 import ssl
@@ -28,6 +27,7 @@ from sqlmodel import col, select
 
 from helpdesk import clock
 from helpdesk.config import Settings
+from helpdesk.durable import write_atomic
 from helpdesk.errors import PermanentError, TemporaryError
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Outbox
@@ -63,13 +63,9 @@ class MaildirTransport(Transport):
         target = self.root / "new" / name
         if target.exists() or (self.root / "cur" / name).exists():
             return  # delivered before a crash kept us from recording it
-        tmp = self.root / "tmp" / name
         envelope = f"X-Helpdesk-Envelope-To: {', '.join(row.rcpt_tos)}\r\n".encode()
-        with open(tmp, "wb") as fh:
-            fh.write(envelope + row.raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.rename(tmp, target)
+        # durable before the outbox records the row as sent
+        write_atomic(target, envelope + row.raw, tmp=self.root / "tmp" / name)
 
 
 class RelayTransport(Transport):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from helpdesk import clock
+from helpdesk.durable import fsync_dir
 from helpdesk.errors import TemporaryError
 
 MAX_RECOVERIES = 3
@@ -82,14 +83,6 @@ class Entry:
         return self.path.name
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Spool:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -141,7 +134,7 @@ class Spool:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.rename(self.tmp / name, self.bundles / name)
-            _fsync_dir(self.bundles)
+            fsync_dir(self.bundles)
         except OSError as err:
             with contextlib.suppress(OSError):
                 (self.tmp / name).unlink()
@@ -196,7 +189,7 @@ class Spool:
                 target = self._renamed
                 self._sync_lock.release()
                 try:
-                    _fsync_dir(self.incoming)
+                    fsync_dir(self.incoming)
                 finally:
                     self._sync_lock.acquire()
                     self._syncing = False
@@ -279,7 +272,7 @@ class Spool:
             os.rename(path, self.incoming / _with_recoveries(path.name, count))
             recovered += 1
         if recovered or shunted:
-            _fsync_dir(self.incoming)
+            fsync_dir(self.incoming)
         return recovered, shunted
 
     def bad_entries(self) -> list[Path]:

@@ -8,12 +8,13 @@ afresh instead of skipping mail by a stale UID.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from helpdesk.durable import write_atomic
 
 
 def state_path(state_dir: Path, name: str) -> Path:
@@ -48,14 +49,9 @@ class StateFile:
 
     def save(self, state: MailboxState) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
         data = {"identity": self.identity, "uidvalidity": state.uidvalidity,
                 "last_uid": state.last_uid}
-        with open(tmp, "w") as fh:
-            json.dump(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(data).encode())
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,18 @@
 """Files stored once by content hash: raw mails and attachments.
 
-Written (and fsynced) before the transaction that points at them commits; a
-file left behind by a rolled-back transaction is harmless and is reused.
+Written (and fsynced, file and directory) before the transaction that points at
+them commits; a file left behind by a rolled-back transaction is harmless and is
+reused. The directory fsync matters most with PostgreSQL on another machine: its
+commit does nothing for this machine's file system, and after a power cut the
+spool entry may come back while the row it made already points at this file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
+
+from helpdesk.durable import fsync_dir, write_atomic
 
 
 def put(root: Path, kind: str, data: bytes, suffix: str = "") -> str:
@@ -18,13 +22,10 @@ def put(root: Path, kind: str, data: bytes, suffix: str = "") -> str:
     target = root / rel
     if target.exists():
         return str(rel)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    if not target.parent.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fsync_dir(target.parent.parent)
+    write_atomic(target, data)
     return str(rel)
 
 
