@@ -125,3 +125,4 @@ def test_a_backlog_fetched_while_the_database_is_away_shows_as_waiting_mail(
     wait_until(lambda: snapshot_waiting() == 5, timeout=20, what="the snapshot counting them")
     result = run_cli(settings, "status")
     assert "spool: 5 waiting" in result.stdout.decode(), result.stdout.decode()
+    assert result.returncode == 1, "the database is away: that needs the admin"
