@@ -245,17 +245,20 @@ class Daemon:
             "pid": os.getpid(),
             "smtp": {"listening": self.smtp_listening,
                      "port": self.smtp_port if self.smtp_listening else None},
-            "spool": {"waiting": len(self.spool.pending()),
-                      "set_aside": len(self.spool.bad_entries())},
             "imap": [p.status() for p in self.pollers],
             "rules_error": str(self.rules.last_error) if self.rules and self.rules.last_error
             else None,
         }
 
+    def _write_snapshot(self, status: dict[str, object]) -> None:
+        # in a thread, not on the loop: counting the spool reads directories and bundle heads
+        spool = {"waiting": self.spool.waiting(), "set_aside": len(self.spool.bad_entries())}
+        write_snapshot(self.settings.data_dir, {**status, "spool": spool})
+
     async def _write_status(self) -> None:
         while True:
             try:
-                await asyncio.to_thread(write_snapshot, self.settings.data_dir, self.status())
+                await asyncio.to_thread(self._write_snapshot, self.status())
             except OSError as err:
                 log.warning("could not write status snapshot: %s", err)
             await asyncio.sleep(STATUS_EVERY_S)

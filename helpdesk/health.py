@@ -9,7 +9,6 @@ Mail is still safe in each case (spool, mail server, outbox); it is just not mov
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, func, text
@@ -18,6 +17,7 @@ from sqlmodel import col, select
 from helpdesk import clock
 from helpdesk.config import Settings
 from helpdesk.ingest.imap_state import PollerStatus
+from helpdesk.present import iso
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Outbox
 
@@ -32,10 +32,6 @@ class Observed(Protocol):
     def smtp_listening(self) -> bool: ...
 
     def imap_status(self) -> Sequence[PollerStatus]: ...
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def database_report(engine: Engine, max_delay: float) -> dict[str, Any]:
@@ -60,8 +56,8 @@ def database_report(engine: Engine, max_delay: float) -> dict[str, Any]:
 
 def imap_report(statuses: Sequence[PollerStatus]) -> list[dict[str, Any]]:
     return [{"name": s.name, "ok": s.stalled_since is None, "connected": s.connected,
-             "state": s.state, "last_contact": _iso(s.last_contact),
-             "stalled_since": _iso(s.stalled_since), "last_error": s.last_error,
+             "state": s.state, "last_contact": iso(s.last_contact),
+             "stalled_since": iso(s.stalled_since), "last_error": s.last_error,
              "errors": s.errors} for s in statuses]
 
 

@@ -14,7 +14,8 @@ from helpdesk.store.models import Contact, Message, Quarantine, Ticket
 from helpdesk.store.tickets import attachments_of
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """A moment as JSON wants it; None stays None (never happened, or not yet)."""
     return value.isoformat() if value else None
 
 
@@ -33,11 +34,11 @@ def ticket_summary(session: Session, ticket: Ticket, prefix: str) -> dict[str, A
         "customer": contact.email if contact else "",
         "customer_name": contact.name if contact else "",
         "linked": f"{prefix}-{ticket.linked_ticket_id}" if ticket.linked_ticket_id else None,
-        "created": _iso(ticket.created_at),
-        "updated": _iso(ticket.updated_at),
-        "first_response": _iso(ticket.first_response_at),
-        "resolved": _iso(ticket.resolved_at),
-        "closed": _iso(ticket.closed_at),
+        "created": iso(ticket.created_at),
+        "updated": iso(ticket.updated_at),
+        "first_response": iso(ticket.first_response_at),
+        "resolved": iso(ticket.resolved_at),
+        "closed": iso(ticket.closed_at),
     }
 
 
@@ -65,7 +66,7 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str,
             "route": m.route,
             "defects": list(m.defects),
             "raw_path": m.raw_path,
-            "created": _iso(m.created_at),
+            "created": iso(m.created_at),
             "attachments": [
                 {"filename": a.filename, "content_type": a.content_type, "size": a.size,
                  "sha256": a.sha256, "inline": a.inline}
@@ -76,7 +77,7 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str,
     ]
     data["watchers"] = staff.watchers(session, ticket.id)  # type: ignore[arg-type]
     data["events"] = [
-        {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "field": e.field, "old": e.old,
+        {"at": iso(e.at), "actor": e.actor, "kind": e.kind, "field": e.field, "old": e.old,
          "new": e.new, "detail": e.detail}
         for e in queries.events(session, ticket.id)  # type: ignore[arg-type]
     ]
@@ -92,7 +93,7 @@ def _visibility(m: Message) -> str:
 def quarantine_entry(row: Quarantine) -> dict[str, Any]:
     return {
         "id": row.id,
-        "created": _iso(row.created_at),
+        "created": iso(row.created_at),
         "reason": row.reason,
         "route": row.route,
         "mail_from": row.mail_from,

@@ -1,4 +1,5 @@
-"""The command line: ingest for MTA pipes, tickets list/show, quarantine, config errors."""
+"""The command line: ingest for MTA pipes, tickets list/show, quarantine, config errors,
+and reads that check the schema instead of migrating it."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import json
 import mailbox
 from pathlib import Path
 
+from sqlalchemy import inspect, text
+
 from helpdesk.config import Settings
+from helpdesk.store import db
 from tests.conftest import MakeSettings
-from tests.helpers import cli_json, make_mail, run_cli
+from tests.helpers import cli_json, engine_for, make_mail, run_cli
 
 
 def test_ingest_stores_a_mail_from_stdin_and_exits_0(make_settings: MakeSettings) -> None:
@@ -145,3 +149,57 @@ def test_helpdesk_config_env_var_selects_the_file(make_settings: MakeSettings) -
     assert result.returncode == 0, result.stderr.decode()
     assert Path(settings.database_url.split("///", 1)[-1]).exists() or "postgresql" in \
         settings.database_url
+
+
+def _revision(settings: Settings) -> str | None:
+    """The schema revision in the database; None when there is no schema (or no file)."""
+    url = settings.database_url
+    if url.startswith("sqlite") and not Path(url.split("///", 1)[-1]).exists():
+        return None
+    with engine_for(settings).connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+READS = [("tickets", "list"), ("tickets", "show", "HD-1"), ("quarantine", "list"), ("stats",),
+         ("jobs", "timers"), ("status",)]
+
+
+def test_reads_neither_create_nor_migrate_the_schema_but_say_what_to_run(
+    make_settings: MakeSettings,
+) -> None:
+    settings = make_settings()
+    fresh = run_cli(settings, "tickets", "list")
+    assert fresh.returncode == 1
+    assert b"run `helpdesk db upgrade`" in fresh.stderr or \
+        b"create it with `helpdesk db upgrade`" in fresh.stderr, fresh.stderr.decode()
+    assert _revision(settings) is None
+
+    db.upgrade(settings.database_url, "0002_agents")  # as an older helpdesk left it
+    for args in READS:
+        result = run_cli(settings, *args)
+        out = (result.stdout + result.stderr).decode()
+        assert result.returncode == 1, (args, out)
+        assert "is older than this helpdesk version" in out, (args, out)
+        assert "run `helpdesk db upgrade`" in out, (args, out)
+    assert _revision(settings) == "0002_agents"
+
+    # writing commands migrate, as the daemon does at start
+    assert run_cli(settings, "ingest", stdin=make_mail().as_bytes()).returncode == 0
+    assert _revision(settings) != "0002_agents"
+    assert [t["id"] for t in cli_json(settings, "tickets", "list")] == ["HD-1"]
+
+
+def test_a_database_from_a_newer_helpdesk_is_not_read_and_not_touched(
+    make_settings: MakeSettings,
+) -> None:
+    settings = make_settings()
+    db.upgrade(settings.database_url)
+    with engine_for(settings).begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
+    result = run_cli(settings, "tickets", "list")
+    assert result.returncode == 1
+    assert b"newer than this helpdesk version knows" in result.stderr, result.stderr.decode()
+    assert b"upgrade helpdesk" in result.stderr
+    assert _revision(settings) == "0099_from_the_future"

@@ -102,3 +102,27 @@ def test_the_same_mail_through_smtp_and_imap_is_one_message(
         timeout=40, what="both copies processed")
     assert len(all_messages(settings)) == 1
     assert len(all_tickets(settings)) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_backlog_fetched_while_the_database_is_away_shows_as_waiting_mail(
+    imap_account: Account, make_settings: MakeSettings, start_daemon  # type: ignore[no-untyped-def]
+) -> None:
+    away = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/helpdesk"
+    settings = make_settings({"imap": [_imap(imap_account)], "helpdesk": {"database_url": away}})
+    imap_account.append(*(make_mail(n, "backlog") for n in range(5)))
+    start_daemon(settings)
+    wait_until(lambda: imap_account.count("Processed") == 5, timeout=40,
+               what="the backlog spooled and moved")
+    spool = settings.data_dir / "spool"
+    # the pipeline cannot store, so the batch stays in its bundle file, unsplit
+    assert list((spool / "bundles").iterdir()) and not list((spool / "incoming").iterdir())
+
+    def snapshot_waiting() -> int | None:
+        path = settings.data_dir / "status.json"
+        return json.loads(path.read_text())["spool"]["waiting"] if path.exists() else None
+
+    wait_until(lambda: snapshot_waiting() == 5, timeout=20, what="the snapshot counting them")
+    result = run_cli(settings, "status")
+    assert "spool: 5 waiting" in result.stdout.decode(), result.stdout.decode()
+    assert result.returncode == 1, "the database is away: that needs the admin"

@@ -43,3 +43,14 @@ def test_an_unreadable_bundle_is_set_aside_not_lost(tmp_path: Path) -> None:
     (spool.bundles / "broken.r0.bundle").write_bytes(b"not json\n")
     assert spool.claim() is None
     assert [p.name for p in spool.bad.iterdir()] == ["broken.r0.bundle"]
+
+
+def test_mails_in_bundles_count_as_waiting_before_and_after_the_split(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.put(_mail(0), Envelope(route="smtp"))
+    spool.put_bundle([(_mail(n), Envelope(route="imap:x")) for n in (1, 2, 3)])
+    spool.put_bundle([(_mail(n) * 500, Envelope(route="imap:x")) for n in (4, 5)])
+    (spool.bundles / "broken.r0.bundle").write_bytes(b"not json\n")
+    assert spool.pending() != [] and spool.waiting() == 6
+    spool.claim()  # splits the bundles (setting the broken one aside) and takes one mail
+    assert list(spool.bundles.iterdir()) == [] and spool.waiting() == 5

@@ -171,7 +171,7 @@ def tickets_list(state: CliState, status: str | None, as_json: bool) -> None:
 
     settings = state.settings
     prefix = settings.helpdesk.ticket_prefix
-    with session_scope(_engine(settings)) as session:
+    with session_scope(_read_engine(settings)) as session:
         rows = [ticket_summary(session, t, prefix) for t in queries.tickets(session, status)]
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -190,7 +190,7 @@ def tickets_show(state: CliState, ticket_id: str, as_json: bool) -> None:
 
     settings = state.settings
     number = _ticket_number(ticket_id, settings.helpdesk.ticket_prefix)
-    with session_scope(_engine(settings)) as session:
+    with session_scope(_read_engine(settings)) as session:
         ticket = queries.ticket(session, number)
         if ticket is None:
             raise click.ClickException(f"no ticket {ticket_id}")
@@ -234,7 +234,20 @@ def _ticket_number(text: str, prefix: str) -> int:
     return int(value)
 
 
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+def _read_engine(settings: Settings):  # type: ignore[no-untyped-def]
+    """For commands that only read: refuse a schema this version does not match, never migrate."""
+    engine = db.make_engine(settings.database_url)
+    try:
+        problem = db.schema_problem(engine)
+    except TemporaryError as err:
+        raise click.ClickException(str(err)) from None
+    if problem:
+        raise click.ClickException(problem)
+    return engine
+
+
+def _write_engine(settings: Settings):  # type: ignore[no-untyped-def]
+    """For commands that write: bring the schema up to date first, as the daemon does."""
     try:
         db.upgrade(settings.database_url)
     except TemporaryError as err:
@@ -254,7 +267,7 @@ def quarantine_group() -> None:
 def quarantine_list(state: CliState, as_json: bool, include_released: bool) -> None:
     from helpdesk.present import quarantine_entry
 
-    with session_scope(_engine(state.settings)) as session:
+    with session_scope(_read_engine(state.settings)) as session:
         rows = [quarantine_entry(q) for q in queries.quarantined(session, include_released)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -268,7 +281,7 @@ def quarantine_list(state: CliState, as_json: bool, include_released: bool) -> N
 @pass_state
 def quarantine_show(state: CliState, qid: str) -> None:
     settings = state.settings
-    with session_scope(_engine(settings)) as session:
+    with session_scope(_read_engine(settings)) as session:
         row = session.get(Quarantine, int(qid.lstrip("Qq")))
         if row is None:
             raise click.ClickException(f"no quarantine entry {qid}")
@@ -287,7 +300,7 @@ def quarantine_release(state: CliState, qid: str) -> None:
     from helpdesk.pipeline import Pipeline
 
     settings = state.settings
-    engine = _engine(settings)
+    engine = _write_engine(settings)
     spool = Spool(settings.data_dir / "spool")
     pipeline = Pipeline(settings, engine, spool, router=_router(settings))
     try:
@@ -312,7 +325,7 @@ def status(state: CliState, as_json: bool) -> None:
     settings = state.settings
     data: dict = {"daemon": read_snapshot(settings.data_dir)}  # type: ignore[type-arg]
     try:
-        data["database"] = database_figures(_engine(settings))
+        data["database"] = database_figures(_read_engine(settings))
     except click.ClickException as err:
         data["database"] = {"error": err.message}
     if as_json:
@@ -320,7 +333,8 @@ def status(state: CliState, as_json: bool) -> None:
     else:
         _print_status(data)
     daemon = data["daemon"]
-    unhealthy = not daemon or not daemon["running"] or any(
+    # a database that is away, or on another schema version, needs the admin too
+    unhealthy = not daemon or not daemon["running"] or "error" in data["database"] or any(
         m.get("stalled_since") or not m.get("connected") for m in daemon.get("imap", []))
     sys.exit(1 if unhealthy else 0)
 

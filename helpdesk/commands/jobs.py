@@ -9,7 +9,7 @@ from sqlmodel import col, select
 
 from helpdesk import clock, logs
 from helpdesk.commands import CliState, pass_state
-from helpdesk.commands.core import _engine
+from helpdesk.commands.core import _read_engine, _write_engine
 from helpdesk.store.db import session_scope
 from helpdesk.store.sched_models import TicketTimer
 
@@ -46,7 +46,7 @@ def run_due(state: CliState, now_text: str | None) -> None:
     logs.setup(settings)
     now = parse_moment(now_text)
     clock.freeze(now)  # every write of this pass carries the chosen moment
-    report = jobs.run_pass(settings, _engine(settings), now)
+    report = jobs.run_pass(settings, _write_engine(settings), now)
     for line in report.lines():
         click.echo(line)
 
@@ -58,7 +58,7 @@ def timers(state: CliState, limit: int) -> None:
     """The next scheduled step of each ticket, soonest first."""
     settings = state.settings
     prefix = settings.helpdesk.ticket_prefix
-    with session_scope(_engine(settings)) as session:
+    with session_scope(_read_engine(settings)) as session:
         rows = session.exec(select(TicketTimer).order_by(col(TicketTimer.due_at))
                             .limit(limit)).all()
         for row in rows:

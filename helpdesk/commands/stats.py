@@ -10,7 +10,7 @@ import click
 
 from helpdesk import clock
 from helpdesk.commands import CliState, pass_state
-from helpdesk.commands.core import _engine
+from helpdesk.commands.core import _read_engine
 from helpdesk.store.db import session_scope
 
 
@@ -34,7 +34,7 @@ def stats(state: CliState, since_text: str | None, as_json: bool) -> None:
     from helpdesk.stats import compute
 
     now = clock.now()
-    with session_scope(_engine(state.settings)) as session:
+    with session_scope(_read_engine(state.settings)) as session:
         data = compute(session, now, _since(since_text, now))
     if as_json:
         click.echo(json.dumps(data, indent=2))

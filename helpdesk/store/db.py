@@ -87,3 +87,36 @@ def upgrade(url: str, revision: str = "head") -> None:
         command.upgrade(alembic_config(url), revision)
     except OperationalError as err:
         raise TemporaryError(f"database unavailable: {err.orig or err}") from err
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """What keeps this helpdesk version from reading the database; None when the schema is current.
+
+    Commands that only look use this instead of `upgrade`: looking must not migrate a
+    database, least of all one that a newer helpdesk on another machine already moved on.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    path = engine.url.database
+    if engine.url.get_backend_name() == "sqlite" and path and path != ":memory:" \
+            and not Path(path).exists():
+        # connecting would create an empty database file; looking must leave nothing behind
+        return f"no database at {path}; create it with `helpdesk db upgrade`"
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    except OperationalError as err:
+        raise TemporaryError(f"database unavailable: {err.orig or err}") from err
+    script = ScriptDirectory(str(MIGRATIONS))
+    heads = set(script.get_heads())
+    if current == heads:
+        return None
+    if not current:
+        return "the database has no helpdesk schema yet; run `helpdesk db upgrade`"
+    have, want = ", ".join(sorted(current)), ", ".join(sorted(heads))
+    if not current <= {rev.revision for rev in script.walk_revisions()}:
+        return (f"the database schema ({have}) is newer than this helpdesk version knows "
+                f"({want}); upgrade helpdesk on this machine")
+    return (f"the database schema ({have}) is older than this helpdesk version ({want}); "
+            f"run `helpdesk db upgrade`")
