@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+import shutil
 from pathlib import Path
 
 from sqlalchemy import inspect, text
@@ -99,6 +100,22 @@ def test_garbage_is_quarantined_with_a_reason_and_can_be_released(
     assert released.returncode == 0, released.stderr.decode()
     assert b"quarantined" in released.stdout
     assert cli_json(settings, "tickets", "list") == []
+
+
+def test_a_quarantined_mail_stored_on_another_machine_gets_a_clear_answer(
+    make_settings: MakeSettings,
+) -> None:
+    # two daemons on one database, each with its own data_dir: the other one took it
+    settings = make_settings()
+    run_cli(settings, "ingest", stdin=b"\x00 not a mail at all")
+    qid = str(cli_json(settings, "quarantine", "list")[0]["id"])
+    shutil.rmtree(settings.data_dir / "quarantine")
+    for command in ("show", "release"):
+        result = run_cli(settings, "quarantine", command, qid)
+        err = result.stderr.decode()
+        assert result.returncode == 1 and "Traceback" not in err
+        assert "is not in" in err and "same data_dir" in err
+    assert cli_json(settings, "quarantine", "list")[0]["status"] == "held"
 
 
 def test_an_invalid_config_stops_with_one_line_naming_file_key_and_problem(

@@ -287,7 +287,10 @@ def quarantine_show(state: CliState, qid: str) -> None:
             raise click.ClickException(f"no quarantine entry {qid}")
     click.echo(f"Q{row.id} ({row.status}) via {row.route} from {row.mail_from or '-'}")
     click.echo(f"reason: {row.reason}\n")
-    raw = blobs.read(settings.data_dir, row.raw_path)
+    try:
+        raw = blobs.read(settings.data_dir, row.raw_path)
+    except TemporaryError as err:
+        raise click.ClickException(str(err)) from None
     sys.stdout.buffer.write(raw)
     sys.stdout.flush()
 
@@ -307,6 +310,8 @@ def quarantine_release(state: CliState, qid: str) -> None:
         name = pipeline.release(int(qid.lstrip("Qq")))
     except KeyError as err:
         raise click.ClickException(str(err.args[0])) from None
+    except TemporaryError as err:
+        raise click.ClickException(str(err)) from None
     entry = spool.claim(name)
     if entry is None:
         click.echo(f"Q{qid}: handed to the running daemon")

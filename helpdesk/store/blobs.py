@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 
 from helpdesk.durable import fsync_dir, write_atomic
+from helpdesk.errors import TemporaryError
 
 
 def put(root: Path, kind: str, data: bytes, suffix: str = "") -> str:
@@ -30,4 +31,11 @@ def put(root: Path, kind: str, data: bytes, suffix: str = "") -> str:
 
 
 def read(root: Path, rel: str) -> bytes:
-    return (root / rel).read_bytes()
+    """The stored bytes; TemporaryError when the file is not (or not yet) on this machine."""
+    try:
+        return (root / rel).read_bytes()
+    except FileNotFoundError:
+        # several daemons with their own data_dir, or a shared one not mounted right now
+        raise TemporaryError(f"{rel} is not in {root}: every daemon on this database needs "
+                             "the same data_dir/raw, attachments and quarantine "
+                             "(docs/scaling.md)") from None
