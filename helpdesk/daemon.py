@@ -121,7 +121,8 @@ class Daemon:
                        default_state_dir(s.data_dir), on_stall=self._mailbox_stalled)
             for entry in s.imap
         ]
-        self.registry, metrics = make_registry(self.engine, self.imap_status)
+        self.registry, metrics = make_registry(self.engine, self.imap_status,
+                                               self.spool.waiting)
         self.pipeline.observe = metrics.observe
         self.http: HttpServer | None = None
         self._schema_ready = False

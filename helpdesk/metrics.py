@@ -75,12 +75,18 @@ class PipelineMetrics:
 class StateCollector(Collector):
     """Figures read at scrape time from the database and the daemon's own state."""
 
-    def __init__(self, engine: Engine, imap_status: Callable[[], Iterable[Any]]) -> None:
+    def __init__(self, engine: Engine, imap_status: Callable[[], Iterable[Any]],
+                 spool_waiting: Callable[[], int]) -> None:
         self.engine = engine
         self.imap_status = imap_status
+        self.spool_waiting = spool_waiting
 
     def collect(self) -> Iterator[Metric]:
         yield from self._imap()
+        # this daemon's own spool: what waits here is safe, but not yet a ticket
+        yield GaugeMetricFamily("helpdesk_spool_waiting", "Mails accepted by this daemon "
+                                "and waiting in its spool (incl. IMAP batches)",
+                                value=self.spool_waiting())
         try:
             figures = self._database()
         except Exception as err:  # a scrape reports the outage; it must not fail itself
@@ -140,8 +146,8 @@ def _outbox_family(rows: Iterable[tuple[str, bool, int]]) -> GaugeMetricFamily:
     return family
 
 
-def make_registry(engine: Engine, imap_status: Callable[[], Iterable[Any]]
-                  ) -> tuple[CollectorRegistry, PipelineMetrics]:
+def make_registry(engine: Engine, imap_status: Callable[[], Iterable[Any]],
+                  spool_waiting: Callable[[], int]) -> tuple[CollectorRegistry, PipelineMetrics]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(engine, imap_status))
+    registry.register(StateCollector(engine, imap_status, spool_waiting))
     return registry, PipelineMetrics(registry)

@@ -200,13 +200,16 @@ class Spool:
         return sorted(p.name for p in self.incoming.iterdir() if p.name.endswith(_SUFFIX))
 
     def waiting(self) -> int:
-        """Mails acknowledged but not yet claimed: entries in incoming/ and mails in bundles.
+        """Mails acknowledged but not yet finished: in incoming/, in bundles, or in work/.
 
         Bundles are only split when the pipeline next lists the spool, so while the
-        database is away an IMAP backlog waits there, not in incoming/. A bundle being
-        split at this moment may be counted twice for an instant; this is a gauge.
+        database is away an IMAP backlog waits there, not in incoming/; work/ holds the
+        mail being processed (or retried) right now. A bundle being split at this
+        moment may be counted twice for an instant; this is a gauge.
         """
-        return len(self.pending()) + sum(_bundle_count(p) for p in self.bundles.iterdir())
+        in_work = sum(1 for p in self.work.iterdir() if p.name.endswith(_SUFFIX))
+        return (len(self.pending()) + in_work
+                + sum(_bundle_count(p) for p in self.bundles.iterdir()))
 
     def claim(self, name: str | None = None) -> Entry | None:
         """Take the oldest (or the named) entry; None when there is nothing to claim.

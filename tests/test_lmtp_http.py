@@ -86,6 +86,7 @@ def test_healthz_and_metrics(make_settings: MakeSettings, relay: RelaySink,
     assert m[("helpdesk_quarantine_held", ())] == 0
     assert m[("helpdesk_sla_breaches_total", ())] == 0
     assert m[("helpdesk_database_up", ())] == 1
+    assert m[("helpdesk_spool_waiting", ())] == 0
 
 
 def test_healthz_fails_when_the_database_is_away(
@@ -100,6 +101,10 @@ def test_healthz_fails_when_the_database_is_away(
     assert status == 503 and health["status"] == "fail"
     assert not health["database"]["ok"] and health["database"]["error"]
     assert _samples(port)[("helpdesk_database_up", ())] == 0
+    # mail still comes in and waits, visibly
+    send(daemon.port, make_mail())
+    send(daemon.port, make_mail())
+    assert _samples(port)[("helpdesk_spool_waiting", ())] == 2
 
 
 def test_survey_pages_share_the_server_at_the_same_address(

@@ -52,5 +52,8 @@ def test_mails_in_bundles_count_as_waiting_before_and_after_the_split(tmp_path: 
     spool.put_bundle([(_mail(n) * 500, Envelope(route="imap:x")) for n in (4, 5)])
     (spool.bundles / "broken.r0.bundle").write_bytes(b"not json\n")
     assert spool.pending() != [] and spool.waiting() == 6
-    spool.claim()  # splits the bundles (setting the broken one aside) and takes one mail
-    assert list(spool.bundles.iterdir()) == [] and spool.waiting() == 5
+    entry = spool.claim()  # splits the bundles (setting the broken one aside), takes one
+    assert entry is not None
+    assert list(spool.bundles.iterdir()) == [] and spool.waiting() == 6  # 1 being processed
+    spool.finish(entry)
+    assert spool.waiting() == 5
