@@ -185,12 +185,17 @@ class Pipeline:
             outcome = self._agent_reply(session, entry, mail, agent, directory)
             if outcome is not None:
                 return outcome
+        bounce = autoreply.is_bounce(mail, entry.envelope)
+        if ticket is not None and not bounce:
+            automatic = autoreply.auto_reply_reason(mail, entry.envelope)
+            if automatic:
+                return self._file_auto_reply(session, entry, mail, ticket, found.reason,
+                                             not_agent or automatic)
         linked = found.linked_ticket_id
         if ticket is not None and self._opens_new_ticket(ticket):
             linked, ticket = ticket.id, None
         ctx = self._context(session, entry.envelope, mail, is_reply=ticket is not None)
         decision = self.router.decide(ctx)
-        bounce = autoreply.is_bounce(mail, entry.envelope)
         is_new = ticket is None
         if ticket is None:
             ticket = self._open(session, mail, ctx, decision, linked, found.reason, bounce)
@@ -206,12 +211,29 @@ class Pipeline:
                         detail=not_agent)
         if not (bounce or decision.spam or ticket.spam):
             self._notify_agents(session, ticket, mail, directory, is_new)
+        return self._stored(session, entry, mail, ticket, found.reason)
+
+    def _stored(self, session: Session, entry: Entry, mail: parse.ParsedMail, ticket: Ticket,
+                reason: str) -> Outcome:
         session.flush()
-        log.info("stored %s on %s-%s (%s) message_id=<%s>", entry.name, hd.ticket_prefix,
-                 ticket.id, found.reason, mail.message_id,
-                 extra={"ticket": f"{hd.ticket_prefix}-{ticket.id}",
-                        "message_id": mail.message_id, "route": entry.envelope.route})
-        return Outcome("stored", f"{hd.ticket_prefix}-{ticket.id}", found.reason)
+        public_id = f"{self.settings.helpdesk.ticket_prefix}-{ticket.id}"
+        log.info("stored %s on %s (%s) message_id=<%s>", entry.name, public_id, reason,
+                 mail.message_id, extra={"ticket": public_id, "message_id": mail.message_id,
+                                         "route": entry.envelope.route})
+        return Outcome("stored", public_id, reason)
+
+    def _file_auto_reply(self, session: Session, entry: Entry, mail: parse.ParsedMail,
+                         ticket: Ticket, reason: str, why: str) -> Outcome:
+        """An out-of-office or other automatic answer is nobody's reply: it changes nothing,
+        whatever the ticket's status (not even a closed one opens a new ticket), and tells
+        nobody (an agent's own out-of-office answering their notification would loop).
+        Internal keeps it for the agents but out of the SLA and pending clocks and out of
+        what an agent's reply to the customer threads onto."""
+        message = store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
+                                       route=entry.envelope.route, threaded_by=reason)
+        message.internal = True
+        store.event(session, ticket, "auto-reply", actor=mail.from_addr or "unknown", detail=why)
+        return self._stored(session, entry, mail, ticket, reason)
 
     def _agent_reply(self, session: Session, entry: Entry, mail: parse.ParsedMail,
                      agent: agent_reply.AgentMail, directory: Directory) -> Outcome | None:

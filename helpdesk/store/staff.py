@@ -91,7 +91,8 @@ def decide_review(review: Review, *, by: str, approved: bool, reason: str = "") 
 # -- messages ------------------------------------------------------------------------
 
 def last_customer_message(session: Session, ticket_id: int) -> Message | None:
-    """The newest mail from the customer's side (not an agent's internal mail)."""
+    """The newest mail from the customer's side: not an agent's own mail, nor an
+    automatic reply (both internal)."""
     stmt = (
         select(Message)
         .where(Message.ticket_id == ticket_id, Message.direction == "in",
