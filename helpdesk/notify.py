@@ -73,6 +73,15 @@ def reply_recipients(session: Session, settings: Settings, directory: Directory,
     return names or list(directory.team_members(team_of(settings, ticket)))
 
 
+def follow_up(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
+              notice: Notice, *, lead_too: bool = False) -> None:
+    """A customer's follow-up, to the assignee and watchers; with `lead_too` also to the
+    team's lead (their pending review was withdrawn by it)."""
+    names = reply_recipients(session, settings, directory, ticket)
+    lead = lead_for(settings, directory, ticket) if lead_too else None
+    send(session, settings, directory, ticket, notice, [*names, *([lead.name] if lead else [])])
+
+
 def send(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
          notice: Notice, names: Iterable[str]) -> int:
     """Queue one notification per named agent (not to the agent who caused it)."""

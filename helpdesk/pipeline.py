@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from helpdesk import agent_reply, autoreply, clock, mailout, notify, parse, replytext, thread
+from helpdesk.agent_actions import withdraw_review
 from helpdesk.agents import EMPTY, Directory
 from helpdesk.config import Settings
 from helpdesk.errors import ParseError, TemporaryError
@@ -196,7 +197,7 @@ class Pipeline:
             linked, ticket = ticket.id, None
         ctx = self._context(session, entry.envelope, mail, is_reply=ticket is not None)
         decision = self.router.decide(ctx)
-        is_new = ticket is None
+        is_new, withdrawn = ticket is None, ""
         if ticket is None:
             ticket = self._open(session, mail, ctx, decision, linked, found.reason, bounce)
         store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
@@ -205,12 +206,12 @@ class Pipeline:
             self._acknowledge(session, ticket, mail, entry.envelope, decision, bounce)
         else:
             self.apply_decision(session, ticket, decision)  # rules that apply to follow-ups
-            self._follow_up(session, ticket, mail, found.reason, bounce)
+            withdrawn = self._follow_up(session, ticket, mail, found.reason, bounce)
         if not_agent:  # an agent's address without proof: kept as customer mail, no commands
             store.event(session, ticket, "unverified-agent", actor=mail.from_addr,
                         detail=not_agent)
         if not (bounce or decision.spam or ticket.spam):
-            self._notify_agents(session, ticket, mail, directory, is_new)
+            self._notify_agents(session, ticket, mail, directory, is_new, withdrawn)
         return self._stored(session, entry, mail, ticket, found.reason)
 
     def _stored(self, session: Session, entry: Entry, mail: parse.ParsedMail, ticket: Ticket,
@@ -253,16 +254,17 @@ class Pipeline:
                 and clock.now() - ticket.resolved_at > timedelta(days=window))
 
     def _notify_agents(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
-                       directory: Directory, is_new: bool) -> None:
+                       directory: Directory, is_new: bool, withdrawn: str) -> None:
         author = mail.from_name or mail.from_addr
         if is_new:
             names = notify.new_ticket_recipients(self.settings, directory, ticket)
-            notice = notify.Notice("new", mail.body_text, author=author)
-        else:
-            names = notify.reply_recipients(session, self.settings, directory, ticket)
-            notice = notify.Notice("reply", replytext.latest_reply(mail.body_text),
-                                   author=author)
-        notify.send(session, self.settings, directory, ticket, notice, names)
+            notify.send(session, self.settings, directory, ticket,
+                        notify.Notice("new", mail.body_text, author=author), names)
+            return
+        notice = notify.Notice("reply", replytext.latest_reply(mail.body_text), author=author,
+                               reason=withdrawn)
+        notify.follow_up(session, self.settings, directory, ticket, notice,
+                         lead_too=bool(withdrawn))
 
     def _context(self, session: Session, envelope: Envelope, mail: parse.ParsedMail,
                  is_reply: bool) -> MailContext:
@@ -342,16 +344,19 @@ class Pipeline:
         store.event(session, ticket, "ack", detail=f"to {mail.from_addr}")
 
     def _follow_up(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
-                   reason: str, bounce: bool) -> None:
+                   reason: str, bounce: bool) -> str:
+        """Record the customer's reply and reopen; returns a withdrawn review ("" if none)."""
         actor = mail.from_addr or "unknown"
         if bounce:
             store.event(session, ticket, "bounce", actor=actor, detail=reason)
-            return
+            return ""
         store.event(session, ticket, "reply", actor=actor, detail=reason)
+        withdrawn = withdraw_review(session, ticket, actor)
         if ticket.status in (Status.RESOLVED, Status.PENDING):
             store.change(session, ticket, "status", Status.OPEN, actor=actor,
                          detail="customer replied")
             ticket.resolved_at = None
+        return withdrawn
 
     def reply_address(self, ticket_id: int | None) -> str:
         return ticket_reply_address(self.settings, ticket_id)
