@@ -197,7 +197,7 @@ class Pipeline:
             linked, ticket = ticket.id, None
         ctx = self._context(session, entry.envelope, mail, is_reply=ticket is not None)
         decision = self.router.decide(ctx)
-        is_new, withdrawn = ticket is None, ""
+        is_new, reassigned, withdrawn = ticket is None, False, ""
         if ticket is None:
             ticket = self._open(session, mail, ctx, decision, linked, found.reason, bounce)
         store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
@@ -205,13 +205,15 @@ class Pipeline:
         if is_new:
             self._acknowledge(session, ticket, mail, entry.envelope, decision, bounce)
         else:
-            self.apply_decision(session, ticket, decision)  # rules that apply to follow-ups
+            # rules that apply to follow-ups
+            reassigned = self.apply_decision(session, ticket, decision)
             withdrawn = self._follow_up(session, ticket, mail, found.reason, bounce)
         if not_agent:  # an agent's address without proof: kept as customer mail, no commands
             store.event(session, ticket, "unverified-agent", actor=mail.from_addr,
                         detail=not_agent)
         if not (bounce or decision.spam or ticket.spam):
-            self._notify_agents(session, ticket, mail, directory, is_new, withdrawn)
+            self._notify_agents(session, ticket, mail, directory, is_new, reassigned,
+                                withdrawn)
         return self._stored(session, entry, mail, ticket, found.reason)
 
     def _stored(self, session: Session, entry: Entry, mail: parse.ParsedMail, ticket: Ticket,
@@ -254,7 +256,8 @@ class Pipeline:
                 and clock.now() - ticket.resolved_at > timedelta(days=window))
 
     def _notify_agents(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
-                       directory: Directory, is_new: bool, withdrawn: str) -> None:
+                       directory: Directory, is_new: bool, reassigned: bool,
+                       withdrawn: str) -> None:
         author = mail.from_name or mail.from_addr
         if is_new:
             names = notify.new_ticket_recipients(self.settings, directory, ticket)
@@ -264,7 +267,7 @@ class Pipeline:
         notice = notify.Notice("reply", replytext.latest_reply(mail.body_text), author=author,
                                reason=withdrawn)
         notify.follow_up(session, self.settings, directory, ticket, notice,
-                         lead_too=bool(withdrawn))
+                         reassigned=reassigned, lead_too=bool(withdrawn))
 
     def _context(self, session: Session, envelope: Envelope, mail: parse.ParsedMail,
                  is_reply: bool) -> MailContext:
@@ -287,8 +290,9 @@ class Pipeline:
             ticket.category = "bounce"
         return ticket
 
-    def apply_decision(self, session: Session, ticket: Ticket, decision: Decision) -> None:
-        """Set what the rules decided, each change recorded with the rule that made it."""
+    def apply_decision(self, session: Session, ticket: Ticket, decision: Decision) -> bool:
+        """Set what the rules decided, each change recorded with the rule that made it;
+        returns whether the assignee changed (on a follow-up, they must be told)."""
         by_rule = {h.field: h.rule for h in decision.hits}
         for field in ("category", "priority", "queue"):
             value = getattr(decision, field)
@@ -307,9 +311,11 @@ class Pipeline:
         if decision.assign is not None:
             name = store.resolve_assignee(session, decision.assign)
             if name:
-                store.change(session, ticket, "assignee", name,
-                             actor=f"rule:{by_rule.get('assignee', by_rule.get('assign', ''))}",
-                             detail=decision.assign.describe())
+                return store.change(
+                    session, ticket, "assignee", name,
+                    actor=f"rule:{by_rule.get('assignee', by_rule.get('assign', ''))}",
+                    detail=decision.assign.describe())
+        return False
 
     def _acknowledge(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
                      envelope: Envelope, decision: Decision, bounce: bool) -> None:
