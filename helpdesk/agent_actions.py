@@ -4,7 +4,8 @@ and the text to the customer. Every change is a history event naming the agent.
 Lifecycle: new -> open on the first agent action; a public reply without a
 #status waits on the customer (pending); resolved and closed are told to the
 customer. In a queue with `review = true` a resolution by anyone but the lead
-waits for the lead's #approve, and nothing reaches the customer before it.
+waits for the lead's #approve, and nothing reaches the customer before it; a
+customer reply in the meantime withdraws it.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ def _decide_review(session: Session, settings: Settings, directory: Directory,
     assert review is not None  # agent_commands.check made sure
     approved = reply.has("approve")
     reason = reply.arg("reject")
-    staff.decide_review(review, by=lead.name, approved=approved, reason=reason)
+    staff.decide_review(review, "approved" if approved else "rejected", by=lead.name,
+                        reason=reason)
     store.event(session, ticket, "review-approved" if approved else "review-rejected",
                 actor=lead.name, detail=f"requested by {review.agent}" +
                 (f": {reason}" if reason else ""))
@@ -153,6 +155,20 @@ def _decide_review(session: Session, settings: Settings, directory: Directory,
                 Notice("approved" if approved else "rejected", reply.text, author=lead.name,
                        reason=reason), [review.agent])
     return f"review {review.status} by {lead.name}"
+
+
+def withdraw_review(session: Session, ticket: Ticket, actor: str) -> str:
+    """The customer wrote again, so the ticket is not done: a resolution waiting for review
+    is withdrawn (its held reply never goes out) and the lead can no longer approve what
+    the customer has just contradicted. Returns what was withdrawn, "" when nothing was."""
+    review = staff.pending_review(session, int(ticket.id or 0))
+    if review is None:
+        return ""
+    why = "the customer wrote again"
+    staff.decide_review(review, "withdrawn", by=actor, reason=why)
+    withdrawn = f"{review.target_status} by {review.agent} withdrawn from review: {why}"
+    store.event(session, ticket, "review-withdrawn", actor=actor, detail=withdrawn)
+    return withdrawn
 
 
 def _release(session: Session, settings: Settings, ticket: Ticket, review: Review) -> None:

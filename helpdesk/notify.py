@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlmodel import Session
 
@@ -71,6 +71,22 @@ def reply_recipients(session: Session, settings: Settings, directory: Directory,
     names = [ticket.assignee] if ticket.assignee else []
     names = list(dict.fromkeys([*names, *staff.watchers(session, int(ticket.id or 0))]))
     return names or list(directory.team_members(team_of(settings, ticket)))
+
+
+def follow_up(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
+              notice: Notice, *, reassigned: bool = False, lead_too: bool = False) -> None:
+    """A customer's follow-up, to the assignee and watchers; with `lead_too` also to the
+    team's lead (their pending review was withdrawn by it). An assignee the follow-up's
+    rules just chose hears of it as their assignment, as a new ticket's assignee does,
+    and not a second time as a reply."""
+    names = reply_recipients(session, settings, directory, ticket)
+    lead = lead_for(settings, directory, ticket) if lead_too else None
+    names += [lead.name] if lead else []
+    if reassigned:
+        send(session, settings, directory, ticket, replace(notice, event="assigned"),
+             [ticket.assignee])
+        names = [n for n in names if n != ticket.assignee]
+    send(session, settings, directory, ticket, notice, names)
 
 
 def send(session: Session, settings: Settings, directory: Directory, ticket: Ticket,

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from helpdesk import agent_reply, autoreply, clock, mailout, notify, parse, replytext, thread
+from helpdesk.agent_actions import withdraw_review
 from helpdesk.agents import EMPTY, Directory
 from helpdesk.config import Settings
 from helpdesk.errors import ParseError, TemporaryError
@@ -185,13 +186,18 @@ class Pipeline:
             outcome = self._agent_reply(session, entry, mail, agent, directory)
             if outcome is not None:
                 return outcome
+        bounce = autoreply.is_bounce(mail, entry.envelope)
+        if ticket is not None and not bounce:
+            automatic = autoreply.auto_reply_reason(mail, entry.envelope)
+            if automatic:
+                return self._file_auto_reply(session, entry, mail, ticket, found.reason,
+                                             not_agent or automatic)
         linked = found.linked_ticket_id
         if ticket is not None and self._opens_new_ticket(ticket):
             linked, ticket = ticket.id, None
         ctx = self._context(session, entry.envelope, mail, is_reply=ticket is not None)
         decision = self.router.decide(ctx)
-        bounce = autoreply.is_bounce(mail, entry.envelope)
-        is_new = ticket is None
+        is_new, reassigned, withdrawn = ticket is None, False, ""
         if ticket is None:
             ticket = self._open(session, mail, ctx, decision, linked, found.reason, bounce)
         store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
@@ -199,19 +205,38 @@ class Pipeline:
         if is_new:
             self._acknowledge(session, ticket, mail, entry.envelope, decision, bounce)
         else:
-            self.apply_decision(session, ticket, decision)  # rules that apply to follow-ups
-            self._follow_up(session, ticket, mail, found.reason, bounce)
+            # rules that apply to follow-ups
+            reassigned = self.apply_decision(session, ticket, decision)
+            withdrawn = self._follow_up(session, ticket, mail, found.reason, bounce)
         if not_agent:  # an agent's address without proof: kept as customer mail, no commands
             store.event(session, ticket, "unverified-agent", actor=mail.from_addr,
                         detail=not_agent)
         if not (bounce or decision.spam or ticket.spam):
-            self._notify_agents(session, ticket, mail, directory, is_new)
+            self._notify_agents(session, ticket, mail, directory, is_new, reassigned,
+                                withdrawn)
+        return self._stored(session, entry, mail, ticket, found.reason)
+
+    def _stored(self, session: Session, entry: Entry, mail: parse.ParsedMail, ticket: Ticket,
+                reason: str) -> Outcome:
         session.flush()
-        log.info("stored %s on %s-%s (%s) message_id=<%s>", entry.name, hd.ticket_prefix,
-                 ticket.id, found.reason, mail.message_id,
-                 extra={"ticket": f"{hd.ticket_prefix}-{ticket.id}",
-                        "message_id": mail.message_id, "route": entry.envelope.route})
-        return Outcome("stored", f"{hd.ticket_prefix}-{ticket.id}", found.reason)
+        public_id = f"{self.settings.helpdesk.ticket_prefix}-{ticket.id}"
+        log.info("stored %s on %s (%s) message_id=<%s>", entry.name, public_id, reason,
+                 mail.message_id, extra={"ticket": public_id, "message_id": mail.message_id,
+                                         "route": entry.envelope.route})
+        return Outcome("stored", public_id, reason)
+
+    def _file_auto_reply(self, session: Session, entry: Entry, mail: parse.ParsedMail,
+                         ticket: Ticket, reason: str, why: str) -> Outcome:
+        """An out-of-office or other automatic answer is nobody's reply: it changes nothing,
+        whatever the ticket's status (not even a closed one opens a new ticket), and tells
+        nobody (an agent's own out-of-office answering their notification would loop).
+        Internal keeps it for the agents but out of the SLA and pending clocks and out of
+        what an agent's reply to the customer threads onto."""
+        message = store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
+                                       route=entry.envelope.route, threaded_by=reason)
+        message.internal = True
+        store.event(session, ticket, "auto-reply", actor=mail.from_addr or "unknown", detail=why)
+        return self._stored(session, entry, mail, ticket, reason)
 
     def _agent_reply(self, session: Session, entry: Entry, mail: parse.ParsedMail,
                      agent: agent_reply.AgentMail, directory: Directory) -> Outcome | None:
@@ -231,16 +256,18 @@ class Pipeline:
                 and clock.now() - ticket.resolved_at > timedelta(days=window))
 
     def _notify_agents(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
-                       directory: Directory, is_new: bool) -> None:
+                       directory: Directory, is_new: bool, reassigned: bool,
+                       withdrawn: str) -> None:
         author = mail.from_name or mail.from_addr
         if is_new:
             names = notify.new_ticket_recipients(self.settings, directory, ticket)
-            notice = notify.Notice("new", mail.body_text, author=author)
-        else:
-            names = notify.reply_recipients(session, self.settings, directory, ticket)
-            notice = notify.Notice("reply", replytext.latest_reply(mail.body_text),
-                                   author=author)
-        notify.send(session, self.settings, directory, ticket, notice, names)
+            notify.send(session, self.settings, directory, ticket,
+                        notify.Notice("new", mail.body_text, author=author), names)
+            return
+        notice = notify.Notice("reply", replytext.latest_reply(mail.body_text), author=author,
+                               reason=withdrawn)
+        notify.follow_up(session, self.settings, directory, ticket, notice,
+                         reassigned=reassigned, lead_too=bool(withdrawn))
 
     def _context(self, session: Session, envelope: Envelope, mail: parse.ParsedMail,
                  is_reply: bool) -> MailContext:
@@ -263,8 +290,9 @@ class Pipeline:
             ticket.category = "bounce"
         return ticket
 
-    def apply_decision(self, session: Session, ticket: Ticket, decision: Decision) -> None:
-        """Set what the rules decided, each change recorded with the rule that made it."""
+    def apply_decision(self, session: Session, ticket: Ticket, decision: Decision) -> bool:
+        """Set what the rules decided, each change recorded with the rule that made it;
+        returns whether the assignee changed (on a follow-up, they must be told)."""
         by_rule = {h.field: h.rule for h in decision.hits}
         for field in ("category", "priority", "queue"):
             value = getattr(decision, field)
@@ -283,9 +311,11 @@ class Pipeline:
         if decision.assign is not None:
             name = store.resolve_assignee(session, decision.assign)
             if name:
-                store.change(session, ticket, "assignee", name,
-                             actor=f"rule:{by_rule.get('assignee', by_rule.get('assign', ''))}",
-                             detail=decision.assign.describe())
+                return store.change(
+                    session, ticket, "assignee", name,
+                    actor=f"rule:{by_rule.get('assignee', by_rule.get('assign', ''))}",
+                    detail=decision.assign.describe())
+        return False
 
     def _acknowledge(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
                      envelope: Envelope, decision: Decision, bounce: bool) -> None:
@@ -320,16 +350,19 @@ class Pipeline:
         store.event(session, ticket, "ack", detail=f"to {mail.from_addr}")
 
     def _follow_up(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
-                   reason: str, bounce: bool) -> None:
+                   reason: str, bounce: bool) -> str:
+        """Record the customer's reply and reopen; returns a withdrawn review ("" if none)."""
         actor = mail.from_addr or "unknown"
         if bounce:
             store.event(session, ticket, "bounce", actor=actor, detail=reason)
-            return
+            return ""
         store.event(session, ticket, "reply", actor=actor, detail=reason)
+        withdrawn = withdraw_review(session, ticket, actor)
         if ticket.status in (Status.RESOLVED, Status.PENDING):
             store.change(session, ticket, "status", Status.OPEN, actor=actor,
                          detail="customer replied")
             ticket.resolved_at = None
+        return withdrawn
 
     def reply_address(self, ticket_id: int | None) -> str:
         return ticket_reply_address(self.settings, ticket_id)

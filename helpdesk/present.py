@@ -56,7 +56,8 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str,
             "internal": m.internal,
             "from": m.from_addr,
             "from_name": m.from_name,
-            # internal: an agent's own mail or note; an internal "out" is held for review
+            # internal: an agent's own mail or note, or an automatic reply (out-of-office);
+            # an internal "out" is held for review
             "visibility": _visibility(m),
             "to": list(m.to),
             "cc": list(m.cc),

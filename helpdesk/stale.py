@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from helpdesk.sla import status_changes
 from helpdesk.steps import ACTOR, Runtime, Step, base_context, customer_of, history, send
-from helpdesk.store import queries
+from helpdesk.store import staff
 from helpdesk.store import tickets as store
 from helpdesk.store.models import Status, Ticket
 from helpdesk.store.sched_models import TicketStep
@@ -45,7 +45,7 @@ def _pending_steps(rt: Runtime, session: Session, ticket: Ticket,
                    done: dict[str, TicketStep]) -> list[Step]:
     cfg = rt.settings.stale
     since = _entered(session, ticket, Status.PENDING)
-    last_in = queries.last_inbound_message(session, ticket.id or 0)
+    last_in = staff.last_customer_message(session, ticket.id or 0)
     if last_in is not None and last_in.created_at > since:
         since = last_in.created_at
     remind_key = f"stale:remind:{_stamp(since)}"

@@ -129,3 +129,50 @@ def test_a_ticket_goes_from_first_mail_through_review_to_reopening(
         rcpts=[reply_to(resolved)])
     wait_ticket(settings, 1, lambda t: t["status"] == "open", "reopened")
     assert len(all_tickets(settings)) == 1
+
+
+def test_a_customer_reply_withdraws_a_resolution_waiting_for_review(
+    desk: tuple[Settings, DaemonThread], relay: RelaySink,
+) -> None:
+    settings, daemon = desk
+    send(daemon.port, make_mail())
+    note = wait_mails_to(relay, "alice@staff.test", 1)[0]
+    send(daemon.port, agent_mails.gmail(
+        typed="Hi Carol,\n\nplease switch it off at the wall.", sender="alice@staff.test",
+        to=reply_to(note), original=note), sender="alice@staff.test", rcpts=[reply_to(note)])
+    answer = wait_mails_to(relay, CAROL, 2)[1]
+    send(daemon.port, agent_mails.gmail(
+        typed="#status resolved\n\nThe fuser was replaced, all good now.",
+        sender="alice@staff.test", to=reply_to(note), original=note),
+        sender="alice@staff.test", rcpts=[reply_to(note)])
+    review = wait_mails_to(relay, "lisa@staff.test", 2)[1]
+    assert review["Subject"].startswith("Resolution waiting for your approval: [HD-1]")
+
+    # before lisa decides, carol writes back: the ticket is not done
+    send(daemon.port, make_mail(
+        to=reply_to(answer), subject="Re: [HD-1] Printer on fire",
+        in_reply_to=f"<{msgid(answer)}>", body="It is smoking again."),
+        rcpts=[reply_to(answer)])
+    t = wait_ticket(settings, 1, lambda t: t["status"] == "open" and any(
+        e["kind"] == "review-withdrawn" for e in t["events"]), "open, review withdrawn")
+    withdrawn = next(e for e in t["events"] if e["kind"] == "review-withdrawn")
+    assert (withdrawn["actor"], withdrawn["detail"]) == (
+        CAROL, "resolved by alice withdrawn from review: the customer wrote again")
+    # lisa and alice hear of carol's reply, and why the review is gone
+    for name in ("lisa", "alice"):
+        told = wait_mails_to(relay, f"{name}@staff.test", 3 if name == "lisa" else 2)[-1]
+        assert told["Subject"].startswith("Customer replied: [HD-1]")
+        assert "withdrawn from review" in body(told) and "It is smoking again." in body(told)
+
+    # lisa approves from the stale review mail: refused, the held reply never goes out
+    send(daemon.port, agent_mails.thunderbird(
+        typed="#approve", sender="lisa@staff.test", to=reply_to(review), original=review),
+        rcpts=[reply_to(review)], sender="lisa@staff.test")
+    refused = wait_mails_to(relay, "lisa@staff.test", 4)[3]
+    assert refused["Subject"] == "Not applied: [HD-1] Printer on fire"
+    assert "no resolution is waiting for review" in body(refused)
+    t = wait_ticket(settings, 1, lambda t: any(e["kind"] == "command-error"
+                                               for e in t["events"]), "approval refused")
+    assert t["status"] == "open"
+    assert len(mails_to(relay, CAROL)) == 2
+    assert not any("fuser" in body(m) for m in mails_to(relay, CAROL))

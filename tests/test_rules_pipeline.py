@@ -8,11 +8,26 @@ from pathlib import Path
 import pytest
 
 from helpdesk.config import Settings
+from tests.agent_desk import body, msgid, reply_to, wait_mails_to, wait_ticket
 from tests.conftest import MakeSettings
-from tests.helpers import DaemonThread, RelaySink, all_tickets, make_mail, send, wait_until
+from tests.helpers import (
+    DaemonThread,
+    RelaySink,
+    all_tickets,
+    make_mail,
+    outbox_rows,
+    send,
+    wait_until,
+)
 from tests.rules_mail import ISSUE_EXAMPLE
 
-RULES = ISSUE_EXAMPLE
+RULES = ISSUE_EXAMPLE + """
+[[rule]]
+name = "Lawyers"
+when.body = { contains = "lawyer" }
+assign = { agent = "bob" }
+apply_to = "followups"
+"""
 
 AGENTS = """
 [[agent]]
@@ -77,6 +92,33 @@ def test_a_vip_outage_is_critical_and_assigned_round_robin_in_ops(
     assert [t["assignee"] for t in tickets] == ["alice", "bob", "alice", "bob"]
     assignment = next(e for e in tickets[0]["events"] if e["field"] == "assignee")
     assert assignment["actor"] == "rule:Outage reports"
+
+
+def test_a_rule_assigning_a_follow_up_tells_the_new_assignee_once(
+    routed: tuple[Settings, DaemonThread], relay: RelaySink,
+) -> None:
+    settings, daemon = routed
+    send(daemon.port, make_mail(subject="Printer on fire"))
+    ack = wait_mails_to(relay, "carol@customer.test", 1)[0]
+
+    def follow_up(text: str) -> None:
+        send(daemon.port, make_mail(to=reply_to(ack), subject="Re: [HD-1] Printer on fire",
+                                    in_reply_to=f"<{msgid(ack)}>", body=text),
+             rcpts=[reply_to(ack)])
+
+    follow_up("My lawyer will call you.")
+    assigned = wait_mails_to(relay, "bob@staff.test", 1)[0]
+    assert assigned["Subject"].startswith("Assigned to you: [HD-1]")
+    assert "My lawyer will call you." in body(assigned)
+    t = wait_ticket(settings, 1, lambda t: t["assignee"] == "bob", "assigned to bob")
+    change = next(e for e in t["events"] if e["field"] == "assignee")
+    assert change["actor"] == "rule:Lawyers"
+
+    # the rule matches again but changes nothing: bob hears of the reply, once
+    follow_up("My lawyer is still waiting.")
+    wait_ticket(settings, 1, lambda t: len(t["messages"]) == 3, "the second follow-up")
+    assert [r.kind for r in outbox_rows(settings) if r.agent == "bob"] == [
+        "notify-assigned", "notify-reply"]
 
 
 def test_a_newsletter_is_stored_as_spam_without_an_acknowledgement(

@@ -74,15 +74,6 @@ def automatic_mails_since(session: Session, recipient: str, since: datetime) -> 
     return int(session.exec(stmt).one())
 
 
-def last_inbound_message(session: Session, ticket_id: int) -> Message | None:
-    stmt = (
-        select(Message)
-        .where(Message.ticket_id == ticket_id, Message.direction == "in")
-        .order_by(col(Message.id).desc())
-    )
-    return session.exec(stmt).first()
-
-
 def messages(session: Session, ticket_id: int) -> list[Message]:
     stmt = select(Message).where(Message.ticket_id == ticket_id).order_by(Message.id)
     return list(session.exec(stmt).all())

@@ -83,15 +83,17 @@ def pending_review(session: Session, ticket_id: int) -> Review | None:
     return session.exec(stmt).first()
 
 
-def decide_review(review: Review, *, by: str, approved: bool, reason: str = "") -> None:
-    review.status = "approved" if approved else "rejected"
+def decide_review(review: Review, status: str, *, by: str, reason: str = "") -> None:
+    """End a pending review: approved, rejected, or withdrawn (the customer wrote again)."""
+    review.status = status
     review.decided_by, review.reason, review.decided_at = by, reason, clock.now()
 
 
 # -- messages ------------------------------------------------------------------------
 
 def last_customer_message(session: Session, ticket_id: int) -> Message | None:
-    """The newest mail from the customer's side (not an agent's internal mail)."""
+    """The newest mail from the customer's side: not an agent's own mail, nor an
+    automatic reply (both internal)."""
     stmt = (
         select(Message)
         .where(Message.ticket_id == ticket_id, Message.direction == "in",
