@@ -170,7 +170,11 @@ class Pipeline:
 
     def _store(self, session: Session, entry: Entry, mail: parse.ParsedMail) -> Outcome:
         hd = self.settings.helpdesk
-        for hook in self.reply_hooks:
+        bounce = autoreply.is_bounce(mail, entry.envelope)
+        automatic = autoreply.auto_reply_reason(mail, entry.envelope)
+        # an autoresponder answering a survey is not a rating
+        hooks = () if bounce or automatic else self.reply_hooks
+        for hook in hooks:
             claimed = hook(session, mail)
             if claimed is not None:
                 store.store_incoming(session, self.settings.data_dir, claimed, mail, entry.raw,
@@ -186,12 +190,12 @@ class Pipeline:
             outcome = self._agent_reply(session, entry, mail, agent, directory)
             if outcome is not None:
                 return outcome
-        bounce = autoreply.is_bounce(mail, entry.envelope)
-        if ticket is not None and not bounce:
-            automatic = autoreply.auto_reply_reason(mail, entry.envelope)
-            if automatic:
-                return self._file_auto_reply(session, entry, mail, ticket, found.reason,
-                                             not_agent or automatic)
+        if ticket is not None and bounce:
+            return self._file_automatic(session, entry, mail, ticket, found.reason, "bounce",
+                                        found.reason)
+        if ticket is not None and automatic:
+            return self._file_automatic(session, entry, mail, ticket, found.reason,
+                                        "auto-reply", not_agent or automatic)
         linked = found.linked_ticket_id
         if ticket is not None and self._opens_new_ticket(ticket):
             linked, ticket = ticket.id, None
@@ -207,7 +211,7 @@ class Pipeline:
         else:
             # rules that apply to follow-ups
             reassigned = self.apply_decision(session, ticket, decision)
-            withdrawn = self._follow_up(session, ticket, mail, found.reason, bounce)
+            withdrawn = self._follow_up(session, ticket, mail, found.reason)
         if not_agent:  # an agent's address without proof: kept as customer mail, no commands
             store.event(session, ticket, "unverified-agent", actor=mail.from_addr,
                         detail=not_agent)
@@ -225,17 +229,18 @@ class Pipeline:
                                          "route": entry.envelope.route})
         return Outcome("stored", public_id, reason)
 
-    def _file_auto_reply(self, session: Session, entry: Entry, mail: parse.ParsedMail,
-                         ticket: Ticket, reason: str, why: str) -> Outcome:
-        """An out-of-office or other automatic answer is nobody's reply: it changes nothing,
-        whatever the ticket's status (not even a closed one opens a new ticket), and tells
-        nobody (an agent's own out-of-office answering their notification would loop).
-        Internal keeps it for the agents but out of the SLA and pending clocks and out of
-        what an agent's reply to the customer threads onto."""
+    def _file_automatic(self, session: Session, entry: Entry, mail: parse.ParsedMail,
+                        ticket: Ticket, reason: str, kind: str, why: str) -> Outcome:
+        """An out-of-office, other automatic answer or bounce is nobody's reply: it changes
+        nothing, whatever the ticket's status (not even a closed one opens a new ticket),
+        and tells nobody (an agent's own out-of-office answering their notification, or a
+        bounce of it, would loop). Internal keeps it for the agents (the history says
+        `auto-reply` or `bounce`) but out of the SLA and pending clocks and out of what
+        an agent's reply to the customer threads onto."""
         message = store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
                                        route=entry.envelope.route, threaded_by=reason)
         message.internal = True
-        store.event(session, ticket, "auto-reply", actor=mail.from_addr or "unknown", detail=why)
+        store.event(session, ticket, kind, actor=mail.from_addr or "unknown", detail=why)
         return self._stored(session, entry, mail, ticket, reason)
 
     def _agent_reply(self, session: Session, entry: Entry, mail: parse.ParsedMail,
@@ -350,12 +355,9 @@ class Pipeline:
         store.event(session, ticket, "ack", detail=f"to {mail.from_addr}")
 
     def _follow_up(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
-                   reason: str, bounce: bool) -> str:
+                   reason: str) -> str:
         """Record the customer's reply and reopen; returns a withdrawn review ("" if none)."""
         actor = mail.from_addr or "unknown"
-        if bounce:
-            store.event(session, ticket, "bounce", actor=actor, detail=reason)
-            return ""
         store.event(session, ticket, "reply", actor=actor, detail=reason)
         withdrawn = withdraw_review(session, ticket, actor)
         if ticket.status in (Status.RESOLVED, Status.PENDING):

@@ -7,10 +7,13 @@ import time
 import pytest
 
 from helpdesk.config import Settings
+from helpdesk.store.db import session_scope
+from helpdesk.store.models import Ticket
 from tests.helpers import (
     DaemonThread,
     RelaySink,
     all_tickets,
+    engine_for,
     make_mail,
     outbox_rows,
     send,
@@ -64,16 +67,13 @@ def test_mail_from_mailer_daemon_is_not_acknowledged(
     assert relay.received == []
 
 
-def test_a_bounce_of_our_acknowledgement_is_recorded_on_its_ticket(
-    daemon: DaemonThread, relay: RelaySink, settings_with_relay: Settings
-) -> None:
-    send(daemon.port, make_mail())
-    ack = relay.wait_for(1)[0]
-    bounce = (
+def _bounce_of(original: bytes, message_id: bytes) -> bytes:
+    """A DSN (RFC 3464) returning `original`, as an MTA sends it with a null sender."""
+    return (
         b"From: Mail Delivery System <MAILER-DAEMON@mx.customer.test>\r\n"
         b"To: support@example.test\r\n"
         b"Subject: Undelivered Mail Returned to Sender\r\n"
-        b"Message-ID: <bounce-1@mx.customer.test>\r\n"
+        b"Message-ID: " + message_id + b"\r\n"
         b"MIME-Version: 1.0\r\n"
         b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
         b"--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
@@ -81,16 +81,42 @@ def test_a_bounce_of_our_acknowledgement_is_recorded_on_its_ticket(
         b"Reporting-MTA: dns; mx.customer.test\r\n\r\n"
         b"Final-Recipient: rfc822; carol@customer.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"
         b"\r\n--B\r\nContent-Type: message/rfc822\r\n\r\n"
-    ) + ack.raw + b"\r\n--B--\r\n"
-    send(daemon.port, bounce, sender="")
+    ) + original + b"\r\n--B--\r\n"
+
+
+def test_a_bounce_of_our_acknowledgement_is_recorded_on_its_ticket(
+    daemon: DaemonThread, relay: RelaySink, settings_with_relay: Settings
+) -> None:
+    send(daemon.port, make_mail())
+    ack = relay.wait_for(1)[0]
+    send(daemon.port, _bounce_of(ack.raw, b"<bounce-1@mx.customer.test>"), sender="")
     ticket = wait_until(lambda: [t for t in all_tickets(settings_with_relay)
                                  if len(t["messages"]) == 2], what="bounce on HD-1")[0]
     assert ticket["id"] == "HD-1"
     assert ticket["messages"][1]["threaded_by"].startswith("bounce of <")
+    assert ticket["messages"][1]["visibility"] == "internal"  # not a customer reply
     assert any(e["kind"] == "bounce" for e in ticket["events"])
     assert ticket["status"] == "new"
     assert len(all_tickets(settings_with_relay)) == 1
     assert len(relay.received) == 1
+
+
+def test_a_bounce_on_a_closed_ticket_stays_on_it_and_opens_nothing(
+    daemon: DaemonThread, relay: RelaySink, settings_with_relay: Settings
+) -> None:
+    send(daemon.port, make_mail())
+    ack = relay.wait_for(1)[0]
+    with session_scope(engine_for(settings_with_relay)) as session:
+        ticket = session.get(Ticket, 1)
+        assert ticket is not None
+        ticket.status = "closed"
+    # the customer's mailbox is gone by the time the late bounce comes back
+    send(daemon.port, _bounce_of(ack.raw, b"<bounce-2@mx.customer.test>"), sender="")
+    ticket = wait_until(lambda: [t for t in all_tickets(settings_with_relay)
+                                 if len(t["messages"]) == 2], what="bounce on HD-1")[0]
+    assert ticket["status"] == "closed" and len(all_tickets(settings_with_relay)) == 1
+    assert [e["kind"] for e in ticket["events"]].count("bounce") == 1
+    assert len(relay.received) == 1  # nobody told, nothing acknowledged
 
 
 def test_automatic_replies_to_one_sender_are_rate_limited(

@@ -126,3 +126,22 @@ def test_replying_to_the_survey_mail_rates_the_ticket(settings: Settings):
     assert ticket(settings, tid).status == "closed"  # not reopened, no new ticket
     assert len(all_tickets(settings)) == 1
     assert mails(settings, "survey-bad") == []
+
+
+def test_an_autoresponder_answering_the_survey_is_no_rating(settings: Settings):
+    tid = closed_ticket(settings)
+    run_pass(settings, at("2026-11-30T13:00"))
+    survey_mail = mails(settings, "survey")[0]
+    away = make_mail(subject=f"Automatic reply: [HD-{tid}] How did we do?",
+                     body="1 week away from the office, back on Monday.\n",
+                     in_reply_to=f"<{survey_mail.message_id}>",
+                     headers={"Auto-Submitted": "auto-replied"})
+    spool = Spool(settings.data_dir / "spool")
+    spool.put(away.as_bytes(), Envelope(route="test", mail_from="carol@customer.test",
+                                        rcpt_tos=("support@example.test",)))
+    outcomes = Pipeline(settings, engine_for(settings), spool).drain()
+    assert [(o.kind, o.ticket) for o in outcomes] == [("stored", f"HD-{tid}")]
+    row = survey_row(settings, tid)
+    assert row is not None and row.score is None  # still waiting for carol herself
+    assert ticket(settings, tid).status == "closed" and len(all_tickets(settings)) == 1
+    assert mails(settings, "survey-bad") == []
