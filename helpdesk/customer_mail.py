@@ -1,4 +1,4 @@
-"""Mail to the customer on behalf of agents: their replies, and status notices.
+"""Mail to the customer: the acknowledgement of a new ticket, agents' replies, status notices.
 
 The customer always hears from the helpdesk address, never the agent's own (unless
 [helpdesk] reveal_agent_address), threaded onto the customer's last mail, with
@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 from email.message import EmailMessage
 
 from sqlmodel import Session
 
-from helpdesk import mailout, tokens
+from helpdesk import autoreply, mailout, parse, tokens
 from helpdesk.agents import Agent, Directory
 from helpdesk.config import Settings
 from helpdesk.mimeparts import Attachment
+from helpdesk.rules import Decision
+from helpdesk.spool import Envelope
 from helpdesk.store import blobs, staff
+from helpdesk.store import tickets as store
 from helpdesk.store.models import Contact, Message, Status, Ticket
+
+log = logging.getLogger("helpdesk.customer_mail")
 
 STATUS_NOTES = {
     Status.RESOLVED: "We consider your request resolved. If anything is still wrong, simply "
@@ -27,6 +33,46 @@ STATUS_NOTES = {
     Status.CLOSED: "Your request is now closed. If you write again, we will open a new "
                    "ticket for you.",
 }
+
+
+def acknowledge(session: Session, settings: Settings, ticket: Ticket, mail: parse.ParsedMail,
+                envelope: Envelope, decision: Decision, bounce: bool) -> None:
+    """Tell the customer their mail became a ticket, unless that could feed a loop
+    (RFC 3834, the per-sender limit), it is spam or a bounce, or a rule says no."""
+    hd = settings.helpdesk
+    allowed, why = autoreply.may_autoreply(
+        session, mail, envelope, own_addresses=_own_addresses(settings),
+        limit_per_hour=hd.autoreply_limit)
+    if decision.spam or decision.ack_template == "" or (bounce and allowed):
+        allowed = False
+        why = ("spam" if decision.spam else "bounce: delivery status notification" if bounce
+               else "a rule says no acknowledgement")
+    if not allowed:
+        store.event(session, ticket, "no-ack", detail=why)
+        log.info("no acknowledgement for %s-%s: %s", hd.ticket_prefix, ticket.id, why)
+        return
+    public_id = f"{hd.ticket_prefix}-{ticket.id}"
+    tagged = mailout.tagged_subject(hd.ticket_prefix, ticket.id, mail.subject)
+    context = {"ticket_id": public_id, "subject": ticket.subject, "tagged_subject": tagged,
+               "customer_name": mail.from_name, "customer": mail.from_addr,
+               "helpdesk_name": hd.name, "queue": ticket.queue,
+               "priority": ticket.priority, "category": ticket.category}
+    subject, text, html = mailout.render(settings, decision.ack_template or "ack", context)
+    msg = mailout.build(
+        settings, to=[mail.from_addr], subject=subject, text=text, html=html,
+        reply_to=tokens.ticket_reply_address(settings, ticket.id),
+        in_reply_to=mail.message_id, references=[*mail.references, mail.message_id],
+        automatic=True, id_hint=public_id.lower())
+    # RFC 3834: automatic answers go out with a null envelope sender
+    mailout.queue(session, msg, kind="ack", ticket_id=ticket.id, mail_from="", automatic=True)
+    store.event(session, ticket, "ack", detail=f"to {mail.from_addr}")
+
+
+def _own_addresses(settings: Settings) -> set[str]:
+    hd = settings.helpdesk
+    own = {hd.address.lower()}
+    own.update(q.address.lower() for q in settings.queue.values() if q.address)
+    return own
 
 
 def _thread(session: Session, ticket: Ticket) -> tuple[str, list[str], list[str]]:

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from helpdesk import agent_reply, autoreply, clock, mailout, notify, parse, replytext, thread
+from helpdesk import agent_reply, autoreply, clock, customer_mail, notify, parse, replytext, thread
 from helpdesk.agent_actions import withdraw_review
 from helpdesk.agents import EMPTY, Directory
 from helpdesk.config import Settings
@@ -33,7 +33,6 @@ from helpdesk.store import blobs, queries
 from helpdesk.store import tickets as store
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Quarantine, Status, Ticket
-from helpdesk.tokens import ticket_reply_address
 
 log = logging.getLogger("helpdesk.pipeline")
 
@@ -207,7 +206,8 @@ class Pipeline:
         store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
                              route=entry.envelope.route, threaded_by=found.reason)
         if is_new:
-            self._acknowledge(session, ticket, mail, entry.envelope, decision, bounce)
+            customer_mail.acknowledge(session, self.settings, ticket, mail, entry.envelope,
+                                      decision, bounce)
         else:
             # rules that apply to follow-ups
             reassigned = self.apply_decision(session, ticket, decision)
@@ -322,38 +322,6 @@ class Pipeline:
                     detail=decision.assign.describe())
         return False
 
-    def _acknowledge(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
-                     envelope: Envelope, decision: Decision, bounce: bool) -> None:
-        hd = self.settings.helpdesk
-        allowed, why = autoreply.may_autoreply(
-            session, mail, envelope, own_addresses=self._own_addresses(),
-            limit_per_hour=hd.autoreply_limit)
-        if decision.spam or decision.ack_template == "" or (bounce and allowed):
-            allowed = False
-            why = ("spam" if decision.spam else "bounce: delivery status notification" if bounce
-                   else "a rule says no acknowledgement")
-        if not allowed:
-            store.event(session, ticket, "no-ack", detail=why)
-            log.info("no acknowledgement for %s-%s: %s", hd.ticket_prefix, ticket.id, why)
-            return
-        public_id = f"{hd.ticket_prefix}-{ticket.id}"
-        tagged = mailout.tagged_subject(hd.ticket_prefix, ticket.id, mail.subject)
-        context = {"ticket_id": public_id, "subject": ticket.subject, "tagged_subject": tagged,
-                   "customer_name": mail.from_name, "customer": mail.from_addr,
-                   "helpdesk_name": hd.name, "queue": ticket.queue,
-                   "priority": ticket.priority, "category": ticket.category}
-        subject, text, html = mailout.render(self.settings, decision.ack_template or "ack",
-                                             context)
-        msg = mailout.build(
-            self.settings, to=[mail.from_addr], subject=subject, text=text, html=html,
-            reply_to=self.reply_address(ticket.id), in_reply_to=mail.message_id,
-            references=[*mail.references, mail.message_id], automatic=True,
-            id_hint=public_id.lower())
-        # RFC 3834: automatic answers go out with a null envelope sender
-        mailout.queue(session, msg, kind="ack", ticket_id=ticket.id, mail_from="",
-                      automatic=True)
-        store.event(session, ticket, "ack", detail=f"to {mail.from_addr}")
-
     def _follow_up(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
                    reason: str) -> str:
         """Record the customer's reply and reopen; returns a withdrawn review ("" if none)."""
@@ -365,15 +333,6 @@ class Pipeline:
                          detail="customer replied")
             ticket.resolved_at = None
         return withdrawn
-
-    def reply_address(self, ticket_id: int | None) -> str:
-        return ticket_reply_address(self.settings, ticket_id)
-
-    def _own_addresses(self) -> set[str]:
-        hd = self.settings.helpdesk
-        own = {hd.address.lower()}
-        own.update(q.address.lower() for q in self.settings.queue.values() if q.address)
-        return own
 
     # -- quarantine --------------------------------------------------------------
 
