@@ -52,7 +52,8 @@ def _pending_steps(rt: Runtime, session: Session, ticket: Ticket,
     steps = []
     if cfg.pending_remind:
         steps.append(Step(remind_key, since + cfg.pending_remind, "remind"))
-    if cfg.pending_resolve:
+    # a resolution waiting for the lead's review is the lead's to decide, not the clock's
+    if cfg.pending_resolve and staff.pending_review(session, ticket.id or 0) is None:
         reminded = done.get(remind_key)
         if reminded is not None or not cfg.pending_remind:
             start = reminded.at if reminded is not None else since

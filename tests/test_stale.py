@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from helpdesk.config import Settings
+from helpdesk.store.db import session_scope
+from helpdesk.store.models import Review
 from tests.conftest import MakeSettings
-from tests.helpers import all_tickets
+from tests.helpers import all_tickets, engine_for
 from tests.sched import at, customer_reply, mails, make_ticket, run_pass, set_status, ticket
 
 
@@ -47,3 +49,14 @@ def test_a_customer_reply_restarts_the_wait(settings: Settings):
     set_status(settings, tid, "pending", at("2026-12-02T11:00"))
     assert run_pass(settings, at("2026-12-05T10:59")) == []
     assert len(run_pass(settings, at("2026-12-05T11:00"))) == 1
+
+
+def test_a_pending_ticket_whose_resolution_awaits_review_is_reminded_but_not_resolved(
+        settings: Settings):
+    tid = make_ticket(settings, at("2026-11-30T09:00"))
+    set_status(settings, tid, "pending", at("2026-11-30T10:00"))
+    with session_scope(engine_for(settings)) as session:
+        session.add(Review(ticket_id=tid, agent="alice", target_status="resolved"))
+    assert len(run_pass(settings, at("2026-12-03T10:00"))) == 1  # the reminder
+    assert run_pass(settings, at("2026-12-20T10:00")) == []
+    assert ticket(settings, tid).status == "pending"
