@@ -49,6 +49,8 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str,
         from helpdesk.sla import describe
 
         data["sla"] = describe(session, settings, ticket, clock.now())
+    reviews = {r.held_message_id: r.status for r in staff.reviews(session, ticket.id or 0)
+               if r.held_message_id is not None}
     data["messages"] = [
         {
             "message_id": m.message_id,
@@ -57,8 +59,8 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str,
             "from": m.from_addr,
             "from_name": m.from_name,
             # internal: an agent's own mail or note, or an automatic reply (out-of-office);
-            # an internal "out" is held for review
-            "visibility": _visibility(m),
+            # an internal "out" is a reply held for review, or one its review stopped
+            "visibility": _visibility(m, reviews.get(m.id)),
             "to": list(m.to),
             "cc": list(m.cc),
             "subject": m.subject,
@@ -85,9 +87,12 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str,
     return data
 
 
-def _visibility(m: Message) -> str:
+HELD = {"rejected": "not sent: review rejected", "withdrawn": "not sent: review withdrawn"}
+
+
+def _visibility(m: Message, review: str | None) -> str:
     if m.direction == "out":
-        return "held for review" if m.internal else "sent to customer"
+        return HELD.get(review or "", "held for review") if m.internal else "sent to customer"
     return "internal" if m.internal else "customer"
 
 

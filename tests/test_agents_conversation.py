@@ -176,3 +176,5 @@ def test_a_customer_reply_withdraws_a_resolution_waiting_for_review(
     assert t["status"] == "open"
     assert len(mails_to(relay, CAROL)) == 2
     assert not any("fuser" in body(m) for m in mails_to(relay, CAROL))
+    held = [m for m in t["messages"] if m["direction"] == "out" and "fuser" in m["body_text"]]
+    assert [m["visibility"] for m in held] == ["not sent: review withdrawn"]

@@ -77,6 +77,11 @@ def unwatch(session: Session, ticket_id: int, agent: str) -> bool:
 
 # -- reviews -------------------------------------------------------------------------
 
+def reviews(session: Session, ticket_id: int) -> list[Review]:
+    return list(session.exec(select(Review).where(Review.ticket_id == ticket_id)
+                             .order_by(col(Review.id))).all())
+
+
 def pending_review(session: Session, ticket_id: int) -> Review | None:
     stmt = select(Review).where(Review.ticket_id == ticket_id, Review.status == "pending") \
         .order_by(col(Review.id).desc())
