@@ -2,9 +2,10 @@
 
 Beside it, a baseline measured in the same run against the same mails: plain
 imapclient fetching BODY.PEEK[] in the same batch size, with no processing.
-Each round seeds a fresh mailbox, runs the baseline, then lets the poller drain
-it (fetch, spool bundle with fsync, MOVE to Processed); every round is printed,
-and the median ratio is the figure (target >= 0.4). Needs root and dovecot (see
+Each round seeds a fresh mailbox, runs the baseline three times (the fastest
+counts), then lets the poller drain it (fetch, spool bundle with fsync, MOVE to
+Processed); every round is printed, and the median ratio is the figure (target
+>= 0.4). Needs root and dovecot (see
 tests/dovecot.py). Not a test:  python bench/imap.py [--mails 5000] [--rounds 3]
 """
 
@@ -79,7 +80,10 @@ def main() -> None:
             t = time.perf_counter()
             account.append(*[make_mail(i, "bench", args.size) for i in range(args.mails)])
             seeded = time.perf_counter() - t
-            n, base_s = baseline(account, args.batch)
+            # the baseline is read-only, so it can run three times: the fastest counts
+            # (a stricter baseline than one run, and steadier)
+            n, base_s = min((baseline(account, args.batch) for _ in range(3)),
+                            key=lambda r: r[1])
             workdir = Path(tempfile.mkdtemp(dir=args.workdir))
             try:
                 stored, poll_s = poller_run(account, workdir, args.batch, args.mails)

@@ -375,6 +375,7 @@ class ImapPoller:
                 while in_flight and (len(in_flight) > MAX_IN_FLIGHT or held > MAX_HELD
                                      or in_flight[0][4].done()):
                     settle_oldest()
+            workers.no_more()
             while in_flight:
                 settle_oldest()
 

@@ -33,6 +33,9 @@ from helpdesk.ingest.imap_connect import ImapFault, TokenSource, connect, descri
 
 log = logging.getLogger("helpdesk.ingest.imap")
 
+GROUP = 4  # batches per MOVE at most (the poller keeps more than that in flight)
+GROUP_WAIT = 0.05  # seconds to wait for the next stored batch before moving
+
 Store = Callable[[dict[int, bytes]], tuple[list[int], dict[int, str]]]
 
 
@@ -56,6 +59,7 @@ class Backlog:
         self._store = store
         self._client: IMAPClient | None = None
         self._broken: str | None = None
+        self._ending = False
         self._storer = ThreadPoolExecutor(1, thread_name_prefix=f"imap-{entry.name}-store")
         self._stored: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._mover = threading.Thread(target=self._move_loop, daemon=True,
@@ -74,10 +78,16 @@ class Backlog:
         self._storer.submit(self._store_one, bodies, done)
         return done
 
+    def no_more(self) -> None:
+        """The last batch is submitted: the mover need not wait for another to join it."""
+        if not self._ending:
+            self._ending = True
+            self._storer.submit(self._stored.put, None)  # after the stores, in order
+
     def close(self) -> None:
         """Finish the batches in hand, then log the second connection out."""
+        self.no_more()
         self._storer.shutdown(wait=True)
-        self._stored.put(None)
         self._mover.join()
         self._drop()
 
@@ -96,8 +106,13 @@ class Backlog:
                 return
             batches = [item]
             last = False
-            while not self._stored.empty():  # all stored meanwhile: one command for them
-                more = self._stored.get()
+            # a few batches per command: the server's cost per MOVE is most of a small
+            # batch's; wait briefly for the next ones while the fetch keeps coming
+            while len(batches) < GROUP:
+                try:
+                    more = self._stored.get(timeout=GROUP_WAIT)
+                except queue.Empty:
+                    break
                 if more is None:
                     last = True
                     break
