@@ -17,6 +17,7 @@ spooled while others can, is moved to `quarantine_folder` after MAX_FAILURES.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import random
 import threading
@@ -59,9 +60,10 @@ log = logging.getLogger("helpdesk.ingest.imap")
 MAX_FAILURES = 5
 BACKOFF_BASE = 1.0
 PUT_WORKERS = 16  # parallel fsyncs share journal commits
-# backlog batches fetched but not yet moved: up to this many share one MOVE, as long as
-# their mails together stay under MAX_HELD bytes (big attachments mean fewer at once)
-MAX_IN_FLIGHT = 8
+# backlog batches fetched but not yet moved (the mover groups imap_backlog.GROUP of them
+# per MOVE), as long as their mails together stay under MAX_HELD bytes (big attachments
+# mean fewer at once); fewer than 3 groups' worth and the fetch waits for the mover
+MAX_IN_FLIGHT = 12
 MAX_HELD = 2 * ops.BATCH_BYTES
 # the last-UID file is written at most this often during a backlog, and when the drain
 # ends: losing a second of it to a crash only means mails fetched again and dropped
@@ -469,9 +471,7 @@ class ImapPoller:
     def _advance(self, uids: list[int]) -> None:
         """Move the watermark over the handled prefix; persist it now and then (SAVE_EVERY)."""
         last = self._state.last_uid
-        for uid in uids:
-            if uid <= last:
-                continue
+        for uid in uids[bisect.bisect_right(uids, last):]:  # uids is sorted
             if uid not in self._handled:
                 break
             last = uid
