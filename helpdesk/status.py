@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import select
 
 from helpdesk import clock
+from helpdesk.spool import Spool
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Outbox, Quarantine
 
@@ -56,6 +57,14 @@ def read_snapshot(data_dir: Path) -> dict[str, Any] | None:
     data["age_s"] = round((clock.now() - written).total_seconds(), 1)
     data["running"] = data["age_s"] < STALE_AFTER_S
     return data
+
+
+def spool_figures(root: Path) -> dict[str, int]:
+    """Mails waiting in the spool and entries set aside, read from disk as they are now."""
+    if not root.is_dir():  # nothing ever arrived; a status read must not create the spool
+        return {"waiting": 0, "set_aside": 0}
+    spool = Spool(root)
+    return {"waiting": spool.waiting(), "set_aside": len(spool.bad_entries())}
 
 
 def database_figures(engine: Engine) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import inspect, text
 
 from helpdesk.config import Settings
+from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db
 from tests.conftest import MakeSettings
 from tests.helpers import cli_json, engine_for, make_mail, run_cli
@@ -116,6 +117,22 @@ def test_a_quarantined_mail_stored_on_another_machine_gets_a_clear_answer(
         assert result.returncode == 1 and "Traceback" not in err
         assert "is not in" in err and "same data_dir" in err
     assert cli_json(settings, "quarantine", "list")[0]["status"] == "held"
+
+
+def test_status_counts_the_spool_even_with_the_daemon_stopped(
+    make_settings: MakeSettings,
+) -> None:
+    settings = make_settings()
+    assert "spool: 0 waiting" in run_cli(settings, "status").stdout.decode()
+    assert not (settings.data_dir / "spool").exists()  # a status read creates nothing
+    # mail the daemon accepted (250) before it stopped, not yet a ticket
+    Spool(settings.data_dir / "spool").put(bytes(make_mail()), Envelope(route="smtp"))
+    result = run_cli(settings, "status")
+    out = result.stdout.decode()
+    assert "not running" in out and "spool: 1 waiting, 0 set aside" in out, out
+    assert result.returncode == 1
+    shown = run_cli(settings, "status", "--json")
+    assert json.loads(shown.stdout)["spool"] == {"waiting": 1, "set_aside": 0}
 
 
 def test_an_invalid_config_stops_with_one_line_naming_file_key_and_problem(

@@ -325,10 +325,11 @@ def quarantine_release(state: CliState, qid: str) -> None:
 @pass_state
 def status(state: CliState, as_json: bool) -> None:
     """What the running daemon is doing: listener, spool, IMAP mailboxes, outbox, quarantine."""
-    from helpdesk.status import database_figures, read_snapshot
+    from helpdesk.status import database_figures, read_snapshot, spool_figures
 
     settings = state.settings
-    data: dict = {"daemon": read_snapshot(settings.data_dir)}  # type: ignore[type-arg]
+    data: dict = {"daemon": read_snapshot(settings.data_dir),  # type: ignore[type-arg]
+                  "spool": spool_figures(settings.data_dir / "spool")}
     try:
         data["database"] = database_figures(_read_engine(settings))
     except click.ClickException as err:
@@ -354,8 +355,6 @@ def _print_status(data: dict) -> None:  # type: ignore[type-arg]
         click.echo(f"daemon: {state}, pid {daemon['pid']}")
         smtp = daemon["smtp"]
         click.echo("smtp: " + (f"listening on port {smtp['port']}" if smtp["listening"] else "off"))
-        click.echo(f"spool: {daemon['spool']['waiting']} waiting, "
-                   f"{daemon['spool']['set_aside']} set aside")
         for box in daemon["imap"]:
             health = "STALLED since " + box["stalled_since"] if box["stalled_since"] else \
                 ("ok" if box["connected"] else "not connected")
@@ -365,6 +364,9 @@ def _print_status(data: dict) -> None:  # type: ignore[type-arg]
         if daemon.get("rules_error"):
             click.echo("rules: last edit REFUSED, previous rules in force:\n"
                        + daemon["rules_error"])
+    # counted now, not from the snapshot: mail waits there whether the daemon runs or not
+    click.echo(f"spool: {data['spool']['waiting']} waiting, "
+               f"{data['spool']['set_aside']} set aside")
     db_info = data["database"]
     if "error" in db_info:
         click.echo(f"database: {db_info['error']}")
