@@ -210,7 +210,7 @@ def all_tickets(settings: Settings) -> list[dict[str, Any]]:
     from helpdesk.store import db, queries
 
     db.upgrade(settings.database_url)
-    with db.session_scope(engine_for(settings)) as session:
+    with db.snapshot_scope(engine_for(settings)) as session:
         prefix = settings.helpdesk.ticket_prefix
         return [ticket_detail(session, t, prefix) for t in queries.tickets(session)]
 

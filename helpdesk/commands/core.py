@@ -16,7 +16,7 @@ from helpdesk.config import Settings
 from helpdesk.errors import RuleError, TemporaryError
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import blobs, db, queries
-from helpdesk.store.db import session_scope
+from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Quarantine
 
 EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
@@ -171,7 +171,7 @@ def tickets_list(state: CliState, status: str | None, as_json: bool) -> None:
 
     settings = state.settings
     prefix = settings.helpdesk.ticket_prefix
-    with session_scope(_read_engine(settings)) as session:
+    with snapshot_scope(_read_engine(settings)) as session:
         rows = [ticket_summary(session, t, prefix) for t in queries.tickets(session, status)]
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -190,7 +190,7 @@ def tickets_show(state: CliState, ticket_id: str, as_json: bool) -> None:
 
     settings = state.settings
     number = _ticket_number(ticket_id, settings.helpdesk.ticket_prefix)
-    with session_scope(_read_engine(settings)) as session:
+    with snapshot_scope(_read_engine(settings)) as session:
         ticket = queries.ticket(session, number)
         if ticket is None:
             raise click.ClickException(f"no ticket {ticket_id}")

@@ -51,6 +51,17 @@ def is_unavailable(err: BaseException) -> bool:
 
 
 @contextmanager
+def snapshot_scope(engine: Engine) -> Iterator[Session]:
+    """A read that sees one moment. PostgreSQL's default READ COMMITTED gives each
+    statement its own snapshot, so a ticket read in several queries could show a
+    message's event without the message; SQLite reads are one snapshot anyway."""
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="REPEATABLE READ")  # type: ignore[assignment]
+    with session_scope(engine) as session:
+        yield session
+
+
+@contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: commit on success, roll back on error; outages become TemporaryError."""
     session = Session(engine, expire_on_commit=False)
