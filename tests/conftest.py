@@ -157,6 +157,26 @@ def relay() -> Iterator[RelaySink]:
 
 
 @pytest.fixture
+def desk_overrides() -> dict[str, Any]:
+    """Config for `desk` beyond the relay; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+def desk(make_settings: MakeSettings, relay: RelaySink, tmp_path: Path,
+         start_daemon: Callable[..., DaemonThread], desk_overrides: dict[str, Any],
+         request: pytest.FixtureRequest) -> tuple[Settings, DaemonThread]:
+    """A running daemon with the agents of tests/agent_desk.py, mailing through `relay`;
+    `pytest.mark.parametrize("desk", [{...config...}], indirect=True)` adds config."""
+    from tests.agent_desk import relay_overrides, write_agents
+
+    write_agents(tmp_path)
+    extra = {**desk_overrides, **getattr(request, "param", {})}
+    settings = make_settings(relay_overrides(relay, **extra))
+    return settings, start_daemon(settings)
+
+
+@pytest.fixture
 def settings_with_relay(make_settings: MakeSettings, relay: RelaySink) -> Settings:
     return make_settings({"outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port}})
 

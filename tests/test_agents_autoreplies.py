@@ -6,7 +6,6 @@ and neither the SLA nor the wait for a pending customer counts them."""
 from __future__ import annotations
 
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,11 +19,9 @@ from helpdesk.store.models import Ticket
 from tests import agent_mails
 from tests.agent_desk import (
     msgid,
-    relay_overrides,
     reply_to,
     wait_mails_to,
     wait_ticket,
-    write_agents,
 )
 from tests.conftest import MakeSettings
 from tests.helpers import (
@@ -41,11 +38,6 @@ from tests.sched import agent_reply, at, make_ticket, run_pass, set_status, tick
 CAROL = "carol@customer.test"
 
 
-@pytest.fixture
-def desk(make_settings: MakeSettings, relay: RelaySink, start_daemon, tmp_path: Path):  # type: ignore[no-untyped-def]
-    write_agents(tmp_path)
-    settings = make_settings(relay_overrides(relay))
-    return settings, start_daemon(settings)
 
 
 def _alice(daemon: DaemonThread, note: EmailMessage, typed: str,

@@ -4,7 +4,6 @@ from Apple Mail and Thunderbird: the customer always gets only what was typed.""
 from __future__ import annotations
 
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,7 @@ from helpdesk.agents import build
 from helpdesk.config import Settings
 from helpdesk.replytext import latest_reply
 from tests import agent_mails
-from tests.agent_desk import AGENTS, body, mails_to, relay_overrides, reply_to, write_agents
-from tests.conftest import MakeSettings
+from tests.agent_desk import AGENTS, body, mails_to, reply_to
 from tests.helpers import DaemonThread, RelaySink, make_mail, send, wait_until
 
 CLIENTS = [(agent_mails.gmail, lang) for lang in ("en", "de", "fr", "es")] + \
@@ -24,11 +22,6 @@ CLIENTS = [(agent_mails.gmail, lang) for lang in ("en", "de", "fr", "es")] + \
 TYPED = "Hello Carol,\n\nplease restart the printer:\n- unplug it\n- wait ten seconds"
 
 
-@pytest.fixture
-def desk(make_settings: MakeSettings, relay: RelaySink, start_daemon, tmp_path: Path):  # type: ignore[no-untyped-def]
-    write_agents(tmp_path)
-    settings = make_settings(relay_overrides(relay))
-    return settings, start_daemon(settings)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
@@ -16,14 +15,11 @@ from tests.agent_desk import (
     body,
     mails_to,
     msgid,
-    relay_overrides,
     reply_to,
     ticket,
     wait_mails_to,
     wait_ticket,
-    write_agents,
 )
-from tests.conftest import MakeSettings
 from tests.helpers import (
     DaemonThread,
     RelaySink,
@@ -39,13 +35,6 @@ CAROL = "carol@customer.test"
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-@pytest.fixture
-def desk(make_settings: MakeSettings, relay: RelaySink, start_daemon, tmp_path: Path,  # type: ignore[no-untyped-def]
-         request: pytest.FixtureRequest):
-    write_agents(tmp_path)
-    extra = getattr(request, "param", {})
-    settings = make_settings(relay_overrides(relay, **extra))
-    return settings, start_daemon(settings)
 
 
 def _open_ticket(daemon: DaemonThread, relay: RelaySink) -> EmailMessage:

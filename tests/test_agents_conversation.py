@@ -5,7 +5,7 @@ customer writes again and the ticket reopens."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,24 +15,18 @@ from tests.agent_desk import (
     body,
     mails_to,
     msgid,
-    relay_overrides,
     reply_to,
     wait_mails_to,
     wait_ticket,
-    write_agents,
 )
-from tests.conftest import MakeSettings
 from tests.helpers import DaemonThread, RelaySink, all_tickets, make_mail, send
 
 CAROL = "carol@customer.test"
 
 
 @pytest.fixture
-def desk(make_settings: MakeSettings, relay: RelaySink, start_daemon, tmp_path: Path):  # type: ignore[no-untyped-def]
-    write_agents(tmp_path)
-    settings = make_settings(relay_overrides(
-        relay, queue={"support": {"team": "support", "review": True}}))
-    return settings, start_daemon(settings)
+def desk_overrides() -> dict[str, Any]:
+    return {"queue": {"support": {"team": "support", "review": True}}}
 
 
 def test_a_ticket_goes_from_first_mail_through_review_to_reopening(
