@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import select
 
 from helpdesk.config import Settings
-from helpdesk.pipeline import Pipeline
+from helpdesk.pipeline import Outcome, Pipeline
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db
 from helpdesk.store.sched_models import Survey
@@ -50,6 +50,19 @@ def links(settings: Settings, to: str = "carol@customer.test") -> dict[str, str]
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     return dict(re.findall(r"^\s+(\d): (http://\S+)\r?$", text, flags=re.M))
+
+
+def answer_survey(settings: Settings, tid: int, subject: str, body: str,
+                  headers: dict[str, str] | None = None) -> list[Outcome]:
+    """The survey goes out, carol's mail system answers it, the pipeline takes that in."""
+    run_pass(settings, at("2026-11-30T13:00"))
+    survey_mail = mails(settings, "survey")[0]
+    answer = make_mail(subject=subject, body=body, headers=headers,
+                       in_reply_to=f"<{survey_mail.message_id}>")
+    spool = Spool(settings.data_dir / "spool")
+    spool.put(answer.as_bytes(), Envelope(route="test", mail_from="carol@customer.test",
+                                          rcpt_tos=("support@example.test",)))
+    return Pipeline(settings, engine_for(settings), spool).drain()
 
 
 def test_survey_is_sent_after_the_delay_and_not_twice(settings: Settings):
@@ -110,15 +123,8 @@ def test_link_get_shows_post_records_and_tampering_is_refused(
 
 def test_replying_to_the_survey_mail_rates_the_ticket(settings: Settings):
     tid = closed_ticket(settings)
-    run_pass(settings, at("2026-11-30T13:00"))
-    survey_mail = mails(settings, "survey")[0]
-    reply = make_mail(subject=f"Re: [HD-{tid}] How did we do?",
-                      body="4 thanks, quick and friendly\n\n> How did we do?\n",
-                      in_reply_to=f"<{survey_mail.message_id}>")
-    spool = Spool(settings.data_dir / "spool")
-    spool.put(reply.as_bytes(), Envelope(route="test", mail_from="carol@customer.test",
-                                         rcpt_tos=("support@example.test",)))
-    outcomes = Pipeline(settings, engine_for(settings), spool).drain()
+    outcomes = answer_survey(settings, tid, f"Re: [HD-{tid}] How did we do?",
+                             "4 thanks, quick and friendly\n\n> How did we do?\n")
     assert [(o.kind, o.ticket) for o in outcomes] == [("stored", f"HD-{tid}")]
     row = survey_row(settings, tid)
     assert (row.score, row.good, row.comment, row.rated_via) == (
@@ -130,16 +136,9 @@ def test_replying_to_the_survey_mail_rates_the_ticket(settings: Settings):
 
 def test_an_autoresponder_answering_the_survey_is_no_rating(settings: Settings):
     tid = closed_ticket(settings)
-    run_pass(settings, at("2026-11-30T13:00"))
-    survey_mail = mails(settings, "survey")[0]
-    away = make_mail(subject=f"Automatic reply: [HD-{tid}] How did we do?",
-                     body="1 week away from the office, back on Monday.\n",
-                     in_reply_to=f"<{survey_mail.message_id}>",
-                     headers={"Auto-Submitted": "auto-replied"})
-    spool = Spool(settings.data_dir / "spool")
-    spool.put(away.as_bytes(), Envelope(route="test", mail_from="carol@customer.test",
-                                        rcpt_tos=("support@example.test",)))
-    outcomes = Pipeline(settings, engine_for(settings), spool).drain()
+    outcomes = answer_survey(settings, tid, f"Automatic reply: [HD-{tid}] How did we do?",
+                             "1 week away from the office, back on Monday.\n",
+                             headers={"Auto-Submitted": "auto-replied"})
     assert [(o.kind, o.ticket) for o in outcomes] == [("stored", f"HD-{tid}")]
     row = survey_row(settings, tid)
     assert row is not None and row.score is None  # still waiting for carol herself
