@@ -38,12 +38,20 @@ def postgres_available() -> str:
         return f"PostgreSQL not reachable at {PG_DSN}: {err}".strip()
 
 
+def need_server(missing: str | None) -> None:
+    """A test that needs a real server (PostgreSQL, Dovecot, Postfix, systemd-analyze):
+    skipped with the reason on a developer's machine, a failure under CI=true, where
+    scripts/test has installed everything and a skip would hide a broken setup."""
+    if not missing:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {missing}")
+    pytest.skip(missing)
+
+
 def require_postgres() -> None:
     why = postgres_available()
-    if why:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {why}")
-        pytest.skip(f"{why} (start it, or these tests stay skipped)")
+    need_server(f"{why} (start it, or these tests stay skipped)" if why else None)
 
 
 @pytest.fixture
@@ -226,11 +234,7 @@ def _need_dovecot() -> None:
     from tests.dovecot import unavailable_reason
 
     reason = unavailable_reason()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true but Dovecot is unavailable: {reason}")
-    pytest.skip(f"IMAP tests need Dovecot: {reason}")
+    need_server(f"IMAP tests need Dovecot: {reason}" if reason else None)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import pytest
 
 from helpdesk import config
 from helpdesk.config import Settings
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, need_server
 from tests.helpers import REPO, DaemonThread, all_tickets, free_port, make_mail, wait_until
 from tests.postfix import Postfix, unavailable_reason
 
@@ -35,11 +35,7 @@ NOT_MYNETWORKS = {"mynetworks": "192.0.2.1/32"}
 
 def _need_postfix() -> None:
     reason = unavailable_reason()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true but Postfix is unavailable: {reason}")
-    pytest.skip(f"Postfix tests need Postfix: {reason}")
+    need_server(f"Postfix tests need Postfix: {reason}" if reason else None)
 
 
 @pytest.fixture
