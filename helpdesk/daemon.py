@@ -34,7 +34,7 @@ from helpdesk.outbox import OutboxWorker
 from helpdesk.pipeline import Pipeline, Router
 from helpdesk.rules.holder import RulesHolder, watch_rules
 from helpdesk.spool import Spool
-from helpdesk.status import write_snapshot
+from helpdesk.status import spool_figures, write_snapshot
 from helpdesk.store import db
 from helpdesk.web_health import health_routes
 
@@ -253,7 +253,7 @@ class Daemon:
 
     def _write_snapshot(self, status: dict[str, object]) -> None:
         # in a thread, not on the loop: counting the spool reads directories and bundle heads
-        spool = {"waiting": self.spool.waiting(), "set_aside": len(self.spool.bad_entries())}
+        spool = spool_figures(self.spool)
         write_snapshot(self.settings.data_dir, {**status, "spool": spool})
 
     async def _write_status(self) -> None:

@@ -59,11 +59,11 @@ def read_snapshot(data_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def spool_figures(root: Path) -> dict[str, int]:
-    """Mails waiting in the spool and entries set aside, read from disk as they are now."""
-    if not root.is_dir():  # nothing ever arrived; a status read must not create the spool
+def spool_figures(spool: Spool | None) -> dict[str, int]:
+    """Mails waiting in the spool and entries set aside, read from disk as they are now;
+    None: there is no spool yet (nothing ever arrived)."""
+    if spool is None:
         return {"waiting": 0, "set_aside": 0}
-    spool = Spool(root)
     return {"waiting": spool.waiting(), "set_aside": len(spool.bad_entries())}
 
 

@@ -329,7 +329,7 @@ def status(state: CliState, as_json: bool) -> None:
 
     settings = state.settings
     data: dict = {"daemon": read_snapshot(settings.data_dir),  # type: ignore[type-arg]
-                  "spool": spool_figures(settings.data_dir / "spool")}
+                  "spool": spool_figures(_existing_spool(settings))}
     try:
         data["database"] = database_figures(_read_engine(settings))
     except click.ClickException as err:
@@ -343,6 +343,11 @@ def status(state: CliState, as_json: bool) -> None:
     unhealthy = not daemon or not daemon["running"] or "error" in data["database"] or any(
         m.get("stalled_since") or not m.get("connected") for m in daemon.get("imap", []))
     sys.exit(1 if unhealthy else 0)
+
+
+def _existing_spool(settings: Settings) -> Spool | None:
+    root = settings.data_dir / "spool"
+    return Spool(root) if root.is_dir() else None  # a status read must not create it
 
 
 def _print_status(data: dict) -> None:  # type: ignore[type-arg]
