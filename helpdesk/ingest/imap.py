@@ -1,7 +1,8 @@
 """One thread per `[[imap]]` mailbox: UID FETCH -> spool.put -> MOVE / flag / delete.
 
-A backlog (more than one batch) is pipelined: a worker with a second connection
-stores and moves batch N while this thread fetches batch N+1 (imap_backlog.py).
+A backlog (more than one batch) is pipelined: while this thread fetches, a store
+thread spools the batches already fetched and a mover with a second connection
+moves the ones already spooled (imap_backlog.py).
 
 Nothing is moved, flagged or deleted on the server before `Spool.put` has
 returned (the mail is on disk). Unhandled mail is found by UID above the last
@@ -120,7 +121,7 @@ class ImapPoller:
         self._last_logged = ""
         self._contact_at = time.monotonic()  # stall clock starts when the poller starts
         self._saved_at = 0.0
-        self._unsaved = False
+        self._persisted = self._state  # what the state file says
         self._stalled = False
         self._pool = ThreadPoolExecutor(PUT_WORKERS, thread_name_prefix=f"imap-{self.name}-put")
 
@@ -265,13 +266,11 @@ class ImapPoller:
         if persist or time.monotonic() - self._saved_at >= SAVE_EVERY:
             self._statefile.save(state)
             self._saved_at = time.monotonic()
-            self._unsaved = False
-        else:
-            self._unsaved = True
+            self._persisted = state
         self._status.update(uidvalidity=state.uidvalidity, last_uid=state.last_uid)
 
     def _save_pending(self) -> None:
-        if self._unsaved:
+        if self._state != self._persisted:
             self._save(self._state)
 
     # -- waiting -----------------------------------------------------------------------
