@@ -103,6 +103,21 @@ class SmtpSection(_Section):
         True, description="Run the listener in its own process, so answers never wait for "
         "the pipeline's CPU work."
     )
+    max_recipients: int = Field(
+        100, ge=1, description="Recipients per transaction (RFC 5321's minimum is 100); "
+        "more get 452, and the sender delivers them in a later transaction.")
+    max_connections: int = Field(
+        100, ge=1, description="SMTP sessions at once; a connection beyond this gets 421 "
+        "(try again later) and is closed.")
+    idle_timeout: float = Field(
+        300.0, gt=0, description="Seconds a client may stay silent before the session is "
+        "closed (RFC 5321 4.5.3.2.7 suggests 5 minutes).")
+    session_timeout: float = Field(
+        1800.0, gt=0, description="Seconds a session may last at all, however busy it "
+        "keeps itself (NOOP resets the idle timeout, not this); then 421 and closed.")
+    max_noops: int = Field(
+        20, ge=1, description="NOOP, HELP, VRFY and EXPN each answered this many times per "
+        "session; one more gets 421 and the session is closed.")
 
 
 class OutgoingSection(_Section):
