@@ -171,23 +171,42 @@ class PathsSection(_Section):
     templates: Path | None = Field(None, description="Site templates, searched first.")
 
 
+def _check_host_port(v: str) -> str:
+    if not v:
+        return v
+    host, sep, port = v.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("must be host:port, like 127.0.0.1:8026 (or empty to disable)")
+    return v
+
+
 class HttpSection(_Section):
+    """The daemon's two HTTP listeners, kept apart: what the public may reach through a
+    proxy (survey pages, later the portal) never shares a socket with what tells how the
+    daemon runs (/healthz, /metrics)."""
+
     listen: str = Field(
-        "127.0.0.1:8025", description="host:port for /healthz and /metrics (and the survey "
-        "pages); empty: no HTTP server. Keep it on loopback or behind a proxy.")
+        "127.0.0.1:8026", description="Ops listener, host:port for /healthz and /metrics "
+        "only; empty: none. Keep it on loopback (or a monitoring network): it tells "
+        "anyone who reaches it about your mail flow.")
+    public: str = Field(
+        "127.0.0.1:8025", description="Public listener, host:port for the pages customers "
+        "open (the survey links; [survey] public_url is how they reach it, usually through "
+        "a reverse proxy). Started only when something public is enabled; never serves "
+        "/healthz or /metrics.")
     max_outbox_delay: float = Field(
         3600.0, gt=0, description="/healthz reports failure when an outgoing mail has been "
         "due for longer than this many seconds (relay down).")
 
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, v: str) -> str:
-        if not v:
-            return v
-        host, sep, port = v.rpartition(":")
-        if not sep or not host or not port.isdigit() or int(port) > 65535:
-            raise ValueError("must be host:port, like 127.0.0.1:8025 (or empty to disable)")
-        return v
+    _host_port = field_validator("listen", "public")(lambda v: _check_host_port(v))
+
+    @model_validator(mode="after")
+    def _apart(self) -> HttpSection:
+        same = self.listen and self.listen == self.public and not self.listen.endswith(":0")
+        if same:
+            raise ValueError(f"listen and public are both {self.listen}: /healthz and "
+                             f"/metrics must not be served on the public listener")
+        return self
 
 
 class LogSection(_Section):

@@ -11,7 +11,14 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -95,21 +102,19 @@ class SurveySection(_Section):
     enabled: bool = Field(False, description="Send satisfaction surveys after closing.")
     delay: Duration = Field(timedelta(hours=1), description="Wait this long after closing.")
     scale: Literal["1-5", "good-bad"] = "1-5"
-    http: str = Field("127.0.0.1:8025", description="host:port the rating pages are served on.")
-    public_url: str = Field("http://127.0.0.1:8025", description="Base URL used in the mails.")
+    public_url: str = Field("http://127.0.0.1:8025", description="Base URL of the links in "
+                            "the mails: how customers reach [http] public.")
+    link_valid_days: int = Field(30, ge=1, description="A rating link works for this many "
+                                 "days after the survey mail was sent; later it shows a page "
+                                 "saying it has expired (410).")
     resurvey_days: int = Field(30, ge=0, description="Skip customers surveyed this recently.")
     lookback: Duration = Field(timedelta(days=7), description="Tickets closed longer ago "
                                "than delay+lookback are not surveyed (after long downtime).")
 
-    @field_validator("http")
+    @model_validator(mode="before")
     @classmethod
-    def _host_port(cls, v: str) -> str:
-        host, _, port = v.rpartition(":")
-        if not host or not port.isdigit() or int(port) > 65535:
-            raise ValueError('must be "host:port", e.g. "127.0.0.1:8025"')
-        return v
-
-    @property
-    def bind(self) -> tuple[str, int]:
-        host, _, port = self.http.rpartition(":")
-        return host, int(port)
+    def _http_moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "http" in data:
+            raise ValueError("[survey] http moved to [http] public (the public listener, "
+                             "apart from /healthz and /metrics on [http] listen)")
+        return data

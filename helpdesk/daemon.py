@@ -40,7 +40,6 @@ from helpdesk.web_health import health_routes
 
 if TYPE_CHECKING:
     from helpdesk.scheduler import SchedulerService
-    from helpdesk.survey_web import SurveyWeb
 
 log = logging.getLogger("helpdesk.daemon")
 DRAIN_SECONDS = 20.0
@@ -124,21 +123,17 @@ class Daemon:
         self.registry, metrics = make_registry(self.engine, self.imap_status,
                                                self.spool.waiting)
         self.pipeline.observe = metrics.observe
-        self.http: HttpServer | None = None
+        self.http: HttpServer | None = None  # ops: /healthz, /metrics
+        self.public: HttpServer | None = None  # what customers open: survey pages
         self._schema_ready = False
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.reload_hooks.append(mailout.clear_template_cache)
         self.scheduler: SchedulerService | None = None
-        self.survey_web: SurveyWeb | None = None
         if s.scheduler.enabled:
             from helpdesk.scheduler import SchedulerService
 
             self.scheduler = SchedulerService(s, self.engine, on_outbox=self.outbox_worker.poke)
-        if s.survey.enabled:
-            from helpdesk.survey_web import SurveyWeb
-
-            self.survey_web = SurveyWeb(s, self.engine)
 
     def _reload_rules(self) -> None:
         assert self.rules is not None
@@ -219,24 +214,31 @@ class Daemon:
                     f"fixed. `helpdesk imap check {name}` shows what is wrong.\n")
 
     async def _start_http(self) -> None:
-        listen = self.settings.http.listen
-        if not listen:
-            return
-        routes: list[BaseRoute] = list(health_routes(self, self.registry))
-        if self.survey_web is not None and self.settings.survey.http == listen:
-            # the same address: one server, the rating pages beside /healthz and /metrics
-            from helpdesk.survey_web import build_app
+        http = self.settings.http
+        if http.listen:
+            self.http = await self._serve_http(http.listen, list(health_routes(
+                self, self.registry)), "ops: /healthz, /metrics")
+        public = self._public_routes()
+        if http.public and public:
+            self.public = await self._serve_http(http.public, public, "public: survey pages")
 
-            routes.append(Mount("/", app=build_app(self.settings, self.engine)))  # type: ignore[arg-type]
-            self.survey_web = None
+    def _public_routes(self) -> list[BaseRoute]:
+        if not self.settings.survey.enabled:
+            return []
+        from helpdesk.survey_web import build_app
+
+        return [Mount("/", app=build_app(self.settings, self.engine))]  # type: ignore[arg-type]
+
+    async def _serve_http(self, listen: str, routes: list[BaseRoute],
+                          serves: str) -> HttpServer | None:
         try:
-            server = HttpServer(listen, routes)
+            server = HttpServer(listen, routes, serves)
             await server.start()
         except OSError as err:
-            # health and metrics are for people watching; mail intake goes on without them
-            log.error("HTTP endpoint %s not started: %s", listen, err)
-            return
-        self.http = server
+            # web pages and monitoring are not mail: intake goes on without them
+            log.error("HTTP listener %s (%s) not started: %s", listen, serves, err)
+            return None
+        return server
 
     def imap_status(self) -> list[PollerStatus]:
         return [p.status() for p in self.pollers]
@@ -265,8 +267,6 @@ class Daemon:
             await asyncio.sleep(STATUS_EVERY_S)
 
     async def _start_scheduled_work(self) -> None:
-        if self.survey_web is not None:
-            await self.survey_web.start()
         if self.scheduler is not None:
             self._tasks.append(asyncio.create_task(self._keep_trying_scheduler()))
 
@@ -345,9 +345,8 @@ class Daemon:
                 await task
         if self.server is not None:
             self.server.close()
-        for service in (self.scheduler, self.survey_web):
-            if service is not None:
-                await service.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_SECONDS
         while self.handler.in_flight and loop.time() < deadline:
@@ -361,8 +360,9 @@ class Daemon:
                 await asyncio.to_thread(worker.join, max(0.1, deadline - loop.time()))
         for poller in self.pollers:
             await asyncio.to_thread(poller.join, 15)
-        if self.http is not None:
-            await self.http.stop()
+        for server in (self.http, self.public):
+            if server is not None:
+                await server.stop()
         log.info("stopped")
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:

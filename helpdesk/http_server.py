@@ -1,4 +1,8 @@
-"""The daemon's HTTP endpoint: uvicorn serving a starlette app on [http] listen.
+"""The daemon's HTTP listeners: uvicorn serving a starlette app on a socket we bind.
+
+There are two, kept apart by config ([http] in config.py): the ops listener
+([http] listen: /healthz, /metrics) and the public one ([http] public: the survey
+pages), so nothing that describes the daemon's insides is reachable where customers are.
 
 uvicorn's own `serve()` installs SIGTERM/SIGINT handlers that would replace the
 daemon's drain handler, so the server is driven by its public parts instead:
@@ -26,12 +30,14 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 class HttpServer:
-    def __init__(self, listen: str, routes: list[BaseRoute]) -> None:
+    def __init__(self, listen: str, routes: list[BaseRoute], serves: str) -> None:
+        self.serves = serves  # for the log: what this listener is for
         self.host, port = split_listen(listen)
-        self.sock = socket.create_server((self.host, port), reuse_port=False)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self.sock = socket.create_server((self.host, port), family=family, reuse_port=False)
         self.port = int(self.sock.getsockname()[1])
         config = uvicorn.Config(Starlette(routes=routes), log_config=None, access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=5)
+                                lifespan="off", timeout_graceful_shutdown=5, http="h11")
         config.load()
         self.server = uvicorn.Server(config)
         self.server.lifespan = config.lifespan_class(config)
@@ -40,7 +46,7 @@ class HttpServer:
     async def start(self) -> None:
         await self.server.startup(sockets=[self.sock])
         self._task = asyncio.create_task(self.server.main_loop())
-        log.info("HTTP (/healthz, /metrics) on %s:%s", self.host, self.port)
+        log.info("HTTP (%s) on %s:%s", self.serves, self.host, self.port)
 
     async def stop(self) -> None:
         self.server.should_exit = True

@@ -3,8 +3,13 @@ link (survey_web.py) or by replying to the survey mail (SurveyReplies, a pipelin
 reply hook).
 
 The link's token signs "survey-<ticket>" under the daemon secret, so a link for
-one ticket cannot rate another. A later rating replaces the earlier one; when a
-rating turns bad, the agent and the team lead are told.
+one ticket cannot rate another. The token carries no date: a link expires
+[survey] link_valid_days after the survey mail was sent (Survey.sent_at), which
+covers the links already in customers' mailboxes as well as new ones.
+
+A later rating replaces the earlier one. When a rating is bad, the agent and the team
+lead are told once per survey mail: flipping the rating back and forth does not mail
+them again (the outbox shows whether they were told since the survey went out).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -20,7 +26,7 @@ from helpdesk import clock, tokens
 from helpdesk.config import Settings
 from helpdesk.parse import ParsedMail
 from helpdesk.steps import Runtime, Step, base_context, customer_of, history, send
-from helpdesk.store.models import Event, Ticket, msgid_key
+from helpdesk.store.models import Event, Outbox, Ticket, msgid_key
 from helpdesk.store.sched_models import Survey
 
 CHOICES = {"1-5": ("1", "2", "3", "4", "5"), "good-bad": ("good", "bad")}
@@ -47,6 +53,18 @@ def token(settings: Settings, ticket_id: int) -> str:
 
 def valid(settings: Settings, ticket_id: int, tok: str) -> bool:
     return tokens.verify(settings.secret, f"survey-{ticket_id}", tok)
+
+
+LinkState = Literal["open", "expired", "unknown"]
+
+
+def link_state(settings: Settings, session: Session, ticket_id: int) -> LinkState:
+    """Whether a (validly signed) link for this ticket may still rate it."""
+    row = session.exec(select(Survey).where(Survey.ticket_id == ticket_id)).first()
+    if row is None:
+        return "unknown"
+    expires = row.sent_at + timedelta(days=settings.survey.link_valid_days)
+    return "open" if clock.now() < expires else "expired"
 
 
 def link(settings: Settings, ticket_id: int, choice: str) -> str:
@@ -120,14 +138,26 @@ def record(settings: Settings, engine: Engine, session: Session, ticket_id: int,
     ticket = session.get(Ticket, ticket_id)
     if row is None or ticket is None:
         return False
-    was_bad = row.good is False
     row.score, row.good, row.comment = rating.score, rating.good, comment.strip()[:4000]
     row.rated_at, row.rated_via = clock.now(), via
     history(session, ticket, "rating", f"rated {rating.score}/5 via {via}"
             + (f": {row.comment[:200]}" if row.comment else ""))
-    if not rating.good and not was_bad:
+    if not rating.good and not _told_since_survey_mail(session, row):
         _tell_about_bad_rating(settings, engine, session, ticket, row)
     return True
+
+
+def _told_since_survey_mail(session: Session, row: Survey) -> bool:
+    """Whether a bad-rating notice for this ticket was queued after its survey mail
+    (outbox ids grow, and outbox rows are kept)."""
+    survey_mail = session.exec(select(Outbox.id).where(
+        Outbox.ticket_id == row.ticket_id, Outbox.kind == "survey",
+        Outbox.msgid_key == row.msgid_key)).first()
+    told = select(Outbox.id).where(Outbox.ticket_id == row.ticket_id,
+                                   Outbox.kind == "survey-bad")
+    if survey_mail is not None:
+        told = told.where(col(Outbox.id) > survey_mail)
+    return session.exec(told).first() is not None
 
 
 def _tell_about_bad_rating(settings: Settings, engine: Engine, session: Session,

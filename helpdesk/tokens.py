@@ -24,7 +24,10 @@ def sign(secret: bytes, subject: str) -> str:
 
 
 def verify(secret: bytes, subject: str, token: str) -> bool:
-    return hmac.compare_digest(sign(secret, subject), token.lower())
+    # as bytes: compare_digest refuses str with non-ASCII characters, and a token from a
+    # URL or a mail can hold anything
+    return hmac.compare_digest(sign(secret, subject).encode(),
+                               token.lower().encode("utf-8", "replace"))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""HTTP routes for /healthz and /metrics (starlette), mounted on the daemon's server.
+"""HTTP routes for /healthz and /metrics (starlette), served on the ops listener only
+([http] listen), never on the public one.
 
 Both do blocking database reads, so they run in a worker thread: a slow database
 must not stall the event loop that also runs the SMTP listener (when in-process).

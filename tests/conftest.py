@@ -142,7 +142,8 @@ def make_settings(tmp_path: Path, database_url: str) -> MakeSettings:
                 "secret": "test-secret",
             },
             "smtp": {"host": "127.0.0.1", "port": 0},
-            "http": {"listen": "127.0.0.1:0"},  # many daemons per run: never a fixed port
+            # many daemons per run: never a fixed port
+            "http": {"listen": "127.0.0.1:0", "public": "127.0.0.1:0"},
             "outgoing": {"backoff_base": 0.2, "backoff_max": 1.0, "lease": 2.0},
             "queue": {"support": {"team": "support"},
                       "billing": {"team": "support", "address": "billing@example.test"}},

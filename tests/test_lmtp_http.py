@@ -1,4 +1,5 @@
-"""The LMTP listener answers per recipient; /healthz and /metrics over real HTTP."""
+"""The LMTP listener answers per recipient; /healthz and /metrics over real HTTP, on the ops
+listener, apart from the public one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from helpdesk import config
+from helpdesk.errors import ConfigError
+from helpdesk.http_server import split_listen
 from tests.conftest import MakeSettings
 from tests.helpers import (
     DaemonThread,
@@ -107,14 +111,35 @@ def test_healthz_fails_when_the_database_is_away(
     assert _samples(port)[("helpdesk_spool_waiting", ())] == 2
 
 
-def test_survey_pages_share_the_server_at_the_same_address(
+def test_health_and_metrics_are_not_served_where_the_public_pages_are(
         make_settings: MakeSettings, start_daemon: Callable[..., DaemonThread]) -> None:
-    port = free_port()
-    settings = make_settings({"http": {"listen": f"127.0.0.1:{port}"},
-                              "survey": {"enabled": True, "http": f"127.0.0.1:{port}",
-                                         "public_url": f"http://127.0.0.1:{port}"}})
+    public = free_port()
+    settings = make_settings({"http": {"public": f"127.0.0.1:{public}"},
+                              "survey": {"enabled": True,
+                                         "public_url": f"http://127.0.0.1:{public}"}})
     daemon = start_daemon(settings)
-    assert daemon.daemon.survey_web is None  # no second server on the same port
-    assert _get(port, "/healthz")[0] == 200
-    status, body = _get(port, "/survey/1/5?t=forged")
+    ops = daemon.daemon.http.port  # type: ignore[union-attr]
+    assert ops != public
+    # what a customer (or anyone) reaches through the proxy: the rating pages only
+    status, body = _get(public, "/survey/1/5?t=forged")
     assert status == 403 and b"not valid" in body
+    assert _get(public, "/healthz")[0] == 404
+    assert _get(public, "/metrics")[0] == 404
+    # the ops listener: health and metrics only
+    assert _get(ops, "/healthz")[0] == 200
+    assert _get(ops, "/metrics")[0] == 200
+    assert _get(ops, "/survey/1/5?t=forged")[0] == 404
+
+
+def test_by_default_the_ops_listener_is_on_loopback_apart_from_the_public_one(
+        database_url: str) -> None:  # (the module runs each test on SQLite; this needs none)
+    http = config.parse({}).http
+    assert config._is_loopback(split_listen(http.listen)[0])
+    assert http.listen != http.public
+
+
+def test_one_address_for_both_listeners_is_refused(make_settings: MakeSettings) -> None:
+    with pytest.raises(ConfigError, match="must not be served on the public listener"):
+        make_settings({"http": {"listen": "127.0.0.1:8025", "public": "127.0.0.1:8025"}})
+    with pytest.raises(ConfigError, match=r"moved to \[http\] public"):
+        make_settings({"survey": {"http": "127.0.0.1:8025"}})

@@ -29,8 +29,8 @@ CLOSED = at("2026-11-30T12:00")
 @pytest.fixture
 def settings(make_settings: MakeSettings) -> Settings:
     port = free_port()
-    return with_agents(make_settings({"survey": {
-        "enabled": True, "delay": "1h", "scale": "1-5", "http": f"127.0.0.1:{port}",
+    return with_agents(make_settings({"http": {"public": f"127.0.0.1:{port}"}, "survey": {
+        "enabled": True, "delay": "1h", "scale": "1-5",
         "public_url": f"http://127.0.0.1:{port}", "resurvey_days": 30}}))
 
 
