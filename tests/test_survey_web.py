@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -190,8 +190,7 @@ def test_odd_urls_and_forms_get_4xx_never_5xx(surveyed: Surveyed) -> None:
 def test_random_ids_tokens_and_forms_never_get_a_5xx(surveyed: Surveyed) -> None:
     text = st.text(max_size=40)
 
-    @hypothesis_settings(max_examples=60, deadline=None,
-                         suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @hypothesis_settings(max_examples=60, deadline=None)
     @given(ticket=st.one_of(text, st.integers(-2**70, 2**70).map(str)), choice=text,
            token=text, rating=text, comment=text)
     def check(ticket: str, choice: str, token: str, rating: str, comment: str) -> None:
