@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import logging
 import mailbox
 import sys
 from pathlib import Path
 
 import click
 
-from helpdesk import logs
+from helpdesk import clock, logs
 from helpdesk.commands import CliState, echo, pass_state
 from helpdesk.config import Settings
 from helpdesk.errors import RuleError, TemporaryError
@@ -20,6 +22,7 @@ from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Quarantine, Status
 
 EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
+log = logging.getLogger("helpdesk.quarantine")
 
 
 def build_daemon(settings: Settings):  # type: ignore[no-untyped-def]
@@ -297,7 +300,7 @@ def quarantine_list(state: CliState, as_json: bool, include_released: bool) -> N
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
-        click.echo(f"Q{r['id']:<5} {r['created']} {r['status']:<8} {r['size']:>8} B  {r['reason']}")
+        echo(f"Q{r['id']:<5} {r['created']} {r['status']:<9} {r['size']:>8} B  {r['reason']}")
 
 
 @quarantine_group.command(name="show")
@@ -306,11 +309,11 @@ def quarantine_list(state: CliState, as_json: bool, include_released: bool) -> N
 def quarantine_show(state: CliState, qid: str) -> None:
     settings = state.settings
     with session_scope(_read_engine(settings)) as session:
-        row = session.get(Quarantine, int(qid.lstrip("Qq")))
+        row = session.get(Quarantine, _quarantine_id(qid))
         if row is None:
             raise click.ClickException(f"no quarantine entry {qid}")
-    click.echo(f"Q{row.id} ({row.status}) via {row.route} from {row.mail_from or '-'}")
-    click.echo(f"reason: {row.reason}\n")
+    echo(f"Q{row.id} ({row.status}) via {row.route} from {row.mail_from or '-'}")
+    echo(f"reason: {row.reason}\n")
     try:
         raw = blobs.read(settings.data_dir, row.raw_path)
     except TemporaryError as err:
@@ -331,17 +334,51 @@ def quarantine_release(state: CliState, qid: str) -> None:
     spool = Spool(settings.data_dir / "spool")
     pipeline = Pipeline(settings, engine, spool, router=_router(settings))
     try:
-        name = pipeline.release(int(qid.lstrip("Qq")))
+        name = pipeline.release(_quarantine_id(qid))
     except KeyError as err:
         raise click.ClickException(str(err.args[0])) from None
     except TemporaryError as err:
         raise click.ClickException(str(err)) from None
     entry = spool.claim(name)
     if entry is None:
-        click.echo(f"Q{qid}: handed to the running daemon")
+        click.echo(f"Q{_quarantine_id(qid)}: handed to the running daemon")
         return
     outcome = pipeline.process_entry(entry)
-    click.echo(f"Q{qid.lstrip('Qq')}: {outcome.kind} {outcome.ticket} {outcome.detail}".rstrip())
+    click.echo(f"Q{_quarantine_id(qid)}: {outcome.kind} {outcome.ticket} "
+               f"{outcome.detail}".rstrip())
+
+
+@quarantine_group.command(name="discard")
+@click.argument("qid")
+@click.option("--reason", default="", help="Why, for the log.")
+@pass_state
+def quarantine_discard(state: CliState, qid: str, reason: str) -> None:
+    """Give up on a quarantined mail: it never becomes a ticket. The entry stays, marked
+    discarded (`list --all`), with its raw file, and a log line says who and why."""
+    settings = state.settings
+    number = _quarantine_id(qid)
+    try:
+        with session_scope(_write_engine(settings)) as session:
+            row = session.get(Quarantine, number)
+            if row is None or row.status != "held":
+                raise click.ClickException(f"no held quarantine entry Q{number}" + (
+                    f" (it is {row.status})" if row else ""))
+            row.status, row.released_at = "discarded", clock.now()
+            original = row.reason
+    except TemporaryError as err:
+        raise click.ClickException(str(err)) from None
+    logs.setup(settings)
+    why = f": {reason}" if reason else ""
+    log.warning("quarantine Q%s discarded by %s%s (quarantined for: %s)", number,
+                getpass.getuser(), why, original)
+    click.echo(f"Q{number}: discarded")
+
+
+def _quarantine_id(text: str) -> int:
+    value = text.strip().lstrip("Qq")
+    if not value.isdigit():
+        raise click.ClickException(f"not a quarantine id: {text} (expected Q7 or 7)")
+    return int(value)
 
 
 @click.command()
