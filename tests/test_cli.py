@@ -3,10 +3,13 @@ and reads that check the schema instead of migrating it."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import mailbox
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import inspect, text
 
@@ -313,3 +316,30 @@ def test_tickets_show_prints_links_and_no_control_characters_from_the_mail(
     assert "]0;pwned" in listed and not any(c in listed for c in "\x1b\x07"), repr(listed)
     shown = json.loads(invoke_cli(settings, "tickets", "show", "HD-1", "--json").stdout)
     assert "\x1b[31m" in shown["messages"][0]["body_text"]  # JSON keeps the text as it came
+
+
+def _command_paths(command: Any, path: str = "helpdesk") -> set[str]:
+    import click
+
+    if not isinstance(command, click.Group):
+        return {path}
+    return {p for name, sub in command.commands.items() for p in _command_paths(sub,
+                                                                               f"{path} {name}")}
+
+
+def test_the_readme_command_table_lists_every_command_and_no_other() -> None:
+    from helpdesk.__main__ import _register, cli
+    from tests.helpers import REPO
+
+    _register()
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Commands", 1)[1].split("\n\n", 2)[1]
+    documented = set()
+    for row in table.splitlines()[2:]:
+        first_cell = row.split(" | ")[0]
+        for usage in re.findall(r"`(helpdesk [^`]*)`", first_cell):
+            # the words of the command, up to its first argument or option
+            words = itertools.takewhile(lambda w: re.fullmatch(r"[a-z][a-z-]*", w),
+                                        usage.split())
+            documented.add(" ".join(words))
+    assert documented == _command_paths(cli)
