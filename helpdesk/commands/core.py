@@ -289,7 +289,8 @@ def quarantine_group() -> None:
 
 @quarantine_group.command(name="list")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--all", "include_released", is_flag=True, help="Include released and discarded entries.")
+@click.option("--all", "include_released", is_flag=True,
+              help="Include released and discarded entries.")
 @pass_state
 def quarantine_list(state: CliState, as_json: bool, include_released: bool) -> None:
     from helpdesk.present import quarantine_entry
