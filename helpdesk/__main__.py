@@ -26,13 +26,15 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from helpdesk.commands import core, imap, rules
+    from helpdesk.commands import act, core, imap, rules
     from helpdesk.commands import jobs as jobs_commands
     from helpdesk.commands import stats as stats_commands
 
     for module in (core, rules, imap, jobs_commands, stats_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
+    for command in act.TICKET_COMMANDS:
+        core.tickets_group.add_command(command)
 
 
 def main() -> None:

@@ -82,8 +82,7 @@ def handle(session: Session, settings: Settings, directory: Directory, ticket: T
     # customer gets our rewritten copy, stored as an outgoing message
     incoming.internal, incoming.body_text = True, text
     agent = who.agent
-    checked = agent_commands.check(reply, _situation(session, settings, directory, ticket,
-                                                     agent))
+    checked = check(session, settings, directory, ticket, agent, reply)
     if checked.errors:
         store.event(session, ticket, "command-error", actor=agent.name,
                     detail="; ".join(checked.errors))
@@ -94,6 +93,13 @@ def handle(session: Session, settings: Settings, directory: Directory, ticket: T
                                checked.assignee, mail.attachments)
     log.info("agent %s on ticket %s: %s", agent.name, ticket.id, done)
     return done
+
+
+def check(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
+          agent: Agent, reply: agent_commands.Reply) -> agent_commands.Check:
+    """The checks an agent's commands pass before agent_actions.apply, whichever way they
+    came (a mail here, `helpdesk tickets ...` on the command line)."""
+    return agent_commands.check(reply, _situation(session, settings, directory, ticket, agent))
 
 
 def _situation(session: Session, settings: Settings, directory: Directory, ticket: Ticket,

@@ -53,11 +53,17 @@ class SchedulerSection(_Section):
 
 
 class SlaPolicy(_Section):
-    """Targets for one priority; a queue's [queue.NAME.sla.PRIORITY] overrides key by key."""
+    """Targets for the priority NAME (low, normal, high or critical); a queue's
+    [queue.QUEUE.sla.PRIORITY] overrides them key by key. The clocks count business hours (the
+    queue's, else [business_hours], else around the clock) while the ticket is new or open;
+    pending, resolved and closed pause them. An unset target is not tracked."""
 
-    first_response: Duration | None = None
-    next_response: Duration | None = None
-    resolution: Duration | None = None
+    first_response: Duration | None = Field(
+        None, description="From the ticket's creation to the first reply to the customer.")
+    next_response: Duration | None = Field(
+        None, description="From a customer's follow-up to our next reply.")
+    resolution: Duration | None = Field(
+        None, description="From the ticket's creation to its resolution.")
 
     def merged(self, override: SlaPolicy | None) -> SlaPolicy:
         if override is None:

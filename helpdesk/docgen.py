@@ -12,9 +12,10 @@ import inspect
 import sys
 import types
 import typing
+from datetime import timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -33,6 +34,8 @@ An unknown or invalid key stops start-up with one line naming the file, the key 
 problem. Secrets may come from the environment instead: `HELPDESK_SECRET`,
 `HELPDESK_DATABASE_URL`, `HELPDESK_RELAY_PASSWORD`, and per mailbox `password_env`.
 `config/helpdesk.toml` is a commented example with every default.
+A duration is a string like `"90s"`, `"30m"`, `"8h"`, `"3d"` or `"1d12h"`; a bare number
+means seconds.
 """
 
 
@@ -40,6 +43,10 @@ def type_name(annotation: Any) -> str:
     """A reader's name for a type: `int`, `list of str`, `"ssl" | "none"`, ..."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is Annotated:  # a type with validators, e.g. config_sched.Duration
+        return type_name(args[0])
+    if annotation is timedelta:
+        return "duration"
     if origin is Literal:
         return " \\| ".join(f'`"{a}"`' for a in args)
     if origin in (typing.Union, types.UnionType):
@@ -58,7 +65,19 @@ def type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def duration_text(value: timedelta) -> str:
+    """A duration as it is written in the config file: "90s", "1h30m", "7d"."""
+    seconds, parts = int(value.total_seconds()), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            count, seconds = divmod(seconds, size)
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
 def toml_value(value: Any) -> str:
+    if isinstance(value, timedelta):
+        return f'"{duration_text(value)}"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Enum):

@@ -79,6 +79,8 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str,
         for m in queries.messages(session, ticket.id)  # type: ignore[arg-type]
     ]
     data["watchers"] = staff.watchers(session, ticket.id)  # type: ignore[arg-type]
+    # "linked" is the ticket this one follows up; these follow up this one
+    data["followed_by"] = [f"{prefix}-{n}" for n in queries.followers(session, int(ticket.id or 0))]
     data["events"] = [
         {"at": iso(e.at), "actor": e.actor, "kind": e.kind, "field": e.field, "old": e.old,
          "new": e.new, "detail": e.detail}

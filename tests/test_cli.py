@@ -3,10 +3,13 @@ and reads that check the schema instead of migrating it."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import mailbox
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import inspect, text
 
@@ -14,7 +17,7 @@ from helpdesk.config import Settings
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db
 from tests.conftest import MakeSettings
-from tests.helpers import cli_json, engine_for, make_mail, run_cli
+from tests.helpers import cli_json, engine_for, invoke_cli, make_mail, run_cli
 
 
 def test_ingest_stores_a_mail_from_stdin_and_exits_0(make_settings: MakeSettings) -> None:
@@ -237,3 +240,106 @@ def test_a_database_from_a_newer_helpdesk_is_not_read_and_not_touched(
     assert b"newer than this helpdesk version knows" in result.stderr, result.stderr.decode()
     assert b"upgrade helpdesk" in result.stderr
     assert _revision(settings) == "0099_from_the_future"
+
+
+def test_tickets_list_has_a_header_assignee_and_queue_and_filters(
+    make_settings: MakeSettings, tmp_path: Path,
+) -> None:
+    from tests.agent_desk import write_agents
+
+    write_agents(tmp_path)
+    settings = make_settings()
+    mails = [make_mail(subject="Printer on fire"),
+             make_mail(sender="Dave <dave@other.test>", to="billing@example.test",
+                       subject="Invoice wrong"),
+             make_mail(subject="Toner empty")]
+    for i, mail in enumerate(mails):
+        (tmp_path / f"{i}.eml").write_bytes(mail.as_bytes())
+    assert run_cli(settings, "ingest", *(str(tmp_path / f"{i}.eml") for i in range(3))
+                   ).returncode == 0
+    assert invoke_cli(settings, "tickets", "assign", "HD-3", "alice", "--as", "lisa"
+                      ).exit_code == 0
+
+    lines = invoke_cli(settings, "tickets", "list").stdout.splitlines()
+    assert lines[0].split() == ["ID", "STATUS", "PRIORITY", "QUEUE", "ASSIGNEE", "CUSTOMER",
+                                "SUBJECT"]
+    assert lines[2].split()[:6] == ["HD-2", "new", "normal", "billing", "-", "dave@other.test"]
+    assert lines[3].split()[:6] == ["HD-3", "open", "normal", "support", "alice",
+                                    "carol@customer.test"]
+
+    def ids(*filters: str) -> list[str]:
+        result = invoke_cli(settings, "tickets", "list", "--json", *filters)
+        assert result.exit_code == 0, result.output
+        return [t["id"] for t in json.loads(result.stdout)]
+
+    assert ids("--assignee", "alice") == ["HD-3"]
+    assert ids("--queue", "billing") == ["HD-2"]
+    assert ids("--customer", "CAROL@customer") == ["HD-1", "HD-3"]
+    assert ids("--queue", "support", "--assignee", "alice", "--status", "open") == ["HD-3"]
+
+    bogus = invoke_cli(settings, "tickets", "list", "--status", "bogus")
+    assert bogus.exit_code == 2 and bogus.stdout == ""
+    assert "'bogus' is not one of 'new', 'open', 'pending', 'resolved', 'closed'" in \
+        bogus.stderr, bogus.stderr
+
+
+def test_tickets_show_prints_links_and_no_control_characters_from_the_mail(
+    make_settings: MakeSettings, tmp_path: Path,
+) -> None:
+    from email.message import EmailMessage
+
+    settings = make_settings()
+    hostile = make_mail(subject="Hi \x1b]0;pwned\x07 there",
+                        body="Look:\x1b[31m red\x1b[0m\r\n\ttabbed\x9b1m \u202eend\n")
+    bare = EmailMessage()  # no Message-ID at all
+    bare["From"] = "mallory@customer.test"
+    bare["To"] = "support@example.test"
+    bare["Subject"] = "no id"
+    bare.set_content("No Message-ID here.")
+    (tmp_path / "hostile.eml").write_bytes(hostile.as_bytes())
+    (tmp_path / "bare.eml").write_bytes(bare.as_bytes())
+    assert run_cli(settings, "ingest", str(tmp_path / "hostile.eml"),
+                   str(tmp_path / "bare.eml")).returncode == 0
+    with engine_for(settings).begin() as conn:  # a late reply to a closed ticket did this
+        conn.execute(text("UPDATE ticket SET linked_ticket_id = 1 WHERE id = 2"))
+
+    first = invoke_cli(settings, "tickets", "show", "HD-1").stdout
+    # the sequences lose their escape character and are shown as harmless text
+    assert "Look:[31m red[0m\n\ttabbed1m end" in first
+    assert "]0;pwned" in first
+    assert not any(c in first for c in "\x1b\x07\x9b\r\u202e"), repr(first)
+    assert "followed by HD-2" in first
+    second = invoke_cli(settings, "tickets", "show", "HD-2").stdout
+    assert "follows    HD-1" in second
+    assert "<>" not in second and "Message-ID: (none)" in second
+    listed = invoke_cli(settings, "tickets", "list").stdout
+    assert "]0;pwned" in listed and not any(c in listed for c in "\x1b\x07"), repr(listed)
+    shown = json.loads(invoke_cli(settings, "tickets", "show", "HD-1", "--json").stdout)
+    assert "\x1b[31m" in shown["messages"][0]["body_text"]  # JSON keeps the text as it came
+
+
+def _command_paths(command: Any, path: str = "helpdesk") -> set[str]:
+    import click
+
+    if not isinstance(command, click.Group):
+        return {path}
+    return {p for name, sub in command.commands.items() for p in _command_paths(sub,
+                                                                               f"{path} {name}")}
+
+
+def test_the_readme_command_table_lists_every_command_and_no_other() -> None:
+    from helpdesk.__main__ import _register, cli
+    from tests.helpers import REPO
+
+    _register()
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Commands", 1)[1].split("\n\n", 2)[1]
+    documented = set()
+    for row in table.splitlines()[2:]:
+        first_cell = row.split(" | ")[0]
+        for usage in re.findall(r"`(helpdesk [^`]*)`", first_cell):
+            # the words of the command, up to its first argument or option
+            words = itertools.takewhile(lambda w: re.fullmatch(r"[a-z][a-z-]*", w),
+                                        usage.split())
+            documented.add(" ".join(words))
+    assert documented == _command_paths(cli)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,3 +29,19 @@ class CliState:
 
 
 pass_state = click.make_pass_decorator(CliState)
+
+
+# bidi overrides and isolates can make printed text read differently from what it is
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """Mail-derived text made safe for a terminal: control characters (escape sequences,
+    bells, carriage returns, C1 controls) and bidi overrides removed; newlines and tabs kept."""
+    return "".join(c for c in text if c in "\n\t" or (
+        unicodedata.category(c) != "Cc" and c not in _BIDI))
+
+
+def echo(text: str = "") -> None:
+    """click.echo for human output that contains mail-derived text."""
+    click.echo(printable(text))

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import logging
 import mailbox
 import sys
 from pathlib import Path
 
 import click
 
-from helpdesk import logs
-from helpdesk.commands import CliState, pass_state
+from helpdesk import clock, logs
+from helpdesk.commands import CliState, echo, pass_state
 from helpdesk.config import Settings
 from helpdesk.errors import RuleError, TemporaryError
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import blobs, db, queries
 from helpdesk.store.db import session_scope, snapshot_scope
-from helpdesk.store.models import Quarantine
+from helpdesk.store.models import Quarantine, Status
 
 EX_OK, EX_DATAERR, EX_TEMPFAIL = 0, 65, 75
+log = logging.getLogger("helpdesk.quarantine")
 
 
 def build_daemon(settings: Settings):  # type: ignore[no-untyped-def]
@@ -159,26 +162,40 @@ def migrate_to(state: CliState, url: str) -> None:
 
 @click.group(name="tickets")
 def tickets_group() -> None:
-    """Look at tickets."""
+    """Look at tickets, and act on them as an agent."""
 
 
 @tickets_group.command(name="list")
-@click.option("--status", default=None)
+@click.option("--status", type=click.Choice([s.value for s in Status]), default=None)
+@click.option("--assignee", default=None, help="Only this agent's tickets.")
+@click.option("--queue", default=None, help="Only this queue's tickets.")
+@click.option("--customer", default=None,
+              help="Only tickets whose customer's address contains this (any case).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
-def tickets_list(state: CliState, status: str | None, as_json: bool) -> None:
+def tickets_list(state: CliState, status: str | None, assignee: str | None, queue: str | None,
+                 customer: str | None, as_json: bool) -> None:
+    """Tickets, oldest first."""
     from helpdesk.present import ticket_summary
 
     settings = state.settings
     prefix = settings.helpdesk.ticket_prefix
     with snapshot_scope(_read_engine(settings)) as session:
-        rows = [ticket_summary(session, t, prefix) for t in queries.tickets(session, status)]
+        found = queries.tickets(session, status, assignee=assignee, queue=queue,
+                                customer=customer)
+        rows = [ticket_summary(session, t, prefix) for t in found]
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
+    echo(_LIST_ROW.format(id="ID", status="STATUS", priority="PRIORITY", queue="QUEUE",
+                          assignee="ASSIGNEE", customer="CUSTOMER", subject="SUBJECT"))
     for r in rows:
-        click.echo(f"{r['id']:<10} {r['status']:<9} {r['priority']:<8} {r['queue']:<10} "
-                   f"{r['customer']:<30} {r['subject']}")
+        echo(_LIST_ROW.format(**{**r, "assignee": r["assignee"] or "-",
+                                 "customer": r["customer"] or "-"}))
+
+
+_LIST_ROW = ("{id:<10} {status:<9} {priority:<9} {queue:<10} {assignee:<10} {customer:<30} "
+             "{subject}")
 
 
 @tickets_group.command(name="show")
@@ -186,6 +203,7 @@ def tickets_list(state: CliState, status: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def tickets_show(state: CliState, ticket_id: str, as_json: bool) -> None:
+    """One ticket: its fields, links, SLA clocks, every message, and its history."""
     from helpdesk.present import ticket_detail
 
     settings = state.settings
@@ -202,29 +220,38 @@ def tickets_show(state: CliState, ticket_id: str, as_json: bool) -> None:
 
 
 def _print_ticket(data: dict) -> None:  # type: ignore[type-arg]
-    click.echo(f"{data['id']}: {data['subject']}")
+    """Every piece of it may come from a mail, so all of it goes through echo()."""
+    echo(f"{data['id']}: {data['subject']}")
     for key in ("status", "priority", "category", "queue", "assignee", "customer", "created"):
-        click.echo(f"  {key:<10} {data[key] or '-'}")
-    click.echo(f"  {'watchers':<10} {', '.join(data['watchers']) or '-'}")
+        echo(f"  {key:<10} {data[key] or '-'}")
+    echo(f"  {'watchers':<10} {', '.join(data['watchers']) or '-'}")
+    if data["linked"]:
+        echo(f"  {'follows':<10} {data['linked']}")
+    if data["followed_by"]:
+        echo(f"  {'followed by':<10} {', '.join(data['followed_by'])}")
     for c in data.get("sla", []):
         state = ("BREACHED" if c["breached"] else "met" if c["met"] else
                  "paused" if c["paused"] else "running")
-        click.echo(f"  sla {c['label']:<15} due {c['due'] or '-'}  {state}")
+        echo(f"  sla {c['label']:<15} due {c['due'] or '-'}  {state}")
     for m in data["messages"]:
-        if m["direction"] == "out":
-            click.echo(f"\n--- out ({m['visibility']}) by {m['from_name']} to "
-                       f"{', '.join([*m['to'], *m['cc']])}")
-        else:
-            flag = " (internal, agents only)" if m["internal"] else ""
-            click.echo(f"\n--- in{flag} from {m['from']} [{m['threaded_by']}]")
-        click.echo(f"    Message-ID: <{m['message_id']}>")
-        for a in m["attachments"]:
-            click.echo(f"    attachment: {a['filename']} ({a['content_type']}, {a['size']} B)")
-        click.echo(m["body_text"])
-    click.echo("\nhistory:")
+        _print_message(m)
+    echo("\nhistory:")
     for e in data["events"]:
         change = f" {e['field']}: {e['old']!r} -> {e['new']!r}" if e["field"] else ""
-        click.echo(f"  {e['at']} {e['actor']} {e['kind']}{change} {e['detail']}".rstrip())
+        echo(f"  {e['at']} {e['actor']} {e['kind']}{change} {e['detail']}".rstrip())
+
+
+def _print_message(m: dict) -> None:  # type: ignore[type-arg]
+    if m["direction"] == "out":
+        echo(f"\n--- out ({m['visibility']}) by {m['from_name']} to "
+             f"{', '.join([*m['to'], *m['cc']])}")
+    else:
+        flag = " (internal, agents only)" if m["internal"] else ""
+        echo(f"\n--- in{flag} from {m['from']} [{m['threaded_by']}]")
+    echo(f"    Message-ID: <{m['message_id']}>" if m["message_id"] else "    Message-ID: (none)")
+    for a in m["attachments"]:
+        echo(f"    attachment: {a['filename']} ({a['content_type']}, {a['size']} B)")
+    echo(m["body_text"])
 
 
 def _ticket_number(text: str, prefix: str) -> int:
@@ -262,7 +289,8 @@ def quarantine_group() -> None:
 
 @quarantine_group.command(name="list")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--all", "include_released", is_flag=True, help="Include released entries.")
+@click.option("--all", "include_released", is_flag=True,
+              help="Include released and discarded entries.")
 @pass_state
 def quarantine_list(state: CliState, as_json: bool, include_released: bool) -> None:
     from helpdesk.present import quarantine_entry
@@ -273,7 +301,7 @@ def quarantine_list(state: CliState, as_json: bool, include_released: bool) -> N
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
-        click.echo(f"Q{r['id']:<5} {r['created']} {r['status']:<8} {r['size']:>8} B  {r['reason']}")
+        echo(f"Q{r['id']:<5} {r['created']} {r['status']:<9} {r['size']:>8} B  {r['reason']}")
 
 
 @quarantine_group.command(name="show")
@@ -282,11 +310,11 @@ def quarantine_list(state: CliState, as_json: bool, include_released: bool) -> N
 def quarantine_show(state: CliState, qid: str) -> None:
     settings = state.settings
     with session_scope(_read_engine(settings)) as session:
-        row = session.get(Quarantine, int(qid.lstrip("Qq")))
+        row = session.get(Quarantine, _quarantine_id(qid))
         if row is None:
             raise click.ClickException(f"no quarantine entry {qid}")
-    click.echo(f"Q{row.id} ({row.status}) via {row.route} from {row.mail_from or '-'}")
-    click.echo(f"reason: {row.reason}\n")
+    echo(f"Q{row.id} ({row.status}) via {row.route} from {row.mail_from or '-'}")
+    echo(f"reason: {row.reason}\n")
     try:
         raw = blobs.read(settings.data_dir, row.raw_path)
     except TemporaryError as err:
@@ -307,17 +335,51 @@ def quarantine_release(state: CliState, qid: str) -> None:
     spool = Spool(settings.data_dir / "spool")
     pipeline = Pipeline(settings, engine, spool, router=_router(settings))
     try:
-        name = pipeline.release(int(qid.lstrip("Qq")))
+        name = pipeline.release(_quarantine_id(qid))
     except KeyError as err:
         raise click.ClickException(str(err.args[0])) from None
     except TemporaryError as err:
         raise click.ClickException(str(err)) from None
     entry = spool.claim(name)
     if entry is None:
-        click.echo(f"Q{qid}: handed to the running daemon")
+        click.echo(f"Q{_quarantine_id(qid)}: handed to the running daemon")
         return
     outcome = pipeline.process_entry(entry)
-    click.echo(f"Q{qid.lstrip('Qq')}: {outcome.kind} {outcome.ticket} {outcome.detail}".rstrip())
+    click.echo(f"Q{_quarantine_id(qid)}: {outcome.kind} {outcome.ticket} "
+               f"{outcome.detail}".rstrip())
+
+
+@quarantine_group.command(name="discard")
+@click.argument("qid")
+@click.option("--reason", default="", help="Why, for the log.")
+@pass_state
+def quarantine_discard(state: CliState, qid: str, reason: str) -> None:
+    """Give up on a quarantined mail: it never becomes a ticket. The entry stays, marked
+    discarded (`list --all`), with its raw file, and a log line says who and why."""
+    settings = state.settings
+    number = _quarantine_id(qid)
+    try:
+        with session_scope(_write_engine(settings)) as session:
+            row = session.get(Quarantine, number)
+            if row is None or row.status != "held":
+                raise click.ClickException(f"no held quarantine entry Q{number}" + (
+                    f" (it is {row.status})" if row else ""))
+            row.status, row.released_at = "discarded", clock.now()
+            original = row.reason
+    except TemporaryError as err:
+        raise click.ClickException(str(err)) from None
+    logs.setup(settings)
+    why = f": {reason}" if reason else ""
+    log.warning("quarantine Q%s discarded by %s%s (quarantined for: %s)", number,
+                getpass.getuser(), why, original)
+    click.echo(f"Q{number}: discarded")
+
+
+def _quarantine_id(text: str) -> int:
+    value = text.strip().lstrip("Qq")
+    if not value.isdigit():
+        raise click.ClickException(f"not a quarantine id: {text} (expected Q7 or 7)")
+    return int(value)
 
 
 @click.command()

@@ -84,11 +84,26 @@ def events(session: Session, ticket_id: int) -> list[Event]:
     return list(session.exec(stmt).all())
 
 
-def tickets(session: Session, status: str | None = None) -> list[Ticket]:
+def tickets(session: Session, status: str | None = None, *, assignee: str | None = None,
+            queue: str | None = None, customer: str | None = None) -> list[Ticket]:
+    """Tickets by id; `customer` matches part of the customer's address, any case."""
     stmt = select(Ticket).order_by(Ticket.id)
     if status:
         stmt = stmt.where(Ticket.status == status)
+    if assignee is not None:
+        stmt = stmt.where(Ticket.assignee == assignee)
+    if queue is not None:
+        stmt = stmt.where(Ticket.queue == queue)
+    if customer:
+        stmt = stmt.join(Contact, col(Ticket.contact_id) == col(Contact.id)).where(
+            col(Contact.email).icontains(customer, autoescape=True))
     return list(session.exec(stmt).all())
+
+
+def followers(session: Session, ticket_id: int) -> list[int]:
+    """Tickets opened as a follow-up of this one (a late reply to it)."""
+    stmt = select(Ticket.id).where(Ticket.linked_ticket_id == ticket_id).order_by(Ticket.id)
+    return [int(i) for i in session.exec(stmt).all() if i is not None]
 
 
 def quarantined(session: Session, include_released: bool = False) -> list[Quarantine]:

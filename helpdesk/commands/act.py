@@ -1,0 +1,147 @@
+"""`helpdesk tickets assign|status|reply|note`: an agent acting on a ticket from the shell.
+
+The same registry as a reply by mail: the commands are checked by
+agent_commands (through agent_reply.check, with the same situation: queues,
+review, lead) and carried out by agent_actions.apply, so a reply reaches the
+customer through the outbox exactly as a mail reply does, and every change is
+a history event naming the agent. `--as` must name an agent of agents.toml:
+the shell user is trusted as the admin, but the history names a real agent
+and only agents may act, as by mail.
+"""
+
+from __future__ import annotations
+
+import sys
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+
+import click
+from sqlmodel import Session
+
+from helpdesk import agent_actions, agent_commands, agent_reply, agents, parse
+from helpdesk.agent_commands import Command, Reply
+from helpdesk.agents import Agent, Directory
+from helpdesk.commands import CliState, pass_state
+from helpdesk.commands.core import _ticket_number, _write_engine
+from helpdesk.config import Settings
+from helpdesk.errors import ConfigError, TemporaryError
+from helpdesk.store import queries
+from helpdesk.store import tickets as store
+from helpdesk.store.db import session_scope
+from helpdesk.store.models import Ticket
+
+_AS = click.option("--as", "acting", required=True, metavar="AGENT",
+                   help="The agent acting (name or address in agents.toml).")
+_MESSAGE = click.option("-m", "--message", default=None,
+                        help="The text; without it, read from stdin.")
+
+
+@click.command(name="assign")
+@click.argument("ticket_id")
+@click.argument("assignee")
+@_AS
+@pass_state
+def assign(state: CliState, ticket_id: str, assignee: str, acting: str) -> None:
+    """Give a ticket to an agent (`me` for yourself), as `#assign` by mail."""
+    _act(state, ticket_id, acting, Reply((_command("assign", assignee),)))
+
+
+@click.command(name="status")
+@click.argument("ticket_id")
+@click.argument("status", metavar=f"{'|'.join(agent_commands.STATUSES)}")
+@_AS
+@pass_state
+def set_status(state: CliState, ticket_id: str, status: str, acting: str) -> None:
+    """Set a ticket's status, as `#status` by mail (resolved and closed tell the customer)."""
+    _act(state, ticket_id, acting, Reply((_command("status", status),)))
+
+
+@click.command(name="reply")
+@click.argument("ticket_id")
+@_AS
+@_MESSAGE
+@pass_state
+def reply(state: CliState, ticket_id: str, acting: str, message: str | None) -> None:
+    """Answer the customer, as a mail reply from the agent would."""
+    _act(state, ticket_id, acting, Reply(text=_text(message)))
+
+
+@click.command(name="note")
+@click.argument("ticket_id")
+@_AS
+@_MESSAGE
+@pass_state
+def note(state: CliState, ticket_id: str, acting: str, message: str | None) -> None:
+    """An internal note for the agents, as `#note` by mail; never sent to the customer."""
+    _act(state, ticket_id, acting, Reply((_command("note", ""),), _text(message)))
+
+
+def _command(name: str, arg: str) -> Command:
+    return Command(name, arg, f"#{name} {arg}".rstrip())
+
+
+def _text(message: str | None) -> str:
+    text = (message if message is not None else sys.stdin.read()).strip()
+    if not text:
+        raise click.ClickException("the text is empty (give it with -m or on stdin)")
+    return text
+
+
+def _act(state: CliState, ticket_id: str, acting: str, reply_: Reply) -> None:
+    settings = state.settings
+    number = _ticket_number(ticket_id, settings.helpdesk.ticket_prefix)
+    directory = _directory(settings)
+    agent = directory.agent(acting) or directory.by_address(acting)
+    if agent is None:
+        known = ", ".join(a.name for a in directory.agents) or "none"
+        raise click.ClickException(f"--as {acting}: not an agent in agents.toml "
+                                   f"(agents: {known})")
+    try:
+        with session_scope(_write_engine(settings)) as session:
+            done = _apply(session, settings, directory, number, agent, reply_)
+    except TemporaryError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"{settings.helpdesk.ticket_prefix}-{number}: {done}")
+
+
+def _apply(session: Session, settings: Settings, directory: Directory, number: int,
+           agent: Agent, reply_: Reply) -> str:
+    """Check, then apply, in one transaction: a refused command changes nothing."""
+    ticket = queries.ticket(session, number)
+    if ticket is None:
+        raise click.ClickException(f"no ticket {settings.helpdesk.ticket_prefix}-{number}")
+    checked = agent_reply.check(session, settings, directory, ticket, agent, reply_)
+    if checked.errors:
+        raise click.ClickException("refused, nothing changed:\n  " +
+                                   "\n  ".join(checked.errors))
+    if reply_.has("note"):
+        _keep_note(session, settings, ticket, agent, reply_.text)
+    return agent_actions.apply(session, settings, directory, ticket, agent, reply_,
+                               checked.assignee, ())
+
+
+def _keep_note(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
+               text: str) -> None:
+    """By mail, a note is the agent's own mail kept on the ticket for agents only; from the
+    shell there is no mail, so one is written and stored the same way."""
+    mail = EmailMessage()
+    mail["From"] = formataddr((agent.name, agent.email))
+    mail["To"] = settings.helpdesk.address
+    mail["Subject"] = f"[{settings.helpdesk.ticket_prefix}-{ticket.id}] {ticket.subject}"
+    mail["Date"] = formatdate(localtime=False)
+    mail["Message-ID"] = make_msgid(domain=settings.helpdesk.address.rpartition("@")[2])
+    mail.set_content(text)
+    raw = mail.as_bytes()
+    stored = store.store_incoming(session, settings.data_dir, ticket, parse.parse(raw), raw,
+                                  route="cli", threaded_by=f"command line, as {agent.name}")
+    stored.internal = True
+
+
+def _directory(settings: Settings) -> Directory:
+    try:
+        return agents.load(settings.beside_config(settings.paths.agents, "agents.toml"))
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+
+
+TICKET_COMMANDS = [assign, set_status, reply, note]
