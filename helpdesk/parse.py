@@ -51,6 +51,9 @@ _HASHED_HEADERS = (
     # the same bytes under another Content-Type are another mail
     "content-type", "content-transfer-encoding",
 )
+# Fields each hop puts on top of a mail; left off when the whole mail is hashed.
+_TRACE_HEADERS = ("received", "return-path", "delivered-to", "x-original-to", "envelope-to")
+_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _LOOSE_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # getaddresses() recurses per address: a 135 KB To header exhausts the stack.
@@ -104,29 +107,58 @@ class ParsedMail:
 def content_hash(raw: bytes) -> str:
     """A hash of what the sender wrote: key headers and body, not trace headers.
 
+    When the head cannot be told from the body (a line in it is no header field)
+    or no hashed header is there, everything but leading trace fields is hashed:
+    otherwise every such mail (a one-liner, a ZIP, an alert script's output)
+    would share one key and all but the first would be dropped as duplicates.
     Never raises, so even a mail that cannot be parsed has a dedupe key.
     """
-    text = raw.replace(b"\r\n", b"\n")
-    # a mail that starts with its blank line has no head at all
-    head, _, body = (b"", b"", text[1:]) if text[:1] == b"\n" else text.partition(b"\n\n")
-    wanted: list[bytes] = []
-    current: bytes | None = None
-    for line in head.split(b"\n"):
-        if line[:1] in (b" ", b"\t"):
-            if current is not None:
-                current += b" " + line.strip()
-            continue
-        if current is not None:
-            wanted.append(current)
-        name = line.split(b":", 1)[0].strip().lower()
-        current = line.strip() if name.decode("latin-1") in _HASHED_HEADERS else None
-    if current is not None:
-        wanted.append(current)
+    lines = raw.replace(b"\r\n", b"\n").split(b"\n")
+    fields, body_at = _head_fields(lines)
+    wanted = [f for f in fields if _field_name(f) in _HASHED_HEADERS]
+    if body_at is None or not wanted:
+        return _whole_hash(lines)
     digest = hashlib.sha256()
     for item in sorted(wanted):
         digest.update(b" ".join(item.split()) + b"\n")
     digest.update(b"\n")
+    body = b"\n".join(lines[body_at:])
     for line in body.rstrip().split(b"\n"):  # transports add or drop trailing newlines
+        digest.update(line.rstrip() + b"\n")
+    return digest.hexdigest()
+
+
+def _head_fields(lines: list[bytes]) -> tuple[list[bytes], int | None]:
+    """The head's fields (unfolded) and the index of the body's first line; None for
+    the index when a line before the blank line is neither a field nor a fold."""
+    fields: list[bytes] = []
+    for i, line in enumerate(lines):
+        if not line.strip(b"\r"):
+            return fields, i + 1
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += b" " + line.strip()
+        elif _FIELD.match(line):
+            fields.append(line.strip())
+        else:
+            return fields, None
+    return fields, len(lines)
+
+
+def _field_name(field: bytes) -> str:
+    return field.split(b":", 1)[0].strip().lower().decode("latin-1")
+
+
+def _whole_hash(lines: list[bytes]) -> str:
+    """Every line but the trace fields a hop puts on top (so a redelivery matches)."""
+    start = 0
+    while start < len(lines) and (
+        _FIELD.match(lines[start]) and _field_name(lines[start]) in _TRACE_HEADERS
+    ):
+        start += 1
+        while start < len(lines) and lines[start][:1] in (b" ", b"\t"):
+            start += 1
+    digest = hashlib.sha256(b"whole mail\n")  # never equal to a head-and-body hash
+    for line in b"\n".join(lines[start:]).rstrip().split(b"\n"):
         digest.update(line.rstrip() + b"\n")
     return digest.hexdigest()
 
