@@ -15,6 +15,7 @@ import email.parser
 import email.policy
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
@@ -30,6 +31,7 @@ from helpdesk.mimetext import (
     html_to_text,
     normalise_text,
     sanitise_html,
+    undo_surrogates,
 )
 from helpdesk.rawhead import garbage_reason, is_mail_header, repair_head
 
@@ -54,6 +56,8 @@ _HASHED_HEADERS = (
 # Fields each hop puts on top of a mail; left off when the whole mail is hashed.
 _TRACE_HEADERS = ("received", "return-path", "delivered-to", "x-original-to", "envelope-to")
 _FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+# controls but the folding whitespace that separates ids (tab, LF)
+_ID_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _LOOSE_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # getaddresses() recurses per address: a 135 KB To header exhausts the stack.
@@ -182,7 +186,9 @@ def _parse(raw: bytes) -> ParsedMail:
     raw_headers = [(str(k), str(v)) for k, v in msg.raw_items()]
     if not any(is_mail_header(name) for name, _ in raw_headers):
         raise ParseError("not an RFC 5322 message: text without any mail header")
-    headers = [(name, decode_header_value(value, defects)) for name, value in raw_headers]
+    charsets = parts.charsets
+    headers = [(name, decode_header_value(value, defects, charsets))
+               for name, value in raw_headers]
     raw_map = _HeaderMap(raw_headers)
     hmap = _HeaderMap(headers)
     if not (raw_map.get("from") or raw_map.get("sender")):
@@ -192,18 +198,19 @@ def _parse(raw: bytes) -> ParsedMail:
     from_html = not body_text and bool(html.strip())
     if from_html:
         body_text = normalise_text(html_to_text(html, defects))
-    from_name, from_addr = _first_address(raw_map.get("from") or raw_map.get("sender") or "")
+    from_name, from_addr = _first_address(
+        raw_map.get("from") or raw_map.get("sender") or "", defects, charsets)
     return ParsedMail(
-        message_id=_first_msgid(hmap.get("message-id") or ""),
-        in_reply_to=tuple(_msgids(hmap.get("in-reply-to") or "")),
-        references=tuple(_msgids(" ".join(hmap.all("references")))),
+        message_id=_first_msgid(_id_text(hmap.get("message-id") or "", defects)),
+        in_reply_to=tuple(_msgids(_id_text(hmap.get("in-reply-to") or "", defects))),
+        references=tuple(_msgids(_id_text(" ".join(hmap.all("references")), defects))),
         from_addr=from_addr,
         from_name=from_name,
-        to=_addresses(raw_map.all("to"), defects),
-        cc=_addresses(raw_map.all("cc"), defects),
-        reply_to=_addresses(raw_map.all("reply-to"), defects),
+        to=_addresses(raw_map.all("to"), defects, charsets),
+        cc=_addresses(raw_map.all("cc"), defects, charsets),
+        reply_to=_addresses(raw_map.all("reply-to"), defects, charsets),
         delivered_to=_addresses(
-            raw_map.all("delivered-to") + raw_map.all("x-original-to"), defects
+            raw_map.all("delivered-to") + raw_map.all("x-original-to"), defects, charsets
         ),
         subject=clean_header_text(hmap.get("subject") or ""),
         date=_date(hmap.get("date"), defects),
@@ -255,12 +262,15 @@ class _HeaderMap:
         return [v for k, v in self._items if k == name]
 
 
-def _parse_addresses(values: list[str], defects: list[str]) -> list[tuple[str, str]]:
+def _parse_addresses(
+    values: list[str], defects: list[str], charsets: Sequence[str] = ()
+) -> list[tuple[str, str]]:
     """(display name, address) pairs from raw header values; names decoded after splitting.
 
     Splitting before RFC 2047 decoding matters: an encoded name may contain a comma.
+    Raw 8-bit bytes are read like any other header's (`charsets`: the body's).
     """
-    values = [v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for v in values]
+    values = [undo_surrogates(v, charsets, defects) for v in values]
     joined = ", ".join(values)
     pairs: list[tuple[str, str]] = []
     if len(joined) <= MAX_ADDRESS_HEADER:
@@ -272,16 +282,37 @@ def _parse_addresses(values: list[str], defects: list[str]) -> list[tuple[str, s
         defects.append("AddressHeaderTooLong")
     if not pairs and "@" in joined:
         pairs = [("", a) for a in _LOOSE_ADDRESS.findall(joined[:1_000_000])]
-    return [(clean_header_text(decode_header_value(n)), a.strip().lower()) for n, a in pairs]
+    return [
+        (clean_header_text(_id_text(decode_header_value(n), defects)),
+         _id_text(a, defects).strip().lower())
+        for n, a in pairs
+    ]
 
 
-def _first_address(value: str) -> tuple[str, str]:
-    pairs = _parse_addresses([value], [])
+def _first_address(
+    value: str, defects: list[str], charsets: Sequence[str]
+) -> tuple[str, str]:
+    pairs = _parse_addresses([value], defects, charsets)
     return pairs[0] if pairs else ("", "")
 
 
-def _addresses(values: list[str], defects: list[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(addr for _, addr in _parse_addresses(values, defects)))
+def _addresses(
+    values: list[str], defects: list[str], charsets: Sequence[str]
+) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(addr for _, addr in _parse_addresses(values, defects, charsets)))
+
+
+def _id_text(value: str, defects: list[str]) -> str:
+    """An identifier (Message-ID, address, the name with it) without control characters.
+
+    Stored as they came, they would reach the headers of every later mail on the ticket
+    (acknowledgement, agents' replies, References), where the stdlib refuses them.
+    Removed once, here, so that the same id in a later reply's References matches.
+    """
+    cleaned = _ID_CONTROL.sub("", value)
+    if cleaned != value:
+        defects.append("ControlCharacterInIdentifier")
+    return cleaned
 
 
 def _msgids(value: str) -> list[str]:
@@ -293,8 +324,8 @@ def _first_msgid(value: str) -> str:
     ids = _MSGID.findall(value)
     if ids:
         return ids[0]
-    bare = value.strip()
-    return bare if bare and " " not in bare else ""
+    bare = value.split()
+    return bare[0] if len(bare) == 1 else ""
 
 
 def _date(value: str | None, defects: list[str]) -> datetime | None:
