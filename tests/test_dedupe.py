@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from helpdesk.config import Settings
+from helpdesk.ingest.imap import ImapPoller
+from helpdesk.pipeline import Pipeline
+from helpdesk.spool import Spool
 from helpdesk.store import queries
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Quarantine
+from tests.dovecot import Account, imap_entry
 from tests.helpers import (
     DaemonThread,
     RelaySink,
@@ -165,3 +172,28 @@ def test_a_duplicate_is_logged_with_the_message_and_ticket_it_duplicates(
     assert b"duplicate HD-1 duplicate of message 1 on HD-1" in again.stdout
     assert b"duplicate of message 1 on HD-1" in again.stderr  # the log line
     assert len(all_messages(settings_with_relay)) == 1
+
+
+@pytest.mark.dovecot
+def test_an_alert_without_a_head_delivered_by_ingest_and_imap_is_one_message(
+    settings_with_relay: Settings, imap_account: Account, tmp_path: Path
+) -> None:
+    alert = b"Subject: disk space\r\nweb1 is 91% full\r\n"
+    assert b"stored" in run_cli(settings_with_relay, "ingest", stdin=alert).stdout
+    # the copy in the mailbox went through the local delivery agent, which adds trace fields
+    imap_account.append(b"Return-Path: <monitor@ops.test>\r\nDelivered-To: support@example.test"
+                        b"\r\nReceived: from ops.test by mx; Mon, 1 Jan 2026\r\n" + alert)
+    imap_account.append(b"Subject: disk space\r\ndb2 is 99% full\r\n")
+    spool = Spool(tmp_path / "imap-spool")
+    poller = ImapPoller(imap_entry(imap_account), spool, None, tmp_path / "imap-state")
+    poller.start()
+    try:
+        wait_until(lambda: poller.status().spooled >= 2, what="two mails spooled")
+    finally:
+        poller.stop()
+        poller.join(15)
+    pipeline = Pipeline(settings_with_relay, engine_for(settings_with_relay), spool)
+    outcomes = pipeline.drain()
+    assert sorted(o.kind for o in outcomes) == ["duplicate", "stored"]
+    assert sorted(m["body_text"] for m in all_messages(settings_with_relay)) == [
+        "db2 is 99% full", "web1 is 91% full"]
