@@ -53,8 +53,12 @@ _HASHED_HEADERS = (
     # the same bytes under another Content-Type are another mail
     "content-type", "content-transfer-encoding",
 )
-# Fields each hop puts on top of a mail; left off when the whole mail is hashed.
-_TRACE_HEADERS = ("received", "return-path", "delivered-to", "x-original-to", "envelope-to")
+# Fields that hops, filters and mail stores add (name prefixes): never hashed.
+_TRANSPORT_HEADERS = (
+    "received", "return-path", "delivered-to", "x-original-to", "envelope-to", "x-envelope-",
+    "authentication-results", "received-spf", "arc-", "x-spam", "x-virus", "x-received",
+    "status", "x-status", "x-keywords", "x-uid", "content-length", "lines",
+)
 _FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 # controls but the folding whitespace that separates ids (tab, LF)
 _ID_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
@@ -119,9 +123,15 @@ def content_hash(raw: bytes) -> str:
     """
     lines = raw.replace(b"\r\n", b"\n").split(b"\n")
     fields, body_at = _head_fields(lines)
-    wanted = [f for f in fields if _field_name(f) in _HASHED_HEADERS]
-    if body_at is None or not wanted:
+    named = [(_field_name(f), f) for f in fields]
+    if body_at is None or not any(name in _HASHED_HEADERS for name, _ in named):
         return _whole_hash(lines)
+    if any(name == "message-id" for name, _ in named):
+        wanted = [f for name, f in named if name in _HASHED_HEADERS]
+    else:
+        # the hash is then the whole dedupe key: a script's mails may differ only in
+        # a field of its own (Host:, X-Check:), so every field but transport ones counts
+        wanted = [f for name, f in named if not name.startswith(_TRANSPORT_HEADERS)]
     digest = hashlib.sha256()
     for item in sorted(wanted):
         digest.update(b" ".join(item.split()) + b"\n")
@@ -156,7 +166,7 @@ def _whole_hash(lines: list[bytes]) -> str:
     """Every line but the trace fields a hop puts on top (so a redelivery matches)."""
     start = 0
     while start < len(lines) and (
-        _FIELD.match(lines[start]) and _field_name(lines[start]) in _TRACE_HEADERS
+        _FIELD.match(lines[start]) and _field_name(lines[start]).startswith(_TRANSPORT_HEADERS)
     ):
         start += 1
         while start < len(lines) and lines[start][:1] in (b" ", b"\t"):

@@ -117,6 +117,9 @@ MALFORMED_BY_SMTP = [
     b"\nA blank line, then text.\n",
     b"Host: web1\nDisk: 91%\n",
     b"Host: db2\nDisk: 99%\n",
+    # no Message-ID, and only a field of the script's own tells them apart
+    b"Subject: disk space\nX-Host: web1\n\nA disk is full.\n",
+    b"Subject: disk space\nX-Host: db2\n\nA disk is full.\n",
 ]
 MALFORMED_BY_INGEST = [
     b"one line, piped",
