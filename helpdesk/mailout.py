@@ -8,6 +8,7 @@ the HTML templates are autoescaped.
 from __future__ import annotations
 
 import email.policy
+import re
 from collections.abc import Sequence
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
@@ -24,6 +25,7 @@ from helpdesk.config import Settings
 from helpdesk.parse import clean_header_text
 from helpdesk.store.models import Outbox, msgid_key
 
+_HEADER_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 PROJECT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
@@ -98,17 +100,17 @@ def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
     hd = settings.helpdesk
     msg = EmailMessage(policy=POLICY)
     msg["From"] = Address(hd.name, addr_spec=hd.address)
-    msg["To"] = ", ".join(to)
+    msg["To"] = ", ".join(_in_header(a) for a in to)
     if cc:
-        msg["Cc"] = ", ".join(cc)
-    msg["Subject"] = subject
+        msg["Cc"] = ", ".join(_in_header(a) for a in cc)
+    msg["Subject"] = clean_header_text(subject)
     msg["Date"] = format_datetime(clock.now())
     msg["Message-ID"] = make_msgid(idstring=id_hint or None, domain=hd.domain)
     if reply_to:
-        msg["Reply-To"] = reply_to
-    if in_reply_to:
+        msg["Reply-To"] = _in_header(reply_to)
+    if in_reply_to := _in_header(in_reply_to):
         msg["In-Reply-To"] = f"<{in_reply_to}>"
-    refs = [r for r in references if r]
+    refs = [r for r in map(_in_header, references) if r]
     if refs:
         msg["References"] = " ".join(f"<{r}>" for r in refs[-20:])
     if automatic:
@@ -123,6 +125,16 @@ def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
         msg.add_attachment(data, maintype=maintype or "application",
                            subtype=subtype or "octet-stream", filename=filename)
     return msg
+
+
+def _in_header(value: str) -> str:
+    """A stored id or address as a header may carry it: without CR, LF or other controls.
+
+    Mail stored before parse removed them still has them, and the stdlib refuses a
+    header with one (it reads VT or FS as a line break), which would fail every later
+    mail on the ticket.
+    """
+    return _HEADER_CONTROLS.sub("", value).strip()
 
 
 def _as_bytes(msg: EmailMessage) -> bytes:

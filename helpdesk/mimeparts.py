@@ -65,6 +65,8 @@ class Parts:
     defects: list[str] = field(default_factory=list)
     lost: list[tuple[Message, int]] = field(default_factory=list)
     count: int = 0
+    # charsets the text parts declared: the best guess for undeclared 8-bit headers
+    charsets: list[str] = field(default_factory=list)
 
     def size(self) -> int:
         return sum(map(len, self.text)) + sum(map(len, self.html)) + len(self.attachments)
@@ -120,7 +122,7 @@ def _leaf(part: Message, ctype: str, parts: Parts) -> None:
         parts.attachments.append(_attachment(part, name, ctype, False, defects))
         return
     if ctype in _BODY_TYPES and disposition != "attachment" and not filename:
-        (parts.html if ctype == "text/html" else parts.text).append(_text_of(part, defects))
+        (parts.html if ctype == "text/html" else parts.text).append(_text_of(part, parts))
         return
     # text/enriched, text/richtext and the like: the only readable body some mails have
     if (
@@ -130,11 +132,11 @@ def _leaf(part: Message, ctype: str, parts: Parts) -> None:
         and not filename
         and not parts.text
     ):
-        parts.text.append(_text_of(part, defects))
+        parts.text.append(_text_of(part, parts))
         return
     if ctype == "text/plain" and disposition == "inline":
         # a named inline text part is shown in the body by mail programs
-        parts.text.append(_text_of(part, defects))
+        parts.text.append(_text_of(part, parts))
     inline = disposition == "inline" or (not disposition and bool(part.get("Content-ID")))
     name = filename or _default_name(ctype, parts)
     parts.attachments.append(_attachment(part, name, ctype, inline, defects))
@@ -190,10 +192,13 @@ def _lenient_b64decode(text: str, defects: list[str]) -> bytes:
         return text.encode("utf-8", "surrogateescape")
 
 
-def _text_of(part: Message, defects: list[str]) -> str:
+def _text_of(part: Message, parts: Parts) -> str:
     # decode=True and our own charset chain: get_content() would replace
     # every byte of a lying charset with U+FFFD instead of trying the fallbacks
+    defects = parts.defects
     charset = _safe(part.get_content_charset, None, defects)
+    if charset:
+        parts.charsets.append(charset)
     return decode_bytes(payload_bytes(part, defects), charset, defects)
 
 
@@ -221,6 +226,7 @@ def _recover_with_mailparser(raw: bytes, parts: Parts) -> Parts | None:
     if found.size() <= parts.size():
         return None
     parts.defects.append("RecoveredWithMailParser")
+    found.charsets = parts.charsets
     return found
 
 

@@ -7,6 +7,7 @@ to guess, appends a short defect string instead of raising.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from email.header import decode_header
 
 import nh3
@@ -108,17 +109,55 @@ def _note(defects: list[str] | None, item: str) -> None:
         defects.append(item[:200])
 
 
-def undo_surrogates(value: str) -> str:
-    """Raw 8-bit header bytes arrive surrogate-escaped; read them as UTF-8, else cp1252."""
+def undo_surrogates(
+    value: str, charsets: Sequence[str] = (), defects: list[str] | None = None
+) -> str:
+    """Raw 8-bit header bytes arrive surrogate-escaped; their charset is declared nowhere.
+
+    UTF-8 is allowed there (RFC 6532) and tried first; then the charsets of the body
+    parts (a mail program writes its headers in the body's charset), then cp1252 and
+    Latin-1. Anything but UTF-8 is a guess, and recorded as one.
+    """
     if not any("\udc80" <= ch <= "\udcff" for ch in value):
         return value
     data = value.encode("utf-8", "surrogateescape")
-    return decode_bytes(data, None, None)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if (text := _mostly_utf8(data)) is not None:
+        _note(defects, "InvalidUTF8Bytes")
+        return text
+    for name in (*_ascii_supersets(charsets), "cp1252", "latin-1"):
+        try:
+            text = data.decode(name)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        _note(defects, f"Undeclared8bitHeader: read as {name}")
+        return text
+    return data.decode("latin-1")  # not reached: Latin-1 decodes every byte
 
 
-def decode_header_value(value: str, defects: list[str] | None = None) -> str:
-    """RFC 2047 encoded-words and raw 8-bit bytes to text; lying charsets are tolerated."""
-    value = undo_surrogates(str(value))[:MAX_HEADER_DECODE]
+def _ascii_supersets(charsets: Sequence[str]) -> list[str]:
+    """The charsets in which ASCII is ASCII: a header's field names and syntax are."""
+    usable = []
+    for name in dict.fromkeys(charset_alias(c) for c in charsets):
+        try:
+            if b"From: <a@b>".decode(name) == "From: <a@b>" and name not in ("utf-8", "ascii"):
+                usable.append(name)
+        except Exception:  # unknown or odd codecs are simply not candidates
+            continue
+    return usable
+
+
+def decode_header_value(
+    value: str, defects: list[str] | None = None, charsets: Sequence[str] = ()
+) -> str:
+    """RFC 2047 encoded-words and raw 8-bit bytes to text; lying charsets are tolerated.
+
+    `charsets` are the body parts' charsets, the best guess for undeclared 8-bit bytes.
+    """
+    value = undo_surrogates(str(value), charsets, defects)[:MAX_HEADER_DECODE]
     try:
         chunks = decode_header(value)
     except Exception as err:

@@ -15,6 +15,7 @@ import email.parser
 import email.policy
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
@@ -30,6 +31,7 @@ from helpdesk.mimetext import (
     html_to_text,
     normalise_text,
     sanitise_html,
+    undo_surrogates,
 )
 from helpdesk.rawhead import garbage_reason, is_mail_header, repair_head
 
@@ -51,6 +53,15 @@ _HASHED_HEADERS = (
     # the same bytes under another Content-Type are another mail
     "content-type", "content-transfer-encoding",
 )
+# Fields that hops, filters and mail stores add (name prefixes): never hashed.
+_TRANSPORT_HEADERS = (
+    "received", "return-path", "delivered-to", "x-original-to", "envelope-to", "x-envelope-",
+    "authentication-results", "received-spf", "arc-", "x-spam", "x-virus", "x-received",
+    "status", "x-status", "x-keywords", "x-uid", "content-length", "lines",
+)
+_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+# controls but the folding whitespace that separates ids (tab, LF)
+_ID_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _LOOSE_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # getaddresses() recurses per address: a 135 KB To header exhausts the stack.
@@ -104,29 +115,64 @@ class ParsedMail:
 def content_hash(raw: bytes) -> str:
     """A hash of what the sender wrote: key headers and body, not trace headers.
 
+    When the head cannot be told from the body (a line in it is no header field)
+    or no hashed header is there, everything but leading trace fields is hashed:
+    otherwise every such mail (a one-liner, a ZIP, an alert script's output)
+    would share one key and all but the first would be dropped as duplicates.
     Never raises, so even a mail that cannot be parsed has a dedupe key.
     """
-    text = raw.replace(b"\r\n", b"\n")
-    # a mail that starts with its blank line has no head at all
-    head, _, body = (b"", b"", text[1:]) if text[:1] == b"\n" else text.partition(b"\n\n")
-    wanted: list[bytes] = []
-    current: bytes | None = None
-    for line in head.split(b"\n"):
-        if line[:1] in (b" ", b"\t"):
-            if current is not None:
-                current += b" " + line.strip()
-            continue
-        if current is not None:
-            wanted.append(current)
-        name = line.split(b":", 1)[0].strip().lower()
-        current = line.strip() if name.decode("latin-1") in _HASHED_HEADERS else None
-    if current is not None:
-        wanted.append(current)
+    lines = raw.replace(b"\r\n", b"\n").split(b"\n")
+    fields, body_at = _head_fields(lines)
+    named = [(_field_name(f), f) for f in fields]
+    if body_at is None or not any(name in _HASHED_HEADERS for name, _ in named):
+        return _whole_hash(lines)
+    if any(name == "message-id" for name, _ in named):
+        wanted = [f for name, f in named if name in _HASHED_HEADERS]
+    else:
+        # the hash is then the whole dedupe key: a script's mails may differ only in
+        # a field of its own (Host:, X-Check:), so every field but transport ones counts
+        wanted = [f for name, f in named if not name.startswith(_TRANSPORT_HEADERS)]
     digest = hashlib.sha256()
     for item in sorted(wanted):
         digest.update(b" ".join(item.split()) + b"\n")
     digest.update(b"\n")
+    body = b"\n".join(lines[body_at:])
     for line in body.rstrip().split(b"\n"):  # transports add or drop trailing newlines
+        digest.update(line.rstrip() + b"\n")
+    return digest.hexdigest()
+
+
+def _head_fields(lines: list[bytes]) -> tuple[list[bytes], int | None]:
+    """The head's fields (unfolded) and the index of the body's first line; None for
+    the index when a line before the blank line is neither a field nor a fold."""
+    fields: list[bytes] = []
+    for i, line in enumerate(lines):
+        if not line.strip(b"\r"):
+            return fields, i + 1
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += b" " + line.strip()
+        elif _FIELD.match(line):
+            fields.append(line.strip())
+        else:
+            return fields, None
+    return fields, len(lines)
+
+
+def _field_name(field: bytes) -> str:
+    return field.split(b":", 1)[0].strip().lower().decode("latin-1")
+
+
+def _whole_hash(lines: list[bytes]) -> str:
+    """Every line but the trace fields a hop puts on top (so a redelivery matches)."""
+    start = 0
+    while start < len(lines) and (
+        _FIELD.match(lines[start]) and _field_name(lines[start]).startswith(_TRANSPORT_HEADERS)
+    ):
+        start += 1
+        while start < len(lines) and lines[start][:1] in (b" ", b"\t"):
+            start += 1
+    digest = hashlib.sha256(b"whole mail\n")  # never equal to a head-and-body hash
+    for line in b"\n".join(lines[start:]).rstrip().split(b"\n"):
         digest.update(line.rstrip() + b"\n")
     return digest.hexdigest()
 
@@ -150,7 +196,9 @@ def _parse(raw: bytes) -> ParsedMail:
     raw_headers = [(str(k), str(v)) for k, v in msg.raw_items()]
     if not any(is_mail_header(name) for name, _ in raw_headers):
         raise ParseError("not an RFC 5322 message: text without any mail header")
-    headers = [(name, decode_header_value(value, defects)) for name, value in raw_headers]
+    charsets = parts.charsets
+    headers = [(name, decode_header_value(value, defects, charsets))
+               for name, value in raw_headers]
     raw_map = _HeaderMap(raw_headers)
     hmap = _HeaderMap(headers)
     if not (raw_map.get("from") or raw_map.get("sender")):
@@ -160,18 +208,19 @@ def _parse(raw: bytes) -> ParsedMail:
     from_html = not body_text and bool(html.strip())
     if from_html:
         body_text = normalise_text(html_to_text(html, defects))
-    from_name, from_addr = _first_address(raw_map.get("from") or raw_map.get("sender") or "")
+    from_name, from_addr = _first_address(
+        raw_map.get("from") or raw_map.get("sender") or "", defects, charsets)
     return ParsedMail(
-        message_id=_first_msgid(hmap.get("message-id") or ""),
-        in_reply_to=tuple(_msgids(hmap.get("in-reply-to") or "")),
-        references=tuple(_msgids(" ".join(hmap.all("references")))),
+        message_id=_first_msgid(_id_text(hmap.get("message-id") or "", defects)),
+        in_reply_to=tuple(_msgids(_id_text(hmap.get("in-reply-to") or "", defects))),
+        references=tuple(_msgids(_id_text(" ".join(hmap.all("references")), defects))),
         from_addr=from_addr,
         from_name=from_name,
-        to=_addresses(raw_map.all("to"), defects),
-        cc=_addresses(raw_map.all("cc"), defects),
-        reply_to=_addresses(raw_map.all("reply-to"), defects),
+        to=_addresses(raw_map.all("to"), defects, charsets),
+        cc=_addresses(raw_map.all("cc"), defects, charsets),
+        reply_to=_addresses(raw_map.all("reply-to"), defects, charsets),
         delivered_to=_addresses(
-            raw_map.all("delivered-to") + raw_map.all("x-original-to"), defects
+            raw_map.all("delivered-to") + raw_map.all("x-original-to"), defects, charsets
         ),
         subject=clean_header_text(hmap.get("subject") or ""),
         date=_date(hmap.get("date"), defects),
@@ -223,12 +272,15 @@ class _HeaderMap:
         return [v for k, v in self._items if k == name]
 
 
-def _parse_addresses(values: list[str], defects: list[str]) -> list[tuple[str, str]]:
+def _parse_addresses(
+    values: list[str], defects: list[str], charsets: Sequence[str] = ()
+) -> list[tuple[str, str]]:
     """(display name, address) pairs from raw header values; names decoded after splitting.
 
     Splitting before RFC 2047 decoding matters: an encoded name may contain a comma.
+    Raw 8-bit bytes are read like any other header's (`charsets`: the body's).
     """
-    values = [v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for v in values]
+    values = [undo_surrogates(v, charsets, defects) for v in values]
     joined = ", ".join(values)
     pairs: list[tuple[str, str]] = []
     if len(joined) <= MAX_ADDRESS_HEADER:
@@ -240,16 +292,37 @@ def _parse_addresses(values: list[str], defects: list[str]) -> list[tuple[str, s
         defects.append("AddressHeaderTooLong")
     if not pairs and "@" in joined:
         pairs = [("", a) for a in _LOOSE_ADDRESS.findall(joined[:1_000_000])]
-    return [(clean_header_text(decode_header_value(n)), a.strip().lower()) for n, a in pairs]
+    return [
+        (clean_header_text(_id_text(decode_header_value(n), defects)),
+         _id_text(a, defects).strip().lower())
+        for n, a in pairs
+    ]
 
 
-def _first_address(value: str) -> tuple[str, str]:
-    pairs = _parse_addresses([value], [])
+def _first_address(
+    value: str, defects: list[str], charsets: Sequence[str]
+) -> tuple[str, str]:
+    pairs = _parse_addresses([value], defects, charsets)
     return pairs[0] if pairs else ("", "")
 
 
-def _addresses(values: list[str], defects: list[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(addr for _, addr in _parse_addresses(values, defects)))
+def _addresses(
+    values: list[str], defects: list[str], charsets: Sequence[str]
+) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(addr for _, addr in _parse_addresses(values, defects, charsets)))
+
+
+def _id_text(value: str, defects: list[str]) -> str:
+    """An identifier (Message-ID, address, the name with it) without control characters.
+
+    Stored as they came, they would reach the headers of every later mail on the ticket
+    (acknowledgement, agents' replies, References), where the stdlib refuses them.
+    Removed once, here, so that the same id in a later reply's References matches.
+    """
+    cleaned = _ID_CONTROL.sub("", value)
+    if cleaned != value:
+        defects.append("ControlCharacterInIdentifier")
+    return cleaned
 
 
 def _msgids(value: str) -> list[str]:
@@ -261,8 +334,8 @@ def _first_msgid(value: str) -> str:
     ids = _MSGID.findall(value)
     if ids:
         return ids[0]
-    bare = value.strip()
-    return bare if bare and " " not in bare else ""
+    bare = value.split()
+    return bare[0] if len(bare) == 1 else ""
 
 
 def _date(value: str | None, defects: list[str]) -> datetime | None:

@@ -32,7 +32,7 @@ from helpdesk.spool import MAX_RECOVERIES, Entry, Envelope, Spool
 from helpdesk.store import blobs, queries
 from helpdesk.store import tickets as store
 from helpdesk.store.db import session_scope
-from helpdesk.store.models import Quarantine, Status, Ticket
+from helpdesk.store.models import Message, Quarantine, Status, Ticket
 
 log = logging.getLogger("helpdesk.pipeline")
 
@@ -157,15 +157,25 @@ class Pipeline:
         key = store.dedupe_key(mail)
         try:
             with session_scope(self.engine) as session:
-                if queries.message_exists(session, key):
-                    return Outcome("duplicate", detail=mail.message_id)
+                if (earlier := queries.stored_message(session, key)) is not None:
+                    return self._duplicate(entry, mail, earlier)
                 return self._store(session, entry, mail)
         except IntegrityError:
             # another daemon stored the same mail between our check and our insert
             with session_scope(self.engine) as session:
-                if queries.message_exists(session, key):
-                    return Outcome("duplicate", detail=mail.message_id)
+                if (earlier := queries.stored_message(session, key)) is not None:
+                    return self._duplicate(entry, mail, earlier)
             raise
+
+    def _duplicate(self, entry: Entry, mail: parse.ParsedMail, earlier: Message) -> Outcome:
+        """A mail stored before (redelivered, or fetched by IMAP too): dropped, and logged
+        with what it duplicates so that a wrong match can be found and undone."""
+        public_id = f"{self.settings.helpdesk.ticket_prefix}-{earlier.ticket_id}"
+        detail = f"duplicate of message {earlier.id} on {public_id}"
+        log.info("%s: %s message_id=<%s>", entry.name, detail, mail.message_id,
+                 extra={"ticket": public_id, "message_id": mail.message_id,
+                        "route": entry.envelope.route})
+        return Outcome("duplicate", public_id, detail)
 
     def _store(self, session: Session, entry: Entry, mail: parse.ParsedMail) -> Outcome:
         hd = self.settings.helpdesk
@@ -341,6 +351,7 @@ class Pipeline:
         with session_scope(self.engine) as session:
             existing = queries.quarantined_hash(session, chash)
             if existing is not None:
+                log.info("%s: duplicate of quarantined Q%s (%s)", entry.name, existing.id, reason)
                 return Outcome("duplicate", detail=f"already quarantined as Q{existing.id}")
             raw_path = blobs.put(self.settings.data_dir, "quarantine", entry.raw, ".eml")
             row = Quarantine(reason=reason[:4000], route=entry.envelope.route,

@@ -47,6 +47,10 @@ _MAIL_HEADERS = frozenset(
 )
 _MAIL_PREFIXES = ("content-", "x-", "resent-", "list-", "dkim-", "arc-", "authentication-")
 MAX_HEAD_SCAN = 1024 * 1024
+_BLANK_LINE = re.compile(rb"\n\r*\n")
+# a CR that is not the start of a CRLF (CR-CR-LF has one)
+_STRAY_CR = re.compile(rb"\r(?!\n)")
+_CR_BEFORE_LINE = re.compile(rb"\r+(?=[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t])")
 
 
 def garbage_reason(raw: bytes) -> str | None:
@@ -80,7 +84,28 @@ def repair_head(raw: bytes) -> tuple[bytes, list[str]]:
     if stripped is not data and len(stripped) != len(data) and _HEADER.match(stripped):
         data = stripped
         defects.append("LeadingBlankLines")
+    data = _repair_carriage_returns(data, defects)
     return _repair_lines(data, defects), defects
+
+
+def _repair_carriage_returns(data: bytes, defects: list[str]) -> bytes:
+    """A CR that is not part of a CRLF must not end the head.
+
+    The stdlib takes a bare CR for a line end, so `To: x\\r\\r\\n` (s-nail wrote it) is
+    a header line plus a blank line: the rest of the head lands in the body. In a head
+    that has LF line ends, a run of CRs before LF is one line end, a bare CR before a
+    field or a fold starts a line, and any other bare CR is a space. A mail with CR
+    line ends only (no LF at all) is left alone: the stdlib reads those correctly.
+    """
+    end = _head_end(data)
+    head = data[:end]
+    if b"\n" not in head or not _STRAY_CR.search(head):
+        return data
+    head = re.sub(rb"\r+\n", b"\r\n", head)
+    head = _CR_BEFORE_LINE.sub(b"\r\n", head)
+    head = re.sub(rb"\r(?!\n)", b" ", head)
+    defects.append("StrayCarriageReturnInHead")
+    return head + data[end:]
 
 
 def _strip_bsmtp(data: bytes, defects: list[str]) -> bytes:
@@ -119,9 +144,9 @@ def _repair_lines(data: bytes, defects: list[str]) -> bytes:
 
 
 def _head_end(data: bytes) -> int:
-    window = data[:MAX_HEAD_SCAN]
-    ends = [i for i in (window.find(b"\n\n"), window.find(b"\n\r\n")) if i >= 0]
-    return min(ends) if ends else len(window)
+    """Where the blank line after the head starts (the window's end when there is none)."""
+    found = _BLANK_LINE.search(data, 0, MAX_HEAD_SCAN)
+    return found.start() if found else min(len(data), MAX_HEAD_SCAN)
 
 
 def _is_header_line(line: bytes, first: bool) -> bool:

@@ -11,6 +11,7 @@ from collections import Counter
 
 from sqlmodel import select
 
+from helpdesk.parse import parse
 from helpdesk.pipeline import Pipeline
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db, queries
@@ -32,6 +33,7 @@ def test_every_corpus_mail_is_a_message_or_quarantined_with_a_reason(
     assert len(files) > 100
     outcomes: dict[str, str] = {}
     by_name: dict[str, str] = {}
+    by_path = {corpus_id(path): path for path in files}
     for path in files:
         name = spool.put(path.read_bytes(), Envelope(route="ingest",
                                                      rcpt_tos=("support@example.test",)))
@@ -51,11 +53,13 @@ def test_every_corpus_mail_is_a_message_or_quarantined_with_a_reason(
     assert kinds["quarantined"] == len(held)
     # a duplicate is only ever a copy of a stored mail with the same Message-ID
     # (the corpus has a few: LF-only copies, RFC 2822's delivered and resent examples)
+    # (the outcome names the stored message it duplicates: "duplicate of message N on HD-M")
     with session_scope(engine_for(settings)) as session:
-        stored_ids = set(session.exec(select(Message.message_id)).all())
+        stored_ids = dict(session.exec(select(Message.id, Message.message_id)).all())
     for source, outcome in outcomes.items():
         if outcome.startswith("duplicate"):
-            assert outcome.split(" ", 1)[1] in stored_ids, source
+            number = int(outcome.split("duplicate of message ", 1)[1].split()[0])
+            assert stored_ids[number] == parse(by_path[source].read_bytes()).message_id, source
     # notmuch's "same Message-ID, different content" mails are all kept
     notmuch_dups = [k for k in outcomes if k.startswith("notmuch/duplicate")]
     assert all(outcomes[k].startswith("stored") for k in notmuch_dups)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from helpdesk.errors import ParseError
@@ -161,3 +161,37 @@ def test_content_hash_ignores_trace_headers(
     traced = f"Received: from {hop}\n\tby mx.example; Mon, 1 Jan 2024 00:00:00 +0000\n"
     traced += f"Return-Path: <{hop}@example.org>\nDelivered-To: x@example.org\n"
     assert content_hash(traced.encode() + raw) == content_hash(raw)
+
+
+def _normalised(data: bytes) -> bytes:
+    """What the hash is meant to see: line ends and trailing whitespace do not count."""
+    lines = data.replace(b"\r\n", b"\n").rstrip().split(b"\n")
+    return b"\n".join(line.rstrip() for line in lines)
+
+
+@SETTINGS
+@given(lf_headers, lf_bodies, lf_bodies)
+def test_mails_whose_bodies_differ_have_different_content_hashes(
+    items: list[tuple[str, str]], body: str, other: str
+) -> None:
+    assume(_normalised(body.encode()) != _normalised(other.encode()))
+    assert content_hash(_mail(items, body.encode())) != content_hash(_mail(items, other.encode()))
+
+
+# data that does not start with a header field: "- alert " cannot begin a field name
+headerless = st.binary(max_size=300).map(lambda b: b"- alert " + b)
+
+
+@SETTINGS
+@given(headerless, headerless)
+def test_different_data_without_a_head_has_different_content_hashes(
+    raw: bytes, other: bytes
+) -> None:
+    assume(_normalised(raw) != _normalised(other))
+    assert content_hash(raw) != content_hash(other)
+
+
+@SETTINGS
+@given(st.binary(max_size=2000))
+def test_content_hash_never_raises(raw: bytes) -> None:
+    assert len(content_hash(raw)) == 64

@@ -9,7 +9,7 @@ import pytest
 
 from helpdesk.errors import ParseError
 from helpdesk.mimeparts import MAX_MIME_DEPTH, _from_mailparser
-from helpdesk.parse import decode_bytes, decode_header_value, parse
+from helpdesk.parse import content_hash, decode_bytes, decode_header_value, parse
 
 HEAD = b"From: Ann <ann@example.org>\nTo: desk@example.com\nSubject: hi\nMessage-ID: <1@x>\n"
 
@@ -247,3 +247,36 @@ def test_a_redelivered_copy_has_the_same_content_hash() -> None:
         b"\n", b"\r\n"
     )
     assert parse(raw).content_hash == parse(again).content_hash
+
+
+def test_an_undeclared_8bit_header_is_read_in_the_body_charset_first() -> None:
+    raw = (b"From: \xf0\xc5\xd4\xd2 <petr@example.ru>\nSubject: \xf0\xd2\xc9\xd7\xc5\xd4\n"
+           b"Content-Type: text/plain; charset=koi8-r\n\n\xf0\xd2\xc9\xd7\xc5\xd4\n")
+    mail = parse(raw)
+    assert (mail.from_name, mail.subject, mail.body_text) == ("Петр", "Привет", "Привет")
+    assert "Undeclared8bitHeader: read as koi8-r" in mail.defects
+
+
+def test_a_raw_utf8_header_is_no_defect() -> None:
+    mail = parse("From: Françoise <f@example.fr>\nSubject: ça va\n\nhi\n".encode())
+    assert (mail.from_name, mail.subject) == ("Françoise", "ça va")
+    assert not [d for d in mail.defects if "8bit" in d or "UTF8" in d]
+
+
+def test_a_bare_cr_inside_a_header_line_does_not_end_the_head() -> None:
+    mail = parse(b"From: a@example.org\r\nSubject: one\rtwo\r\nTo: b@example.org\r\n\r\nbody\r\n")
+    assert (mail.subject, mail.to, mail.body_text) == ("one two", ("b@example.org",), "body")
+    assert "StrayCarriageReturnInHead" in mail.defects
+
+
+def test_a_mail_with_cr_line_ends_only_still_parses() -> None:
+    mail = parse(b"From: a@example.org\rSubject: old mac\r\rbody\r")
+    assert (mail.subject, mail.body_text) == ("old mac", "body")
+    assert "StrayCarriageReturnInHead" not in mail.defects
+
+
+def test_a_header_less_mail_redelivered_with_trace_fields_has_the_same_content_hash() -> None:
+    raw = b"disk web1 is 91% full\n"
+    again = b"Received: from mx by mx2; Mon, 1 Jan 2024\r\n\tid 42\r\nReturn-Path: <>\r\n" + raw
+    assert content_hash(raw) == content_hash(again)
+    assert content_hash(raw) != content_hash(b"disk db2 is 99% full\n")

@@ -14,9 +14,10 @@ def ticket(session: Session, number: int) -> Ticket | None:
     return session.get(Ticket, number)
 
 
-def message_exists(session: Session, dedupe_key: str) -> bool:
-    stmt = select(Message.id).where(Message.dedupe_key == dedupe_key)
-    return session.exec(stmt).first() is not None
+def stored_message(session: Session, dedupe_key: str) -> Message | None:
+    """The message already stored under this dedupe key (the mail is a duplicate of it)."""
+    stmt = select(Message).where(Message.dedupe_key == dedupe_key)
+    return session.exec(stmt).first()
 
 
 def ticket_for_message_id(session: Session, message_id: str) -> int | None:
