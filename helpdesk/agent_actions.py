@@ -43,8 +43,13 @@ def apply(session: Session, settings: Settings, directory: Directory, ticket: Ti
         return "internal note"
     if reply.has("reopen"):
         _set_status(session, ticket, Status.OPEN, actor, detail="reopened by agent")
-    target = Status.RESOLVED if reply.has("close") else _status_arg(reply)
+    target = _close_target(ticket) if reply.has("close") else _status_arg(reply)
     return _lifecycle(session, settings, directory, ticket, agent, reply, target, attachments)
+
+
+def _close_target(ticket: Ticket) -> Status:
+    """#close resolves; on a ticket already resolved there is nothing left but closing."""
+    return Status.CLOSED if ticket.status == Status.RESOLVED else Status.RESOLVED
 
 
 def _status_arg(reply: Reply) -> Status | None:
@@ -108,9 +113,13 @@ def _lifecycle(session: Session, settings: Settings, directory: Directory, ticke
 
 def _needs_review(settings: Settings, directory: Directory, ticket: Ticket,
                   agent: Agent) -> bool:
+    """A resolution in a review queue waits for the lead, unless the lead gives it, or
+    the ticket is already resolved: that resolution was reviewed (or needed none), and
+    closing it only files it away."""
     queue = settings.queue.get(ticket.queue)
     lead = notify.lead_for(settings, directory, ticket)
-    return bool(queue and queue.review and lead is not None and lead.name != agent.name)
+    return bool(queue and queue.review and lead is not None and lead.name != agent.name
+                and ticket.status != Status.RESOLVED)
 
 
 def _request_review(session: Session, settings: Settings, directory: Directory,
