@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func
@@ -72,6 +73,27 @@ def automatic_mails_since(session: Session, recipient: str, since: datetime) -> 
         )
     )
     return int(session.exec(stmt).one())
+
+
+CREDIT = "credit"  # the event naming whose work a figure of `helpdesk stats` is
+
+
+def credited(session: Session, figure: str, ticket_ids: Sequence[int]) -> dict[int, str]:
+    """The agent each ticket's `figure` is credited to (the latest credit event), for the
+    tickets that have one."""
+    if not ticket_ids:
+        return {}
+    stmt = (select(Event.ticket_id, Event.actor)
+            .where(Event.kind == CREDIT, Event.field == figure,
+                   col(Event.ticket_id).in_(ticket_ids))
+            .order_by(col(Event.id)))
+    return dict(session.exec(stmt).all())
+
+
+def credited_to(session: Session, figure: str, ticket: Ticket) -> str:
+    """The agent the ticket's `figure` is credited to; its assignee when none is."""
+    tid = int(ticket.id or 0)
+    return credited(session, figure, [tid]).get(tid, ticket.assignee)
 
 
 def messages(session: Session, ticket_id: int) -> list[Message]:
