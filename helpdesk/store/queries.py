@@ -62,17 +62,29 @@ def previous_ticket_count(session: Session, email: str) -> int:
     return int(session.exec(stmt).one())
 
 
-def automatic_mails_since(session: Session, recipient: str, since: datetime) -> int:
+def mails_to_since(session: Session, recipient: str, since: datetime,
+                   kinds: Sequence[str]) -> int:
+    """How many outbox mails of `kinds` went to `recipient` since `since`."""
     stmt = (
         select(func.count())
         .select_from(Outbox)
         .where(
             Outbox.recipient == recipient.lower(),
-            col(Outbox.automatic).is_(True),
+            col(Outbox.kind).in_(kinds),
             Outbox.created_at >= since,
         )
     )
     return int(session.exec(stmt).one())
+
+
+def is_our_automatic_mail(session: Session, message_ids: Sequence[str]) -> bool:
+    """Whether one of `message_ids` is an automatic mail we sent."""
+    keys = [msgid_key(m) for m in message_ids if m]
+    if not keys:
+        return False
+    stmt = select(Outbox.id).where(col(Outbox.msgid_key).in_(keys),
+                                   col(Outbox.automatic).is_(True))
+    return session.exec(stmt).first() is not None
 
 
 CREDIT = "credit"  # the event naming whose work a figure of `helpdesk stats` is
