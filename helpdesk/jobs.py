@@ -12,10 +12,11 @@ key makes a concurrent second runner fail and retry, finding the step done.
 When the configuration that moves due times changes (fingerprint), the first pass
 looks at every ticket that can still have a step.
 
-A simulated pass (a moment still to come, `jobs run-due --now`) does the same work
-and rolls every ticket back: written, its step marks, the tickets' updated_at, the
-watermark and the outbox rows would all carry that moment, and the live scheduler
-would skip the changes made in the meantime and hold the mail until then.
+A simulated pass (a moment still to come, `jobs run-due --now`) does the same work,
+then rolls each ticket back and keeps the watermark. Were it written, its step
+marks, the tickets' updated_at, the watermark and the outbox rows would carry that
+moment: the live scheduler would skip what changes in the meantime and hold the
+mail until then.
 """
 
 from __future__ import annotations

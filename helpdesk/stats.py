@@ -64,10 +64,11 @@ class Durations(NamedTuple):
 
 def _durations(session: Session, since: datetime) -> list[Durations]:
     """The durations of tickets created since `since`, in seconds."""
+    created = col(Ticket.created_at) >= since
     rows = session.exec(select(Ticket.id, Ticket.assignee, Ticket.created_at,
                                Ticket.first_response_at, Ticket.resolved_at, Ticket.closed_at)
-                        .where(col(Ticket.created_at) >= since)).all()
-    ids = [int(r[0]) for r in rows if r[0] is not None]
+                        .where(created)).all()
+    ids = select(Ticket.id).where(created)
     responders = queries.credited(session, "first_response", ids)
     resolvers = queries.credited(session, "resolution", ids)
     out = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import Select, func
 from sqlmodel import Session, col, select
 
 from helpdesk.store.models import Contact, Event, Message, Outbox, Quarantine, Ticket, msgid_key
@@ -90,11 +90,10 @@ def is_our_automatic_mail(session: Session, message_ids: Sequence[str]) -> bool:
 CREDIT = "credit"  # the event naming whose work a figure of `helpdesk stats` is
 
 
-def credited(session: Session, figure: str, ticket_ids: Sequence[int]) -> dict[int, str]:
+def credited(session: Session, figure: str,
+             ticket_ids: Sequence[int] | Select[tuple[int | None]]) -> dict[int, str]:
     """The agent each ticket's `figure` is credited to (the latest credit event), for the
-    tickets that have one."""
-    if not ticket_ids:
-        return {}
+    tickets (ids, or a query for them) that have one."""
     stmt = (select(Event.ticket_id, Event.actor)
             .where(Event.kind == CREDIT, Event.field == figure,
                    col(Event.ticket_id).in_(ticket_ids))
