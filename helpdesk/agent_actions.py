@@ -43,8 +43,13 @@ def apply(session: Session, settings: Settings, directory: Directory, ticket: Ti
         return "internal note"
     if reply.has("reopen"):
         _set_status(session, ticket, Status.OPEN, actor, detail="reopened by agent")
-    target = Status.RESOLVED if reply.has("close") else _status_arg(reply)
+    target = _close_target(ticket) if reply.has("close") else _status_arg(reply)
     return _lifecycle(session, settings, directory, ticket, agent, reply, target, attachments)
+
+
+def _close_target(ticket: Ticket) -> Status:
+    """#close resolves; on a ticket already resolved there is nothing left but closing."""
+    return Status.CLOSED if ticket.status == Status.RESOLVED else Status.RESOLVED
 
 
 def _status_arg(reply: Reply) -> Status | None:
@@ -95,7 +100,7 @@ def _lifecycle(session: Session, settings: Settings, directory: Directory, ticke
     if reply.text:
         customer_mail.reply(session, settings, directory, ticket, agent, reply.text,
                             attachments, status_note=note)
-        _first_response(ticket)
+        _first_response(session, ticket, agent.name)
         sent = "reply sent"
         if target is None:
             target = Status.PENDING  # a question to the customer: wait for their answer
@@ -108,9 +113,13 @@ def _lifecycle(session: Session, settings: Settings, directory: Directory, ticke
 
 def _needs_review(settings: Settings, directory: Directory, ticket: Ticket,
                   agent: Agent) -> bool:
+    """A resolution in a review queue waits for the lead, unless the lead gives it, or
+    the ticket is already resolved: that resolution was reviewed (or needed none), and
+    closing it only files it away."""
     queue = settings.queue.get(ticket.queue)
     lead = notify.lead_for(settings, directory, ticket)
-    return bool(queue and queue.review and lead is not None and lead.name != agent.name)
+    return bool(queue and queue.review and lead is not None and lead.name != agent.name
+                and ticket.status != Status.RESOLVED)
 
 
 def _request_review(session: Session, settings: Settings, directory: Directory,
@@ -148,7 +157,7 @@ def _decide_review(session: Session, settings: Settings, directory: Directory,
     if approved:
         _release(session, settings, ticket, review)
         _set_status(session, ticket, Status(review.target_status), lead.name,
-                    detail=f"approved resolution by {review.agent}")
+                    detail=f"approved resolution by {review.agent}", credit=review.agent)
     else:
         _set_status(session, ticket, Status.OPEN, lead.name, detail=f"rejected: {reason}")
     notify.send(session, settings, directory, ticket,
@@ -176,21 +185,29 @@ def _release(session: Session, settings: Settings, ticket: Ticket, review: Revie
         if review.held_message_id else None
     if held is not None:
         customer_mail.release(session, settings, ticket, held)
-        _first_response(ticket)
+        _first_response(session, ticket, review.agent)  # sent now, but written by them
     else:
         customer_mail.status_notice(session, settings, ticket, review.target_status)
 
 
-def _first_response(ticket: Ticket) -> None:
+def _first_response(session: Session, ticket: Ticket, author: str) -> None:
+    """The first reply that reached the customer: timed when it was sent, credited to
+    the agent who wrote it."""
     if ticket.first_response_at is None:
         ticket.first_response_at = clock.now()
+        store.credit(session, ticket, "first_response", author)
 
 
 def _set_status(session: Session, ticket: Ticket, status: Status, actor: str,
-                detail: str = "") -> None:
+                detail: str = "", *, credit: str = "") -> None:
+    """Change the status as `actor`; a resolution is credited to `credit` (the agent whose
+    resolution a lead approved), else to `actor`."""
     if not store.change(session, ticket, "status", status, actor=actor, detail=detail):
         return
     now = clock.now()
+    if status in (Status.RESOLVED, Status.CLOSED) and ticket.resolved_at is None:
+        store.credit(session, ticket, "resolution", credit or actor,
+                     detail=f"approved by {actor}" if credit else "")
     if status == Status.RESOLVED:
         ticket.resolved_at = now
     elif status == Status.CLOSED:

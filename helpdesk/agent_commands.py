@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "queue": ("required", "#queue NAME         move to another queue"),
     "tag": ("required", "#tag NAME -OTHER    add (or -remove) tags"),
     "note": ("none", "#note               the whole reply is internal, not sent"),
-    "close": ("none", "#close              send the reply and resolve the ticket"),
+    "close": ("none", "#close              send the reply and resolve (a resolved ticket: close)"),
     "reopen": ("none", "#reopen             back to open"),
     "watch": ("none", "#watch              be told of every customer reply"),
     "unwatch": ("none", "#unwatch            stop being told"),

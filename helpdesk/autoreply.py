@@ -1,10 +1,13 @@
 """Loop protection (RFC 3834): whether a mail may get an automatic answer, and whether
 it is itself an automatic answer (on a ticket that is nobody's reply).
 
-Never answer automatic mail, bulk/list mail, bounces or our own mail, and limit
-automatic answers to any one sender per hour: two helpdesks that acknowledge
-each other stop after the first exchange (each ack is Auto-Submitted) and, even
-if the other side ignores that header, after the hourly limit.
+Never answer automatic mail, bulk/list mail, bounces or our own mail. Two helpdesks
+that acknowledge each other stop after the first exchange (each ack is
+Auto-Submitted). Even if the other side ignores that header, what it sends back
+answers our automatic mail: such mail is acknowledged at most `autoreply_limit`
+times per sender and hour. A person's new mail is limited only by the generous
+`ack_limit`, so a flood stays bounded; our other automatic mail to them (status
+notices, surveys) uses up neither.
 """
 
 from __future__ import annotations
@@ -77,15 +80,42 @@ def automatic_reason(mail: ParsedMail, envelope: Envelope) -> str:
     return ""
 
 
+ACK = "ack"  # the acknowledgement of a person's new mail (its outbox kind)
+ACK_OF_ANSWER = "ack-of-answer"  # ... of new mail answering our own automatic mail
+
+
+def ack_kind(session: Session, mail: ParsedMail) -> str:
+    """ACK_OF_ANSWER when the mail answers one of our automatic mails (an acknowledgement,
+    a notice, a survey) and still opens a ticket: what a loop with an autoresponder
+    that ignores Auto-Submitted looks like. A person doing that is rare."""
+    answered = queries.is_our_automatic_mail(session, [*mail.in_reply_to, *mail.references])
+    return ACK_OF_ANSWER if answered else ACK
+
+
 def may_autoreply(session: Session, mail: ParsedMail, envelope: Envelope, *,
-                  own_addresses: set[str], limit_per_hour: int) -> tuple[bool, str]:
+                  own_addresses: set[str], kind: str, loop_limit: int,
+                  ack_limit: int) -> tuple[bool, str]:
     reason = automatic_reason(mail, envelope)
     if reason:
         return False, reason
     if mail.from_addr in own_addresses:
         return False, "sent by this helpdesk"
+    limited = rate_limited(session, mail.from_addr, kind, loop_limit=loop_limit,
+                           ack_limit=ack_limit)
+    return not limited, limited
+
+
+def rate_limited(session: Session, sender: str, kind: str, *, loop_limit: int,
+                 ack_limit: int) -> str:
+    """Why an acknowledgement of `kind` to `sender` would be one too many this hour; ""
+    when it would not. Only acknowledgements count, not our other automatic mail."""
     since = clock.now() - timedelta(hours=1)
-    sent = queries.automatic_mails_since(session, mail.from_addr, since)
-    if sent >= limit_per_hour:
-        return False, f"rate limit: {sent} automatic mails to {mail.from_addr} in the last hour"
-    return True, ""
+    if kind == ACK_OF_ANSWER:
+        sent = queries.mails_to_since(session, sender, since, [ACK_OF_ANSWER])
+        if sent >= loop_limit:
+            return (f"rate limit: {sent} acknowledgements of answers to our automatic mail "
+                    f"to {sender} in the last hour")
+    sent = queries.mails_to_since(session, sender, since, [ACK, ACK_OF_ANSWER])
+    if sent >= ack_limit:
+        return f"rate limit: {sent} acknowledgements to {sender} in the last hour"
+    return ""

@@ -57,7 +57,13 @@ class HelpdeskSection(_Section):
     default_queue: str = Field("support", description="Queue for mail that no address or "
                                "rule routes elsewhere.")
     admins: tuple[str, ...] = Field((), description="Addresses told of config and intake trouble.")
-    autoreply_limit: int = Field(5, ge=0, description="Automatic replies per sender per hour.")
+    autoreply_limit: int = Field(
+        5, ge=0, description="Loop protection: acknowledgements per sender per hour of new "
+        "mail that answers our own automatic mail (an autoresponder that ignores "
+        "Auto-Submitted looks like that).")
+    ack_limit: int = Field(
+        20, ge=0, description="Acknowledgements of new mail per sender per hour, so a flood "
+        "is bounded; our other automatic mail (status notices, surveys) does not count.")
     reopen_window_days: int = Field(
         30, ge=0, description="Replies to tickets resolved longer ago than this open a new "
         "linked ticket (closed tickets always do); 0: no window."

@@ -38,11 +38,13 @@ STATUS_NOTES = {
 def acknowledge(session: Session, settings: Settings, ticket: Ticket, mail: parse.ParsedMail,
                 envelope: Envelope, decision: Decision, bounce: bool) -> None:
     """Tell the customer their mail became a ticket, unless that could feed a loop
-    (RFC 3834, the per-sender limit), it is spam or a bounce, or a rule says no."""
+    (RFC 3834, the per-sender limits on acknowledgements), it is spam or a bounce, or a
+    rule says no."""
     hd = settings.helpdesk
+    kind = autoreply.ack_kind(session, mail)
     allowed, why = autoreply.may_autoreply(
-        session, mail, envelope, own_addresses=_own_addresses(settings),
-        limit_per_hour=hd.autoreply_limit)
+        session, mail, envelope, own_addresses=_own_addresses(settings), kind=kind,
+        loop_limit=hd.autoreply_limit, ack_limit=hd.ack_limit)
     if decision.spam or decision.ack_template == "" or (bounce and allowed):
         allowed = False
         why = ("spam" if decision.spam else "bounce: delivery status notification" if bounce
@@ -64,7 +66,7 @@ def acknowledge(session: Session, settings: Settings, ticket: Ticket, mail: pars
         in_reply_to=mail.message_id, references=[*mail.references, mail.message_id],
         automatic=True, id_hint=public_id.lower())
     # RFC 3834: automatic answers go out with a null envelope sender
-    mailout.queue(session, msg, kind="ack", ticket_id=ticket.id, mail_from="", automatic=True)
+    mailout.queue(session, msg, kind=kind, ticket_id=ticket.id, mail_from="", automatic=True)
     store.event(session, ticket, "ack", detail=f"to {mail.from_addr}")
 
 

@@ -11,6 +11,12 @@ key makes a concurrent second runner fail and retry, finding the step done.
 
 When the configuration that moves due times changes (fingerprint), the first pass
 looks at every ticket that can still have a step.
+
+A simulated pass (a moment still to come, `jobs run-due --now`) does the same work,
+then rolls each ticket back and keeps the watermark. Were it written, its step
+marks, the tickets' updated_at, the watermark and the outbox rows would carry that
+moment: the live scheduler would skip what changes in the meantime and hold the
+mail until then.
 """
 
 from __future__ import annotations
@@ -47,9 +53,11 @@ class PassReport:
     done: list[str] = field(default_factory=list)
     seconds: float = 0.0
     full: bool = False
+    simulated: bool = False
 
     def lines(self) -> list[str]:
-        head = (f"pass at {self.now.isoformat()}: looked at {self.looked_at} tickets"
+        kind = "simulated pass (nothing written or sent)" if self.simulated else "pass"
+        head = (f"{kind} at {self.now.isoformat()}: looked at {self.looked_at} tickets"
                 f"{' (full rescan)' if self.full else ''}, {len(self.done)} steps done "
                 f"in {self.seconds * 1000:.0f} ms")
         return [head, *self.done]
@@ -104,7 +112,10 @@ def sync_one(rt: Runtime, ticket_id: int) -> tuple[list[str], datetime | None]:
                     session.execute(delete(TicketTimer).where(
                         col(TicketTimer.ticket_id) == ticket_id))
                     return [], None
-                return sync_ticket(rt, session, ticket), ticket.updated_at
+                done, updated_at = sync_ticket(rt, session, ticket), ticket.updated_at
+                if rt.simulated:
+                    session.rollback()
+                return done, updated_at
         except IntegrityError:
             log.info("ticket %s: another runner did a step first (attempt %d)", ticket_id,
                      attempt + 1)
@@ -148,14 +159,16 @@ def due_ticket_ids(session: Session, now: datetime, skip: set[int]) -> list[int]
 
 def run_pass(settings: Settings, engine: Engine, now: datetime,
              on_outbox: Callable[[], None] | None = None,
-             synced: dict[int, datetime] | None = None) -> PassReport:
-    """One pass at `now`. `synced` (kept by a long-running caller) remembers the
-    updated_at each ticket had when last synced, so the slack window does not make
-    every pass redo the tickets changed in the last minutes."""
+             synced: dict[int, datetime] | None = None, *,
+             simulated: bool = False) -> PassReport:
+    """One pass at `now` (`simulated`: report what it would do, write nothing). `synced`
+    (kept by a long-running caller) remembers the updated_at each ticket had when last
+    synced, so the slack window does not make every pass redo the tickets changed in
+    the last minutes."""
     synced = {} if synced is None else synced
     started = time.perf_counter()
-    rt = Runtime.build(settings, engine, now, on_outbox)
-    report = PassReport(now)
+    rt = Runtime.build(settings, engine, now, on_outbox, simulated=simulated)
+    report = PassReport(now, simulated=simulated)
     fingerprint = rt.sla.fingerprint()
     with session_scope(engine) as session:
         mark_text = _state(session, "watermark")
@@ -173,6 +186,9 @@ def run_pass(settings: Settings, engine: Engine, now: datetime,
         if not batch:
             break
         seen |= _sync_all(rt, batch, report, synced)
+    if simulated:
+        report.seconds = time.perf_counter() - started
+        return report
     try:
         with session_scope(engine) as session:
             if newest is not None:

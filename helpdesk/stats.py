@@ -12,10 +12,11 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlmodel import Session, col, select
 
+from helpdesk.store import queries
 from helpdesk.store.models import Ticket
 from helpdesk.store.sched_models import Survey, TicketStep
 
@@ -51,16 +52,32 @@ def backlog(session: Session, now: datetime) -> dict[str, Any]:
             "by_age": dict(Counter(_age(now - r[3]) for r in rows))}
 
 
-def _durations(session: Session, since: datetime) -> list[tuple[str, float | None, float | None]]:
-    """(assignee, first response s, resolution s) of tickets created since `since`."""
-    rows = session.exec(select(Ticket.assignee, Ticket.created_at, Ticket.first_response_at,
-                               Ticket.resolved_at, Ticket.closed_at)
-                        .where(col(Ticket.created_at) >= since)).all()
+class Durations(NamedTuple):
+    """One ticket's times and whose work they were (the credited agent, else the
+    assignee: tickets from before credits were recorded, or resolved by the scheduler)."""
+
+    responder: str
+    first_response: float | None
+    resolver: str
+    resolution: float | None
+
+
+def _durations(session: Session, since: datetime) -> list[Durations]:
+    """The durations of tickets created since `since`, in seconds."""
+    created = col(Ticket.created_at) >= since
+    rows = session.exec(select(Ticket.id, Ticket.assignee, Ticket.created_at,
+                               Ticket.first_response_at, Ticket.resolved_at, Ticket.closed_at)
+                        .where(created)).all()
+    ids = select(Ticket.id).where(created)
+    responders = queries.credited(session, "first_response", ids)
+    resolvers = queries.credited(session, "resolution", ids)
     out = []
-    for assignee, created, first, resolved, closed in rows:
+    for tid, assignee, created, first, resolved, closed in rows:
         done = resolved or closed
-        out.append((assignee, (first - created).total_seconds() if first else None,
-                    (done - created).total_seconds() if done else None))
+        out.append(Durations(responders.get(tid or 0, assignee),
+                             (first - created).total_seconds() if first else None,
+                             resolvers.get(tid or 0, assignee),
+                             (done - created).total_seconds() if done else None))
     return out
 
 
@@ -91,25 +108,26 @@ def compute(session: Session, now: datetime, since: datetime) -> dict[str, Any]:
     return {
         "since": since.isoformat(), "now": now.isoformat(),
         "backlog": backlog(session, now),
-        "first_response": summary([f for _, f, _ in durations if f is not None]),
-        "resolution": summary([r for _, _, r in durations if r is not None]),
+        "first_response": summary([d.first_response for d in durations
+                                   if d.first_response is not None]),
+        "resolution": summary([d.resolution for d in durations if d.resolution is not None]),
         "sla_breaches": sla_breaches,
         "satisfaction": satisfaction(surveys),
         "agents": agents(session, durations, breaches_by_agent, surveys),
     }
 
 
-def agents(session: Session, durations: list[tuple[str, float | None, float | None]],
+def agents(session: Session, durations: list[Durations],
            breaches_by_agent: Counter[str], surveys: list[Survey]) -> dict[str, Any]:
     open_counts = Counter(session.exec(
         select(Ticket.assignee).where(col(Ticket.status).in_(BACKLOG))).all())
     firsts: dict[str, list[float]] = defaultdict(list)
     resolved: Counter[str] = Counter()
-    for assignee, first, resolution in durations:
-        if first is not None:
-            firsts[assignee].append(first)
-        if resolution is not None:
-            resolved[assignee] += 1
+    for d in durations:
+        if d.first_response is not None:
+            firsts[d.responder].append(d.first_response)
+        if d.resolution is not None:
+            resolved[d.resolver] += 1
     by_agent: dict[str, list[Survey]] = defaultdict(list)
     for row in surveys:
         by_agent[row.agent].append(row)

@@ -33,12 +33,17 @@ class Runtime:
     sla: SlaContext
     directory: agents.Directory
     on_outbox: Callable[[], None] | None = None
+    # a pass at a moment still to come: it shows what it would do and writes nothing,
+    # since its writes would carry that moment (see jobs.run_pass)
+    simulated: bool = False
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine, now: datetime,
-              on_outbox: Callable[[], None] | None = None) -> Runtime:
+              on_outbox: Callable[[], None] | None = None, *,
+              simulated: bool = False) -> Runtime:
         path = settings.beside_config(settings.paths.agents, "agents.toml")
-        return cls(settings, engine, now, SlaContext(settings), agents.load(path), on_outbox)
+        return cls(settings, engine, now, SlaContext(settings), agents.load(path), on_outbox,
+                   simulated)
 
     def public_id(self, ticket: Ticket) -> str:
         return f"{self.settings.helpdesk.ticket_prefix}-{ticket.id}"

@@ -26,6 +26,7 @@ from helpdesk import clock, tokens
 from helpdesk.config import Settings
 from helpdesk.parse import ParsedMail
 from helpdesk.steps import Runtime, Step, base_context, customer_of, history, send
+from helpdesk.store import queries
 from helpdesk.store.models import Event, Outbox, Ticket, msgid_key
 from helpdesk.store.sched_models import Survey
 
@@ -112,8 +113,9 @@ def send_survey(rt: Runtime, session: Session, ticket: Ticket, step: Step) -> st
     if row is None:
         row = Survey(ticket_id=ticket.id or 0)
         session.add(row)
-    row.contact, row.agent, row.queue, row.scale = contact.email, ticket.assignee, \
-        ticket.queue, scale
+    # the rating is for whoever resolved it (not the lead who approved the resolution)
+    resolver = queries.credited_to(session, "resolution", ticket)
+    row.contact, row.agent, row.queue, row.scale = contact.email, resolver, ticket.queue, scale
     row.sent_at, row.msgid_key = rt.now, msgid_key(message_id)
     history(session, ticket, "survey", f"survey sent to {contact.email}")
     return f"survey sent to {contact.email}"

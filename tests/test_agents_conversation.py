@@ -172,3 +172,38 @@ def test_a_customer_reply_withdraws_a_resolution_waiting_for_review(
     assert not any("fuser" in body(m) for m in mails_to(relay, CAROL))
     held = [m for m in t["messages"] if m["direction"] == "out" and "fuser" in m["body_text"]]
     assert [m["visibility"] for m in held] == ["not sent: review withdrawn"]
+
+
+def _alice_resolves_and_lisa_approves(settings: Settings, daemon: DaemonThread,
+                                      relay: RelaySink) -> Any:
+    """A ticket alice resolves in the review queue and lisa approves; returns lisa's
+    approval notice to alice (the mail alice answers next)."""
+    send(daemon.port, make_mail())
+    note = wait_mails_to(relay, "alice@staff.test", 1)[0]
+    send(daemon.port, agent_mails.gmail(
+        typed="#status resolved\n\nThe fuser was replaced, all good now.",
+        sender="alice@staff.test", to=reply_to(note), original=note),
+        sender="alice@staff.test", rcpts=[reply_to(note)])
+    review = wait_mails_to(relay, "lisa@staff.test", 2)[1]
+    send(daemon.port, agent_mails.thunderbird(
+        typed="#approve", sender="lisa@staff.test", to=reply_to(review), original=review),
+        rcpts=[reply_to(review)], sender="lisa@staff.test")
+    wait_ticket(settings, 1, lambda t: t["status"] == "resolved", "approved resolution")
+    return wait_mails_to(relay, "alice@staff.test", 2)[1]
+
+
+def test_closing_an_approved_resolution_needs_no_second_review(
+    desk: tuple[Settings, DaemonThread], relay: RelaySink,
+) -> None:
+    settings, daemon = desk
+    approved = _alice_resolves_and_lisa_approves(settings, daemon, relay)
+    assert approved["Subject"].startswith("Resolution approved")
+
+    send(daemon.port, agent_mails.gmail(
+        typed="#close", sender="alice@staff.test", to=reply_to(approved), original=approved),
+        sender="alice@staff.test", rcpts=[reply_to(approved)])
+    t = wait_ticket(settings, 1, lambda t: t["status"] == "closed", "closed by alice")
+    assert [e["kind"] for e in t["events"]].count("review-requested") == 1
+    assert len(mails_to(relay, "lisa@staff.test")) == 2  # new ticket, the one review
+    closed = wait_mails_to(relay, CAROL, 3)[2]  # ack, the approved reply, then this
+    assert "closed" in body(closed)

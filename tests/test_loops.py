@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import time
+from email.message import EmailMessage
 
 import pytest
 
 from helpdesk.config import Settings
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Ticket
+from tests import agent_mails
+from tests.agent_desk import mails_to, reply_to, wait_mails_to
 from tests.helpers import (
     DaemonThread,
     RelaySink,
@@ -19,6 +24,8 @@ from tests.helpers import (
     send,
     wait_until,
 )
+
+CAROL = "carol@customer.test"
 
 
 def _no_ack_reason(settings: Settings, count: int = 1) -> str:
@@ -119,10 +126,10 @@ def test_a_bounce_on_a_closed_ticket_stays_on_it_and_opens_nothing(
     assert len(relay.received) == 1  # nobody told, nothing acknowledged
 
 
-def test_automatic_replies_to_one_sender_are_rate_limited(
+def test_a_flood_of_new_mail_from_one_sender_gets_a_bounded_number_of_acks(
     make_settings, relay: RelaySink, start_daemon  # type: ignore[no-untyped-def]
 ) -> None:
-    settings = make_settings({"helpdesk": {"autoreply_limit": 3},
+    settings = make_settings({"helpdesk": {"ack_limit": 3},
                               "outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port}})
     d = start_daemon(settings)
     for i in range(5):
@@ -132,6 +139,62 @@ def test_automatic_replies_to_one_sender_are_rate_limited(
     time.sleep(0.5)
     assert len(relay.received) == 3
     assert "rate limit" in _no_ack_reason(settings, 5)
+
+
+@pytest.mark.parametrize("desk", [{"helpdesk": {"autoreply_limit": 5}}], indirect=True)
+def test_our_own_automatic_mails_do_not_use_up_a_customers_acknowledgements(
+    desk: tuple[Settings, DaemonThread], relay: RelaySink,
+) -> None:
+    _, daemon = desk
+    for i in range(1, 5):
+        send(daemon.port, make_mail(subject=f"Problem {i}"))
+        wait_mails_to(relay, CAROL, i)
+    # alice closes two of them: carol is told, by two more automatic mails
+    for number in (1, 2):
+        note = next(m for m in mails_to(relay, "alice@staff.test")
+                    if f"[HD-{number}]" in str(m["Subject"]))
+        send(daemon.port, agent_mails.gmail(typed="#close", sender="alice@staff.test",
+                                            to=reply_to(note), original=note),
+             sender="alice@staff.test", rcpts=[reply_to(note)])
+    wait_mails_to(relay, CAROL, 6)
+    assert sum(m["Auto-Submitted"] == "auto-replied" for m in mails_to(relay, CAROL)) == 6
+
+    # within the hour carol has a genuinely new problem: she hears it arrived
+    send(daemon.port, make_mail(subject="The scanner is broken too"))
+    ack = wait_mails_to(relay, CAROL, 7)[6]
+    assert "[HD-5]" in str(ack["Subject"])
+
+
+def _answer_to(ack: EmailMessage) -> EmailMessage:
+    """What an autoresponder that ignores Auto-Submitted sends back: a plain reply."""
+    return make_mail(subject=f"Re: {ack['Subject']}", body="I am away until Monday.",
+                     in_reply_to=str(ack["Message-ID"]))
+
+
+def test_answers_to_our_automatic_mail_are_acknowledged_a_few_times_an_hour(
+    make_settings, relay: RelaySink, start_daemon  # type: ignore[no-untyped-def]
+) -> None:
+    settings = make_settings({"helpdesk": {"autoreply_limit": 2},
+                              "outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port}})
+    d = start_daemon(settings)
+    for i in range(3):
+        send(d.port, make_mail(subject=f"question {i}"))
+    acks = [email.message_from_bytes(r.raw, policy=email.policy.default)
+            for r in relay.wait_for(3)]
+    with session_scope(engine_for(settings)) as session:
+        for number in (1, 2, 3):
+            ticket = session.get(Ticket, number)
+            assert ticket is not None
+            ticket.status = "closed"
+    # each answer to an ack of a closed ticket opens a new one, and looks like a loop
+    for ack in acks:
+        send(d.port, _answer_to(ack))  # type: ignore[arg-type]
+    wait_until(lambda: len(all_tickets(settings)) == 6, what="6 tickets")
+    relay.wait_for(5)
+    time.sleep(0.5)
+    assert len(relay.received) == 5
+    assert "rate limit" in _no_ack_reason(settings, 6)
+    assert [r.kind for r in outbox_rows(settings)].count("ack-of-answer") == 2
 
 
 def test_two_helpdesks_acknowledging_each_other_do_not_loop(

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -19,7 +19,18 @@ from helpdesk.config import Settings
 from helpdesk.scheduler import Leader, PassRunner
 from tests.conftest import MakeSettings
 from tests.helpers import REPO, DaemonThread, engine_for, wait_until
-from tests.sched import SLA, at, mails, make_ticket, step_keys, with_agents
+from tests.sched import (
+    SLA,
+    at,
+    mails,
+    make_ticket,
+    run_due_cli,
+    run_pass,
+    set_status,
+    step_keys,
+    ticket,
+    with_agents,
+)
 
 BOTH_STEPS = ["sla:first_response:0:warn", "sla:first_response:0:breach"]
 
@@ -120,3 +131,26 @@ def test_two_daemons_on_postgresql_escalate_once(make_settings: MakeSettings):
     assert len(mails(settings, "sla-warning")) == 1
     assert len(mails(settings, "sla-breach")) == 1
     assert sum("now runs the scheduled work" in log for log in logs) == 1, logs
+
+
+def test_a_simulated_future_run_does_not_hide_later_changes_from_the_live_scheduler(
+        make_settings: MakeSettings):
+    settings = with_agents(make_settings({"sla": SLA, "survey": {"enabled": True,
+                                                                  "delay": "1h"}}))
+    real = datetime.now(UTC).replace(microsecond=0)
+    urgent = make_ticket(settings, real, priority="high")  # its SLA breaches in an hour
+    done = make_ticket(settings, real - timedelta(hours=1), priority="low", subject="Toner")
+    run_pass(settings, real)
+
+    # an operator asks what the scheduler will do the day after tomorrow
+    out = run_due_cli(settings, real + timedelta(days=2))
+    assert f"HD-{urgent} sla:first_response:0:breach" in out and "simulated" in out
+    assert mails(settings) == [] and step_keys(settings, urgent) == []
+    assert ticket(settings, urgent).priority == "high"
+    run_pass(settings, datetime.now(UTC))  # the daemon's next pass, a minute later
+
+    # alice closes the other ticket for real; an hour later the live pass surveys it
+    set_status(settings, done, "closed", datetime.now(UTC))
+    done_now = run_pass(settings, datetime.now(UTC) + timedelta(hours=1, minutes=1))
+    assert any(line.startswith(f"HD-{done} survey:") for line in done_now), done_now
+    assert [m.rcpt_tos for m in mails(settings, "survey")] == [["carol@customer.test"]]

@@ -38,15 +38,17 @@ def run_due(state: CliState, now_text: str | None) -> None:
     """Run everything due now (or at --now) once, and print what was done.
 
     Safe beside a running daemon: every step is recorded once per ticket, so a
-    step the daemon already did is skipped here and vice versa.
+    step the daemon already did is skipped here and vice versa. A --now still to
+    come is a simulation: it prints what would be done then and changes nothing.
     """
     from helpdesk import jobs
 
     settings = state.settings
     logs.setup(settings)
     now = parse_moment(now_text)
+    simulated = now > clock.now()
     clock.freeze(now)  # every write of this pass carries the chosen moment
-    report = jobs.run_pass(settings, _write_engine(settings), now)
+    report = jobs.run_pass(settings, _write_engine(settings), now, simulated=simulated)
     for line in report.lines():
         click.echo(line)
 

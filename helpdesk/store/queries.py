@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import Select, func
 from sqlmodel import Session, col, select
 
 from helpdesk.store.models import Contact, Event, Message, Outbox, Quarantine, Ticket, msgid_key
@@ -62,17 +63,49 @@ def previous_ticket_count(session: Session, email: str) -> int:
     return int(session.exec(stmt).one())
 
 
-def automatic_mails_since(session: Session, recipient: str, since: datetime) -> int:
+def mails_to_since(session: Session, recipient: str, since: datetime,
+                   kinds: Sequence[str]) -> int:
+    """How many outbox mails of `kinds` went to `recipient` since `since`."""
     stmt = (
         select(func.count())
         .select_from(Outbox)
         .where(
             Outbox.recipient == recipient.lower(),
-            col(Outbox.automatic).is_(True),
+            col(Outbox.kind).in_(kinds),
             Outbox.created_at >= since,
         )
     )
     return int(session.exec(stmt).one())
+
+
+def is_our_automatic_mail(session: Session, message_ids: Sequence[str]) -> bool:
+    """Whether one of `message_ids` is an automatic mail we sent."""
+    keys = [msgid_key(m) for m in message_ids if m]
+    if not keys:
+        return False
+    stmt = select(Outbox.id).where(col(Outbox.msgid_key).in_(keys),
+                                   col(Outbox.automatic).is_(True))
+    return session.exec(stmt).first() is not None
+
+
+CREDIT = "credit"  # the event naming whose work a figure of `helpdesk stats` is
+
+
+def credited(session: Session, figure: str,
+             ticket_ids: Sequence[int] | Select[tuple[int | None]]) -> dict[int, str]:
+    """The agent each ticket's `figure` is credited to (the latest credit event), for the
+    tickets (ids, or a query for them) that have one."""
+    stmt = (select(Event.ticket_id, Event.actor)
+            .where(Event.kind == CREDIT, Event.field == figure,
+                   col(Event.ticket_id).in_(ticket_ids))
+            .order_by(col(Event.id)))
+    return dict(session.exec(stmt).all())
+
+
+def credited_to(session: Session, figure: str, ticket: Ticket) -> str:
+    """The agent the ticket's `figure` is credited to; its assignee when none is."""
+    tid = int(ticket.id or 0)
+    return credited(session, figure, [tid]).get(tid, ticket.assignee)
 
 
 def messages(session: Session, ticket_id: int) -> list[Message]:

@@ -55,6 +55,12 @@ def event(session: Session, ticket: Ticket, kind: str, *, actor: str = "system",
     return ev
 
 
+def credit(session: Session, ticket: Ticket, figure: str, agent: str, detail: str = "") -> None:
+    """Record that `figure` ("first_response", "resolution") of this ticket is `agent`'s
+    work: the author of the reply, not whoever released it (a lead approving a review)."""
+    event(session, ticket, queries.CREDIT, actor=agent, field=figure, detail=detail)
+
+
 def change(session: Session, ticket: Ticket, field: str, new: str, *, actor: str,
            detail: str = "") -> bool:
     """Set one ticket field and record it; returns False when nothing changed."""
