@@ -136,3 +136,43 @@ def test_test_with_broken_rules_exits_1(site: Path):
     result = helpdesk(site, "rules", "test", str(DATA / "rules-question.eml"))
     assert result.returncode == 1
     assert "not valid TOML" in result.stderr
+
+
+def test_check_reports_every_problem_of_every_rule_one_line_each(site: Path):
+    (site / "rules.toml").write_text(
+        '[[rule]]\n'                                              # 1
+        'name = "Many faults"\n'                                  # 2
+        'when.subject = { regex = "(" }\n'                        # 3
+        'when.from_domian = "y.test"\n'                           # 4
+        'set = { priority = "urgent", queue = "nowhere" }\n'      # 5
+        'stop = "yes"\n'                                          # 6
+        'colour = "red"\n'                                        # 7
+        '\n'
+        '[[rule]]\n'                                              # 9
+        'name = "Fine"\n'                                         # 10
+        'tags = ["ok"]\n'                                         # 11
+        '\n'
+        '[[rule]]\n'                                              # 13
+        'name = "Two more"\n'                                     # 14
+        'assign = { agent = "nobody" }\n'                         # 15
+        'apply_to = "sometimes"\n'                                # 16
+    )
+    result = helpdesk(site, "rules", "check")
+    assert result.returncode == 1
+    file = site / "rules.toml"
+    assert result.stderr.strip().splitlines() == [
+        f"error: {file}:3: rule 'Many faults': when.subject.regex: invalid regular "
+        "expression '(': missing ) at position 1",
+        f"error: {file}:4: rule 'Many faults': when.from_domian: unknown "
+        "condition (did you mean 'from_domain'?)",
+        f"error: {file}:5: rule 'Many faults': set.priority: 'urgent' is not one of "
+        "low, normal, high, critical",
+        f"error: {file}:5: rule 'Many faults': set.queue: no queue 'nowhere' in helpdesk.toml "
+        "(known: billing, support)",
+        f"error: {file}:6: rule 'Many faults': stop: must be true or false, got 'yes'",
+        f"error: {file}:7: rule 'Many faults': colour: unknown key (known: name, description, "
+        "when, stop, final, apply_to, enabled, set, assign, tags, spam, ack)",
+        f"error: {file}:15: rule 'Two more': assign.agent: no agent 'nobody' in agents.toml",
+        f"error: {file}:16: rule 'Two more': apply_to: 'sometimes' is not one of new, "
+        "followups, all",
+    ]

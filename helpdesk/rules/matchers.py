@@ -14,9 +14,10 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from re import _parser as sre  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, TypeVar
 
 import regex
 
@@ -35,6 +36,36 @@ class SpecError(ValueError):
         super().__init__(message)
         self.path = path
         self.message = message
+
+
+class SpecErrors(ValueError):
+    """Several independent problems in one rule, so the admin sees them all in one run."""
+
+    def __init__(self, errors: Sequence[SpecError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = tuple(errors)
+
+
+T = TypeVar("T")
+
+
+def gather(errors: list[SpecError], build: Callable[[], T]) -> T | None:
+    """`build()`, or None with its problem(s) added to `errors`: check on, report all."""
+    try:
+        return build()
+    except SpecErrors as err:
+        errors.extend(err.errors)
+    except SpecError as err:
+        errors.append(err)
+    return None
+
+
+def raise_all(errors: Sequence[SpecError]) -> None:
+    """Raise the problems found, if any: one as itself, several together."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise SpecErrors(errors)
 
 
 def fold(text: str) -> str:
