@@ -156,6 +156,14 @@ class PathsSection(_Section):
     templates: Path | None = Field(None, description="Site templates, searched first.")
 
 
+class RulesSection(_Section):
+    time_budget: float = Field(
+        0.25, gt=0, le=60, description="Seconds all routing rules together may spend on "
+        "the regular expressions of one mail. A rule whose search runs out of time (each "
+        "search also stops after 50 ms) is not applied, and the ticket's history, the log "
+        "and `helpdesk rules test` say so.")
+
+
 class HttpSection(_Section):
     listen: str = Field(
         "127.0.0.1:8025", description="host:port for /healthz and /metrics (and the survey "
@@ -290,6 +298,7 @@ class Settings(_Section):
     outgoing: OutgoingSection = OutgoingSection()
     queue: dict[str, QueueSection] = Field(default_factory=dict)
     paths: PathsSection = PathsSection()
+    rules: RulesSection = RulesSection()
     log: LogSection = LogSection()
     imap: list[ImapSection] = Field(default_factory=list)
     sla: dict[str, SlaPolicy] = Field(default_factory=dict)

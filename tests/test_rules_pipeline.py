@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import pytest
 
 from helpdesk.config import Settings
+from helpdesk.pipeline import Pipeline
+from helpdesk.rules.holder import RulesHolder
+from helpdesk.spool import Envelope, Spool
+from helpdesk.store import db
 from tests.agent_desk import body, msgid, reply_to, wait_mails_to, wait_ticket
 from tests.conftest import MakeSettings
 from tests.helpers import (
     DaemonThread,
     RelaySink,
     all_tickets,
+    engine_for,
     make_mail,
     outbox_rows,
     send,
@@ -147,3 +153,43 @@ def test_a_bad_rules_edit_keeps_the_last_good_rules_running_and_tells_the_admins
     alert = next(r for r in relay.wait_for(2) if r.rcpt_tos == ["admin@example.test"])
     assert "rules file refused" in alert.message["Subject"]
     assert "Broken" in alert.message.get_content()
+
+
+# each pattern backtracks without end on a run of x's that is not followed by its y
+EVIL_RULES = "".join(
+    f'[[rule]]\nname = "Trace {i}"\nwhen.header."X-Trace" = {{ regex = "(x+x+)+y{i}" }}\n'
+    'tags = ["traced"]\n\n' for i in range(5)
+) + '[[rule]]\nname = "Every mail"\ntags = ["seen"]\n'
+
+
+def test_catastrophic_regexes_over_200_headers_cost_one_budget_and_are_recorded(
+    make_settings: MakeSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    (tmp_path / "config").mkdir(exist_ok=True)
+    (tmp_path / "config" / "rules.toml").write_text(EVIL_RULES)
+    settings = make_settings({"rules": {"time_budget": 0.3}})
+    db.upgrade(settings.database_url)
+    spool = Spool(settings.data_dir / "spool")
+    pipeline = Pipeline(settings, engine_for(settings), spool,
+                        router=RulesHolder.from_settings(settings))
+    mail = make_mail(subject="Build log attached")
+    for _ in range(200):
+        mail["X-Trace"] = "y0 y1 y2 y3 y4 " + "x" * 60
+    spool.put(mail.as_bytes(), Envelope(route="smtp", rcpt_tos=("support@example.test",)))
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        [outcome] = pipeline.drain()
+    elapsed = time.monotonic() - started
+
+    assert outcome.kind == "stored"
+    # a timeout per search would be 5 rules x 200 headers x 50 ms = 50 s
+    assert elapsed < 3.0, f"the rules held the pipeline {elapsed:.1f}s"
+    [ticket] = all_tickets(settings)
+    assert ticket["tags"] == ["seen"]  # the rules after the slow ones still run
+    timeouts = [e for e in ticket["events"] if e["kind"] == "rule-timeout"]
+    assert [e["actor"] for e in timeouts] == [f"rule:Trace {i}" for i in range(5)]
+    assert "'(x+x+)+y0'" in timeouts[0]["detail"]
+    assert "not applied" in timeouts[0]["detail"]
+    logged = [r.getMessage() for r in caplog.records if "timed out" in r.getMessage()]
+    assert len(logged) == 5 and "Trace 0" in logged[0]

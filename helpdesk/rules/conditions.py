@@ -46,7 +46,8 @@ class TextCond:
         object.__setattr__(self, "test", _fast_text_test(self.field, self.matcher))
 
     def test(self, facts: Facts) -> bool:
-        return self.matcher.test(facts.values(self.field), facts.folded(self.field))
+        return self.matcher.test(facts.values(self.field), facts.folded(self.field),
+                                 facts.budget)
 
     def why(self, facts: Facts) -> tuple[bool, str]:
         ok = self.test(facts)
@@ -61,7 +62,7 @@ class HeaderCond:
     cost: int = 3
 
     def test(self, facts: Facts) -> bool:
-        return self.matcher.test(*facts.header(self.name))
+        return self.matcher.test(*facts.header(self.name), facts.budget)
 
     def why(self, facts: Facts) -> tuple[bool, str]:
         ok = self.test(facts)
@@ -183,7 +184,7 @@ def _fast_text_test(field: str, matcher: Matcher) -> Callable[[Facts], bool]:
 
         return contains
     test = matcher.test
-    return lambda facts: test(facts.values(field), facts.folded(field))
+    return lambda facts: test(facts.values(field), facts.folded(field), facts.budget)
 
 
 def _preview(values: tuple[str, ...]) -> str:

@@ -20,7 +20,7 @@ from helpdesk.hours import BusinessHours
 from helpdesk.rules.actions import ACTIONS, FIELDS, Action, CompileEnv
 from helpdesk.rules.conditions import compile_when
 from helpdesk.rules.matchers import SpecError, SpecErrors, gather, raise_all
-from helpdesk.rules.model import APPLY_TO, Rule, RuleSet
+from helpdesk.rules.model import APPLY_TO, DEFAULT_TIME_BUDGET, Rule, RuleSet
 
 MODIFIERS = ("name", "description", "when", "stop", "final", "apply_to", "enabled")
 _TOML_LINE = re.compile(r"at line (\d+)")
@@ -64,6 +64,7 @@ def load_rules(
     queues: Iterable[str] | None = None,
     hours: BusinessHours | None = None,
     queue_hours: dict[str, BusinessHours] | None = None,
+    time_budget: float = DEFAULT_TIME_BUDGET,
 ) -> RuleSet:
     """Compile the rules of `files`, in order; raises RuleSetError listing every problem."""
     env = CompileEnv(directory, frozenset(queues) if queues is not None else None)
@@ -77,7 +78,8 @@ def load_rules(
     _check_unique_names(rules, problems)
     if problems:
         raise RuleSetError(problems)
-    return RuleSet(tuple(r for r in rules), directory, hours, dict(queue_hours or {}), tuple(files))
+    return RuleSet(tuple(r for r in rules), directory, hours, dict(queue_hours or {}),
+                   tuple(files), time_budget)
 
 
 def _read(path: Path, problems: list[Problem]) -> tuple[str, dict[str, Any] | None]:
