@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,7 @@ from tests.helpers import (
     engine_for,
     make_mail,
     outbox_rows,
+    run_cli,
     send,
     wait_until,
 )
@@ -193,3 +197,57 @@ def test_catastrophic_regexes_over_200_headers_cost_one_budget_and_are_recorded(
     assert "not applied" in timeouts[0]["detail"]
     logged = [r.getMessage() for r in caplog.records if "timed out" in r.getMessage()]
     assert len(logged) == 5 and "Trace 0" in logged[0]
+
+
+def _healthz(port: int) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_refused_rules_edit_needs_attention_and_each_new_error_is_mailed(
+    routed: tuple[Settings, DaemonThread], tmp_path: Path, relay: RelaySink,
+) -> None:
+    settings, daemon = routed
+    rules = tmp_path / "config" / "rules.toml"
+    port = daemon.daemon.http.port  # type: ignore[union-attr]
+
+    def alerts() -> list:
+        return [r for r in relay.received if r.rcpt_tos == ["admin@example.test"]]
+
+    assert run_cli(settings, "status").returncode == 0
+    assert _healthz(port)[0] == 200
+
+    # an edit the daemon refuses: it keeps the old rules, but a restart would fail
+    rules.write_text(RULES + '\n[[rule]]\nname = "Broken"\nwhen.subject = { regex = "(" }\n'
+                     'tags = ["x"]\n')
+    [first] = wait_until(alerts, what="an alert about the refused edit")
+    assert "rules file refused" in first.message["Subject"]
+    assert "rule 'Broken'" in first.message.get_content()
+    status = run_cli(settings, "status")
+    out = status.stdout.decode()
+    assert status.returncode == 1, out
+    assert "REFUSED" in out and "rule 'Broken'" in out
+    code, health = _healthz(port)
+    assert code == 503 and health["status"] == "degraded"
+    assert "rule 'Broken'" in health["rules"]["error"]
+    assert health["database"]["ok"] and health["smtp"]["ok"]  # mail still flows
+
+    # a second, different mistake is news: a second alert within the hour
+    rules.write_text(RULES + '\n[[rule]]\nname = "Urgent"\nset = { priority = "urgent" }\n')
+    wait_until(lambda: len(alerts()) == 2, what="a second alert")
+    assert "'urgent' is not one of" in alerts()[1].message.get_content()
+    assert "rule 'Urgent'" in _healthz(port)[1]["rules"]["error"]
+    # the same mistake again is not
+    rules.write_text(RULES + '\n[[rule]]\nname = "Urgent"\nset = { priority = "urgent" }\n\n')
+    time.sleep(1.5)
+    assert [r.kind for r in outbox_rows(settings)].count("alert") == 2
+
+    rules.write_text(RULES)  # fixed
+    wait_until(lambda: _healthz(port)[0] == 200, what="/healthz healthy again")
+    assert _healthz(port)[1]["rules"] == {"ok": True, "error": None}
+    wait_until(lambda: run_cli(settings, "status").returncode == 0, timeout=20, interval=0.5,
+               what="helpdesk status healthy again")
