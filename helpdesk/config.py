@@ -186,6 +186,14 @@ def _check_host_port(v: str) -> str:
     return v
 
 
+class RulesSection(_Section):
+    time_budget: float = Field(
+        0.25, gt=0, le=60, description="Seconds all routing rules together may spend on "
+        "the regular expressions of one mail. A rule whose search runs out of time (each "
+        "search also stops after 50 ms) is not applied, and the ticket's history, the log "
+        "and `helpdesk rules test` say so.")
+
+
 class HttpSection(_Section):
     """The daemon's two HTTP listeners, kept apart: what the public may reach through a
     proxy (survey pages, later the portal) never shares a socket with what tells how the
@@ -330,6 +338,7 @@ class Settings(_Section):
     outgoing: OutgoingSection = OutgoingSection()
     queue: dict[str, QueueSection] = Field(default_factory=dict)
     paths: PathsSection = PathsSection()
+    rules: RulesSection = RulesSection()
     log: LogSection = LogSection()
     imap: list[ImapSection] = Field(default_factory=list)
     sla: dict[str, SlaPolicy] = Field(default_factory=dict)

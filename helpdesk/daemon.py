@@ -141,17 +141,19 @@ class Daemon:
         if error is not None:
             self._rules_refused(error)
 
-    def _alert(self, subject: str, text: str) -> None:
+    def _alert(self, subject: str, text: str, key: str | None = None) -> None:
         """Mail the admins; an alert must never take down the part that raised it."""
         try:
-            alert_admins(self.settings, self.engine, subject, text)  # type: ignore[arg-type]
+            alert_admins(self.settings, self.engine, subject, text, key)  # type: ignore[arg-type]
         except TemporaryError as err:
             log.warning("could not alert admins (%s): %s", subject, err)
 
     def _rules_refused(self, error: Exception) -> None:
         self._alert("rules file refused",
                     f"The rules files were changed but could not be loaded; the previous "
-                    f"rules stay in force until this is fixed:\n\n{error}\n")
+                    f"rules stay in force until this is fixed, and the daemon will not "
+                    f"start with these files:\n\n{error}\n",
+                    key=str(error))  # each different mistake is news, the same one is not
 
     # -- workers -----------------------------------------------------------------
 

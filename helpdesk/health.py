@@ -1,15 +1,18 @@
 """Is the daemon fit to take mail? The figures behind /healthz.
 
-Unhealthy (503) means an operator should look: the database does not answer, the
-SMTP listener is down, an IMAP mailbox has not been reached for longer than its
-stall_alert_after, or outgoing mail has waited past [http] max_outbox_delay.
-Mail is still safe in each case (spool, mail server, outbox); it is just not moving.
+Unhealthy (503) means an operator should look. `status` "fail": the database does
+not answer, the SMTP listener is down, an IMAP mailbox has not been reached for
+longer than its stall_alert_after, or outgoing mail has waited past [http]
+max_outbox_delay; mail is still safe in each case (spool, mail server, outbox), it
+is just not moving. `status` "degraded": mail moves, but the last edit of the rules
+files was refused: the previous rules are in force and the next start would fail.
+`reasons` says in words what is wrong.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine, func, text
 from sqlmodel import col, select
@@ -21,12 +24,17 @@ from helpdesk.present import iso
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Outbox
 
+if TYPE_CHECKING:
+    from helpdesk.rules.holder import RulesHolder
+
 
 class Observed(Protocol):
     """What health and metrics read from a running daemon."""
 
     settings: Settings
     engine: Engine | None
+    # the rules in force and the last refused edit; None: the daemon runs without rules
+    rules: RulesHolder | None
 
     @property
     def smtp_listening(self) -> bool: ...
@@ -61,6 +69,29 @@ def imap_report(statuses: Sequence[PollerStatus]) -> list[dict[str, Any]]:
              "errors": s.errors} for s in statuses]
 
 
+def rules_report(holder: RulesHolder | None) -> dict[str, Any]:
+    """Whether the rules files on disk were accepted: a refused edit leaves the old rules
+    running, but a restart would fail, so it must not wait for one to be noticed."""
+    error = holder.last_error if holder is not None else None
+    return {"ok": error is None, "error": str(error) if error is not None else None}
+
+
+def _reasons(data: dict[str, Any]) -> list[str]:
+    reasons = []
+    if not data["database"]["ok"]:
+        reasons.append(f"database: {data['database']['error']}")
+    if not data["outbox"]["ok"]:
+        reasons.append(f"outbox: mail due for {data['outbox']['oldest_due_s']}s not sent")
+    if not data["smtp"]["ok"]:
+        reasons.append("smtp: not listening")
+    reasons += [f"imap {m['name']}: stalled since {m['stalled_since']}"
+                for m in data["imap"] if not m["ok"]]
+    if not data["rules"]["ok"]:
+        reasons.append("rules: last edit refused, previous rules in force, a restart "
+                       f"would fail: {data['rules']['error']}")
+    return reasons
+
+
 def report(daemon: Observed) -> tuple[bool, dict[str, Any]]:
     """(healthy, details) for /healthz."""
     assert daemon.engine is not None
@@ -69,7 +100,10 @@ def report(daemon: Observed) -> tuple[bool, dict[str, Any]]:
     data["smtp"] = {"ok": daemon.smtp_listening or not smtp_on, "enabled": smtp_on,
                     "listening": daemon.smtp_listening}
     data["imap"] = imap_report(daemon.imap_status())
-    healthy = (data["database"]["ok"] and data["outbox"]["ok"] and data["smtp"]["ok"]
-               and all(m["ok"] for m in data["imap"]))
-    data["status"] = "ok" if healthy else "fail"
+    data["rules"] = rules_report(daemon.rules)
+    mail_moves = (data["database"]["ok"] and data["outbox"]["ok"] and data["smtp"]["ok"]
+                  and all(m["ok"] for m in data["imap"]))
+    healthy = mail_moves and data["rules"]["ok"]
+    data["status"] = "ok" if healthy else "degraded" if mail_moves else "fail"
+    data["reasons"] = _reasons(data)
     return healthy, data

@@ -306,9 +306,13 @@ class Pipeline:
         return ticket
 
     def apply_decision(self, session: Session, ticket: Ticket, decision: Decision) -> bool:
-        """Set what the rules decided, each change recorded with the rule that made it;
-        returns whether the assignee changed (on a follow-up, they must be told)."""
+        """Set what the rules decided, each change recorded with the rule that made it (and
+        each rule that ran out of time); returns whether the assignee changed (on a
+        follow-up, they must be told)."""
         by_rule = {h.field: h.rule for h in decision.hits}
+        for timeout in decision.timeouts:  # an admin must see that a rule could not run
+            store.event(session, ticket, "rule-timeout", actor=f"rule:{timeout.rule}",
+                        detail=timeout.describe())
         for field in ("category", "priority", "queue"):
             value = getattr(decision, field)
             if value:

@@ -204,6 +204,21 @@ def cli_json(settings: Settings, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
+def status_rows(out: str) -> dict[str, tuple[str, str]]:
+    """`helpdesk status` as {part: (state, detail)}, checking its columns line up."""
+    table = out.split("\n\n")[0].splitlines()
+    header = table[0]
+    assert header.split() == ["PART", "STATE", "DETAIL"], out
+    state_at, detail_at = header.index("STATE"), header.index("DETAIL")
+    rows = {}
+    for line in table[1:]:
+        assert line[state_at - 2:state_at] == "  " and line[state_at] != " ", out
+        assert len(line) <= detail_at or line[detail_at - 2:detail_at] == "  ", out
+        rows[line[:state_at].strip()] = (line[state_at:detail_at].strip(),
+                                         line[detail_at:].strip())
+    return rows
+
+
 _engines: dict[str, Any] = {}
 
 

@@ -17,7 +17,7 @@ from helpdesk.config import Settings
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db
 from tests.conftest import MakeSettings
-from tests.helpers import cli_json, engine_for, invoke_cli, make_mail, run_cli
+from tests.helpers import cli_json, engine_for, invoke_cli, make_mail, run_cli, status_rows
 
 
 def test_ingest_stores_a_mail_from_stdin_and_exits_0(make_settings: MakeSettings) -> None:
@@ -126,13 +126,19 @@ def test_status_counts_the_spool_even_with_the_daemon_stopped(
     make_settings: MakeSettings,
 ) -> None:
     settings = make_settings()
-    assert "spool: 0 waiting" in run_cli(settings, "status").stdout.decode()
+    assert status_rows(run_cli(settings, "status").stdout.decode())["spool"] == (
+        "ok", "0 waiting, 0 set aside")
     assert not (settings.data_dir / "spool").exists()  # a status read creates nothing
     # mail the daemon accepted (250) before it stopped, not yet a ticket
     Spool(settings.data_dir / "spool").put(bytes(make_mail()), Envelope(route="smtp"))
     result = run_cli(settings, "status")
     out = result.stdout.decode()
-    assert "not running" in out and "spool: 1 waiting, 0 set aside" in out, out
+    rows = status_rows(out)
+    assert rows["daemon"] == ("UNKNOWN", "no status written yet (not running?)"), out
+    assert rows["spool"] == ("ok", "1 waiting, 0 set aside")
+    assert rows["rules"] == ("ok", "")
+    assert "{" not in out  # a table for a person, not a Python dict
+    assert "needs attention:\n  daemon: no status written yet (not running?)" in out
     assert result.returncode == 1
     shown = run_cli(settings, "status", "--json")
     assert json.loads(shown.stdout)["spool"] == {"waiting": 1, "set_aside": 0}

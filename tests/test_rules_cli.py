@@ -77,7 +77,7 @@ def test_test_json_shows_each_rule_and_the_result(site: Path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     by_name = {r["name"]: r for r in data["rules"]}
-    assert set(data["rules"][0]) == {"name", "matched", "reason"}
+    assert set(data["rules"][0]) == {"name", "matched", "reason", "timed_out"}
     assert by_name["VIP customers"]["matched"] is True
     assert by_name["Outage reports"]["matched"] is True
     assert by_name["Billing by keyword"]["reason"].startswith("subject 'Portal down since")
@@ -136,3 +136,69 @@ def test_test_with_broken_rules_exits_1(site: Path):
     result = helpdesk(site, "rules", "test", str(DATA / "rules-question.eml"))
     assert result.returncode == 1
     assert "not valid TOML" in result.stderr
+
+
+def test_check_reports_every_problem_of_every_rule_one_line_each(site: Path):
+    (site / "rules.toml").write_text(
+        '[[rule]]\n'                                              # 1
+        'name = "Many faults"\n'                                  # 2
+        'when.subject = { regex = "(" }\n'                        # 3
+        'when.from_domian = "y.test"\n'                           # 4
+        'set = { priority = "urgent", queue = "nowhere" }\n'      # 5
+        'stop = "yes"\n'                                          # 6
+        'colour = "red"\n'                                        # 7
+        '\n'
+        '[[rule]]\n'                                              # 9
+        'name = "Fine"\n'                                         # 10
+        'tags = ["ok"]\n'                                         # 11
+        '\n'
+        '[[rule]]\n'                                              # 13
+        'name = "Two more"\n'                                     # 14
+        'assign = { agent = "nobody" }\n'                         # 15
+        'apply_to = "sometimes"\n'                                # 16
+    )
+    result = helpdesk(site, "rules", "check")
+    assert result.returncode == 1
+    file = site / "rules.toml"
+    assert result.stderr.strip().splitlines() == [
+        f"error: {file}:3: rule 'Many faults': when.subject.regex: invalid regular "
+        "expression '(': missing ) at position 1",
+        f"error: {file}:4: rule 'Many faults': when.from_domian: unknown "
+        "condition (did you mean 'from_domain'?)",
+        f"error: {file}:5: rule 'Many faults': set.priority: 'urgent' is not one of "
+        "low, normal, high, critical",
+        f"error: {file}:5: rule 'Many faults': set.queue: no queue 'nowhere' in helpdesk.toml "
+        "(known: billing, support)",
+        f"error: {file}:6: rule 'Many faults': stop: must be true or false, got 'yes'",
+        f"error: {file}:7: rule 'Many faults': colour: unknown key (known: name, description, "
+        "when, stop, final, apply_to, enabled, set, assign, tags, spam, ack)",
+        f"error: {file}:15: rule 'Two more': assign.agent: no agent 'nobody' in agents.toml",
+        f"error: {file}:16: rule 'Two more': apply_to: 'sometimes' is not one of new, "
+        "followups, all",
+    ]
+
+
+def test_test_reports_a_rule_whose_regex_ran_out_of_time(site: Path, tmp_path: Path):
+    (site / "rules.toml").write_text(
+        '[[rule]]\nname = "Slow trace"\nwhen.header."X-Trace" = { regex = "(x+x+)+y" }\n'
+        'tags = ["traced"]\n\n[[rule]]\nname = "Every mail"\ntags = ["seen"]\n'
+    )
+    traces = "".join(f"X-Trace: y {'x' * 60}\n" for _ in range(50))
+    mail = tmp_path / "slow.eml"
+    mail.write_text(f"From: kim@example.org\nTo: support@example.test\nSubject: log\n{traces}"
+                    "\nSee the trace.\n")
+
+    text = helpdesk(site, "rules", "test", str(mail))
+    assert text.returncode == 0, text.stderr
+    assert ("TIMED OUT Slow trace: regex '(x+x+)+y' ran out of time (the rules may spend "
+            "0.25s per mail); rule not applied") in text.stdout
+    assert "MATCH Every mail: always" in text.stdout
+    assert "timed out: Slow trace" in text.stdout
+    assert "rule 'Slow trace' timed out" in text.stderr  # the log line, as the daemon writes it
+
+    data = json.loads(helpdesk(site, "rules", "test", str(mail), "--json").stdout)
+    assert [(r["name"], r["matched"], r["timed_out"]) for r in data["rules"]] == [
+        ("Slow trace", False, True), ("Every mail", True, False)]
+    assert data["result"]["tags"] == ["seen"]
+    assert data["result"]["timed_out"] == [
+        {"rule": "Slow trace", "pattern": "(x+x+)+y", "reason": data["rules"][0]["reason"]}]

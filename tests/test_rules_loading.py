@@ -198,3 +198,26 @@ async def test_the_watcher_loads_a_good_edit_and_keeps_rules_on_a_bad_one(tmp_pa
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(task, 5)
         task.cancel()
+
+
+def test_every_problem_inside_one_rule_is_reported_with_its_own_line(tmp_path: Path):
+    text = (
+        '[[rule]]\nname = "R"\n'
+        'when.any = [ { subject = { regex = "(" } }, { sizes = 3 } ]\n'
+        'when.header."X-A" = { regex = "[" }\n'
+        'when.header."X-B" = { glob = 5 }\n'
+        'set = { priority = "x", colour = "red" }\n'
+        'final = ["priority"]\n'
+    )
+    lines = problem(tmp_path, text).splitlines()
+    assert [line.split(": ", 2)[1:] for line in lines] == [
+        ["rule 'R'", "when.any.0.subject.regex: invalid regular expression '(': missing ) "
+         "at position 1"],
+        ["rule 'R'", "when.any.1.sizes: unknown condition (did you mean 'size'?)"],
+        ["rule 'R'", "when.header.X-A.regex: invalid regular expression '[': unterminated "
+         "character set at position 1"],
+        ["rule 'R'", "when.header.X-B.glob: expected a string or a list of strings, got 5"],
+        ["rule 'R'", "set.priority: 'x' is not one of low, normal, high, critical"],
+        ["rule 'R'", "set.colour: cannot set this (use category, priority, queue, tags)"],
+    ]
+    assert [int(line.split(":")[1]) for line in lines] == [3, 3, 4, 5, 6, 6]

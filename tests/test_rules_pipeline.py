@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from helpdesk.config import Settings
+from helpdesk.pipeline import Pipeline
+from helpdesk.rules.holder import RulesHolder
+from helpdesk.spool import Envelope, Spool
+from helpdesk.store import db
 from tests.agent_desk import body, msgid, reply_to, wait_mails_to, wait_ticket
 from tests.conftest import MakeSettings
 from tests.helpers import (
     DaemonThread,
     RelaySink,
     all_tickets,
+    engine_for,
     make_mail,
     outbox_rows,
+    run_cli,
     send,
     wait_until,
 )
@@ -147,3 +157,97 @@ def test_a_bad_rules_edit_keeps_the_last_good_rules_running_and_tells_the_admins
     alert = next(r for r in relay.wait_for(2) if r.rcpt_tos == ["admin@example.test"])
     assert "rules file refused" in alert.message["Subject"]
     assert "Broken" in alert.message.get_content()
+
+
+# each pattern backtracks without end on a run of x's that is not followed by its y
+EVIL_RULES = "".join(
+    f'[[rule]]\nname = "Trace {i}"\nwhen.header."X-Trace" = {{ regex = "(x+x+)+y{i}" }}\n'
+    'tags = ["traced"]\n\n' for i in range(5)
+) + '[[rule]]\nname = "Every mail"\ntags = ["seen"]\n'
+
+
+def test_catastrophic_regexes_over_200_headers_cost_one_budget_and_are_recorded(
+    make_settings: MakeSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    (tmp_path / "config").mkdir(exist_ok=True)
+    (tmp_path / "config" / "rules.toml").write_text(EVIL_RULES)
+    settings = make_settings({"rules": {"time_budget": 0.3}})
+    db.upgrade(settings.database_url)
+    spool = Spool(settings.data_dir / "spool")
+    pipeline = Pipeline(settings, engine_for(settings), spool,
+                        router=RulesHolder.from_settings(settings))
+    mail = make_mail(subject="Build log attached")
+    for _ in range(200):
+        mail["X-Trace"] = "y0 y1 y2 y3 y4 " + "x" * 60
+    spool.put(mail.as_bytes(), Envelope(route="smtp", rcpt_tos=("support@example.test",)))
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        [outcome] = pipeline.drain()
+    elapsed = time.monotonic() - started
+
+    assert outcome.kind == "stored"
+    # a timeout per search would be 5 rules x 200 headers x 50 ms = 50 s
+    assert elapsed < 3.0, f"the rules held the pipeline {elapsed:.1f}s"
+    [ticket] = all_tickets(settings)
+    assert ticket["tags"] == ["seen"]  # the rules after the slow ones still run
+    timeouts = [e for e in ticket["events"] if e["kind"] == "rule-timeout"]
+    assert [e["actor"] for e in timeouts] == [f"rule:Trace {i}" for i in range(5)]
+    assert "'(x+x+)+y0'" in timeouts[0]["detail"]
+    assert "not applied" in timeouts[0]["detail"]
+    logged = [r.getMessage() for r in caplog.records if "timed out" in r.getMessage()]
+    assert len(logged) == 5 and "Trace 0" in logged[0]
+
+
+def _healthz(port: int) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_refused_rules_edit_needs_attention_and_each_new_error_is_mailed(
+    routed: tuple[Settings, DaemonThread], tmp_path: Path, relay: RelaySink,
+) -> None:
+    settings, daemon = routed
+    rules = tmp_path / "config" / "rules.toml"
+    port = daemon.daemon.http.port  # type: ignore[union-attr]
+
+    def alerts() -> list:
+        return [r for r in relay.received if r.rcpt_tos == ["admin@example.test"]]
+
+    assert run_cli(settings, "status").returncode == 0
+    assert _healthz(port)[0] == 200
+
+    # an edit the daemon refuses: it keeps the old rules, but a restart would fail
+    rules.write_text(RULES + '\n[[rule]]\nname = "Broken"\nwhen.subject = { regex = "(" }\n'
+                     'tags = ["x"]\n')
+    [first] = wait_until(alerts, what="an alert about the refused edit")
+    assert "rules file refused" in first.message["Subject"]
+    assert "rule 'Broken'" in first.message.get_content()
+    status = run_cli(settings, "status")
+    out = status.stdout.decode()
+    assert status.returncode == 1, out
+    assert "REFUSED" in out and "rule 'Broken'" in out
+    code, health = _healthz(port)
+    assert code == 503 and health["status"] == "degraded"
+    assert "rule 'Broken'" in health["rules"]["error"]
+    assert health["database"]["ok"] and health["smtp"]["ok"]  # mail still flows
+
+    # a second, different mistake is news: a second alert within the hour
+    rules.write_text(RULES + '\n[[rule]]\nname = "Urgent"\nset = { priority = "urgent" }\n')
+    wait_until(lambda: len(alerts()) == 2, what="a second alert")
+    assert "'urgent' is not one of" in alerts()[1].message.get_content()
+    assert "rule 'Urgent'" in _healthz(port)[1]["rules"]["error"]
+    # the same mistake again is not
+    rules.write_text(RULES + '\n[[rule]]\nname = "Urgent"\nset = { priority = "urgent" }\n\n')
+    time.sleep(1.5)
+    assert [r.kind for r in outbox_rows(settings)].count("alert") == 2
+
+    rules.write_text(RULES)  # fixed
+    wait_until(lambda: _healthz(port)[0] == 200, what="/healthz healthy again")
+    assert _healthz(port)[1]["rules"] == {"ok": True, "error": None}
+    wait_until(lambda: run_cli(settings, "status").returncode == 0, timeout=20, interval=0.5,
+               what="helpdesk status healthy again")

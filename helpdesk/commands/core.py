@@ -383,62 +383,37 @@ def _quarantine_id(text: str) -> int:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_state
 def status(state: CliState, as_json: bool) -> None:
-    """What the running daemon is doing: listener, spool, IMAP mailboxes, outbox, quarantine."""
-    from helpdesk.status import database_figures, read_snapshot, spool_figures
+    """What the running daemon is doing: listener, IMAP mailboxes, rules, spool, outbox,
+    quarantine. Exit 1 when something needs attention."""
+    from helpdesk.status import (
+        attention,
+        database_figures,
+        read_snapshot,
+        render,
+        rules_figures,
+        spool_figures,
+    )
 
     settings = state.settings
-    data: dict = {"daemon": read_snapshot(settings.data_dir),  # type: ignore[type-arg]
-                  "spool": spool_figures(_existing_spool(settings))}
+    snapshot = read_snapshot(settings.data_dir)
+    data: dict = {"daemon": snapshot,  # type: ignore[type-arg]
+                  "spool": spool_figures(_existing_spool(settings)),
+                  "rules": rules_figures(settings, snapshot)}
     try:
         data["database"] = database_figures(_read_engine(settings))
     except click.ClickException as err:
         data["database"] = {"error": err.message}
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-    else:
-        _print_status(data)
-    daemon = data["daemon"]
-    # a database that is away, or on another schema version, needs the admin too
-    unhealthy = not daemon or not daemon["running"] or "error" in data["database"] or any(
-        m.get("stalled_since") or not m.get("connected") for m in daemon.get("imap", []))
-    sys.exit(1 if unhealthy else 0)
+    data["attention"] = attention(data)
+    click.echo(json.dumps(data, indent=2) if as_json else render(data))
+    sys.exit(1 if data["attention"] else 0)
 
 
 def _existing_spool(settings: Settings) -> Spool | None:
     root = settings.data_dir / "spool"
     return Spool(root) if root.is_dir() else None  # a status read must not create it
-
-
-def _print_status(data: dict) -> None:  # type: ignore[type-arg]
-    daemon = data["daemon"]
-    if not daemon:
-        click.echo("daemon: no status written yet (not running?)")
-    else:
-        running = daemon["running"]
-        state = "running" if running else f"NOT RUNNING (last seen {daemon['age_s']}s ago)"
-        click.echo(f"daemon: {state}, pid {daemon['pid']}")
-        smtp = daemon["smtp"]
-        click.echo("smtp: " + (f"listening on port {smtp['port']}" if smtp["listening"] else "off"))
-        for box in daemon["imap"]:
-            health = "STALLED since " + box["stalled_since"] if box["stalled_since"] else \
-                ("ok" if box["connected"] else "not connected")
-            click.echo(f"imap {box['name']}: {health}; state {box['state']}, last contact "
-                       f"{box['last_contact'] or 'never'}, spooled {box['spooled']}"
-                       + (f", last error: {box['last_error']}" if box["last_error"] else ""))
-        if daemon.get("rules_error"):
-            click.echo("rules: last edit REFUSED, previous rules in force:\n"
-                       + daemon["rules_error"])
-    # counted now, not from the snapshot: mail waits there whether the daemon runs or not
-    click.echo(f"spool: {data['spool']['waiting']} waiting, "
-               f"{data['spool']['set_aside']} set aside")
-    db_info = data["database"]
-    if "error" in db_info:
-        click.echo(f"database: {db_info['error']}")
-    else:
-        click.echo(f"outbox: {db_info['outbox'] or 'empty'}; quarantined: {db_info['quarantined']}")
 
 
 COMMANDS = [run, ingest, db_group, tickets_group, quarantine_group, status]

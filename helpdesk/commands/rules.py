@@ -122,12 +122,16 @@ def result_dict(decision: Decision) -> dict[str, Any]:
         "template": template,
         "stopped_by": decision.stopped_by or None,
         "hits": [{"rule": h.rule, "field": h.field, "value": h.value} for h in decision.hits],
+        # rules not applied because their regex ran out of time
+        "timed_out": [{"rule": t.rule, "pattern": t.pattern, "reason": t.describe()}
+                      for t in decision.timeouts],
     }
 
 
 def as_dict(result: Explanation) -> dict[str, Any]:
     return {
-        "rules": [{"name": t.name, "matched": t.matched, "reason": t.reason} for t in result.rules],
+        "rules": [{"name": t.name, "matched": t.matched, "reason": t.reason,
+                   "timed_out": t.timed_out} for t in result.rules],
         "result": result_dict(result.decision),
     }
 
@@ -135,6 +139,9 @@ def as_dict(result: Explanation) -> dict[str, Any]:
 def as_text(result: Explanation) -> str:
     lines = []
     for trace in result.rules:
+        if trace.timed_out:
+            lines.append(f"TIMED OUT {trace.name}: {trace.reason}")
+            continue
         mark = "MATCH" if trace.matched else "-    "
         lines.append(f"{mark} {trace.name}: {trace.reason}")
         lines += [f"        set {hit.field} = {hit.value}" for hit in trace.set]
@@ -149,6 +156,8 @@ def as_text(result: Explanation) -> str:
     lines.append(f"{'tags:':10} {', '.join(data['tags']) or '(none)'}")
     lines.append(f"{'spam:':10} {'yes' if data['spam'] else 'no'}")
     lines.append(f"{'template:':10} {shown}")
+    if data["timed_out"]:
+        lines.append(f"{'timed out:':10} {', '.join(t['rule'] for t in data['timed_out'])}")
     return "\n".join(lines)
 
 

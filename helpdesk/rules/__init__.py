@@ -53,6 +53,19 @@ class RuleHit:
 
 
 @dataclass(frozen=True)
+class RuleTimeout:
+    """A rule whose regex ran out of time on this mail: it was not applied."""
+
+    rule: str
+    pattern: str
+    budget: float  # the per-mail budget in seconds, to show why
+
+    def describe(self) -> str:
+        return (f"regex {self.pattern!r} ran out of time (the rules may spend "
+                f"{self.budget:g}s per mail); rule not applied")
+
+
+@dataclass(frozen=True)
 class Decision:
     """What the rules decided for one mail.
 
@@ -75,3 +88,5 @@ class Decision:
     matched: tuple[str, ...] = field(default=())
     # the rule whose `stop = true` ended evaluation, if any
     stopped_by: str = ""
+    # rules skipped because their regex ran out of time (kept in the ticket's history)
+    timeouts: tuple[RuleTimeout, ...] = ()

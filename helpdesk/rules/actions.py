@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from helpdesk.agents import Directory
 from helpdesk.assign import STRATEGIES
 from helpdesk.rules import AssignRequest, RuleHit
-from helpdesk.rules.matchers import SpecError
+from helpdesk.rules.matchers import SpecError, gather, raise_all
 
 PRIORITIES = ("low", "normal", "high", "critical")
 FIELDS = ("category", "priority", "queue", "tags", "assign", "spam", "ack")
@@ -105,16 +105,19 @@ class SetAction:
     def compile(self, value: Any, env: CompileEnv) -> dict[str, Any]:
         if not isinstance(value, dict) or not value:
             raise SpecError(("set",), 'expected a table like { priority = "high" }')
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            path = ("set", key)
-            if key not in self.keys:
-                raise SpecError(path, f"cannot set this (use {', '.join(self.keys)})")
-            if key == "tags":
-                out[key] = _tags(item, path)
-            else:
-                out[key] = self._check(key, _word(item, path, key), env, path)
+        errors: list[SpecError] = []
+        out = {key: gather(errors, lambda k=key, v=item: self._one(k, v, env))
+               for key, item in value.items()}
+        raise_all(errors)
         return out
+
+    def _one(self, key: str, item: Any, env: CompileEnv) -> Any:
+        path = ("set", key)
+        if key not in self.keys:
+            raise SpecError(path, f"cannot set this (use {', '.join(self.keys)})")
+        if key == "tags":
+            return _tags(item, path)
+        return self._check(key, _word(item, path, key), env, path)
 
     @staticmethod
     def _check(key: str, value: str, env: CompileEnv, path: tuple[str, ...]) -> str:

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from helpdesk.rules.facts import BOOL_FIELDS, NUMBER_FIELDS, TEXT_FIELDS, Facts
-from helpdesk.rules.matchers import Contains, Equals, Matcher, Regex, SpecError, compile_matcher
+from helpdesk.rules.matchers import (
+    Contains,
+    Equals,
+    Matcher,
+    Regex,
+    SpecError,
+    compile_matcher,
+    gather,
+    raise_all,
+)
 
 Path = tuple[str, ...]
 
@@ -37,7 +46,8 @@ class TextCond:
         object.__setattr__(self, "test", _fast_text_test(self.field, self.matcher))
 
     def test(self, facts: Facts) -> bool:
-        return self.matcher.test(facts.values(self.field), facts.folded(self.field))
+        return self.matcher.test(facts.values(self.field), facts.folded(self.field),
+                                 facts.budget)
 
     def why(self, facts: Facts) -> tuple[bool, str]:
         ok = self.test(facts)
@@ -52,7 +62,7 @@ class HeaderCond:
     cost: int = 3
 
     def test(self, facts: Facts) -> bool:
-        return self.matcher.test(*facts.header(self.name))
+        return self.matcher.test(*facts.header(self.name), facts.budget)
 
     def why(self, facts: Facts) -> tuple[bool, str]:
         ok = self.test(facts)
@@ -174,7 +184,7 @@ def _fast_text_test(field: str, matcher: Matcher) -> Callable[[Facts], bool]:
 
         return contains
     test = matcher.test
-    return lambda facts: test(facts.values(field), facts.folded(field))
+    return lambda facts: test(facts.values(field), facts.folded(field), facts.budget)
 
 
 def _preview(values: tuple[str, ...]) -> str:
@@ -199,16 +209,24 @@ def register_condition(name: str, builder: Builder) -> None:
 
 
 def compile_when(spec: Any, path: Path = ("when",)) -> Condition:
-    """A `when` table: every key must hold (all of them)."""
+    """A `when` table: every key must hold (all of them).
+
+    Raises SpecError, or SpecErrors with every faulty condition when there are several.
+    """
     if not isinstance(spec, dict):
         raise SpecError(path, f"expected a table of conditions, got {spec!r}")
-    children = []
-    for key, value in spec.items():
-        builder = CONDITIONS.get(key)
-        if builder is None:
-            raise SpecError((*path, key), f"unknown condition{_suggest(key)}")
-        children.append(builder(key, value, (*path, key)))
-    return _all(children)
+    errors: list[SpecError] = []
+    children = [gather(errors, lambda k=key, v=value: _condition(k, v, (*path, k)))
+                for key, value in spec.items()]
+    raise_all(errors)
+    return _all([c for c in children if c is not None])
+
+
+def _condition(key: str, value: Any, path: Path) -> Condition:
+    builder = CONDITIONS.get(key)
+    if builder is None:
+        raise SpecError(path, f"unknown condition{_suggest(key)}")
+    return builder(key, value, path)
 
 
 def _all(children: list[Condition]) -> Condition:
@@ -234,9 +252,11 @@ def _header(key: str, value: Any, path: Path) -> Condition:
         raise SpecError(
             path, 'expected header."Name" = matcher, e.g. header."List-Id" = { exists = true }'
         )
-    return _all(
-        [HeaderCond(name, compile_matcher(spec, (*path, name))) for name, spec in value.items()]
-    )
+    errors: list[SpecError] = []
+    matchers = {name: gather(errors, lambda n=name, s=spec: compile_matcher(s, (*path, n)))
+                for name, spec in value.items()}
+    raise_all(errors)
+    return _all([HeaderCond(name, m) for name, m in matchers.items() if m is not None])
 
 
 def _bool(key: str, value: Any, path: Path) -> Condition:
@@ -257,7 +277,11 @@ def _combinator(key: str, value: Any, path: Path) -> Condition:
         return NotCond(child, child.cost)
     if not isinstance(value, list) or not value:
         raise SpecError(path, f"expected a list of condition tables, got {value!r}")
-    children = [compile_when(item, (*path, str(i))) for i, item in enumerate(value)]
+    errors: list[SpecError] = []
+    found = [gather(errors, lambda i=i, item=item: compile_when(item, (*path, str(i))))
+             for i, item in enumerate(value)]
+    raise_all(errors)
+    children = [c for c in found if c is not None]
     if key == "all":
         return _all(children)
     return AnyCond(tuple(children), sum(c.cost for c in children))

@@ -56,7 +56,8 @@ def load_from_settings(settings: Settings) -> RuleSet:
     hours, queue_hours = _hours(settings)
     queues = set(settings.queue) | {settings.helpdesk.default_queue} if settings.queue else None
     return load_rules(
-        paths.files(), directory=directory, queues=queues, hours=hours, queue_hours=queue_hours
+        paths.files(), directory=directory, queues=queues, hours=hours, queue_hours=queue_hours,
+        time_budget=settings.rules.time_budget,
     )
 
 

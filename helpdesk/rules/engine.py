@@ -3,17 +3,23 @@
 Rules run in file order. A rule that matches applies its actions; a later rule
 overrides an earlier one field by field, except fields an earlier rule listed in
 `final`. `stop = true` ends evaluation. Rules apply to new tickets unless they
-say `apply_to = "followups"` or `"all"`. Pure: no I/O, no store.
+say `apply_to = "followups"` or `"all"`. No store; the only I/O is a log line for
+a rule whose regex ran out of the mail's time budget (such a rule is not applied,
+whatever its other conditions say, and the Decision lists it).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from helpdesk.rules import AssignRequest, Decision, MailContext, RuleHit
+from helpdesk.rules import AssignRequest, Decision, MailContext, RuleHit, RuleTimeout
 from helpdesk.rules.actions import Outcome
 from helpdesk.rules.facts import Facts
+from helpdesk.rules.matchers import Budget
 from helpdesk.rules.model import Rule, RuleSet
+
+log = logging.getLogger(__name__)
 
 ROUTING = "(routing)"  # the `rule` of a hit for the queue chosen by address or mailbox
 
@@ -26,6 +32,7 @@ class RuleTrace:
     matched: bool
     reason: str
     set: tuple[RuleHit, ...] = ()
+    timed_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,17 +43,25 @@ class Explanation:
 
 def evaluate(ruleset: RuleSet, ctx: MailContext) -> Decision:
     """The decision for one mail; the fast path, without reasons."""
-    facts = Facts(ctx, ruleset.hours_for(ctx.routed_queue or ctx.default_queue))
+    budget = Budget(ruleset.time_budget)
+    facts = Facts(ctx, ruleset.hours_for(ctx.routed_queue or ctx.default_queue), budget)
     out = Outcome()
     matched: list[str] = []
+    timeouts: list[RuleTimeout] = []
     for test, rule in ruleset.for_followups if ctx.is_reply else ruleset.for_new:
-        if test is not None and not test(facts):
-            continue
+        if test is not None:
+            seen = len(budget.timeouts)
+            ok = test(facts)
+            if len(budget.timeouts) > seen:
+                timeouts.append(_timed_out(rule, budget, seen, ctx))
+                continue
+            if not ok:
+                continue
         _apply(rule, out)
         matched.append(rule.name)
         if rule.stop:
-            return _decision(out, ctx, tuple(matched), rule.name)
-    return _decision(out, ctx, tuple(matched), "")
+            return _decision(out, ctx, tuple(matched), rule.name, timeouts)
+    return _decision(out, ctx, tuple(matched), "", timeouts)
 
 
 def explain(ruleset: RuleSet, ctx: MailContext) -> Explanation:
@@ -57,15 +72,23 @@ def explain(ruleset: RuleSet, ctx: MailContext) -> Explanation:
 
 
 def _run(ruleset: RuleSet, ctx: MailContext, traces: list[RuleTrace]) -> Decision:
-    facts = Facts(ctx, ruleset.hours_for(ctx.routed_queue or ctx.default_queue))
+    budget = Budget(ruleset.time_budget)
+    facts = Facts(ctx, ruleset.hours_for(ctx.routed_queue or ctx.default_queue), budget)
     out = Outcome()
     matched: list[str] = []
+    timeouts: list[RuleTimeout] = []
     stopped = ""
     for rule in ruleset.rules:
         if stopped or not rule.applies(ctx.is_reply):
             traces.append(RuleTrace(rule.name, False, _skip_reason(rule, stopped)))
             continue
+        seen = len(budget.timeouts)
         ok, reason = rule.when.why(facts) if rule.when is not None else (True, "always")
+        if len(budget.timeouts) > seen:
+            timeouts.append(_timed_out(rule, budget, seen, ctx))
+            traces.append(RuleTrace(rule.name, False, timeouts[-1].describe(),
+                                    timed_out=True))
+            continue
         if not ok:
             traces.append(RuleTrace(rule.name, False, reason))
             continue
@@ -75,7 +98,14 @@ def _run(ruleset: RuleSet, ctx: MailContext, traces: list[RuleTrace]) -> Decisio
         traces.append(_matched_trace(rule, reason, out, first_hit, first_note))
         if rule.stop:
             stopped = rule.name
-    return _decision(out, ctx, tuple(matched), stopped)
+    return _decision(out, ctx, tuple(matched), stopped, timeouts)
+
+
+def _timed_out(rule: Rule, budget: Budget, seen: int, ctx: MailContext) -> RuleTimeout:
+    timeout = RuleTimeout(rule.name, budget.timeouts[seen], budget.seconds)
+    log.warning("rule %r timed out on message_id=<%s>: %s", rule.name,
+                ctx.mail.message_id, timeout.describe())
+    return timeout
 
 
 def _apply(rule: Rule, out: Outcome) -> None:
@@ -101,7 +131,8 @@ def _matched_trace(rule: Rule, reason: str, out: Outcome, hit: int, note: int) -
     return RuleTrace(rule.name, True, text, tuple(out.hits[hit:]))
 
 
-def _decision(out: Outcome, ctx: MailContext, matched: tuple[str, ...], stopped: str) -> Decision:
+def _decision(out: Outcome, ctx: MailContext, matched: tuple[str, ...], stopped: str,
+              timeouts: list[RuleTimeout]) -> Decision:
     values = out.values
     hits = list(out.hits)
     queue = values.get("queue", "")
@@ -121,4 +152,5 @@ def _decision(out: Outcome, ctx: MailContext, matched: tuple[str, ...], stopped:
         hits=tuple(hits),
         matched=matched,
         stopped_by=stopped,
+        timeouts=tuple(timeouts),
     )

@@ -13,6 +13,7 @@ from datetime import datetime
 from helpdesk import clock
 from helpdesk.hours import BusinessHours
 from helpdesk.rules import MailContext
+from helpdesk.rules.matchers import Budget
 
 
 def _domain(address: str) -> str:
@@ -66,10 +67,12 @@ NUMBER_FIELDS: dict[str, Callable[[MailContext], int]] = {
 class Facts:
     """One mail's values, computed on first use."""
 
-    __slots__ = ("_folded", "_headers", "_hours", "_open", "_values", "ctx")
+    __slots__ = ("_folded", "_headers", "_hours", "_open", "_values", "budget", "ctx")
 
-    def __init__(self, ctx: MailContext, hours: BusinessHours | None = None) -> None:
+    def __init__(self, ctx: MailContext, hours: BusinessHours | None, budget: Budget) -> None:
         self.ctx = ctx
+        # the time the regexes of all rules may still take for this mail
+        self.budget = budget
         self._hours = hours
         self._values: dict[str, tuple[str, ...]] = {}
         self._folded: dict[str, tuple[str, ...]] = {}

@@ -17,10 +17,10 @@ from typing import Any
 from helpdesk.agents import EMPTY, Directory
 from helpdesk.errors import RuleError
 from helpdesk.hours import BusinessHours
-from helpdesk.rules.actions import ACTIONS, FIELDS, CompileEnv
+from helpdesk.rules.actions import ACTIONS, FIELDS, Action, CompileEnv
 from helpdesk.rules.conditions import compile_when
-from helpdesk.rules.matchers import SpecError
-from helpdesk.rules.model import APPLY_TO, Rule, RuleSet
+from helpdesk.rules.matchers import SpecError, SpecErrors, gather, raise_all
+from helpdesk.rules.model import APPLY_TO, DEFAULT_TIME_BUDGET, Rule, RuleSet
 
 MODIFIERS = ("name", "description", "when", "stop", "final", "apply_to", "enabled")
 _TOML_LINE = re.compile(r"at line (\d+)")
@@ -64,6 +64,7 @@ def load_rules(
     queues: Iterable[str] | None = None,
     hours: BusinessHours | None = None,
     queue_hours: dict[str, BusinessHours] | None = None,
+    time_budget: float = DEFAULT_TIME_BUDGET,
 ) -> RuleSet:
     """Compile the rules of `files`, in order; raises RuleSetError listing every problem."""
     env = CompileEnv(directory, frozenset(queues) if queues is not None else None)
@@ -77,7 +78,8 @@ def load_rules(
     _check_unique_names(rules, problems)
     if problems:
         raise RuleSetError(problems)
-    return RuleSet(tuple(r for r in rules), directory, hours, dict(queue_hours or {}), tuple(files))
+    return RuleSet(tuple(r for r in rules), directory, hours, dict(queue_hours or {}),
+                   tuple(files), time_budget)
 
 
 def _read(path: Path, problems: list[Problem]) -> tuple[str, dict[str, Any] | None]:
@@ -113,10 +115,14 @@ def _compile_file(
         start, end = blocks[index] if index < len(blocks) else (0, len(lines))
         try:
             rule = _compile_rule(entry, index, env)
-        except SpecError as err:
+        except (SpecError, SpecErrors) as err:
+            found = err.errors if isinstance(err, SpecErrors) else (err,)
             name = _rule_name(entry, index)
-            line = _find_field(lines, start, end, err.path)
-            problems.append(Problem(path, line, name, ".".join(err.path), err.message))
+            located = [(_find_field(lines, start, end, e.path), e) for e in found]
+            # in the order they appear in the file, as an editor shows them
+            located.sort(key=lambda pair: pair[0] or 0)
+            problems += [Problem(path, line, name, ".".join(e.path), e.message)
+                         for line, e in located]
             continue
         if rule is not None:
             rules.append(_located(rule, path, start + 1 if blocks else None))
@@ -143,34 +149,52 @@ def _rule_name(entry: Any, index: int) -> str:
 
 
 def _compile_rule(entry: Any, index: int, env: CompileEnv) -> Rule | None:
+    """The rule of one [[rule]] table; raises SpecError, or SpecErrors listing every
+    problem found in it (each key is checked on its own, so one run shows them all)."""
     if not isinstance(entry, dict):
         raise SpecError((), "write each rule as a [[rule]] table")
+    errors: list[SpecError] = []
     name = entry.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise SpecError(("name",), "every rule needs a name")
-    unknown = [k for k in entry if k not in MODIFIERS and k not in ACTIONS]
-    if unknown:
-        known = ", ".join((*MODIFIERS, *ACTIONS))
-        raise SpecError((unknown[0],), f"unknown key (known: {known})")
-    actions = tuple(
-        (ACTIONS[k], ACTIONS[k].compile(v, env)) for k, v in entry.items() if k in ACTIONS
-    )
+        errors.append(SpecError(("name",), "every rule needs a name"))
+    known = ", ".join((*MODIFIERS, *ACTIONS))
+    errors += [SpecError((k,), f"unknown key (known: {known})")
+               for k in entry if k not in MODIFIERS and k not in ACTIONS]
+    actions, refused = _actions(entry, env, errors)
+    stop = gather(errors, lambda: _flag(entry, "stop", False))
+    enabled = gather(errors, lambda: _flag(entry, "enabled", True))
+    when = gather(errors, lambda: compile_when(entry["when"])) if "when" in entry else None
     sets = frozenset().union(*(a.fields(p) for a, p in actions)) if actions else frozenset()
-    stop = _flag(entry, "stop", False)
-    if not actions and not stop:
-        raise SpecError((), f"does nothing: give it an action ({', '.join(ACTIONS)}) or stop")
-    enabled = _flag(entry, "enabled", True)
-    when = compile_when(entry["when"]) if "when" in entry else None
+    # with an action refused, what the rule sets is unknown: check only final's form
+    final = gather(errors, lambda: _final(entry.get("final", False), sets, not refused))
+    apply_to = gather(errors, lambda: _apply_to(entry.get("apply_to", "new")))
+    if stop is False and not any(k in ACTIONS for k in entry):  # None: stop itself is wrong
+        errors.append(SpecError((), f"does nothing: give it an action ({', '.join(ACTIONS)}) "
+                                    "or stop"))
+    raise_all(errors)
     rule = Rule(
-        name.strip(),
+        str(name).strip(),
         when,
         actions,
-        _final(entry.get("final", False), sets),
-        stop,
-        _apply_to(entry.get("apply_to", "new")),
+        final or frozenset(),
+        bool(stop),
+        str(apply_to),
         description=str(entry.get("description", "")),
     )
     return rule if enabled else None
+
+
+def _actions(entry: dict[str, Any], env: CompileEnv, errors: list[SpecError]
+             ) -> tuple[tuple[tuple[Action, Any], ...], bool]:
+    """The rule's actions that compile, and whether any was refused (added to `errors`)."""
+    actions = []
+    for key, value in entry.items():
+        if key in ACTIONS:
+            before = len(errors)
+            param = gather(errors, lambda k=key, v=value: ACTIONS[k].compile(v, env))
+            if len(errors) == before:  # a valid param may be None (ack = true)
+                actions.append((ACTIONS[key], param))
+    return tuple(actions), len(actions) < sum(k in ACTIONS for k in entry)
 
 
 def _flag(entry: dict[str, Any], key: str, default: bool) -> bool:
@@ -180,7 +204,7 @@ def _flag(entry: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def _final(value: Any, sets: frozenset[str]) -> frozenset[str]:
+def _final(value: Any, sets: frozenset[str], check_sets: bool = True) -> frozenset[str]:
     if value is True:
         return sets
     if value is False:
@@ -190,7 +214,7 @@ def _final(value: Any, sets: frozenset[str]) -> frozenset[str]:
     for item in value:
         if item not in FIELDS:
             raise SpecError(("final",), f"{item!r} is not a field (use {', '.join(FIELDS)})")
-        if item not in sets:
+        if check_sets and item not in sets:
             raise SpecError(("final",), f"{item!r} is not set by this rule")
     return frozenset(value)
 
@@ -232,14 +256,21 @@ def _rule_blocks(lines: list[str]) -> list[tuple[int, int]]:
 
 
 def _find_field(lines: list[str], start: int, end: int, path: tuple[str, ...]) -> int | None:
-    """The 1-based line of the most specific part of `path` found in the rule's block."""
-    for depth in range(len(path), 0, -1):
-        part = path[depth - 1]
+    """The 1-based line of the most specific part of `path` found in the rule's block.
+
+    Each part is looked for from the line of the part before it, so `when.header."X-A"
+    .regex` finds the header's line, not the first `regex` of the rule.
+    """
+    found, pos = None, start
+    for part in path:
         if part.isdigit():
             continue
-        line = _find_line(lines, start, end, part)
-        if line is not None:
-            return line
+        line = _find_line(lines, pos, end, part)
+        if line is None:
+            break
+        found, pos = line, line - 1
+    if found is not None:
+        return found
     return start + 1 if start < len(lines) and _RULE_HEADER.match(lines[start]) else None
 
 

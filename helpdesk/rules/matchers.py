@@ -1,9 +1,11 @@
 """Value matchers: exact, contains, glob, regex, exists; case-insensitive by default.
 
 Regular expressions use the `regex` package, compiled once per load, and every
-search runs with a timeout (REGEX_TIMEOUT) on input cut to MAX_MATCH_CHARS: a
-pathological pattern costs at most that long per mail and field, then counts as
-"no match" and is logged. Searches are costly, so each pattern's required
+search runs on input cut to MAX_MATCH_CHARS with a timeout: REGEX_TIMEOUT, or less
+when the mail's Budget (all rules together, per mail) has less left. A search that
+runs out of time ends the matcher's test (no further values are searched) and is
+noted in the Budget, so the engine can refuse the rule and report it: a pattern over
+200 headers costs one timeout, not 200. Searches are costly, so each pattern's required
 literals (e.g. "invoice", "refund" for `invoice|refund`) are extracted once and
 checked first with a plain substring test; most mails never reach the engine,
 and a pattern that is only a list of literals never does.
@@ -12,17 +14,16 @@ and a pattern that is only a list of literals never does.
 from __future__ import annotations
 
 import fnmatch
-import logging
 import re
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from re import _parser as sre  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, TypeVar
 
 import regex
 
-log = logging.getLogger(__name__)
-
-REGEX_TIMEOUT = 0.05  # seconds per search
+REGEX_TIMEOUT = 0.05  # seconds per search, at most
 MAX_MATCH_CHARS = 100_000  # longer values are cut before matching
 MATCHER_KEYS = ("equals", "exact", "contains", "glob", "regex", "exists")
 _OPTION_KEYS = ("case_sensitive",)
@@ -37,6 +38,51 @@ class SpecError(ValueError):
         self.message = message
 
 
+class SpecErrors(ValueError):
+    """Several independent problems in one rule, so the admin sees them all in one run."""
+
+    def __init__(self, errors: Sequence[SpecError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = tuple(errors)
+
+
+T = TypeVar("T")
+
+
+def gather(errors: list[SpecError], build: Callable[[], T]) -> T | None:
+    """`build()`, or None with its problem(s) added to `errors`: check on, report all."""
+    try:
+        return build()
+    except SpecErrors as err:
+        errors.extend(err.errors)
+    except SpecError as err:
+        errors.append(err)
+    return None
+
+
+def raise_all(errors: Sequence[SpecError]) -> None:
+    """Raise the problems found, if any: one as itself, several together."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise SpecErrors(errors)
+
+
+class Budget:
+    """The time one mail's rule evaluation may still spend searching, and the patterns
+    that ran out of it (in order)."""
+
+    __slots__ = ("deadline", "seconds", "timeouts")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.timeouts: list[str] = []
+
+    def search_limit(self) -> float:
+        return min(REGEX_TIMEOUT, self.deadline - time.monotonic())
+
+
 def fold(text: str) -> str:
     return text.casefold()
 
@@ -46,7 +92,8 @@ class Equals:
     wanted: frozenset[str]
     case: bool = False
 
-    def test(self, values: tuple[str, ...], folded: tuple[str, ...]) -> bool:
+    def test(self, values: tuple[str, ...], folded: tuple[str, ...],
+             budget: Budget | None = None) -> bool:
         return not self.wanted.isdisjoint(values if self.case else folded)
 
     def describe(self, ok: bool) -> str:
@@ -58,7 +105,8 @@ class Contains:
     needles: tuple[str, ...]
     case: bool = False
 
-    def test(self, values: tuple[str, ...], folded: tuple[str, ...]) -> bool:
+    def test(self, values: tuple[str, ...], folded: tuple[str, ...],
+             budget: Budget | None = None) -> bool:
         for value in values if self.case else folded:
             for needle in self.needles:
                 if needle in value:
@@ -74,7 +122,8 @@ class Glob:
     patterns: tuple[str, ...]
     compiled: re.Pattern[str]
 
-    def test(self, values: tuple[str, ...], folded: tuple[str, ...]) -> bool:
+    def test(self, values: tuple[str, ...], folded: tuple[str, ...],
+             budget: Budget | None = None) -> bool:
         return any(self.compiled.match(v) for v in values)
 
     def describe(self, ok: bool) -> str:
@@ -91,23 +140,32 @@ class Regex:
     # the pattern is nothing but one group of literals: the substring test is the answer
     exact: bool
 
-    def test(self, values: tuple[str, ...], folded: tuple[str, ...]) -> bool:
+    def test(self, values: tuple[str, ...], folded: tuple[str, ...],
+             budget: Budget | None = None) -> bool:
         texts = folded if self.folds else values
         for index, text in enumerate(texts):
             if self.required and not _has_all(text, self.required):
                 continue
-            if self.exact or self._search(values[index]):
+            if self.exact:
+                return True
+            found = self._search(values[index], budget)
+            if found is None:  # out of time: the answer is unknown, stop searching
+                return False
+            if found:
                 return True
         return False
 
-    def _search(self, value: str) -> bool:
+    def _search(self, value: str, budget: Budget | None) -> bool | None:
+        """Whether the pattern is found; None when the search ran out of time."""
+        limit = REGEX_TIMEOUT if budget is None else budget.search_limit()
         try:
-            return self.compiled.search(value[:MAX_MATCH_CHARS], timeout=REGEX_TIMEOUT) is not None
+            if limit > 0:
+                return self.compiled.search(value[:MAX_MATCH_CHARS], timeout=limit) is not None
         except TimeoutError:
-            log.warning(
-                "regex %r timed out after %ss; counted as no match", self.pattern, REGEX_TIMEOUT
-            )
-            return False
+            pass
+        if budget is not None:
+            budget.timeouts.append(self.pattern)
+        return None
 
     def describe(self, ok: bool) -> str:
         return f"{'matches' if ok else 'does not match'} regex {self.pattern!r}"
@@ -127,7 +185,8 @@ def _has_all(text: str, groups: tuple[tuple[str, ...], ...]) -> bool:
 class Exists:
     want: bool
 
-    def test(self, values: tuple[str, ...], folded: tuple[str, ...]) -> bool:
+    def test(self, values: tuple[str, ...], folded: tuple[str, ...],
+             budget: Budget | None = None) -> bool:
         return bool(values) == self.want
 
     def describe(self, ok: bool) -> str:

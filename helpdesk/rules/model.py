@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from helpdesk.agents import EMPTY, Directory
+from helpdesk.config import RulesSection
 from helpdesk.hours import BusinessHours
 from helpdesk.rules.actions import Action
 from helpdesk.rules.conditions import Condition
 from helpdesk.rules.facts import Facts
 
 APPLY_TO = ("new", "followups", "all")
+DEFAULT_TIME_BUDGET: float = RulesSection.model_fields["time_budget"].default
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class RuleSet:
     hours: BusinessHours | None = None
     queue_hours: dict[str, BusinessHours] = field(default_factory=dict)
     sources: tuple[Path, ...] = ()
+    # seconds the regexes of all rules may take per mail ([rules] time_budget)
+    time_budget: float = DEFAULT_TIME_BUDGET
 
     # the engine's hot loop: (test or None, rule) for the rules of each kind of mail
     @cached_property
