@@ -9,6 +9,7 @@ if the other side ignores that header, after the hourly limit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlmodel import Session
@@ -78,11 +79,12 @@ def automatic_reason(mail: ParsedMail, envelope: Envelope) -> str:
 
 
 def may_autoreply(session: Session, mail: ParsedMail, envelope: Envelope, *,
-                  own_addresses: set[str], limit_per_hour: int) -> tuple[bool, str]:
+                  is_own: Callable[[str], bool], limit_per_hour: int) -> tuple[bool, str]:
+    """`is_own` is config.Settings.is_own_address: every form of our own addresses."""
     reason = automatic_reason(mail, envelope)
     if reason:
         return False, reason
-    if mail.from_addr in own_addresses:
+    if is_own(mail.from_addr):
         return False, "sent by this helpdesk"
     since = clock.now() - timedelta(hours=1)
     sent = queries.automatic_mails_since(session, mail.from_addr, since)
