@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from helpdesk import clock
+from helpdesk.config import Settings
 from helpdesk.parse import ParsedMail
 from helpdesk.spool import Envelope
 from helpdesk.store import queries
@@ -91,3 +92,24 @@ def may_autoreply(session: Session, mail: ParsedMail, envelope: Envelope, *,
     if sent >= limit_per_hour:
         return False, f"rate limit: {sent} automatic mails to {mail.from_addr} in the last hour"
     return True, ""
+
+
+def own_mail_reason(session: Session, settings: Settings, mail: ParsedMail) -> str:
+    """Why this mail is the helpdesk's own come back (a redirect, a forwarding rule, a
+    relay loop); "" when it is not. From is only a claim, but a claim to be us is never
+    a customer's reply either way (docs/security.md)."""
+    if settings.is_own_address(mail.from_addr):
+        return f"from this helpdesk's own address {mail.from_addr}"
+    if mail.message_id and queries.ticket_we_sent(session, mail.message_id) is not None:
+        return f"Message-ID <{mail.message_id}> is one this helpdesk sent"
+    return ""
+
+
+def notification_loop_reason(session: Session, mail: ParsedMail) -> str:
+    """Why this mail is an agent's notification coming back (answered or forwarded by
+    something other than the agent's proven reply, which the caller has ruled out):
+    telling the agents of it would send the next notification round the same way."""
+    sent = queries.notification_with_id(session, [*mail.in_reply_to, *mail.references])
+    if sent is None:
+        return ""
+    return f"refers to our notification <{sent.message_id}> to {sent.agent}"

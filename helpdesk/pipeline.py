@@ -182,7 +182,7 @@ class Pipeline:
         hd = self.settings.helpdesk
         bounce = autoreply.is_bounce(mail, entry.envelope)
         automatic = autoreply.auto_reply_reason(mail, entry.envelope)
-        own = self._own_mail_reason(session, mail)
+        own = autoreply.own_mail_reason(session, self.settings, mail)
         # an autoresponder answering a survey is not a rating, nor is our own mail
         hooks = () if bounce or automatic or own else self.reply_hooks
         for hook in hooks:
@@ -206,7 +206,8 @@ class Pipeline:
         if ticket is not None and automatic:
             return self._file_internal(session, entry, mail, ticket, found.reason,
                                        "auto-reply", not_agent or automatic)
-        own = own or self._notification_reason(session, mail)
+        # after agent_reply.identify: an agent's proven reply to a notification is theirs
+        own = own or autoreply.notification_loop_reason(session, mail)
         if own:
             return self._own_mail(session, entry, mail, ticket, found, own, not_agent)
         if ticket is not None and not found.trusted:
@@ -261,25 +262,6 @@ class Pipeline:
         message.internal = True
         store.event(session, ticket, kind, actor=mail.from_addr or "unknown", detail=why)
         return self._stored(session, entry, mail, ticket, reason)
-
-    def _own_mail_reason(self, session: Session, mail: parse.ParsedMail) -> str:
-        """Why this mail is the helpdesk's own, come back (a redirect, a forwarding
-        rule, a relay loop); "" when it is not. From is only a claim, but a claim to be
-        us is never a customer's reply either way."""
-        if self.settings.is_own_address(mail.from_addr):
-            return f"from this helpdesk's own address {mail.from_addr}"
-        if mail.message_id and queries.ticket_we_sent(session, mail.message_id) is not None:
-            return f"Message-ID <{mail.message_id}> is one this helpdesk sent"
-        return ""
-
-    def _notification_reason(self, session: Session, mail: parse.ParsedMail) -> str:
-        """A mail answering or forwarding an agent's notification that is not that
-        agent's reply (agent_reply.identify has had its say): telling the agents of it
-        would send the next notification round the same way."""
-        sent = queries.notification_with_id(session, [*mail.in_reply_to, *mail.references])
-        if sent is None:
-            return ""
-        return f"refers to our notification <{sent.message_id}> to {sent.agent}"
 
     def _own_mail(self, session: Session, entry: Entry, mail: parse.ParsedMail,
                   ticket: Ticket | None, found: thread.ThreadResult, why: str,
