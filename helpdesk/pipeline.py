@@ -288,7 +288,9 @@ class Pipeline:
         conversation: the agents see it (internal, and they are told), but it reopens
         nothing and nobody on it is copied on the agents' replies."""
         sender = mail.from_addr or "unknown"
-        why = not_agent or f"{sender} is not on this conversation: kept internal, not copied"
+        why = f"{sender} is not on this conversation: kept internal, not copied"
+        if not_agent:
+            store.event(session, ticket, "unverified-agent", actor=sender, detail=not_agent)
         outcome = self._file_internal(session, entry, mail, ticket, found.reason,
                                       "unverified-sender", why)
         if not (ticket.spam or autoreply.automatic_reason(mail, entry.envelope)):
