@@ -37,7 +37,7 @@ def apply(session: Session, settings: Settings, directory: Directory, ticket: Ti
         return _decide_review(session, settings, directory, ticket, agent, reply)
     if reply.has("note"):
         notify.send(session, settings, directory, ticket,
-                    Notice("note", reply.text, author=actor),
+                    Notice("note", reply.text, author=actor, by_agent=actor),
                     notify.reply_recipients(session, settings, directory, ticket))
         store.event(session, ticket, "note", actor=actor)
         return "internal note"
@@ -62,7 +62,8 @@ def _fields(session: Session, settings: Settings, directory: Directory, ticket: 
     actor = agent.name
     if assignee and store.change(session, ticket, "assignee", assignee, actor=actor):
         notify.send(session, settings, directory, ticket,
-                    Notice("assigned", reply.text, author=actor), [assignee])
+                    Notice("assigned", reply.text, author=actor, by_agent=actor),
+                    [assignee])
     for name in ("priority", "category", "queue"):
         value = reply.arg(name)
         if value:
@@ -138,7 +139,8 @@ def _request_review(session: Session, settings: Settings, directory: Directory,
     assert lead is not None  # _needs_review checked it
     notify.send(session, settings, directory, ticket,
                 Notice("review", reply.text or "(no reply text: the customer gets the "
-                       f"{target} notice)", author=agent.name, reason=f"#status {target}"),
+                       f"{target} notice)", author=agent.name, by_agent=agent.name,
+                       reason=f"#status {target}"),
                 [lead.name])
     return f"{target} waits for {lead.name}'s review"
 
@@ -162,6 +164,7 @@ def _decide_review(session: Session, settings: Settings, directory: Directory,
         _set_status(session, ticket, Status.OPEN, lead.name, detail=f"rejected: {reason}")
     notify.send(session, settings, directory, ticket,
                 Notice("approved" if approved else "rejected", reply.text, author=lead.name,
+                       by_agent=lead.name,
                        reason=reason), [review.agent])
     return f"review {review.status} by {lead.name}"
 

@@ -12,11 +12,13 @@ notices, surveys) uses up neither.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlmodel import Session
 
 from helpdesk import clock
+from helpdesk.config import Settings
 from helpdesk.parse import ParsedMail
 from helpdesk.spool import Envelope
 from helpdesk.store import queries
@@ -93,12 +95,13 @@ def ack_kind(session: Session, mail: ParsedMail) -> str:
 
 
 def may_autoreply(session: Session, mail: ParsedMail, envelope: Envelope, *,
-                  own_addresses: set[str], kind: str, loop_limit: int,
+                  is_own: Callable[[str], bool], kind: str, loop_limit: int,
                   ack_limit: int) -> tuple[bool, str]:
+    """`is_own` is config.Settings.is_own_address: every form of our own addresses."""
     reason = automatic_reason(mail, envelope)
     if reason:
         return False, reason
-    if mail.from_addr in own_addresses:
+    if is_own(mail.from_addr):
         return False, "sent by this helpdesk"
     limited = rate_limited(session, mail.from_addr, kind, loop_limit=loop_limit,
                            ack_limit=ack_limit)
@@ -119,3 +122,24 @@ def rate_limited(session: Session, sender: str, kind: str, *, loop_limit: int,
     if sent >= ack_limit:
         return f"rate limit: {sent} acknowledgements to {sender} in the last hour"
     return ""
+
+
+def own_mail_reason(session: Session, settings: Settings, mail: ParsedMail) -> str:
+    """Why this mail is the helpdesk's own come back (a redirect, a forwarding rule, a
+    relay loop); "" when it is not. From is only a claim, but a claim to be us is never
+    a customer's reply either way (docs/security.md)."""
+    if settings.is_own_address(mail.from_addr):
+        return f"from this helpdesk's own address {mail.from_addr}"
+    if mail.message_id and queries.ticket_we_sent(session, mail.message_id) is not None:
+        return f"Message-ID <{mail.message_id}> is one this helpdesk sent"
+    return ""
+
+
+def notification_loop_reason(session: Session, mail: ParsedMail) -> str:
+    """Why this mail is an agent's notification coming back (answered or forwarded by
+    something other than the agent's proven reply, which the caller has ruled out):
+    telling the agents of it would send the next notification round the same way."""
+    sent = queries.notification_with_id(session, [*mail.in_reply_to, *mail.references])
+    if sent is None:
+        return ""
+    return f"refers to our notification <{sent.message_id}> to {sent.agent}"

@@ -72,6 +72,10 @@ class HelpdeskSection(_Section):
         False, description="Replies to customers show the agent's name and address in "
         "Reply-To; by default they come from the helpdesk alone."
     )
+    max_kept_cc: int = Field(
+        10, ge=0, description="An agent's reply keeps at most this many of the people the "
+        "customer had on Cc; the cut is recorded in the ticket's history."
+    )
 
     @field_validator("address")
     @classmethod
@@ -390,6 +394,20 @@ class Settings(_Section):
             return explicit
         base = self.source.parent if self.source else Path("config")
         return base / default_name
+
+    def is_own_address(self, address: str) -> bool:
+        """Whether `address` is one of this helpdesk's own: the helpdesk's address, a
+        queue's or an IMAP mailbox's, at any accepted domain (the aliases), in any case,
+        with or without a +suffix (our signed reply addresses are such). The one test
+        threading, acknowledgements, notifications and Cc keeping all use."""
+        local, at, domain = address.strip().lower().rpartition("@")
+        if not at:
+            return False
+        mailboxes = [self.helpdesk.address, *(q.address for q in self.queue.values()),
+                     *(box.username for box in self.imap)]
+        ours = [m.lower().rpartition("@") for m in mailboxes if "@" in m]
+        domains = {*self.helpdesk.domains, *(d for _, _, d in ours)}
+        return domain in domains and local.split("+", 1)[0] in {lp for lp, _, _ in ours}
 
     def queue_for_address(self, address: str) -> str | None:
         wanted = address.lower()

@@ -15,7 +15,7 @@ from email.message import EmailMessage
 
 from sqlmodel import Session
 
-from helpdesk import autoreply, mailout, parse, tokens
+from helpdesk import autoreply, mailout, parse, thread, tokens
 from helpdesk.agents import Agent, Directory
 from helpdesk.config import Settings
 from helpdesk.mimeparts import Attachment
@@ -43,7 +43,7 @@ def acknowledge(session: Session, settings: Settings, ticket: Ticket, mail: pars
     hd = settings.helpdesk
     kind = autoreply.ack_kind(session, mail)
     allowed, why = autoreply.may_autoreply(
-        session, mail, envelope, own_addresses=_own_addresses(settings), kind=kind,
+        session, mail, envelope, is_own=settings.is_own_address, kind=kind,
         loop_limit=hd.autoreply_limit, ack_limit=hd.ack_limit)
     if decision.spam or decision.ack_template == "" or (bounce and allowed):
         allowed = False
@@ -70,13 +70,6 @@ def acknowledge(session: Session, settings: Settings, ticket: Ticket, mail: pars
     store.event(session, ticket, "ack", detail=f"to {mail.from_addr}")
 
 
-def _own_addresses(settings: Settings) -> set[str]:
-    hd = settings.helpdesk
-    own = {hd.address.lower()}
-    own.update(q.address.lower() for q in settings.queue.values() if q.address)
-    return own
-
-
 def _thread(session: Session, ticket: Ticket) -> tuple[str, list[str], list[str]]:
     """(customer address, Cc to keep, References) from the customer's last mail."""
     contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
@@ -88,18 +81,21 @@ def _thread(session: Session, ticket: Ticket) -> tuple[str, list[str], list[str]
     return customer, list(last.cc), refs
 
 
-def _keep_cc(settings: Settings, directory: Directory, customer: str, cc: list[str]) -> list[str]:
-    """The customer's Cc without us, our agents or the customer."""
-    hd = settings.helpdesk
-    ours = {hd.address.lower(), *(q.address.lower() for q in settings.queue.values() if q.address)}
-    kept = []
-    for address in cc:
-        low = address.lower()
-        if low == customer.lower() or low in ours or directory.is_agent_address(low):
-            continue
-        if low.startswith(f"{hd.local_part.lower()}+") and low.endswith(f"@{hd.domain}"):
-            continue  # one of our signed reply addresses
-        kept.append(address)
+def _keep_cc(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
+             customer: str, cc: list[str]) -> list[str]:
+    """The customer's Cc that stay on copy: only people the customer brought onto the
+    conversation (thread.participants: never us, in any form), not our agents nor the
+    customer, and at most [helpdesk] max_kept_cc of them, the cut recorded."""
+    people = thread.participants(session, settings, int(ticket.id or 0))
+    kept = [address for address in dict.fromkeys(a.lower() for a in cc)
+            if address in people and address != customer.lower()
+            and not directory.is_agent_address(address)]
+    cap = settings.helpdesk.max_kept_cc
+    if len(kept) > cap:
+        store.event(session, ticket, "cc-capped",
+                    detail=f"{len(kept) - cap} of {len(kept)} people on the customer's Cc "
+                           f"left off this reply ([helpdesk] max_kept_cc = {cap})")
+        kept = kept[:cap]
     return kept
 
 
@@ -110,7 +106,7 @@ def reply(session: Session, settings: Settings, directory: Directory, ticket: Ti
     outgoing message."""
     hd = settings.helpdesk
     customer, cc, refs = _thread(session, ticket)
-    cc = _keep_cc(settings, directory, customer, cc)
+    cc = _keep_cc(session, settings, directory, ticket, customer, cc)
     reveal = hd.reveal_agent_address
     context = {
         "text": text, "status_note": status_note, "helpdesk_name": hd.name,

@@ -31,6 +31,7 @@ HEADLINES = {
     "approved": "Resolution approved",
     "rejected": "Resolution rejected",
     "reopened": "Ticket reopened",
+    "unverified": "Mail from someone not on the conversation",
 }
 
 
@@ -40,8 +41,11 @@ class Notice:
 
     event: str
     text: str = ""
-    author: str = ""  # an agent name or the customer's address
+    author: str = ""  # who to show: an agent name, or the customer's name or address
     reason: str = ""
+    # the agent (by name) whose action this is: not told of it. Only ever set from an
+    # agent's identity; a customer's display name, however it reads, mutes nobody
+    by_agent: str = ""
 
 
 def team_of(settings: Settings, ticket: Ticket) -> str:
@@ -95,7 +99,11 @@ def send(session: Session, settings: Settings, directory: Directory, ticket: Tic
     sent = 0
     for name in dict.fromkeys(names):
         agent = directory.agent(name)
-        if agent is None or name == notice.author:
+        if agent is None or name == notice.by_agent:
+            continue
+        if settings.is_own_address(agent.email):  # it would come straight back to us
+            log.warning("not notifying %s: their address %s is the helpdesk's own",
+                        name, agent.email)
             continue
         _queue(session, settings, ticket, notice, agent)
         sent += 1

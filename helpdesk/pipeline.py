@@ -65,6 +65,15 @@ class AddressRouter:
         return Decision(queue=ctx.routed_queue or ctx.default_queue)
 
 
+class _Hold(Exception):
+    """Raised inside the mail's transaction for a mail to quarantine instead of store;
+    the quarantine is written after that transaction is rolled back."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Outcome:
     kind: str  # stored, duplicate, quarantined, deferred, retry
@@ -160,6 +169,8 @@ class Pipeline:
                 if (earlier := queries.stored_message(session, key)) is not None:
                     return self._duplicate(entry, mail, earlier)
                 return self._store(session, entry, mail)
+        except _Hold as held:
+            return self._quarantine(entry, held.reason)
         except IntegrityError:
             # another daemon stored the same mail between our check and our insert
             with session_scope(self.engine) as session:
@@ -181,16 +192,16 @@ class Pipeline:
         hd = self.settings.helpdesk
         bounce = autoreply.is_bounce(mail, entry.envelope)
         automatic = autoreply.auto_reply_reason(mail, entry.envelope)
-        # an autoresponder answering a survey is not a rating
-        hooks = () if bounce or automatic else self.reply_hooks
+        own = autoreply.own_mail_reason(session, self.settings, mail)
+        # an autoresponder answering a survey is not a rating, nor is our own mail
+        hooks = () if bounce or automatic or own else self.reply_hooks
         for hook in hooks:
             claimed = hook(session, mail)
             if claimed is not None:
                 store.store_incoming(session, self.settings.data_dir, claimed, mail, entry.raw,
                                      route=entry.envelope.route, threaded_by="reply hook")
                 return Outcome("stored", f"{hd.ticket_prefix}-{claimed.id}", "reply hook")
-        found = thread.resolve(session, mail, entry.envelope, local=hd.local_part,
-                               prefix=hd.ticket_prefix, secret=self.settings.secret)
+        found = thread.resolve(session, mail, entry.envelope, self.settings)
         ticket = queries.ticket(session, found.ticket_id) if found.ticket_id else None
         directory = self.directory()
         agent, not_agent = agent_reply.identify(session, self.settings, directory, mail,
@@ -200,11 +211,18 @@ class Pipeline:
             if outcome is not None:
                 return outcome
         if ticket is not None and bounce:
-            return self._file_automatic(session, entry, mail, ticket, found.reason, "bounce",
-                                        found.reason)
+            return self._file_internal(session, entry, mail, ticket, found.reason, "bounce",
+                                       found.reason)
         if ticket is not None and automatic:
-            return self._file_automatic(session, entry, mail, ticket, found.reason,
-                                        "auto-reply", not_agent or automatic)
+            return self._file_internal(session, entry, mail, ticket, found.reason,
+                                       "auto-reply", not_agent or automatic)
+        # after agent_reply.identify: an agent's proven reply to a notification is theirs
+        own = own or autoreply.notification_loop_reason(session, mail)
+        if own:
+            return self._own_mail(session, entry, mail, ticket, found, own, not_agent)
+        if ticket is not None and not found.trusted:
+            return self._from_stranger(session, entry, mail, ticket, found, not_agent,
+                                       directory)
         linked = found.linked_ticket_id
         if ticket is not None and self._opens_new_ticket(ticket):
             linked, ticket = ticket.id, None
@@ -222,6 +240,7 @@ class Pipeline:
             # rules that apply to follow-ups
             reassigned = self.apply_decision(session, ticket, decision)
             withdrawn = self._follow_up(session, ticket, mail, found.reason)
+            self._note_uninvited_cc(session, ticket, mail, directory)
         if not_agent:  # an agent's address without proof: kept as customer mail, no commands
             store.event(session, ticket, "unverified-agent", actor=mail.from_addr,
                         detail=not_agent)
@@ -239,19 +258,56 @@ class Pipeline:
                                          "route": entry.envelope.route})
         return Outcome("stored", public_id, reason)
 
-    def _file_automatic(self, session: Session, entry: Entry, mail: parse.ParsedMail,
-                        ticket: Ticket, reason: str, kind: str, why: str) -> Outcome:
-        """An out-of-office, other automatic answer or bounce is nobody's reply: it changes
-        nothing, whatever the ticket's status (not even a closed one opens a new ticket),
-        and tells nobody (an agent's own out-of-office answering their notification, or a
-        bounce of it, would loop). Internal keeps it for the agents (the history says
-        `auto-reply` or `bounce`) but out of the SLA and pending clocks and out of what
-        an agent's reply to the customer threads onto."""
+    def _file_internal(self, session: Session, entry: Entry, mail: parse.ParsedMail,
+                       ticket: Ticket, reason: str, kind: str, why: str) -> Outcome:
+        """An out-of-office, other automatic answer, bounce or our own mail come back is
+        nobody's reply: it changes nothing, whatever the ticket's status (not even a
+        closed one opens a new ticket), and tells nobody (an agent's own out-of-office
+        answering their notification, or a bounce of it, would loop). Internal keeps it
+        for the agents (the history says `auto-reply`, `bounce` or `own-mail`) but out
+        of the SLA and pending clocks, out of what an agent's reply to the customer
+        threads onto, and out of who is on the conversation."""
         message = store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
                                        route=entry.envelope.route, threaded_by=reason)
         message.internal = True
         store.event(session, ticket, kind, actor=mail.from_addr or "unknown", detail=why)
         return self._stored(session, entry, mail, ticket, reason)
+
+    def _own_mail(self, session: Session, entry: Entry, mail: parse.ParsedMail,
+                  ticket: Ticket | None, found: thread.ThreadResult, why: str,
+                  not_agent: str) -> Outcome:
+        """Our own mail come back tells nobody: kept internal on the ticket our Message-ID,
+        reply address or a participant's reference names; otherwise (a subject tag, or
+        nothing) it goes to quarantine, never opening a ticket or earning an answer."""
+        if ticket is None:
+            number = queries.ticket_we_sent(session, mail.message_id) if mail.message_id \
+                else None
+            ticket = queries.ticket(session, number) if number is not None else None
+        if ticket is None:
+            raise _Hold(f"own mail: {why}")
+        if not_agent:
+            store.event(session, ticket, "unverified-agent", actor=mail.from_addr,
+                        detail=not_agent)
+        return self._file_internal(session, entry, mail, ticket, found.reason or "own mail",
+                                   "own-mail", why)
+
+    def _from_stranger(self, session: Session, entry: Entry, mail: parse.ParsedMail,
+                       ticket: Ticket, found: thread.ThreadResult, not_agent: str,
+                       directory: Directory) -> Outcome:
+        """Mail naming the ticket only by a customer's Message-ID, from someone not on the
+        conversation: the agents see it (internal, and they are told), but it reopens
+        nothing and nobody on it is copied on the agents' replies."""
+        sender = mail.from_addr or "unknown"
+        why = f"{sender} is not on this conversation: kept internal, not copied"
+        if not_agent:
+            store.event(session, ticket, "unverified-agent", actor=sender, detail=not_agent)
+        outcome = self._file_internal(session, entry, mail, ticket, found.reason,
+                                      "unverified-sender", why)
+        if not (ticket.spam or autoreply.automatic_reason(mail, entry.envelope)):
+            notice = notify.Notice("unverified", replytext.latest_reply(mail.body_text),
+                                   author=sender, reason=why)
+            notify.follow_up(session, self.settings, directory, ticket, notice)
+        return outcome
 
     def _agent_reply(self, session: Session, entry: Entry, mail: parse.ParsedMail,
                      agent: agent_reply.AgentMail, directory: Directory) -> Outcome | None:
@@ -347,6 +403,21 @@ class Pipeline:
                          detail="customer replied")
             ticket.resolved_at = None
         return withdrawn
+
+    def _note_uninvited_cc(self, session: Session, ticket: Ticket, mail: parse.ParsedMail,
+                           directory: Directory) -> None:
+        """Record the people a follow-up copies who do not join the conversation (it
+        proves no receipt of our mail, see thread.brings_people), so the agents know
+        who the customer wanted on copy and why they are not."""
+        people = thread.participants(session, self.settings, int(ticket.id or 0))
+        left = [a for a in mail.cc if a not in people and not self.settings.is_own_address(a)
+                and not directory.is_agent_address(a)]
+        if left:
+            shown = ", ".join(left[:10]) + (f" and {len(left) - 10} more" if len(left) > 10
+                                            else "")
+            store.event(session, ticket, "cc-not-admitted", actor=mail.from_addr or "unknown",
+                        detail=f"not copied on replies: {shown} (the mail does not answer "
+                               "one of ours, so it cannot bring people onto the ticket)")
 
     # -- quarantine --------------------------------------------------------------
 

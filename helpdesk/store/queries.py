@@ -34,21 +34,52 @@ def ticket_for_message_id(session: Session, message_id: str) -> int | None:
     return session.exec(out).first()
 
 
-def participants(session: Session, ticket_id: int) -> set[str]:
-    """Everyone who was on a conversation: the customer, senders, To and Cc."""
-    found: set[str] = set()
+def ticket_we_sent(session: Session, message_id: str) -> int | None:
+    """The ticket of a mail we sent under `message_id` (acknowledgement, reply, notice,
+    notification); None when the Message-ID is not one of ours."""
+    key = msgid_key(message_id)
+    out = select(Outbox.ticket_id).where(
+        Outbox.msgid_key == key, col(Outbox.ticket_id).is_not(None)
+    )
+    found = session.exec(out).first()
+    if found is not None:
+        return found
+    stmt = select(Message.ticket_id).where(Message.msgid_key == key,
+                                           Message.direction == "out")
+    return session.exec(stmt).first()
+
+
+def notification_with_id(session: Session, message_ids: list[str]) -> Outbox | None:
+    """A notification we sent an agent under one of `message_ids`."""
+    keys = [msgid_key(m) for m in message_ids if m]
+    if not keys:
+        return None
+    stmt = select(Outbox).where(col(Outbox.msgid_key).in_(keys), Outbox.agent != "")
+    return session.exec(stmt.order_by(Outbox.id)).first()
+
+
+def our_message_keys(session: Session, ticket_id: int) -> set[str]:
+    """The msgid_keys of every mail we sent (or hold) on a ticket."""
+    out = select(Outbox.msgid_key).where(Outbox.ticket_id == ticket_id)
+    stored = select(Message.msgid_key).where(Message.ticket_id == ticket_id,
+                                             Message.direction == "out")
+    return {*session.exec(out).all(), *session.exec(stored).all()} - {""}
+
+
+def contact_addresses(session: Session, ticket_id: int) -> list[str]:
+    """The ticket's customer's address ([] when it has none)."""
     t = session.get(Ticket, ticket_id)
-    if t and t.contact_id:
-        contact = session.get(Contact, t.contact_id)
-        if contact:
-            found.add(contact.email)
-    rows = session.exec(select(Message).where(Message.ticket_id == ticket_id)).all()
-    for m in rows:
-        found.add(m.from_addr)
-        found.update(m.to)
-        found.update(m.cc)
-    found.discard("")
-    return {a.lower() for a in found}
+    contact = session.get(Contact, t.contact_id) if t and t.contact_id else None
+    return [contact.email] if contact else []
+
+
+def conversation(session: Session, ticket_id: int) -> list[Message]:
+    """The ticket's messages the customer side sees, oldest first: what they wrote and
+    what we sent them; internal ones (agents' mail, automatic answers, mail from
+    strangers) are not part of it."""
+    stmt = select(Message).where(Message.ticket_id == ticket_id,
+                                 col(Message.internal).is_(False)).order_by(Message.id)
+    return list(session.exec(stmt).all())
 
 
 def contact_by_email(session: Session, email: str) -> Contact | None:
