@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email.policy
 from collections.abc import Sequence
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from functools import lru_cache
@@ -36,7 +36,18 @@ class _CachedRegistry(HeaderRegistry):
         return super().__getitem__(name)
 
 
+class _MsgIdList(UnstructuredHeader):
+    """In-Reply-To and References: msg-ids, folded between ids and never written as
+    RFC 2047 encoded words, which the stdlib does to a token longer than a line (Gmail's
+    ids often are): mail clients match ids byte for byte, so an encoded id unthreads."""
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        return f"{self.name}: " + f"{policy.linesep} ".join(str(self).split()) + policy.linesep
+
+
 _REGISTRY = _CachedRegistry()
+_REGISTRY.map_to_type("in-reply-to", _MsgIdList)
+_REGISTRY.map_to_type("references", _MsgIdList)
 POLICY = email.policy.default.clone(header_factory=_REGISTRY)
 SMTP_POLICY = email.policy.SMTP.clone(header_factory=_REGISTRY)
 SMTPUTF8_POLICY = email.policy.SMTPUTF8.clone(header_factory=_REGISTRY)
