@@ -105,10 +105,13 @@ def tagged_subject(prefix: str, number: int, subject: str) -> str:
 def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
           html: str | None = None, cc: Sequence[str] = (), reply_to: str | None = None,
           in_reply_to: str = "", references: Sequence[str] = (), automatic: bool = True,
-          id_hint: str = "", attachments: Sequence[tuple[str, str, bytes]] = ()) -> EmailMessage:
+          id_hint: str = "", attachments: Sequence[tuple[str, str, bytes]] = (),
+          from_name: str = "") -> EmailMessage:
+    """A mail from the helpdesk address; `from_name` (default: the helpdesk's name) is
+    the display name, e.g. the agent's for their reply."""
     hd = settings.helpdesk
     msg = EmailMessage(policy=POLICY)
-    msg["From"] = Address(hd.name, addr_spec=hd.address)
+    msg["From"] = Address(from_name or hd.name, addr_spec=hd.address)
     msg["To"] = ", ".join(to)
     if cc:
         msg["Cc"] = ", ".join(cc)

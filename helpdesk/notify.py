@@ -132,7 +132,7 @@ def _context(session: Session, settings: Settings, ticket: Ticket, notice: Notic
         "customer_name": contact.name if contact else "", "priority": ticket.priority,
         "category": ticket.category or "-", "queue": ticket.queue, "status": ticket.status,
         "assignee": ticket.assignee or "-", "message": notice.text, "author": notice.author,
-        "reason": notice.reason, "agent_name": agent.name, "helpdesk_name": hd.name,
+        "reason": notice.reason, "agent_name": agent.shown_name, "helpdesk_name": hd.name,
         "commands": agent_commands.cheat_sheet(),
     }
 
@@ -142,7 +142,7 @@ def command_error(session: Session, settings: Settings, ticket: Ticket, agent: A
     """Tell the agent why nothing of their mail was applied."""
     hd = settings.helpdesk
     context = {"ticket_id": f"{hd.ticket_prefix}-{ticket.id}", "errors": errors,
-               "agent_name": agent.name, "commands": agent_commands.cheat_sheet(),
+               "agent_name": agent.shown_name, "commands": agent_commands.cheat_sheet(),
                "tagged_subject": mailout.tagged_subject(hd.ticket_prefix, int(ticket.id or 0),
                                                         ticket.subject),
                "helpdesk_name": hd.name}

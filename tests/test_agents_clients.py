@@ -1,5 +1,6 @@
 """Agents answer from Gmail and Outlook in English, German, French and Spanish, and
-from Apple Mail and Thunderbird: the customer always gets only what was typed."""
+from Apple Mail and Thunderbird: the customer always gets only what was typed (with
+the sign-off, without the signature)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_every_client_and_language_reaches_the_customer_as_clean_text(
                                                            f"Re: [HD-{n}] Problem {n}"),
                             what=f"the answer sent from {name}")[0]
         text = body(answer).split("\n-- \n")[0].strip()
-        assert text == TYPED, name
+        assert text == f"{TYPED}\n\nBest regards\nAlice", name  # the sign-off stays
 
 
 def _with_subject(relay: RelaySink, address: str, part: str) -> list[EmailMessage]:
@@ -60,6 +61,12 @@ QUOTED = "Help!\n\nNew ticket: [HD-1]\nHelp, the printer is on fire."
     ("Ok.\n\n-----Original Message-----\nFrom: Carol\nSent: Tuesday\n\n" + QUOTED, "Ok."),
     ("Ok.\n\n-- \nAlice\nExample Inc.", "Ok."),
     ("Ok.\n- one\n- two", "Ok.\n- one\n- two"),
+    # a closing salutation and the name after it stay; the signature still goes
+    ("Ok.\n\nBest regards\nAlice\n\n-- \nAlice Agent\nExample Inc.",
+     "Ok.\n\nBest regards\nAlice"),
+    ("Ok.\n\nMit freundlichen Grüßen\n\nAlice Agent\n\nGesendet von meinem iPhone",
+     "Ok.\n\nMit freundlichen Grüßen\n\nAlice Agent"),
+    ("Ok.\n\nThanks,\nSent from my iPhone", "Ok.\n\nThanks,"),
 ])
 def test_quoted_history_and_signatures_are_cut(typed: str, expected: str) -> None:
     assert latest_reply(typed) == expected

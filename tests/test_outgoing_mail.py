@@ -97,3 +97,75 @@ def threading_headers(relay: RelaySink, msg: EmailMessage) -> dict[str, str]:
     [wire] = [r.raw for r in relay.received if msgid(msg).encode() in r.raw]
     raw = email.message_from_bytes(wire, policy=email.policy.compat32)
     return {name: " ".join(str(raw[name]).split()) for name in ("In-Reply-To", "References")}
+
+
+AGENTS_WITH_NAMES = """
+[[agent]]
+name = "alice"
+display_name = "Alice Agent"
+email = "alice@staff.test"
+teams = ["support"]
+
+[[agent]]
+name = "bob"
+email = "bob@staff.test"
+teams = ["support"]
+"""
+
+
+@pytest.fixture
+def named_desk(make_settings: Callable[..., Settings], relay: RelaySink, tmp_path: Any,
+               start_daemon: Callable[..., DaemonThread]) -> tuple[Settings, DaemonThread]:
+    from tests.agent_desk import relay_overrides
+
+    (tmp_path / "config").mkdir(exist_ok=True)
+    (tmp_path / "config" / "agents.toml").write_text(AGENTS_WITH_NAMES)
+    settings = make_settings(relay_overrides(relay))
+    return settings, start_daemon(settings)
+
+
+SIGN_OFFS = [
+    (agent_mails.gmail, {"lang": "en"}, "Best regards\nAlice"),
+    (agent_mails.outlook, {"lang": "de"}, "Mit freundlichen Grüßen\nAlice Agent"),
+    # Thunderbird adds an "-- " signature below the sign-off: that still goes
+    (agent_mails.thunderbird, {}, "Mit freundlichen Grüßen\nAlice Agent"),
+]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("client", "kwargs", "sign_off"), SIGN_OFFS,
+                         ids=["gmail-en", "outlook-de", "thunderbird-de"])
+def test_the_customer_gets_the_agents_sign_off_and_display_name(
+    named_desk: tuple[Settings, DaemonThread], relay: RelaySink, client: Any,
+    kwargs: dict[str, str], sign_off: str,
+) -> None:
+    _, daemon = named_desk
+    send(daemon.port, make_mail())
+    note = wait_mails_to(relay, "alice@staff.test", 1)[0]
+    typed = "Hello Carol,\n\nplease restart the printer."
+    send(daemon.port, client(typed=f"{typed}\n\n{sign_off}", sender="alice@staff.test",
+                             to=reply_to(note), original=note, **kwargs),
+         sender="alice@staff.test", rcpts=[reply_to(note)])
+
+    answer = wait_mails_to(relay, CAROL, 2)[1]
+    text, _, footer = body(answer).partition("\n-- \n")
+    assert text.strip() == f"{typed}\n\n{sign_off}"
+    assert "Team Lead" not in body(answer)  # Thunderbird's signature after "-- "
+    assert footer.splitlines()[0] == "Alice Agent"
+    assert answer["From"].addresses[0].display_name == "Alice Agent (Example Helpdesk)"
+    assert answer["From"].addresses[0].addr_spec == "support@example.test"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_agent_without_a_display_name_signs_with_the_login(
+    named_desk: tuple[Settings, DaemonThread], relay: RelaySink,
+) -> None:
+    _, daemon = named_desk
+    send(daemon.port, make_mail())
+    note = wait_mails_to(relay, "bob@staff.test", 1)[0]
+    send(daemon.port, agent_mails.gmail(
+        typed="Hi Carol,\n\nfixed.\n\nCheers,\nBob", sender="bob@staff.test",
+        to=reply_to(note), original=note), sender="bob@staff.test", rcpts=[reply_to(note)])
+    answer = wait_mails_to(relay, CAROL, 2)[1]
+    assert body(answer).partition("\n-- \n")[2].splitlines()[0] == "bob"
+    assert answer["From"].addresses[0].display_name == "bob (Example Helpdesk)"
