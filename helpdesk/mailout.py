@@ -102,6 +102,74 @@ def tagged_subject(prefix: str, number: int, subject: str) -> str:
     return subject if tag.lower() in subject.lower() else f"{tag} {subject}"
 
 
+# Room for the headers and the MIME structure, and the cost of an encoded byte
+# (base64 in 76-character lines; the stdlib picks quoted-printable only when shorter)
+_HEADROOM = 16 * 1024
+_NOTES_ROOM = 2 * 1024
+_PART_COST = 512
+_MAX_NOTES = 20
+
+
+def _encoded(size: int) -> int:
+    return size * 4 // 3 * 78 // 76 + _PART_COST
+
+
+def utf8_size(text: str) -> int:
+    """len(text.encode()) without copying a huge text at once."""
+    if text.isascii():
+        return len(text)
+    step = 1 << 20
+    return sum(len(text[i:i + step].encode()) for i in range(0, len(text), step))
+
+
+def cut(text: str, max_bytes: int) -> tuple[str, int]:
+    """(text cut to at most max_bytes of UTF-8, bytes left out); never splits a character."""
+    head = text[:max_bytes].encode()[:max_bytes].decode("utf-8", "ignore")
+    if len(head) == len(text):
+        return text, 0
+    return head, utf8_size(text) - len(head.encode())
+
+
+def size_text(size: int) -> str:
+    """1234567 -> '1.2 MB', 30000 -> '29 KB', 500 -> '500 bytes'."""
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _bounded(limit: int, text: str, html: str | None,
+             attachments: Sequence[tuple[str, str, bytes]],
+             ) -> tuple[str, str | None, list[tuple[str, str, bytes]]]:
+    """Text, HTML and attachments that together stay under `limit` bytes on the wire:
+    the HTML alternative goes first (the text carries the same), then attachments that
+    do not fit, then the end of the text; each loss is a note at the end of the text."""
+    budget = limit - _HEADROOM - _NOTES_ROOM
+    text_size = utf8_size(text)
+    if html is not None and _encoded(text_size) + _encoded(utf8_size(html)) > budget:
+        html = None
+    notes = []
+    if _encoded(text_size) > budget:
+        text, more = cut(text, budget * 3 // 4 * 76 // 78 - _PART_COST)
+        notes.append(f"[cut: {size_text(more)} more not sent: this mail would exceed "
+                     f"{size_text(limit)}]")
+    room = budget - _encoded(utf8_size(text)) - (_encoded(utf8_size(html)) if html else 0)
+    kept = []
+    for filename, ctype, data in attachments:
+        if _encoded(len(data)) <= room:
+            kept.append((filename, ctype, data))
+            room -= _encoded(len(data))
+        else:
+            notes.append(f"[{' '.join(filename.split())} ({size_text(len(data))}) not "
+                         f"attached: this mail would exceed {size_text(limit)}]")
+    if len(notes) > _MAX_NOTES:
+        notes[_MAX_NOTES:] = [f"[and {len(notes) - _MAX_NOTES} more not attached]"]
+    if notes:
+        text = f"{text.rstrip()}\n\n" + "\n".join(notes) + "\n"
+    return text, html, kept
+
+
 def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
           html: str | None = None, cc: Sequence[str] = (), reply_to: str | None = None,
           in_reply_to: str = "", references: Sequence[str] = (), automatic: bool = True,
@@ -129,6 +197,8 @@ def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
         msg["Auto-Submitted"] = "auto-replied"
         # Exchange honours this: no out-of-office answers to our automatic mail
         msg["X-Auto-Response-Suppress"] = "All"
+    text, html, attachments = _bounded(settings.outgoing.max_message_size, text, html,
+                                       attachments)
     msg.set_content(text)
     if html:
         msg.add_alternative(html, subtype="html")

@@ -169,3 +169,104 @@ def test_an_agent_without_a_display_name_signs_with_the_login(
     answer = wait_mails_to(relay, CAROL, 2)[1]
     assert body(answer).partition("\n-- \n")[2].splitlines()[0] == "bob"
     assert answer["From"].addresses[0].display_name == "bob (Example Helpdesk)"
+
+
+def mail_with_attachments(files: list[tuple[str, str, int]], **kwargs: Any) -> EmailMessage:
+    msg = make_mail(**kwargs)
+    for filename, ctype, size in files:
+        maintype, _, subtype = ctype.partition("/")
+        msg.add_attachment(bytes(i % 251 for i in range(size)), maintype=maintype,
+                           subtype=subtype, filename=filename)
+    return msg
+
+
+SMALL_ATTACHMENTS = {"notify": {"attach_max_bytes": 50_000, "attach_total_bytes": 80_000}}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("desk", [SMALL_ATTACHMENTS], indirect=True)
+def test_agents_get_small_attachments_and_a_list_of_all_of_them(
+    desk: tuple[Settings, DaemonThread], relay: RelaySink,
+) -> None:
+    _, daemon = desk
+    send(daemon.port, mail_with_attachments([
+        ("screenshot.png", "image/png", 30_000),
+        ("error.log", "text/plain", 40_000),
+        ("invoice.pdf", "application/pdf", 20_000),  # small, but 90 KB together is too much
+        ("video.mp4", "video/mp4", 200_000),  # larger than one may be
+    ], body="The printer shows an error, see the screenshot."))
+
+    note = wait_mails_to(relay, "alice@staff.test", 1)[0]
+    attached = {p.get_filename(): p.get_content_type() for p in note.iter_attachments()}
+    assert attached == {"screenshot.png": "image/png", "error.log": "text/plain"}
+    text = body(note)
+    assert "The printer shows an error" in text
+    for line in ("screenshot.png  image/png  29 KB  attached",
+                 "error.log  text/plain  39 KB  attached",
+                 "invoice.pdf  application/pdf  20 KB  kept on the ticket",
+                 "video.mp4  video/mp4  195 KB  kept on the ticket"):
+        assert line in text, text
+    assert "helpdesk tickets show HD-1" in text
+
+    # a customer's follow-up with a screenshot: the agents see that one too
+    send(daemon.port, mail_with_attachments(
+        [("second.png", "image/png", 10_000)], subject="Re: [HD-1] Printer on fire",
+        body="Another one."))
+    told = wait_mails_to(relay, "alice@staff.test", 2)[1]
+    assert told["Subject"].startswith("Customer replied: [HD-1]")
+    assert [p.get_filename() for p in told.iter_attachments()] == ["second.png"]
+    assert "second.png  image/png  10 KB  attached" in body(told)
+
+
+HUGE_INTAKE = {"smtp": {"max_message_size": 48 * 1024 * 1024}}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("desk", [HUGE_INTAKE], indirect=True)
+def test_a_24_mb_body_is_cut_in_notifications_and_outbox_rows_stay_small(
+    desk: tuple[Settings, DaemonThread], relay: RelaySink,
+) -> None:
+    settings, daemon = desk
+    line = "ERROR printer spooler stalled; " * (24 * 1024 * 1024 // 31)  # one 24 MB line
+    send(daemon.port, make_mail(body=line))
+
+    notes = {name: wait_mails_to(relay, f"{name}@staff.test", 1, timeout=120)[0]
+             for name in ("alice", "bob", "lisa")}
+    rows = outbox_rows(settings)
+    assert len(rows) == 4  # the acknowledgement and three notifications
+    assert max(len(r.raw) for r in rows) < 256 * 1024, [len(r.raw) for r in rows]
+    text = body(notes["alice"])
+    assert "ERROR printer spooler stalled;" in text
+    more = round((len(line) - 64 * 1024) / 1024)
+    assert f"cut, {more} KB more, see HD-1" in text
+    assert "helpdesk tickets show HD-1" in text
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_no_outgoing_mail_exceeds_the_maximum_what_exceeds_it_is_cut_with_a_note(
+    make_settings: Callable[..., Settings], relay: RelaySink, tmp_path: Any,
+    start_daemon: Callable[..., DaemonThread],
+) -> None:
+    from tests.agent_desk import write_agents
+
+    write_agents(tmp_path)
+    daemon = start_daemon(make_settings({"outgoing": {
+        "relay_host": "127.0.0.1", "relay_port": relay.port, "max_message_size": 64 * 1024}}))
+    send(daemon.port, make_mail())
+    note = wait_mails_to(relay, "alice@staff.test", 1)[0]
+    pasted = "\n".join(f"log line {i}: spooler restarted" for i in range(6000))  # ~190 KB
+    send(daemon.port, agent_mails.gmail(
+        typed=f"Hi Carol,\n\nhere is the log:\n{pasted}", sender="alice@staff.test",
+        to=reply_to(note), original=note,
+        attachments=(("trace.bin", "application/octet-stream", b"\x00" * 100_000),)),
+        sender="alice@staff.test", rcpts=[reply_to(note)])
+
+    answer = wait_mails_to(relay, CAROL, 2)[1]
+    [wire] = [r.raw for r in relay.received if msgid(answer).encode() in r.raw]
+    assert len(wire) <= 64 * 1024
+    text = body(answer)
+    assert text.startswith("Hi Carol,\n\nhere is the log:\nlog line 0: spooler restarted")
+    assert "log line 5999" not in text
+    assert "KB more not sent: this mail would exceed 64 KB" in text
+    assert "trace.bin (98 KB) not attached: this mail would exceed 64 KB" in text
+    assert list(answer.iter_attachments()) == []
