@@ -56,13 +56,28 @@ _SENT_LINE = re.compile(r"^\s*\*?(?:Sent|Date|Gesendet|Datum|Envoyé|Enviado|Inv
                         re.IGNORECASE)
 
 
+# The reply parser's regexes take about a second per megabyte: it reads the head of
+# a longer text only (an answer and the quote below it start near the top)
+_SCAN_MAX = 256 * 1024
+
+
 def latest_reply(text: str) -> str:
     """The newest part of a reply: quoted history and signature removed.
 
     Top-posted replies (the usual case) keep what is above the quote. Replies written
     below or between quoted lines (Thunderbird's default, mailing-list style) keep
     every line that is not quoted, so the answers are not lost with the quote.
+    A text longer than _SCAN_MAX is judged by its head: when nothing there is
+    quote, signature or separator, the whole text is the reply.
     """
+    if len(text) <= _SCAN_MAX:
+        return _latest_reply(text)
+    head = text[:_SCAN_MAX]
+    reply = _latest_reply(head)
+    return reply if reply.split() != head.split() else text.strip()
+
+
+def _latest_reply(text: str) -> str:
     if not text.strip():
         return ""
     lines = text.splitlines()

@@ -4,6 +4,7 @@ the sign-off, without the signature)."""
 
 from __future__ import annotations
 
+import time
 from email.message import EmailMessage
 
 import pytest
@@ -70,6 +71,17 @@ QUOTED = "Help!\n\nNew ticket: [HD-1]\nHelp, the printer is on fire."
 ])
 def test_quoted_history_and_signatures_are_cut(typed: str, expected: str) -> None:
     assert latest_reply(typed) == expected
+
+
+def test_a_24_mb_reply_is_read_in_bounded_time_by_its_head() -> None:
+    # the reply parser's regexes took 72 s for this one line (a second per megabyte)
+    line = "ERROR printer spooler stalled; " * (24 * 1024 * 1024 // 31)
+    started = time.monotonic()
+    assert latest_reply(line) == line.strip()  # nothing quoted: all of it is the reply
+    history = "Thanks, fixed.\n\nOn Mon, 3 Feb 2025 at 10:00, Carol <c@customer.test> " \
+        "wrote:\n" + "> the printer log\n" * 1_500_000
+    assert latest_reply(history) == "Thanks, fixed."
+    assert time.monotonic() - started < 20
 
 
 def _situation(**kwargs: object) -> Situation:
