@@ -129,7 +129,7 @@ def reply(session: Session, settings: Settings, directory: Directory, ticket: Ti
     if not hold:
         mailout.queue(session, msg, kind="agent-reply", ticket_id=ticket.id,
                       mail_from=hd.address, automatic=False)
-    raw = msg.as_bytes(policy=mailout.SMTPUTF8_POLICY)
+    raw = mailout.wire_bytes(msg)
     return staff.store_outgoing(
         session, settings.data_dir, ticket, message_id=str(msg["Message-ID"]).strip("<> "),
         from_addr=hd.address, to=[customer], cc=cc, subject=subject, text=text, raw=raw,

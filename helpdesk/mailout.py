@@ -217,6 +217,12 @@ def _as_bytes(msg: EmailMessage) -> bytes:
         return msg.as_bytes(policy=SMTPUTF8_POLICY)
 
 
+def wire_bytes(msg: EmailMessage) -> bytes:
+    """The mail as queue() sends it: RFC 2047 headers, SMTPUTF8 only when an address
+    needs it. A reply held for review is kept in this form, so it leaves like any other."""
+    return _as_bytes(msg)
+
+
 def queue(session: Session, msg: EmailMessage, *, kind: str, ticket_id: int | None,
           mail_from: str, automatic: bool) -> Outbox:
     """Add the mail to the outbox; it leaves when the surrounding transaction commits."""

@@ -63,7 +63,8 @@ def test_a_reply_released_after_review_is_threaded_like_a_normal_reply(
     daemon = start_daemon(settings)
     # Gmail's Message-IDs are long: too long for one folded header line
     gmail_id = "<CAH+w=7ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw_xyz0123@mail.gmail.com>"
-    first = make_mail(body="Help, the printer is on fire.", message_id=gmail_id)
+    first = make_mail(body="Help, the printer is on fire.", message_id=gmail_id,
+                      subject="Drucker brennt – Grüße")
     send(daemon.port, first)
     note = wait_mails_to(relay, "alice@staff.test", 1)[0]
 
@@ -89,13 +90,21 @@ def test_a_reply_released_after_review_is_threaded_like_a_normal_reply(
     for sent in (normal, released):
         assert threading_headers(relay, sent) == {"In-Reply-To": gmail_id,
                                                   "References": gmail_id}
+        # and the same header encoding: RFC 2047 for a relay without SMTPUTF8
+        assert wire_head(relay, sent).isascii(), wire_head(relay, sent)
+        assert sent["Subject"] == "Re: [HD-1] Drucker brennt – Grüße"
     wait_ticket(settings, 1, lambda t: t["status"] == "resolved", "resolved")
+
+
+def wire_head(relay: RelaySink, msg: EmailMessage) -> bytes:
+    """The header block of `msg` as the relay received it."""
+    [wire] = [r.raw for r in relay.received if msgid(msg).encode() in r.raw]
+    return wire.split(b"\r\n\r\n", 1)[0]
 
 
 def threading_headers(relay: RelaySink, msg: EmailMessage) -> dict[str, str]:
     """In-Reply-To and References as the bytes on the wire have them (unfolded)."""
-    [wire] = [r.raw for r in relay.received if msgid(msg).encode() in r.raw]
-    raw = email.message_from_bytes(wire, policy=email.policy.compat32)
+    raw = email.message_from_bytes(wire_head(relay, msg), policy=email.policy.compat32)
     return {name: " ".join(str(raw[name]).split()) for name in ("In-Reply-To", "References")}
 
 
