@@ -8,6 +8,7 @@ the HTML templates are autoescaped.
 from __future__ import annotations
 
 import email.policy
+import re
 from collections.abc import Sequence
 from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
@@ -108,6 +109,7 @@ _HEADROOM = 16 * 1024
 _NOTES_ROOM = 2 * 1024
 _PART_COST = 512
 _MAX_NOTES = 20
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*")
 
 
 def _encoded(size: int) -> int:
@@ -161,7 +163,7 @@ def _bounded(limit: int, text: str, html: str | None,
             kept.append((filename, ctype, data))
             room -= _encoded(len(data))
         else:
-            notes.append(f"[{' '.join(filename.split())} ({size_text(len(data))}) not "
+            notes.append(f"[{' '.join(filename.split())[:200]} ({size_text(len(data))}) not "
                          f"attached: this mail would exceed {size_text(limit)}]")
     if len(notes) > _MAX_NOTES:
         notes[_MAX_NOTES:] = [f"[and {len(notes) - _MAX_NOTES} more not attached]"]
@@ -203,6 +205,8 @@ def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
     if html:
         msg.add_alternative(html, subtype="html")
     for filename, ctype, data in attachments:
+        if not _CONTENT_TYPE.fullmatch(ctype):
+            ctype = "application/octet-stream"  # mailed-in: never trusted into a header
         maintype, _, subtype = ctype.partition("/")
         msg.add_attachment(data, maintype=maintype or "application",
                            subtype=subtype or "octet-stream", filename=filename)

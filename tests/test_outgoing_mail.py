@@ -279,3 +279,15 @@ def test_no_outgoing_mail_exceeds_the_maximum_what_exceeds_it_is_cut_with_a_note
     assert "KB more not sent: this mail would exceed 64 KB" in text
     assert "trace.bin (98 KB) not attached: this mail would exceed 64 KB" in text
     assert list(answer.iter_attachments()) == []
+
+
+def test_an_attachment_whose_type_is_no_content_type_goes_out_as_octet_stream() -> None:
+    from helpdesk import mailout
+
+    msg = mailout.build(Settings(), to=["carol@customer.test"], subject="Re: files",
+                        text="See attached.",
+                        attachments=[("shot.png", "image/png\r\nBcc: eve@evil.test", b"png")])
+    wire = mailout.wire_bytes(msg)
+    assert [p.get_content_type() for p in msg.iter_attachments()] == [
+        "application/octet-stream"]
+    assert b"eve@evil.test" not in wire
