@@ -1,7 +1,8 @@
 """The agents and teams of config/agents.toml, validated into frozen dataclasses.
 
     [[agent]]
-    name = "alice"
+    name = "alice"                         # the login: commands, history, #assign alice
+    display_name = "Alice Agent"           # optional: what customers and mails show
     email = "alice@staff.test"
     alternates = ["a.smith@staff.test"]   # other addresses she writes from
     teams = ["support", "ops"]
@@ -27,7 +28,7 @@ from typing import Any
 from helpdesk.errors import ConfigError
 
 ROLES = ("agent", "lead")
-_AGENT_KEYS = {"name", "email", "alternates", "teams", "role"}
+_AGENT_KEYS = {"name", "display_name", "email", "alternates", "teams", "role"}
 _TEAM_KEYS = {"name", "lead", "escalation"}
 
 
@@ -42,10 +43,17 @@ class Agent:
     alternates: tuple[str, ...] = ()
     teams: tuple[str, ...] = ()
     role: str = "agent"
+    display_name: str = ""
 
     @property
     def addresses(self) -> tuple[str, ...]:
         return (self.email, *self.alternates)
+
+    @property
+    def shown_name(self) -> str:
+        """The name people see in mail (From display names, sign-offs): the display
+        name, or the login when agents.toml gives none."""
+        return self.display_name or self.name
 
 
 @dataclass(frozen=True)
@@ -176,7 +184,10 @@ def _agent(index: int, entry: Mapping[str, Any]) -> Agent:
     role = _text(where, entry, "role") or "agent"
     if role not in ROLES:
         raise AgentsError(f"{where}: role: {role!r} is not one of {', '.join(ROLES)}")
-    return Agent(name, email, alternates, _strings(where, entry, "teams"), role)
+    display_name = _text(where, entry, "display_name")
+    if any(not c.isprintable() for c in display_name):
+        raise AgentsError(f"{where}: display_name: must be one line of printable text")
+    return Agent(name, email, alternates, _strings(where, entry, "teams"), role, display_name)
 
 
 def _check_unique(agents: tuple[Agent, ...]) -> None:

@@ -149,6 +149,11 @@ class OutgoingSection(_Section):
         120.0, gt=0, description="Seconds a daemon may hold a mail it is sending before "
         "another (or itself after a crash) retries it."
     )
+    max_message_size: int = Field(
+        20 * 1024 * 1024, ge=32 * 1024, description="Bytes; no mail we send is larger. "
+        "What would exceed it is left out with a note in the text: attachments that do "
+        "not fit, then the end of the text."
+    )
 
 
 class QueueSection(_Section):
@@ -171,6 +176,24 @@ class AgentsAuthSection(_Section):
         (), description="Only Authentication-Results headers added by these servers count "
         "(empty: any); senders can write the header themselves, the receiving MTA cannot be "
         "impersonated."
+    )
+
+
+class NotifySection(_Section):
+    """What notifications to agents carry of the customer's mail."""
+
+    body_max_bytes: int = Field(
+        64 * 1024, ge=1024, description="The customer's text in a notification is cut "
+        "after this many bytes, with a note of how much more there is and where the whole "
+        "ticket is."
+    )
+    attach_max_bytes: int = Field(
+        2 * 1024 * 1024, ge=0, description="The customer's attachments up to this size are "
+        "attached to notifications; larger ones are listed as kept on the ticket."
+    )
+    attach_total_bytes: int = Field(
+        5 * 1024 * 1024, ge=0, description="At most this many bytes of attachments per "
+        "notification; the ones that no longer fit are listed as kept on the ticket."
     )
 
 
@@ -352,6 +375,7 @@ class Settings(_Section):
     survey: SurveySection = SurveySection()
     stale: StaleSection = StaleSection()
     agents_auth: AgentsAuthSection = AgentsAuthSection()
+    notify: NotifySection = NotifySection()
     http: HttpSection = HttpSection()
 
     source: Annotated[Path | None, Field(exclude=True)] = None

@@ -113,18 +113,21 @@ def reply(session: Session, settings: Settings, directory: Directory, ticket: Ti
         "ticket_id": f"{hd.ticket_prefix}-{ticket.id}",
         "tagged_subject": mailout.tagged_subject(hd.ticket_prefix, int(ticket.id or 0),
                                                  ticket.subject),
-        "author_line": f"{agent.name} <{agent.email}>\n" if reveal else f"{agent.name}\n",
+        "agent_name": agent.shown_name,
+        "author_line": f"{agent.shown_name} <{agent.email}>\n" if reveal
+        else f"{agent.shown_name}\n",
     }
     subject, body, html = mailout.render(settings, "agent_reply", context)
     msg = mailout.build(
         settings, to=[customer], cc=cc, subject=subject, text=body, html=html,
-        reply_to=_reply_to(settings, ticket, agent), in_reply_to=refs[-1] if refs else "",
+        from_name=f"{agent.shown_name} ({hd.name})", reply_to=_reply_to(settings, ticket, agent),
+        in_reply_to=refs[-1] if refs else "",
         references=refs, automatic=False, id_hint=f"{hd.ticket_prefix.lower()}-{ticket.id}",
         attachments=[(a.filename or "attachment", a.content_type, a.data) for a in attachments])
     if not hold:
         mailout.queue(session, msg, kind="agent-reply", ticket_id=ticket.id,
                       mail_from=hd.address, automatic=False)
-    raw = msg.as_bytes(policy=mailout.SMTPUTF8_POLICY)
+    raw = mailout.wire_bytes(msg)
     return staff.store_outgoing(
         session, settings.data_dir, ticket, message_id=str(msg["Message-ID"]).strip("<> "),
         from_addr=hd.address, to=[customer], cc=cc, subject=subject, text=text, raw=raw,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.policy
 import re
 from collections.abc import Sequence
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from functools import lru_cache
@@ -38,7 +38,18 @@ class _CachedRegistry(HeaderRegistry):
         return super().__getitem__(name)
 
 
+class _MsgIdList(UnstructuredHeader):
+    """In-Reply-To and References: msg-ids, folded between ids and never written as
+    RFC 2047 encoded words, which the stdlib does to a token longer than a line (Gmail's
+    ids often are): mail clients match ids byte for byte, so an encoded id unthreads."""
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        return f"{self.name}: " + f"{policy.linesep} ".join(str(self).split()) + policy.linesep
+
+
 _REGISTRY = _CachedRegistry()
+_REGISTRY.map_to_type("in-reply-to", _MsgIdList)
+_REGISTRY.map_to_type("references", _MsgIdList)
 POLICY = email.policy.default.clone(header_factory=_REGISTRY)
 SMTP_POLICY = email.policy.SMTP.clone(header_factory=_REGISTRY)
 SMTPUTF8_POLICY = email.policy.SMTPUTF8.clone(header_factory=_REGISTRY)
@@ -93,13 +104,85 @@ def tagged_subject(prefix: str, number: int, subject: str) -> str:
     return subject if tag.lower() in subject.lower() else f"{tag} {subject}"
 
 
+# Room for the headers and the MIME structure, and the cost of an encoded byte
+# (base64 in 76-character lines; the stdlib picks quoted-printable only when shorter)
+_HEADROOM = 16 * 1024
+_NOTES_ROOM = 2 * 1024
+_PART_COST = 512
+_MAX_NOTES = 20
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*")
+
+
+def _encoded(size: int) -> int:
+    return size * 4 // 3 * 78 // 76 + _PART_COST
+
+
+def utf8_size(text: str) -> int:
+    """len(text.encode()) without copying a huge text at once."""
+    if text.isascii():
+        return len(text)
+    step = 1 << 20
+    return sum(len(text[i:i + step].encode()) for i in range(0, len(text), step))
+
+
+def cut(text: str, max_bytes: int) -> tuple[str, int]:
+    """(text cut to at most max_bytes of UTF-8, bytes left out); never splits a character."""
+    head = text[:max_bytes].encode()[:max_bytes].decode("utf-8", "ignore")
+    if len(head) == len(text):
+        return text, 0
+    return head, utf8_size(text) - len(head.encode())
+
+
+def size_text(size: int) -> str:
+    """1234567 -> '1.2 MB', 30000 -> '29 KB', 500 -> '500 bytes'."""
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _bounded(limit: int, text: str, html: str | None,
+             attachments: Sequence[tuple[str, str, bytes]],
+             ) -> tuple[str, str | None, list[tuple[str, str, bytes]]]:
+    """Text, HTML and attachments that together stay under `limit` bytes on the wire:
+    the HTML alternative goes first (the text carries the same), then attachments that
+    do not fit, then the end of the text; each loss is a note at the end of the text."""
+    budget = limit - _HEADROOM - _NOTES_ROOM
+    text_size = utf8_size(text)
+    if html is not None and _encoded(text_size) + _encoded(utf8_size(html)) > budget:
+        html = None
+    notes = []
+    if _encoded(text_size) > budget:
+        text, more = cut(text, budget * 3 // 4 * 76 // 78 - _PART_COST)
+        notes.append(f"[cut: {size_text(more)} more not sent: this mail would exceed "
+                     f"{size_text(limit)}]")
+    room = budget - _encoded(utf8_size(text)) - (_encoded(utf8_size(html)) if html else 0)
+    kept = []
+    for filename, ctype, data in attachments:
+        if _encoded(len(data)) <= room:
+            kept.append((filename, ctype, data))
+            room -= _encoded(len(data))
+        else:
+            notes.append(f"[{' '.join(filename.split())[:200]} ({size_text(len(data))}) not "
+                         f"attached: this mail would exceed {size_text(limit)}]")
+    if len(notes) > _MAX_NOTES:
+        notes[_MAX_NOTES:] = [f"[and {len(notes) - _MAX_NOTES} more not attached]"]
+    if notes:
+        text = f"{text.rstrip()}\n\n" + "\n".join(notes) + "\n"
+    return text, html, kept
+
+
 def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
           html: str | None = None, cc: Sequence[str] = (), reply_to: str | None = None,
           in_reply_to: str = "", references: Sequence[str] = (), automatic: bool = True,
-          id_hint: str = "", attachments: Sequence[tuple[str, str, bytes]] = ()) -> EmailMessage:
+          id_hint: str = "", attachments: Sequence[tuple[str, str, bytes]] = (),
+          from_name: str = "") -> EmailMessage:
+    """A mail from the helpdesk address; `from_name` (default: the helpdesk's name) is
+    the display name, e.g. the agent's for their reply."""
     hd = settings.helpdesk
     msg = EmailMessage(policy=POLICY)
-    msg["From"] = Address(hd.name, addr_spec=hd.address)
+    msg["From"] = Address(from_name or hd.name, addr_spec=hd.address)
     msg["To"] = ", ".join(_in_header(a) for a in to)
     if cc:
         msg["Cc"] = ", ".join(_in_header(a) for a in cc)
@@ -117,10 +200,14 @@ def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
         msg["Auto-Submitted"] = "auto-replied"
         # Exchange honours this: no out-of-office answers to our automatic mail
         msg["X-Auto-Response-Suppress"] = "All"
+    text, html, attachments = _bounded(settings.outgoing.max_message_size, text, html,
+                                       attachments)
     msg.set_content(text)
     if html:
         msg.add_alternative(html, subtype="html")
     for filename, ctype, data in attachments:
+        if not _CONTENT_TYPE.fullmatch(ctype):
+            ctype = "application/octet-stream"  # mailed-in: never trusted into a header
         maintype, _, subtype = ctype.partition("/")
         msg.add_attachment(data, maintype=maintype or "application",
                            subtype=subtype or "octet-stream", filename=filename)
@@ -143,6 +230,12 @@ def _as_bytes(msg: EmailMessage) -> bytes:
     except UnicodeEncodeError:
         # an internationalised address (RFC 6532): the relay must speak SMTPUTF8
         return msg.as_bytes(policy=SMTPUTF8_POLICY)
+
+
+def wire_bytes(msg: EmailMessage) -> bytes:
+    """The mail as queue() sends it: RFC 2047 headers, SMTPUTF8 only when an address
+    needs it. A reply held for review is kept in this form, so it leaves like any other."""
+    return _as_bytes(msg)
 
 
 def queue(session: Session, msg: EmailMessage, *, kind: str, ticket_id: int | None,

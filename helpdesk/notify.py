@@ -17,6 +17,7 @@ from sqlmodel import Session
 from helpdesk import agent_commands, mailout, tokens
 from helpdesk.agents import Agent, Directory
 from helpdesk.config import Settings
+from helpdesk.mimeparts import Attachment
 from helpdesk.store import staff
 from helpdesk.store.models import Contact, Ticket
 
@@ -37,7 +38,8 @@ HEADLINES = {
 
 @dataclass(frozen=True)
 class Notice:
-    """What happened: the event, the text to show, and who caused it."""
+    """What happened: the event, the text to show, who caused it, and the attachments
+    of the mail it is about (small ones go with the notification, all are listed)."""
 
     event: str
     text: str = ""
@@ -46,6 +48,49 @@ class Notice:
     # the agent (by name) whose action this is: not told of it. Only ever set from an
     # agent's identity; a customer's display name, however it reads, mutes nobody
     by_agent: str = ""
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One attachment as the notification lists it."""
+
+    name: str
+    content_type: str
+    size: str
+    attached: bool
+
+
+def ticket_pointer(settings: Settings, public_id: str) -> str:
+    """Where an agent finds the whole ticket (text and every attachment). The hook for
+    the web desk: once it exists, return the ticket's link here."""
+    return f"helpdesk tickets show {public_id}"
+
+
+def _attachment_plan(settings: Settings, attachments: tuple[Attachment, ...],
+                     ) -> tuple[list[Listed], list[tuple[str, str, bytes]]]:
+    """(every attachment as listed, the small ones to attach): each at most
+    attach_max_bytes, together at most attach_total_bytes, in the mail's order."""
+    cfg = settings.notify
+    room = cfg.attach_total_bytes
+    listed, attach = [], []
+    for att in attachments:
+        name = " ".join((att.filename or "(no name)").split())[:200]
+        fits = att.size <= cfg.attach_max_bytes and att.size <= room
+        if fits:
+            room -= att.size
+            attach.append((name, att.content_type, att.data))
+        listed.append(Listed(name, att.content_type, mailout.size_text(att.size), fits))
+    return listed, attach
+
+
+def _cut_message(settings: Settings, text: str, public_id: str) -> tuple[str, str]:
+    """(the text for the notification, the note saying it was cut, or "")."""
+    head, more = mailout.cut(text, settings.notify.body_max_bytes)
+    if not more:
+        return text, ""
+    return head, (f"[cut, {max(1, round(more / 1024))} KB more, see {public_id}: "
+                  f"{ticket_pointer(settings, public_id)}]")
 
 
 def team_of(settings: Settings, ticket: Ticket) -> str:
@@ -114,12 +159,15 @@ def _queue(session: Session, settings: Settings, ticket: Ticket, notice: Notice,
            agent: Agent) -> None:
     hd = settings.helpdesk
     number = staff.agent_number(session, agent.name)
-    subject, text, html = mailout.render(settings, "notify", _context(session, settings, ticket,
-                                                                    notice, agent))
+    context = _context(session, settings, ticket, notice, agent)
+    listed, attach = _attachment_plan(settings, notice.attachments)
+    context["attachments"] = listed
+    subject, text, html = mailout.render(settings, "notify", context)
     msg = mailout.build(
         settings, to=[agent.email], subject=subject, text=text, html=html,
         reply_to=tokens.ticket_reply_address(settings, ticket.id, agent=number),
-        automatic=True, id_hint=f"{hd.ticket_prefix.lower()}-{ticket.id}.{notice.event}")
+        automatic=True, id_hint=f"{hd.ticket_prefix.lower()}-{ticket.id}.{notice.event}",
+        attachments=attach)
     row = mailout.queue(session, msg, kind=f"notify-{notice.event}", ticket_id=ticket.id,
                         mail_from="", automatic=True)
     row.agent = agent.name
@@ -131,6 +179,7 @@ def _context(session: Session, settings: Settings, ticket: Ticket, notice: Notic
     hd = settings.helpdesk
     contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
     public_id = f"{hd.ticket_prefix}-{ticket.id}"
+    message, message_cut = _cut_message(settings, notice.text, public_id)
     return {
         "event": notice.event, "headline": HEADLINES.get(notice.event, notice.event),
         "ticket_id": public_id,
@@ -139,8 +188,9 @@ def _context(session: Session, settings: Settings, ticket: Ticket, notice: Notic
         "subject": ticket.subject, "customer": contact.email if contact else "",
         "customer_name": contact.name if contact else "", "priority": ticket.priority,
         "category": ticket.category or "-", "queue": ticket.queue, "status": ticket.status,
-        "assignee": ticket.assignee or "-", "message": notice.text, "author": notice.author,
-        "reason": notice.reason, "agent_name": agent.name, "helpdesk_name": hd.name,
+        "assignee": ticket.assignee or "-", "message": message, "message_cut": message_cut,
+        "ticket_pointer": ticket_pointer(settings, public_id), "author": notice.author,
+        "reason": notice.reason, "agent_name": agent.shown_name, "helpdesk_name": hd.name,
         "commands": agent_commands.cheat_sheet(),
     }
 
@@ -150,7 +200,7 @@ def command_error(session: Session, settings: Settings, ticket: Ticket, agent: A
     """Tell the agent why nothing of their mail was applied."""
     hd = settings.helpdesk
     context = {"ticket_id": f"{hd.ticket_prefix}-{ticket.id}", "errors": errors,
-               "agent_name": agent.name, "commands": agent_commands.cheat_sheet(),
+               "agent_name": agent.shown_name, "commands": agent_commands.cheat_sheet(),
                "tagged_subject": mailout.tagged_subject(hd.ticket_prefix, int(ticket.id or 0),
                                                         ticket.subject),
                "helpdesk_name": hd.name}

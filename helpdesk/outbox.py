@@ -63,9 +63,16 @@ class MaildirTransport(Transport):
         target = self.root / "new" / name
         if target.exists() or (self.root / "cur" / name).exists():
             return  # delivered before a crash kept us from recording it
-        envelope = f"X-Helpdesk-Envelope-To: {', '.join(row.rcpt_tos)}\r\n".encode()
-        # durable before the outbox records the row as sent
-        write_atomic(target, envelope + row.raw, tmp=self.root / "tmp" / name)
+        envelope = f"X-Helpdesk-Envelope-To: {', '.join(row.rcpt_tos)}\n".encode()
+        # CRLF is for the wire; a maildir file uses the local convention (LF), as
+        # Postfix's and Dovecot's do: mail clients reading it (s-nail) build broken
+        # replies from CRLF files. Durable before the outbox records the row as sent.
+        write_atomic(target, envelope + _local_line_endings(row.raw),
+                     tmp=self.root / "tmp" / name)
+
+
+def _local_line_endings(raw: bytes) -> bytes:
+    return raw.replace(b"\r\n", b"\n")
 
 
 class RelayTransport(Transport):

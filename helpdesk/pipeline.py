@@ -333,10 +333,11 @@ class Pipeline:
         if is_new:
             names = notify.new_ticket_recipients(self.settings, directory, ticket)
             notify.send(session, self.settings, directory, ticket,
-                        notify.Notice("new", mail.body_text, author=author), names)
+                        notify.Notice("new", mail.body_text, author=author,
+                                      attachments=mail.attachments), names)
             return
         notice = notify.Notice("reply", replytext.latest_reply(mail.body_text), author=author,
-                               reason=withdrawn)
+                               reason=withdrawn, attachments=mail.attachments)
         notify.follow_up(session, self.settings, directory, ticket, notice,
                          reassigned=reassigned, lead_too=bool(withdrawn))
 

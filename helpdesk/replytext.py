@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 
-from mailparser_reply.parser import EmailMessage
+from mailparser_reply.constants import MAIL_LANGUAGES
+from mailparser_reply.parser import EmailMessage, EmailReply
 
 LANGUAGES = ("en", "de", "fr", "es", "it", "nl")
 # Apple Mail and Thunderbird quote with ">" after the attribution; some clients send
@@ -24,6 +25,21 @@ _SEPARATORS = re.compile(
     re.IGNORECASE,
 )
 _SIGNATURE = re.compile(r"^--\s?$")
+# The library takes a closing salutation ("Best regards", "Mit freundlichen Grüßen")
+# for the start of the signature and cuts it with the name below it; that is the
+# agent signing off to the customer, so it is put back (see _sign_off). Its own
+# per-language lists say what a salutation is.
+_SALUTATION = re.compile(
+    "|".join(f"(?:{p})" for lang in LANGUAGES
+             for p in MAIL_LANGUAGES.get(lang, {}).get("signatures", [])),
+    re.IGNORECASE,
+)
+# what ends a sign-off: a signature delimiter, a rule, a client's "Sent from my ..."
+_NOT_A_NAME = re.compile(
+    r"^\s*(?:--|__|sent from|get outlook|gesendet von|envoyé de|enviado desde|inviato da)",
+    re.IGNORECASE,
+)
+_NAME_MAX = 80
 # attribution lines the library misses (its Spanish pattern wants two spaces before
 # "escribió"; long Gmail attributions wrap onto a second line)
 _ATTRIBUTION = re.compile(
@@ -40,21 +56,64 @@ _SENT_LINE = re.compile(r"^\s*\*?(?:Sent|Date|Gesendet|Datum|Envoyé|Enviado|Inv
                         re.IGNORECASE)
 
 
+# The reply parser's regexes take about a second per megabyte: it reads the head of
+# a longer text only (an answer and the quote below it start near the top)
+_SCAN_MAX = 256 * 1024
+
+
 def latest_reply(text: str) -> str:
     """The newest part of a reply: quoted history and signature removed.
 
     Top-posted replies (the usual case) keep what is above the quote. Replies written
     below or between quoted lines (Thunderbird's default, mailing-list style) keep
     every line that is not quoted, so the answers are not lost with the quote.
+    A text longer than _SCAN_MAX is judged by its head: when nothing there is
+    quote, signature or separator, the whole text is the reply.
     """
+    if len(text) <= _SCAN_MAX:
+        return _latest_reply(text)
+    head = text[:_SCAN_MAX]
+    reply = _latest_reply(head)
+    return reply if reply.split() != head.split() else text.strip()
+
+
+def _latest_reply(text: str) -> str:
     if not text.strip():
         return ""
     lines = text.splitlines()
     if _answers_after_quote(lines):
         return _unquoted(lines).strip()
     message = EmailMessage(text=text, languages=list(LANGUAGES), keep_hyphen_lists=True).read()
-    body = message.replies[0].body if message.replies else text
+    body = _with_sign_off(message.replies[0]) if message.replies else text
     return _cut_leftovers(body).strip()
+
+
+def _with_sign_off(reply: EmailReply) -> str:
+    """The reply's body with its closing salutation and the name line after it, when
+    what the library cut as the signature starts with one; the rest stays cut."""
+    body = reply.body
+    sign_off = _sign_off(reply.signatures or "")
+    if not sign_off:
+        return body
+    before = reply.content[:max(0, reply.content.find(reply.signatures))]
+    gap = "\n\n" if "\n\n" in before[len(before.rstrip()):] else "\n"
+    return f"{body}{gap}{sign_off}" if body else sign_off
+
+
+def _sign_off(signature: str) -> str:
+    """'Best regards' and the name below it (one blank line between is fine)."""
+    lines = signature.splitlines()
+    if not lines or not _SALUTATION.match(lines[0]) or len(lines[0]) > _NAME_MAX:
+        return ""
+    kept = [lines[0]]
+    rest = lines[1:3]
+    if rest and not rest[0].strip():
+        rest = rest[1:2]  # "Best regards,", a blank line, then the name
+    name = rest[0] if rest else ""
+    if name.strip() and len(name) <= _NAME_MAX and not _NOT_A_NAME.match(name) \
+            and not _SALUTATION.match(name):
+        kept += lines[1:lines.index(name, 1) + 1]
+    return "\n".join(kept)
 
 
 def _is_quote_start(lines: list[str], i: int) -> bool:

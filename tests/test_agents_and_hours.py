@@ -22,6 +22,9 @@ def test_the_example_agents_file_loads_with_lookups():
     assert directory.team_lead("support").name == "lisa"
     assert directory.team("ops").escalation == "support"
     assert directory.agent("lisa").role == "lead"
+    # the name people see: the display name, or the login when the file gives none
+    assert directory.agent("alice").shown_name == "Alice Agent"
+    assert directory.agent("lisa").shown_name == "lisa"
 
 
 def test_a_team_named_only_by_agents_exists():
@@ -53,6 +56,8 @@ def test_a_missing_file_is_an_empty_directory(tmp_path: Path):
         ),
         ('[[team]]\nname = "t"\nlead = "ghost"\n', "team 't': lead: no agent named 'ghost'"),
         ('[[team]]\nname = "t"\nescalation = "void"\n', "team 't': escalation: no team"),
+        ('[[agent]]\nname = "a"\nemail = "a@x.test"\ndisplay_name = "A\\nBcc: x"\n',
+         "agent 'a': display_name: must be one line"),
         ("[[agents]]\n", "agents: unknown table"),
         ("[[agent]\n", "not valid TOML"),
     ],

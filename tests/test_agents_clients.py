@@ -1,8 +1,10 @@
 """Agents answer from Gmail and Outlook in English, German, French and Spanish, and
-from Apple Mail and Thunderbird: the customer always gets only what was typed."""
+from Apple Mail and Thunderbird: the customer always gets only what was typed (with
+the sign-off, without the signature)."""
 
 from __future__ import annotations
 
+import time
 from email.message import EmailMessage
 
 import pytest
@@ -42,7 +44,7 @@ def test_every_client_and_language_reaches_the_customer_as_clean_text(
                                                            f"Re: [HD-{n}] Problem {n}"),
                             what=f"the answer sent from {name}")[0]
         text = body(answer).split("\n-- \n")[0].strip()
-        assert text == TYPED, name
+        assert text == f"{TYPED}\n\nBest regards\nAlice", name  # the sign-off stays
 
 
 def _with_subject(relay: RelaySink, address: str, part: str) -> list[EmailMessage]:
@@ -60,9 +62,26 @@ QUOTED = "Help!\n\nNew ticket: [HD-1]\nHelp, the printer is on fire."
     ("Ok.\n\n-----Original Message-----\nFrom: Carol\nSent: Tuesday\n\n" + QUOTED, "Ok."),
     ("Ok.\n\n-- \nAlice\nExample Inc.", "Ok."),
     ("Ok.\n- one\n- two", "Ok.\n- one\n- two"),
+    # a closing salutation and the name after it stay; the signature still goes
+    ("Ok.\n\nBest regards\nAlice\n\n-- \nAlice Agent\nExample Inc.",
+     "Ok.\n\nBest regards\nAlice"),
+    ("Ok.\n\nMit freundlichen Grüßen\n\nAlice Agent\n\nGesendet von meinem iPhone",
+     "Ok.\n\nMit freundlichen Grüßen\n\nAlice Agent"),
+    ("Ok.\n\nThanks,\nSent from my iPhone", "Ok.\n\nThanks,"),
 ])
 def test_quoted_history_and_signatures_are_cut(typed: str, expected: str) -> None:
     assert latest_reply(typed) == expected
+
+
+def test_a_24_mb_reply_is_read_in_bounded_time_by_its_head() -> None:
+    # the reply parser's regexes took 72 s for this one line (a second per megabyte)
+    line = "ERROR printer spooler stalled; " * (24 * 1024 * 1024 // 31)
+    started = time.monotonic()
+    assert latest_reply(line) == line.strip()  # nothing quoted: all of it is the reply
+    history = "Thanks, fixed.\n\nOn Mon, 3 Feb 2025 at 10:00, Carol <c@customer.test> " \
+        "wrote:\n" + "> the printer log\n" * 1_500_000
+    assert latest_reply(history) == "Thanks, fixed."
+    assert time.monotonic() - started < 20
 
 
 def _situation(**kwargs: object) -> Situation:

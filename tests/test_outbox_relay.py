@@ -120,7 +120,7 @@ def test_without_a_relay_the_ack_lands_in_the_maildir_once_even_when_delivery_re
     files = list(new.iterdir())
     assert len(files) == 1
     content = files[0].read_bytes()
-    assert content.startswith(b"X-Helpdesk-Envelope-To: carol@customer.test\r\n")
+    assert content.startswith(b"X-Helpdesk-Envelope-To: carol@customer.test\n")
     assert b"In-Reply-To: <local@customer.test>" in content
 
     # a crash after the file was written but before "sent" was recorded: the lease runs out
