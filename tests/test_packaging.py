@@ -21,12 +21,17 @@ from tests.conftest import MakeSettings
 from tests.helpers import REPO, RelaySink, free_port, make_mail, send
 from tests.procs import DaemonProc
 
-# what a checkout holds besides its sources; an in-tree build/ in particular would
-# put files into the wheel that the source tree no longer ships
-_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "data", "*.egg-info",
-                                     "__pycache__", ".*_cache", ".hypothesis")
 # how Python prints a warning: `file:line: SomeWarning: message`
 _PYTHON_WARNING = re.compile(r"\b\w*Warning: ")
+
+
+def _not_source(directory: str, names: list[str]) -> set[str]:
+    """What a checkout holds besides its sources: at the top the venv, caches, data and
+    earlier builds (an in-tree build/ would put files into the wheel that the source
+    tree no longer ships); anywhere, bytecode and egg-info."""
+    top = Path(directory) == REPO
+    return {n for n in names if n == "__pycache__" or n.endswith(".egg-info")
+            or (top and (n.startswith(".") or n in ("build", "dist", "data")))}
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """The wheel, built by pip from a copy of the source tree as a user would."""
     tmp = tmp_path_factory.mktemp("wheel")
     source = tmp / "source"
-    shutil.copytree(REPO, source, ignore=_NOT_SOURCE)
+    shutil.copytree(REPO, source, ignore=_not_source)
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp / "dist"),
          str(source)], capture_output=True, text=True, timeout=600)
