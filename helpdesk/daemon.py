@@ -24,11 +24,12 @@ from helpdesk import mailout, sd
 from helpdesk.alerts import alert_admins
 from helpdesk.config import Settings
 from helpdesk.errors import TemporaryError
-from helpdesk.http_server import HttpServer
+from helpdesk.http_server import HttpServer, split_listen
 from helpdesk.ingest.imap import ImapPoller, default_state_dir
 from helpdesk.ingest.imap_state import PollerStatus
 from helpdesk.ingest.smtp import IntakeHandler, smtp_factory, tls_context
 from helpdesk.ingest.smtp_process import ListenerProcess
+from helpdesk.listeners import explained
 from helpdesk.metrics import make_registry
 from helpdesk.outbox import OutboxWorker
 from helpdesk.pipeline import Pipeline, Router
@@ -189,6 +190,7 @@ class Daemon:
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._bind_listeners()
         recovered, shunted = self.spool.recover()
         if recovered or shunted:
             log.warning("spool recovery: %d mails resumed, %d set aside", recovered, shunted)
@@ -198,8 +200,7 @@ class Daemon:
             log.error("database unavailable at start (%s); accepting mail into the spool", err)
         self.pipeline_worker.start()
         self.outbox_worker.start()
-        if self.settings.smtp.enabled:
-            await self._start_smtp()
+        await self._start_smtp()
         for poller in self.pollers:
             poller.start()
         await self._start_http()
@@ -215,14 +216,36 @@ class Daemon:
                     f"nothing is lost, but no tickets are made from it until this is "
                     f"fixed. `helpdesk imap check {name}` shows what is wrong.\n")
 
-    async def _start_http(self) -> None:
+    async def _bind_listeners(self) -> None:
+        """Bind every listening socket first: a start that cannot listen (a second daemon,
+        a mail server on the port) stops here with one line, before it recovers the spool
+        (that would take a running daemon's mail from its hands) or starts any work."""
+        cfg, data_dir = self.settings.smtp, self.settings.data_dir
+        if cfg.enabled:
+            inherited = sd.inherited_socket()  # systemd socket activation (helpdesk.socket)
+            with explained("LMTP" if cfg.lmtp else "SMTP", cfg.host, cfg.port, data_dir):
+                if cfg.separate_process and self.settings.source is not None:
+                    self.listener = ListenerProcess(self.settings, self.pipeline_worker.poke,
+                                                    sock=inherited)
+                else:
+                    factory = smtp_factory(self.settings, self.handler,
+                                           tls_context(self.settings))
+                    loop = asyncio.get_running_loop()
+                    self.server = await (
+                        loop.create_server(factory, sock=inherited, start_serving=False)
+                        if inherited is not None else
+                        loop.create_server(factory, cfg.host, cfg.port, start_serving=False))
         http = self.settings.http
         if http.listen:
-            self.http = await self._serve_http(http.listen, list(health_routes(
-                self, self.registry)), "ops: /healthz, /metrics")
+            host, port = split_listen(http.listen)
+            with explained("HTTP", host, port, data_dir):
+                self.http = HttpServer(http.listen, list(health_routes(self, self.registry)),
+                                       "ops: /healthz, /metrics")
         public = self._public_routes()
         if http.public and public:
-            self.public = await self._serve_http(http.public, public, "public: survey pages")
+            host, port = split_listen(http.public)
+            with explained("HTTP (public)", host, port, data_dir):
+                self.public = HttpServer(http.public, public, "public: survey pages")
 
     def _public_routes(self) -> list[BaseRoute]:
         if not self.settings.survey.enabled:
@@ -231,16 +254,10 @@ class Daemon:
 
         return [Mount("/", app=build_app(self.settings, self.engine))]  # type: ignore[arg-type]
 
-    async def _serve_http(self, listen: str, routes: list[BaseRoute],
-                          serves: str) -> HttpServer | None:
-        try:
-            server = HttpServer(listen, routes, serves)
-            await server.start()
-        except OSError as err:
-            # web pages and monitoring are not mail: intake goes on without them
-            log.error("HTTP listener %s (%s) not started: %s", listen, serves, err)
-            return None
-        return server
+    async def _start_http(self) -> None:
+        for server in (self.http, self.public):
+            if server is not None:
+                await server.start()
 
     def imap_status(self) -> list[PollerStatus]:
         return [p.status() for p in self.pollers]
@@ -296,22 +313,14 @@ class Daemon:
 
     async def _start_smtp(self) -> None:
         cfg = self.settings.smtp
-        inherited = sd.inherited_socket()  # systemd socket activation (helpdesk.socket)
-        if cfg.separate_process and self.settings.source is not None:
-            listener = ListenerProcess(self.settings, self.pipeline_worker.poke, sock=inherited)
-            await asyncio.to_thread(listener.start)
-            self.listener = listener
-            log.info("SMTP listener process %s on %s:%s", listener.proc.pid,  # type: ignore[union-attr]
-                     cfg.host, listener.port)
-            return
-        loop = asyncio.get_running_loop()
-        factory = smtp_factory(self.settings, self.handler, tls_context(self.settings))
-        if inherited is not None:
-            self.server = await loop.create_server(factory, sock=inherited)
-        else:
-            self.server = await loop.create_server(factory, cfg.host, cfg.port)
-        log.info("listening for %s on %s:%s", "LMTP" if cfg.lmtp else "SMTP", cfg.host,
-                 self.smtp_port)
+        if self.listener is not None:
+            await asyncio.to_thread(self.listener.start)
+            log.info("SMTP listener process %s on %s:%s", self.listener.proc.pid,  # type: ignore[union-attr]
+                     cfg.host, self.listener.port)
+        elif self.server is not None:
+            await self.server.start_serving()
+            log.info("listening for %s on %s:%s", "LMTP" if cfg.lmtp else "SMTP", cfg.host,
+                     self.smtp_port)
 
     @property
     def smtp_port(self) -> int:

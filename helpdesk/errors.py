@@ -23,3 +23,8 @@ class ParseError(PermanentError):
 
 class RuleError(HelpdeskError):
     """A rules file is invalid: the message names the file, rule and field."""
+
+
+class ListenerError(HelpdeskError):
+    """A listening socket cannot be bound: one line naming the listener, the address and,
+    where it can be told, what holds it."""

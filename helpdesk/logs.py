@@ -41,3 +41,7 @@ def setup(settings: Settings) -> None:
     root.setLevel(settings.log.level)
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # two INFO lines per scheduler pass ("Running job", "executed successfully"), every
+    # minute: kept for those who ask for DEBUG; helpdesk.scheduler logs what a pass did
+    debug = root.level <= logging.DEBUG
+    logging.getLogger("apscheduler").setLevel(logging.NOTSET if debug else logging.WARNING)

@@ -1,7 +1,7 @@
 """Build outgoing mail from templates and queue it in the outbox (same transaction).
 
-Templates come from a search path (site directory first, then the project's
-templates/) and fail loudly when missing. Mailed-in text is never marked safe:
+Templates come from a search path (site directory first, then the templates shipped
+with the code) and fail loudly when missing. Mailed-in text is never marked safe:
 the HTML templates are autoescaped.
 """
 
@@ -26,7 +26,18 @@ from helpdesk.parse import clean_header_text
 from helpdesk.store.models import Outbox, msgid_key
 
 _HEADER_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-PROJECT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _packaged_templates() -> Path:
+    """The templates shipped with the code: helpdesk/templates in an installed wheel
+    (setup.py maps the top-level templates/ there), templates/ beside the package in
+    a checkout (an editable install runs the checkout)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "templates"
+    return installed if installed.is_dir() else package.parent / "templates"
+
+
+PROJECT_TEMPLATES = _packaged_templates()
 
 
 class _CachedRegistry(HeaderRegistry):

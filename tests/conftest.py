@@ -313,13 +313,15 @@ def start_poller(tmp_path: Path, spool: Spool) -> Iterator[Callable[..., ImapPol
 
 @pytest.fixture
 def daemon_procs(tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    """Factory: daemon_procs(settings, name) -> DaemonProc (not started); killed at teardown."""
+    """Factory: daemon_procs(settings, name, installed=None) -> DaemonProc (not started);
+    killed at teardown."""
     from tests.procs import DaemonProc
 
     made: list[DaemonProc] = []
 
-    def make(settings: Settings, name: str = "daemon") -> DaemonProc:
-        proc = DaemonProc(settings, tmp_path / f"{name}.log")
+    def make(settings: Settings, name: str = "daemon", installed: Path | None = None
+             ) -> DaemonProc:
+        proc = DaemonProc(settings, tmp_path / f"{name}.log", installed)
         made.append(proc)
         return proc
 

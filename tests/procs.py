@@ -24,21 +24,33 @@ _ACTIVATE = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
 class DaemonProc:
     """`python -m helpdesk --config X run`; stdout and stderr go to a log file."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, installed: Path | None = None
+                 ) -> None:
+        """`installed`: the `helpdesk` script of an installed copy, run from outside the
+        checkout; else the checkout's package under the tests' interpreter."""
         self.settings = settings
         self.log_path = log_path
+        self.installed = installed
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _command(self, listen_fd: int | None) -> tuple[list[str], Path, dict[str, str]]:
+        """Command line, working directory and environment of the daemon."""
+        args = ["--config", str(self.settings.source), "run"]
+        if self.installed is not None:  # nothing of the checkout on its path
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            return [str(self.installed), *args], self.log_path.parent, env
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        if listen_fd is not None:
+            return [sys.executable, "-c", _ACTIVATE, str(listen_fd), "-m", "helpdesk", *args], \
+                REPO, env
+        return [sys.executable, "-m", "helpdesk", *args], REPO, env
 
     def spawn(self, env: dict[str, str] | None = None, listen_fd: int | None = None
               ) -> DaemonProc:
-        args = ["-m", "helpdesk", "--config", str(self.settings.source), "run"]
-        full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-        if listen_fd is not None:
-            cmd = [sys.executable, "-c", _ACTIVATE, str(listen_fd), *args]
-        else:
-            cmd = [sys.executable, *args]
+        cmd, cwd, base_env = self._command(listen_fd)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=full_env, cwd=REPO,
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log,
+                                         env={**base_env, **(env or {})}, cwd=cwd,
                                          pass_fds=[listen_fd] if listen_fd is not None else [])
         return self
 

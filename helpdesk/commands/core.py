@@ -15,7 +15,7 @@ import click
 from helpdesk import clock, logs
 from helpdesk.commands import CliState, echo, pass_state
 from helpdesk.config import Settings
-from helpdesk.errors import RuleError, TemporaryError
+from helpdesk.errors import ListenerError, RuleError, TemporaryError
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import blobs, db, queries
 from helpdesk.store.db import session_scope, snapshot_scope
@@ -51,7 +51,10 @@ def run(state: CliState) -> None:
     settings = state.settings
     logs.setup(settings)
     daemon = build_daemon(settings)
-    asyncio.run(daemon.serve())
+    try:
+        asyncio.run(daemon.serve())
+    except ListenerError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @click.command()
