@@ -340,6 +340,9 @@ def test_a_daemon_killed_between_claim_and_finish_recovers_the_mail_on_restart(
     with smtplib.SMTP("127.0.0.1", daemon.port) as client:
         client.sendmail("anna@customer.test", ["support@example.test"], first.as_bytes())
     relay.wait_for(1)
+    # the ack's "sent" must be committed before the database is held: a kill between the
+    # relay's 250 and that commit is the one window where a mail may go out twice
+    wait_until(lambda: drained(settings), timeout=10, what="the first ack marked sent")
 
     with _hold_the_database(settings):
         mail = make_mail(sender="bob@customer.test", subject="Caught in the crash",

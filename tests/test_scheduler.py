@@ -122,7 +122,10 @@ def test_two_daemons_on_postgresql_escalate_once(make_settings: MakeSettings):
                    what="the escalation")
         with engine_for(settings).connect() as conn:
             wait_until(lambda: conn.execute(text(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar() == 1,
+                # this database's locks only: other tests share the server
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )).scalar() == 1,
                 what="one leader")
     finally:
         for p in procs:

@@ -75,8 +75,8 @@ def _review_desk() -> dict[str, Any]:
     port = free_port()
     return {"queue": {"support": {"team": "support", "review": True}},
             "scheduler": {"interval": "1s"},
-            "survey": {"enabled": True, "delay": "0s", "http": f"127.0.0.1:{port}",
-                       "public_url": f"http://127.0.0.1:{port}"}}
+            "http": {"public": f"127.0.0.1:{port}"},
+            "survey": {"enabled": True, "delay": "0s", "public_url": f"http://127.0.0.1:{port}"}}
 
 
 def _agent_writes(daemon: DaemonThread, agent: str, typed: str, original: Any) -> None:
