@@ -114,11 +114,15 @@ def test_two_daemons_on_postgresql_escalate_once(make_settings: MakeSettings):
     tid = make_ticket(settings, clock.now() - timedelta(hours=2))  # due long ago, real time
     clock.set_source(None)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # logs to files, not pipes: a pipe nobody reads until the end can fill and stall a daemon
+    log_files = [settings.data_dir.parent / f"daemon{i}.log" for i in range(2)]
+    outputs = [path.open("wb") for path in log_files]
     procs = [subprocess.Popen([sys.executable, "-m", "helpdesk", "--config",
                                str(settings.source), "run"], env=env, cwd=REPO,
-                              stderr=subprocess.PIPE) for _ in range(2)]
+                              stderr=out) for out in outputs]
     try:
-        wait_until(lambda: step_keys(settings, tid) == BOTH_STEPS, timeout=30,
+        # two daemons start and elect a leader: slow on a loaded 2-core machine
+        wait_until(lambda: step_keys(settings, tid) == BOTH_STEPS, timeout=90,
                    what="the escalation")
         with engine_for(settings).connect() as conn:
             wait_until(lambda: conn.execute(text(
@@ -130,7 +134,10 @@ def test_two_daemons_on_postgresql_escalate_once(make_settings: MakeSettings):
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
-        logs = [p.communicate(timeout=30)[1].decode() for p in procs]
+        for p, out in zip(procs, outputs, strict=True):
+            p.wait(timeout=30)
+            out.close()
+    logs = [path.read_text() for path in log_files]
     assert len(mails(settings, "sla-warning")) == 1
     assert len(mails(settings, "sla-breach")) == 1
     assert sum("now runs the scheduled work" in log for log in logs) == 1, logs
