@@ -10,6 +10,7 @@ import ipaddress
 import os
 import secrets
 import tomllib
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -419,6 +420,16 @@ class Settings(_Section):
         base = self.source.parent if self.source else Path("config")
         return base / default_name
 
+    @cached_property
+    def _own_parts(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(local parts, domains) of our own addresses: derived once, since is_own_address
+        runs for every sender, participant and Cc address of every mail."""
+        mailboxes = [self.helpdesk.address, *(q.address for q in self.queue.values()),
+                     *(box.username for box in self.imap)]
+        ours = [m.lower().rpartition("@") for m in mailboxes if "@" in m]
+        domains = frozenset({*self.helpdesk.domains, *(d for _, _, d in ours)})
+        return frozenset(lp for lp, _, _ in ours), domains
+
     def is_own_address(self, address: str) -> bool:
         """Whether `address` is one of this helpdesk's own: the helpdesk's address, a
         queue's or an IMAP mailbox's, at any accepted domain (the aliases), in any case,
@@ -427,11 +438,8 @@ class Settings(_Section):
         local, at, domain = address.strip().lower().rpartition("@")
         if not at:
             return False
-        mailboxes = [self.helpdesk.address, *(q.address for q in self.queue.values()),
-                     *(box.username for box in self.imap)]
-        ours = [m.lower().rpartition("@") for m in mailboxes if "@" in m]
-        domains = {*self.helpdesk.domains, *(d for _, _, d in ours)}
-        return domain in domains and local.split("+", 1)[0] in {lp for lp, _, _ in ours}
+        locals_, domains = self._own_parts
+        return domain in domains and local.split("+", 1)[0] in locals_
 
     def queue_for_address(self, address: str) -> str | None:
         wanted = address.lower()
