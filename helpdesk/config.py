@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -24,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from helpdesk.config_base import Section, check_host_port
 from helpdesk.config_sched import (
     EscalationSection,
     SchedulerSection,
@@ -38,11 +37,7 @@ ENV_CONFIG = "HELPDESK_CONFIG"
 DEFAULT_CONFIG = Path("config/helpdesk.toml")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class HelpdeskSection(_Section):
+class HelpdeskSection(Section):
     name: str = Field("Helpdesk", description="Display name used in mail From headers.")
     address: str = Field(
         "support@example.test", description="The address customers write to."
@@ -101,7 +96,7 @@ class HelpdeskSection(_Section):
         return self.address.rsplit("@", 1)[1].lower()
 
 
-class SmtpSection(_Section):
+class SmtpSection(Section):
     enabled: bool = Field(True, description="Run the SMTP (or LMTP) listener.")
     host: str = Field("127.0.0.1", description="Listen address.")
     port: int = Field(2525, ge=0, le=65535, description="Listen port; a socket passed by "
@@ -131,7 +126,7 @@ class SmtpSection(_Section):
         "session; one more gets 421 and the session is closed.")
 
 
-class OutgoingSection(_Section):
+class OutgoingSection(Section):
     relay_host: str = Field("", description="Empty: write outgoing mail to data_dir/maildir.")
     relay_port: int = Field(25, ge=1, le=65535)
     starttls: bool = Field(False, description="STARTTLS after connecting.")
@@ -157,7 +152,7 @@ class OutgoingSection(_Section):
     )
 
 
-class QueueSection(_Section):
+class QueueSection(Section):
     team: str = ""
     address: str = ""
     review: bool = False
@@ -168,7 +163,7 @@ class QueueSection(_Section):
     _check_sla = field_validator("sla")(lambda v: v and check_priorities(v))
 
 
-class AgentsAuthSection(_Section):
+class AgentsAuthSection(Section):
     require_authentication_results: bool = Field(
         False, description="An agent's reply counts only when an Authentication-Results "
         "header shows dkim=pass or spf=pass for the agent's domain."
@@ -180,7 +175,7 @@ class AgentsAuthSection(_Section):
     )
 
 
-class NotifySection(_Section):
+class NotifySection(Section):
     """What notifications to agents carry of the customer's mail."""
 
     body_max_bytes: int = Field(
@@ -198,23 +193,14 @@ class NotifySection(_Section):
     )
 
 
-class PathsSection(_Section):
+class PathsSection(Section):
     rules: Path | None = Field(None, description="Default: rules.toml beside helpdesk.toml.")
     rules_dir: Path | None = Field(None, description="Default: rules.d/ beside helpdesk.toml.")
     agents: Path | None = Field(None, description="Default: agents.toml beside helpdesk.toml.")
     templates: Path | None = Field(None, description="Site templates, searched first.")
 
 
-def _check_host_port(v: str) -> str:
-    if not v:
-        return v
-    host, sep, port = v.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError("must be host:port, like 127.0.0.1:8026 (or empty to disable)")
-    return v
-
-
-class RulesSection(_Section):
+class RulesSection(Section):
     time_budget: float = Field(
         0.25, gt=0, le=60, description="Seconds all routing rules together may spend on "
         "the regular expressions of one mail. A rule whose search runs out of time (each "
@@ -222,7 +208,7 @@ class RulesSection(_Section):
         "and `helpdesk rules test` say so.")
 
 
-class HttpSection(_Section):
+class HttpSection(Section):
     """The daemon's two HTTP listeners, kept apart: what the public may reach through a
     proxy (survey pages, later the portal) never shares a socket with what tells how the
     daemon runs (/healthz, /metrics)."""
@@ -240,7 +226,7 @@ class HttpSection(_Section):
         3600.0, gt=0, description="/healthz reports failure when an outgoing mail has been "
         "due for longer than this many seconds (relay down).")
 
-    _host_port = field_validator("listen", "public")(lambda v: _check_host_port(v))
+    _host_port = field_validator("listen", "public")(lambda v: check_host_port(v))
 
     @model_validator(mode="after")
     def _apart(self) -> HttpSection:
@@ -251,7 +237,7 @@ class HttpSection(_Section):
         return self
 
 
-class LogSection(_Section):
+class LogSection(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lines below this level are dropped.")
     json_lines: bool = Field(False, alias="json", description="One JSON object per line, "
@@ -270,7 +256,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class ImapSection(_Section):
+class ImapSection(Section):
     """One `[[imap]]` mailbox polled by its own thread (ingest/imap.py)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
@@ -360,7 +346,7 @@ class ImapSection(_Section):
         raise ConfigError(f"imap {self.name}: no password configured")
 
 
-class Settings(_Section):
+class Settings(Section):
     helpdesk: HelpdeskSection = HelpdeskSection()
     smtp: SmtpSection = SmtpSection()
     outgoing: OutgoingSection = OutgoingSection()
