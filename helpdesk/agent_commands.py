@@ -17,7 +17,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from helpdesk.agents import Agent, Directory
-from helpdesk.store.models import Priority, Status
+from helpdesk.priority import PRIORITIES
+from helpdesk.store.models import Status
 
 _COMMAND = re.compile(r"^#([A-Za-z][\w-]*)(?:[ \t]+(.*))?$")
 
@@ -25,7 +26,7 @@ _COMMAND = re.compile(r"^#([A-Za-z][\w-]*)(?:[ \t]+(.*))?$")
 COMMANDS: dict[str, tuple[str, str]] = {
     "assign": ("required", "#assign NAME|me     give the ticket to an agent"),
     "status": ("required", "#status open|pending|resolved|closed"),
-    "priority": ("required", "#priority low|normal|high|critical"),
+    "priority": ("required", "#priority " + "|".join(PRIORITIES)),
     "category": ("required", "#category NAME"),
     "queue": ("required", "#queue NAME         move to another queue"),
     "tag": ("required", "#tag NAME -OTHER    add (or -remove) tags"),
@@ -39,7 +40,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 STATUSES = tuple(s.value for s in Status if s is not Status.NEW)
 _FINAL = (Status.RESOLVED.value, Status.CLOSED.value)
-PRIORITIES = tuple(p.value for p in Priority)
 
 
 def cheat_sheet() -> str:

@@ -12,17 +12,17 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 
+from helpdesk.config_base import Section
+from helpdesk.priority import PRIORITIES
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-PRIORITIES = ("low", "normal", "high", "critical")
 
 
 def parse_duration(value: Any) -> Any:
@@ -40,11 +40,7 @@ def parse_duration(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SchedulerSection(_Section):
+class SchedulerSection(Section):
     enabled: bool = Field(True, description="Run the scheduler inside `helpdesk run`.")
     interval: Duration = Field(timedelta(minutes=1), description="How often a pass runs.")
     lock_key: int = Field(
@@ -52,7 +48,7 @@ class SchedulerSection(_Section):
         "leader and the only one running passes. SQLite assumes a single daemon.")
 
 
-class SlaPolicy(_Section):
+class SlaPolicy(Section):
     """Targets for the priority NAME (low, normal, high or critical); a queue's
     [queue.QUEUE.sla.PRIORITY] overrides them key by key. The clocks count business hours (the
     queue's, else [business_hours], else around the clock) while the ticket is new or open;
@@ -79,7 +75,7 @@ def check_priorities(value: dict[str, SlaPolicy]) -> dict[str, SlaPolicy]:
     return value
 
 
-class EscalationSection(_Section):
+class EscalationSection(Section):
     warn_at: float = Field(0.75, ge=0, lt=1, description="Share of the SLA at which the "
                            "assignee is warned; 0 disables the warning.")
     notify: str = Field("lead", description='"lead" (the queue team\'s lead) or an address.')
@@ -96,7 +92,7 @@ class EscalationSection(_Section):
         return v
 
 
-class StaleSection(_Section):
+class StaleSection(Section):
     pending_remind: Duration | None = Field(
         None, description="A pending ticket with no customer reply this long: remind them.")
     pending_resolve: Duration | None = Field(
@@ -104,7 +100,7 @@ class StaleSection(_Section):
     resolved_close: Duration | None = Field(None, description="Resolved this long: close it.")
 
 
-class SurveySection(_Section):
+class SurveySection(Section):
     enabled: bool = Field(False, description="Send satisfaction surveys after closing.")
     delay: Duration = Field(timedelta(hours=1), description="Wait this long after closing.")
     scale: Literal["1-5", "good-bad"] = "1-5"

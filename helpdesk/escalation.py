@@ -13,10 +13,11 @@ from datetime import datetime
 from sqlmodel import Session
 
 from helpdesk import assign, sla
+from helpdesk.priority import PRIORITIES
 from helpdesk.steps import ACTOR, Runtime, Step, base_context, history, send
 from helpdesk.store import queries
 from helpdesk.store import tickets as store
-from helpdesk.store.models import PRIORITY_ORDER, Ticket
+from helpdesk.store.models import Ticket
 
 
 def plan(rt: Runtime, session: Session, ticket: Ticket, done: set[str]) -> list[Step]:
@@ -60,8 +61,8 @@ def breach(rt: Runtime, session: Session, ticket: Ticket, step: Step) -> str:
     context = {**base_context(rt, session, ticket), "sla": label,
                "due": _when(rt, step.data["due"])}
     changes = []
-    if cfg.raise_priority and ticket.priority in PRIORITY_ORDER[:-1]:
-        higher = PRIORITY_ORDER[PRIORITY_ORDER.index(ticket.priority) + 1]  # type: ignore[arg-type]
+    if cfg.raise_priority and ticket.priority in PRIORITIES[:-1]:
+        higher = PRIORITIES[PRIORITIES.index(ticket.priority) + 1]
         store.change(session, ticket, "priority", higher, actor=ACTOR,
                      detail=f"SLA breached: {label}")
         changes.append(f"priority {higher}")

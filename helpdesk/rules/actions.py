@@ -14,10 +14,10 @@ from typing import Any, Protocol
 
 from helpdesk.agents import Directory
 from helpdesk.assign import STRATEGIES
+from helpdesk.priority import PRIORITIES
 from helpdesk.rules import AssignRequest, RuleHit
 from helpdesk.rules.matchers import SpecError, gather, raise_all
 
-PRIORITIES = ("low", "normal", "high", "critical")
 FIELDS = ("category", "priority", "queue", "tags", "assign", "spam", "ack")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/ -]{0,99}$")
 

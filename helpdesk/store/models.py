@@ -10,6 +10,7 @@ from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from helpdesk import clock
+from helpdesk.priority import Priority
 
 
 class Status(StrEnum):
@@ -18,16 +19,6 @@ class Status(StrEnum):
     PENDING = "pending"
     RESOLVED = "resolved"
     CLOSED = "closed"
-
-
-class Priority(StrEnum):
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-
-PRIORITY_ORDER = [Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.CRITICAL]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
