@@ -23,17 +23,17 @@ from helpdesk.store.models import Ticket
 def plan(rt: Runtime, session: Session, ticket: Ticket, done: set[str]) -> list[Step]:
     steps: list[Step] = []
     for c in sla.clocks(session, rt.sla, ticket):
-        base = f"sla:{c.kind}:{c.cycle}"
+        breach_key = sla.step_key(c, "breach")
         data = {"kind": c.kind, "due": c.due_at}
         if c.met_at is not None:
-            if c.breached(rt.now) and f"{base}:breach" not in done:
+            if c.breached(rt.now) and breach_key not in done:
                 # met late while nobody looked (downtime): record it, notify nobody
-                steps.append(Step(f"{base}:breach", c.met_at, "breach-late", data))
+                steps.append(Step(breach_key, c.met_at, "breach-late", data))
             continue
         if c.warn_at is not None and c.warn_at != c.due_at:
-            steps.append(Step(f"{base}:warn", c.warn_at, "warn", data))
+            steps.append(Step(sla.step_key(c, "warn"), c.warn_at, "warn", data))
         if c.due_at is not None:
-            steps.append(Step(f"{base}:breach", c.due_at, "breach", data))
+            steps.append(Step(breach_key, c.due_at, "breach", data))
     return steps
 
 

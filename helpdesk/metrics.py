@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from helpdesk import clock
+from helpdesk import clock, sla
 from helpdesk.pipeline import Outcome
 from helpdesk.spool import Envelope
 from helpdesk.store.db import session_scope
@@ -43,7 +43,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 def sla_breaches(session: Session) -> int:
     """SLA clocks that ran out: the scheduler records each breach once as a ticket step."""
     return int(session.exec(select(func.count()).select_from(TicketStep)
-                            .where(col(TicketStep.key).like("sla:%:breach"))).one())
+                            .where(col(TicketStep.key).like(sla.BREACH_KEYS))).one())
 
 
 class PipelineMetrics:

@@ -28,6 +28,12 @@ LABELS = {"first_response": "first response", "next_response": "next response",
 
 Interval = tuple[datetime, datetime | None]
 
+# TicketStep key of one step ("warn", "breach") of one clock cycle: unique per ticket,
+# so the scheduler runs each step once, and breaches are counted by it afterwards.
+_STEP_KEY = "sla:{kind}:{cycle}:{step}"
+# SQL LIKE pattern matching the key of every breach (stats, metrics, `tickets show`)
+BREACH_KEYS = _STEP_KEY.format(kind="%", cycle="%", step="breach")
+
 
 @dataclass(frozen=True)
 class SlaClock:
@@ -45,6 +51,15 @@ class SlaClock:
     @property
     def paused(self) -> bool:
         return self.due_at is None and self.met_at is None
+
+
+def step_key(clock: SlaClock, step: str) -> str:
+    return _STEP_KEY.format(kind=clock.kind, cycle=clock.cycle, step=step)
+
+
+def step_kind(key: str) -> str:
+    """The clock kind (first_response, ...) a step key was written for."""
+    return key.split(":")[1]
 
 
 class SlaContext:
@@ -188,9 +203,9 @@ def describe(session: Session, settings: Settings, ticket: Ticket,
     from helpdesk.store.sched_models import TicketStep
 
     recorded = set(session.exec(select(TicketStep.key).where(
-        TicketStep.ticket_id == ticket.id, col(TicketStep.key).like("sla:%:breach"))).all())
+        TicketStep.ticket_id == ticket.id, col(TicketStep.key).like(BREACH_KEYS))).all())
     return [{"kind": c.kind, "label": LABELS[c.kind], "target_s": c.target.total_seconds(),
              "due": c.due_at.isoformat() if c.due_at else None,
              "met": c.met_at.isoformat() if c.met_at else None, "paused": c.paused,
-             "breached": c.breached(now) or f"sla:{c.kind}:{c.cycle}:breach" in recorded}
+             "breached": c.breached(now) or step_key(c, "breach") in recorded}
             for c in clocks(session, SlaContext(settings), ticket)]

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from sqlmodel import Session, col, select
 
+from helpdesk import sla
 from helpdesk.store import queries
 from helpdesk.store.models import Ticket
 from helpdesk.store.sched_models import Survey, TicketStep
@@ -84,11 +85,11 @@ def _durations(session: Session, since: datetime) -> list[Durations]:
 def breaches(session: Session, since: datetime) -> tuple[dict[str, Any], Counter[str]]:
     rows = session.exec(select(TicketStep.key, Ticket.queue, Ticket.assignee)
                         .join(Ticket, col(Ticket.id) == TicketStep.ticket_id)
-                        .where(col(TicketStep.key).like("sla:%:breach"),
+                        .where(col(TicketStep.key).like(sla.BREACH_KEYS),
                                col(TicketStep.at) >= since)).all()
     per_agent: Counter[str] = Counter(a for _, _, a in rows if a)
     return {"total": len(rows),
-            "by_sla": dict(Counter(k.split(":")[1] for k, _, _ in rows)),
+            "by_sla": dict(Counter(sla.step_kind(k) for k, _, _ in rows)),
             "by_queue": dict(Counter(q for _, q, _ in rows))}, per_agent
 
 
