@@ -95,9 +95,6 @@ def add_business_time(hours: BusinessHours | None, start: datetime,
     return None
 
 
-ALWAYS_OPEN = BusinessHours("UTC", tuple(((time(0), time.max),) for _ in DAYS), frozenset())
-
-
 def parse_hours(data: Mapping[str, Any]) -> BusinessHours:
     """Validate a business-hours table; raises HoursError naming the key."""
     unknown = set(data) - _KEYS

@@ -22,7 +22,6 @@ from helpdesk.store.models import Event, Message, Ticket
 
 # statuses in which the SLA clock runs; the others pause it
 COUNTING = frozenset({"new", "open"})
-KINDS = ("first_response", "next_response", "resolution")
 LABELS = {"first_response": "first response", "next_response": "next response",
           "resolution": "resolution"}
 
