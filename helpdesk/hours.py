@@ -18,11 +18,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from helpdesk.errors import HelpdeskError
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _KEYS = {"timezone", "week", "holidays"}
 
 
-class HoursError(ValueError):
+class HoursError(HelpdeskError, ValueError):
     """A business-hours table is invalid; the message names the key."""
 
 

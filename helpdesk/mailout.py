@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from helpdesk import clock
 from helpdesk.config import Settings
+from helpdesk.errors import HelpdeskError
 from helpdesk.parse import clean_header_text
 from helpdesk.store.models import Outbox, msgid_key
 
@@ -66,7 +67,7 @@ SMTP_POLICY = email.policy.SMTP.clone(header_factory=_REGISTRY)
 SMTPUTF8_POLICY = email.policy.SMTPUTF8.clone(header_factory=_REGISTRY)
 
 
-class TemplateNotFound(Exception):
+class TemplateNotFound(HelpdeskError):
     pass
 
 

@@ -27,13 +27,14 @@ from starlette.routing import Route
 
 from helpdesk import survey
 from helpdesk.config import Settings
+from helpdesk.errors import HelpdeskError
 from helpdesk.store.db import session_scope
 
 MAX_FORM = 16_384  # a rating, a token and a comment of 4,000 characters fit many times
 MAX_TICKET_ID = 2**31 - 1  # ticket ids are 32-bit integers in PostgreSQL
 
 
-class FormTooLarge(Exception):
+class FormTooLarge(HelpdeskError):
     pass
 
 

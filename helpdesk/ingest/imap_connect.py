@@ -26,13 +26,13 @@ from imapclient.exceptions import (
 )
 
 from helpdesk.config import ImapSection
-from helpdesk.errors import ConfigError
+from helpdesk.errors import ConfigError, HelpdeskError
 
 DEFAULT_TOKEN_LIFETIME = 3000.0  # seconds, when the command does not say (Google: 3600)
 TOKEN_MARGIN = 120.0  # refresh this long before the token expires
 
 
-class ImapFault(Exception):
+class ImapFault(HelpdeskError):
     """A connection-level failure, already phrased for the log (without the mailbox name)."""
 
 

@@ -23,13 +23,15 @@ from typing import Any, TypeVar
 
 import regex
 
+from helpdesk.errors import HelpdeskError
+
 REGEX_TIMEOUT = 0.05  # seconds per search, at most
 MAX_MATCH_CHARS = 100_000  # longer values are cut before matching
 MATCHER_KEYS = ("equals", "exact", "contains", "glob", "regex", "exists")
 _OPTION_KEYS = ("case_sensitive",)
 
 
-class SpecError(ValueError):
+class SpecError(HelpdeskError, ValueError):
     """A condition or action value is invalid; `path` locates it within the rule."""
 
     def __init__(self, path: tuple[str, ...], message: str) -> None:
@@ -38,7 +40,7 @@ class SpecError(ValueError):
         self.message = message
 
 
-class SpecErrors(ValueError):
+class SpecErrors(HelpdeskError, ValueError):
     """Several independent problems in one rule, so the admin sees them all in one run."""
 
     def __init__(self, errors: Sequence[SpecError]) -> None:
@@ -307,7 +309,7 @@ def required_literals(pattern: str, flags: int = 0) -> tuple[Groups, bool]:
     return groups, exact
 
 
-class _GiveUp(Exception):
+class _GiveUp(HelpdeskError):
     pass
 
 

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, Table, func, inspect, select, text
 from sqlmodel import SQLModel
 
+from helpdesk.errors import HelpdeskError
 from helpdesk.store import db, models  # noqa: F401  (models registers the tables)
 
 log = logging.getLogger("helpdesk.migrate")
 BATCH = 500
 
 
-class MigrationRefused(Exception):
+class MigrationRefused(HelpdeskError):
     """The copy cannot start; the message says why and nothing was written."""
 
 
