@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from sqlmodel import Session
 
-from helpdesk import agent_commands, mailout, tokens
+from helpdesk import agent_commands, agents, mailout, tokens
 from helpdesk.agents import Agent, Directory
 from helpdesk.config import Settings
 from helpdesk.mimeparts import Attachment
@@ -94,18 +94,12 @@ def _cut_message(settings: Settings, text: str, public_id: str) -> tuple[str, st
 
 
 def team_of(settings: Settings, ticket: Ticket) -> str:
-    queue = settings.queue.get(ticket.queue)
-    return queue.team if queue and queue.team else ticket.queue
+    return agents.team_of(settings, ticket.queue)
 
 
 def lead_for(settings: Settings, directory: Directory, ticket: Ticket) -> Agent | None:
-    """The lead of the ticket's team; failing that, the team's member with role lead."""
-    team = team_of(settings, ticket)
-    lead = directory.team_lead(team)
-    if lead is not None:
-        return lead
-    members = (directory.agent(n) for n in directory.team_members(team))
-    return next((a for a in members if a is not None and a.role == "lead"), None)
+    """The lead of the ticket's team (Directory.lead_of: the one rule for leads)."""
+    return directory.lead_of(team_of(settings, ticket))
 
 
 def new_ticket_recipients(settings: Settings, directory: Directory, ticket: Ticket) -> list[str]:

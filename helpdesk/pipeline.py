@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from helpdesk import agent_reply, autoreply, clock, customer_mail, notify, parse, replytext, thread
 from helpdesk.agent_actions import withdraw_review
-from helpdesk.agents import EMPTY, Directory
+from helpdesk.agents import EMPTY, Directory, DirectorySource
 from helpdesk.config import Settings
 from helpdesk.errors import ParseError, TemporaryError
 from helpdesk.rules import Decision, MailContext
@@ -85,7 +85,7 @@ class Pipeline:
     def __init__(self, settings: Settings, engine: Engine, spool: Spool,
                  router: Router | None = None,
                  on_outbox: Callable[[], None] | None = None,
-                 directory: Callable[[], Directory] | None = None,
+                 directory: DirectorySource | None = None,
                  reply_hooks: list[ReplyHook] | None = None) -> None:
         self.settings = settings
         self.reply_hooks = (default_reply_hooks(settings, engine) if reply_hooks is None
@@ -94,7 +94,7 @@ class Pipeline:
         self.spool = spool
         self.router: Router = router or AddressRouter(settings)
         # the agents of the rules in force, so a reload (HUP) refreshes both together
-        self.directory: Callable[[], Directory] = (
+        self.directory: DirectorySource = (
             directory or getattr(self.router, "directory", None) or (lambda: EMPTY))
         self.on_outbox = on_outbox
         self.lock = threading.Lock()
