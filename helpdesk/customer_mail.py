@@ -20,7 +20,6 @@ from helpdesk.agents import Agent, Directory
 from helpdesk.config import Settings
 from helpdesk.mimeparts import Attachment
 from helpdesk.rules import Decision
-from helpdesk.spool import Envelope
 from helpdesk.store import blobs, staff
 from helpdesk.store import tickets as store
 from helpdesk.store.models import Contact, Message, Status, Ticket
@@ -36,15 +35,16 @@ STATUS_NOTES = {
 
 
 def acknowledge(session: Session, settings: Settings, ticket: Ticket, mail: parse.ParsedMail,
-                envelope: Envelope, decision: Decision, bounce: bool) -> None:
+                automatic: autoreply.Automatic, decision: Decision) -> None:
     """Tell the customer their mail became a ticket, unless that could feed a loop
-    (RFC 3834, the per-sender limits on acknowledgements), it is spam or a bounce, or a
-    rule says no."""
+    (RFC 3834 by `automatic`, autoreply.classify's verdict; the per-sender limits on
+    acknowledgements), it is spam or a bounce, or a rule says no."""
     hd = settings.helpdesk
     kind = autoreply.ack_kind(session, mail)
     allowed, why = autoreply.may_autoreply(
-        session, mail, envelope, is_own=settings.is_own_address, kind=kind,
+        session, mail, automatic, is_own=settings.is_own_address, kind=kind,
         loop_limit=hd.autoreply_limit, ack_limit=hd.ack_limit)
+    bounce = automatic.bounce
     if decision.spam or decision.ack_template == "" or (bounce and allowed):
         allowed = False
         why = ("spam" if decision.spam else "bounce: delivery status notification" if bounce
