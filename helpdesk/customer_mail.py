@@ -59,7 +59,8 @@ def acknowledge(session: Session, settings: Settings, ticket: Ticket, mail: pars
                "customer_name": mail.from_name, "customer": mail.from_addr,
                "helpdesk_name": hd.name, "queue": ticket.queue,
                "priority": ticket.priority, "category": ticket.category}
-    subject, text, html = mailout.render(settings, decision.ack_template or "ack", context)
+    subject, text, html = mailout.render(settings, decision.ack_template or "ack", context,
+                                         ticket.queue)
     msg = mailout.build(
         settings, to=[mail.from_addr], subject=subject, text=text, html=html,
         reply_to=tokens.ticket_reply_address(settings, ticket.id),
@@ -117,7 +118,7 @@ def reply(session: Session, settings: Settings, directory: Directory, ticket: Ti
         "author_line": f"{agent.shown_name} <{agent.email}>\n" if reveal
         else f"{agent.shown_name}\n",
     }
-    subject, body, html = mailout.render(settings, "agent_reply", context)
+    subject, body, html = mailout.render(settings, "agent_reply", context, ticket.queue)
     msg = mailout.build(
         settings, to=[customer], cc=cc, subject=subject, text=body, html=html,
         from_name=f"{agent.shown_name} ({hd.name})", reply_to=_reply_to(settings, ticket, agent),
@@ -166,7 +167,7 @@ def status_notice(session: Session, settings: Settings, ticket: Ticket, status: 
                "ticket_id": f"{hd.ticket_prefix}-{ticket.id}",
                "tagged_subject": mailout.tagged_subject(hd.ticket_prefix, int(ticket.id or 0),
                                                         ticket.subject)}
-    subject, text, html = mailout.render(settings, "status", context)
+    subject, text, html = mailout.render(settings, "status", context, ticket.queue)
     msg = mailout.build(
         settings, to=[customer], subject=subject, text=text, html=html,
         reply_to=tokens.ticket_reply_address(settings, ticket.id),

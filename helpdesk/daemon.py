@@ -134,7 +134,7 @@ class Daemon:
         self._schema_ready = False
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.reload_hooks.append(mailout.clear_template_cache)
+        self.reload_hooks.append(mailout.templates(s).clear)  # this daemon's, no other's
         self.scheduler: SchedulerService | None = None
         if s.scheduler.enabled:
             from helpdesk.scheduler import SchedulerService

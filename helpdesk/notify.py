@@ -156,7 +156,7 @@ def _queue(session: Session, settings: Settings, ticket: Ticket, notice: Notice,
     context = _context(session, settings, ticket, notice, agent)
     listed, attach = _attachment_plan(settings, notice.attachments)
     context["attachments"] = listed
-    subject, text, html = mailout.render(settings, "notify", context)
+    subject, text, html = mailout.render(settings, "notify", context, ticket.queue)
     msg = mailout.build(
         settings, to=[agent.email], subject=subject, text=text, html=html,
         reply_to=tokens.ticket_reply_address(settings, ticket.id, agent=number),
@@ -198,7 +198,8 @@ def command_error(session: Session, settings: Settings, ticket: Ticket, agent: A
                "tagged_subject": mailout.tagged_subject(hd.ticket_prefix, int(ticket.id or 0),
                                                         ticket.subject),
                "helpdesk_name": hd.name}
-    subject, text, html = mailout.render(settings, "command_error", context)
+    subject, text, html = mailout.render(settings, "command_error", context,
+                                         ticket.queue)
     number = staff.agent_number(session, agent.name)
     msg = mailout.build(
         settings, to=[agent.email], subject=subject, text=text, html=html,

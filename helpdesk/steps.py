@@ -106,7 +106,7 @@ def base_context(rt: Runtime, session: Session, ticket: Ticket) -> dict[str, Any
 def send(rt: Runtime, session: Session, ticket: Ticket, template: str, to: Sequence[str],
          context: dict[str, Any], *, kind: str, to_customer: bool = False) -> str:
     """Render `template` and queue it; returns the Message-ID (for threading replies)."""
-    subject, text, html = mailout.render(rt.settings, template, context)
+    subject, text, html = mailout.render(rt.settings, template, context, ticket.queue)
     reply_to = None
     if to_customer:
         reply_to = ticket_reply_address(rt.settings, ticket.id)
