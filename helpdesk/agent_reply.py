@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from helpdesk import agent_actions, agent_commands, authres, autoreply, notify, replytext
+from helpdesk import agent_actions, agent_commands, authres, notify, replytext
 from helpdesk.agent_commands import Situation
 from helpdesk.agents import Agent, Directory
+from helpdesk.autoreply import Automatic
 from helpdesk.config import Settings
 from helpdesk.parse import ParsedMail
-from helpdesk.spool import Envelope
 from helpdesk.store import staff
 from helpdesk.store import tickets as store
 from helpdesk.store.models import Ticket
@@ -38,14 +38,15 @@ class AgentMail:
 
 
 def identify(session: Session, settings: Settings, directory: Directory, mail: ParsedMail,
-             envelope: Envelope, found: ThreadResult) -> tuple[AgentMail | None, str]:
-    """(the agent's reply, "") or (None, why an agent's address did not count)."""
+             automatic: Automatic, found: ThreadResult) -> tuple[AgentMail | None, str]:
+    """(the agent's reply, "") or (None, why an agent's address did not count);
+    `automatic` is autoreply.classify's verdict on the mail."""
     agent = directory.by_address(mail.from_addr)
     if agent is None:
         return None, ""
-    automatic = autoreply.automatic_reason(mail, envelope)
-    if automatic:  # an out-of-office answer to a notification must never reach a customer
-        return None, f"automatic mail from agent {agent.name}: {automatic}"
+    if automatic.no_answer:  # an out-of-office answer to a notification must never reach
+        # a customer
+        return None, f"automatic mail from agent {agent.name}: {automatic.no_answer}"
     ticket_id, proof = _token_proof(session, agent, mail, found)
     if ticket_id is None:
         return None, f"from agent {agent.name} but without a valid agent token"

@@ -20,11 +20,12 @@ AgentsError naming the file, the entry and the field. Pure apart from `load`.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helpdesk.config import Settings
 from helpdesk.errors import ConfigError
 
 ROLES = ("agent", "lead")
@@ -101,11 +102,41 @@ class Directory:
         return team.members if team else ()
 
     def team_lead(self, name: str) -> Agent | None:
+        """The lead a [[team]] names; see lead_of for the lead everyone uses."""
         team = self._teams.get(name)
         return self._by_name.get(team.lead) if team and team.lead else None
 
+    def lead_of(self, team: str) -> Agent | None:
+        """The team's lead: the one its [[team]] names; failing that, its first member
+        with role lead. The one rule for reviews, escalations and surveys alike."""
+        lead = self.team_lead(team)
+        if lead is not None:
+            return lead
+        members = (self._by_name.get(n) for n in self.team_members(team))
+        return next((a for a in members if a is not None and a.role == "lead"), None)
+
 
 EMPTY = Directory()
+
+# What the pipeline and the scheduler are given: the directory in force now. The
+# daemon hands both the rules holder's, so a reload (HUP, a file change) refreshes
+# agents and rules together and a bad edit keeps the last good set for both.
+DirectorySource = Callable[[], Directory]
+
+
+def team_of(settings: Settings, queue: str) -> str:
+    """The team working a queue: its [queue.NAME] team, else the team named like it."""
+    section = settings.queue.get(queue)
+    return section.team if section and section.team else queue
+
+
+def path_for(settings: Settings) -> Path:
+    return settings.beside_config(settings.paths.agents, "agents.toml")
+
+
+def fixed(directory: Directory) -> DirectorySource:
+    """A source that never changes (a one-off command, a pipeline without rules)."""
+    return lambda: directory
 
 
 def load(path: Path) -> Directory:

@@ -12,7 +12,9 @@ notices, surveys) uses up neither.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlmodel import Session
@@ -62,24 +64,63 @@ def auto_reply_reason(mail: ParsedMail, envelope: Envelope) -> str:
     return ""
 
 
-def automatic_reason(mail: ParsedMail, envelope: Envelope) -> str:
-    """Why this mail must not get an automatic answer; "" when it may."""
+class Kind(enum.Enum):
+    PERSON = "person"  # may get an automatic answer
+    NO_ANSWER = "no-answer"  # a person may have written it, but it wants no answer (lists)
+    AUTO_REPLY = "auto-reply"  # a machine answering for someone (out-of-office)
+    BOUNCE = "bounce"  # a delivery status notification
+
+
+@dataclass(frozen=True)
+class Automatic:
+    """How automatic a mail is, with the reason: classified once per mail (the pipeline)
+    and handed to whatever decides on it (threading, agents' replies, acknowledgements)."""
+
+    kind: Kind
+    reason: str = ""  # "" for a person's mail
+
+    @property
+    def bounce(self) -> bool:
+        return self.kind is Kind.BOUNCE
+
+    @property
+    def auto_reply(self) -> str:
+        """Why it is a machine's answer for someone (not a bounce); "" otherwise."""
+        return self.reason if self.kind is Kind.AUTO_REPLY else ""
+
+    @property
+    def machine_written(self) -> bool:
+        """A bounce or an automatic answer: nobody's reply, nothing to act on."""
+        return self.kind in (Kind.BOUNCE, Kind.AUTO_REPLY)
+
+    @property
+    def no_answer(self) -> str:
+        """Why this mail must not get an automatic answer; "" when it may."""
+        return self.reason
+
+
+PERSON = Automatic(Kind.PERSON)
+
+
+def classify(mail: ParsedMail, envelope: Envelope) -> Automatic:
+    """The verdict on a mail, strongest sign first: a bounce, an automatic answer, mail
+    that asks for no answer (lists, X-Auto-Response-Suppress, no sender), or a person."""
     if is_bounce(mail, envelope):
-        return "delivery status notification"
+        return Automatic(Kind.BOUNCE, "delivery status notification")
     auto = auto_reply_reason(mail, envelope)
     if auto:
-        return auto
+        return Automatic(Kind.AUTO_REPLY, auto)
     if (mail.header("Precedence") or "").strip().lower() == "list":
-        return "Precedence: list"
+        return Automatic(Kind.NO_ANSWER, "Precedence: list")
     for name in _LIST_HEADERS:
         if mail.header(name) is not None:
-            return f"list mail ({name})"
+            return Automatic(Kind.NO_ANSWER, f"list mail ({name})")
     suppress = (mail.header("X-Auto-Response-Suppress") or "").lower()
     if any(word in suppress for word in ("all", "autoreply", "oof")):
-        return f"X-Auto-Response-Suppress: {suppress}"
+        return Automatic(Kind.NO_ANSWER, f"X-Auto-Response-Suppress: {suppress}")
     if not mail.from_addr:
-        return "no sender address"
-    return ""
+        return Automatic(Kind.NO_ANSWER, "no sender address")
+    return PERSON
 
 
 ACK = "ack"  # the acknowledgement of a person's new mail (its outbox kind)
@@ -94,13 +135,13 @@ def ack_kind(session: Session, mail: ParsedMail) -> str:
     return ACK_OF_ANSWER if answered else ACK
 
 
-def may_autoreply(session: Session, mail: ParsedMail, envelope: Envelope, *,
+def may_autoreply(session: Session, mail: ParsedMail, automatic: Automatic, *,
                   is_own: Callable[[str], bool], kind: str, loop_limit: int,
                   ack_limit: int) -> tuple[bool, str]:
-    """`is_own` is config.Settings.is_own_address: every form of our own addresses."""
-    reason = automatic_reason(mail, envelope)
-    if reason:
-        return False, reason
+    """`automatic` is classify's verdict on the mail; `is_own` is
+    config.Settings.is_own_address: every form of our own addresses."""
+    if automatic.no_answer:
+        return False, automatic.no_answer
     if is_own(mail.from_addr):
         return False, "sent by this helpdesk"
     limited = rate_limited(session, mail.from_addr, kind, loop_limit=loop_limit,

@@ -158,6 +158,8 @@ class QueueSection(Section):
     review: bool = False
     business_hours: dict[str, Any] | None = None
     sla: dict[str, SlaPolicy] | None = None
+    templates: Path | None = Field(None, description="This queue's templates, searched "
+                                   "before [paths] templates.")
 
     _check_hours = field_validator("business_hours")(lambda v: _valid_hours(v))
     _check_sla = field_validator("sla")(lambda v: v and check_priorities(v))
@@ -197,7 +199,8 @@ class PathsSection(Section):
     rules: Path | None = Field(None, description="Default: rules.toml beside helpdesk.toml.")
     rules_dir: Path | None = Field(None, description="Default: rules.d/ beside helpdesk.toml.")
     agents: Path | None = Field(None, description="Default: agents.toml beside helpdesk.toml.")
-    templates: Path | None = Field(None, description="Site templates, searched first.")
+    templates: Path | None = Field(None, description="Site templates, searched after a "
+                                   "queue's and before the shipped ones.")
 
 
 class RulesSection(Section):
@@ -426,6 +429,12 @@ class Settings(Section):
             return False
         locals_, domains = self._own_parts
         return domain in domains and local.split("+", 1)[0] in locals_
+
+    @cached_property
+    def derived(self) -> dict[str, Any]:
+        """What other modules derive from this Settings and keep with it (mailout's
+        template loader), so a second Settings in the process shares none of it."""
+        return {}
 
     def queue_for_address(self, address: str) -> str | None:
         wanted = address.lower()

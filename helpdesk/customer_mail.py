@@ -20,7 +20,6 @@ from helpdesk.agents import Agent, Directory
 from helpdesk.config import Settings
 from helpdesk.mimeparts import Attachment
 from helpdesk.rules import Decision
-from helpdesk.spool import Envelope
 from helpdesk.store import blobs, staff
 from helpdesk.store import tickets as store
 from helpdesk.store.models import Contact, Message, Status, Ticket
@@ -36,15 +35,16 @@ STATUS_NOTES = {
 
 
 def acknowledge(session: Session, settings: Settings, ticket: Ticket, mail: parse.ParsedMail,
-                envelope: Envelope, decision: Decision, bounce: bool) -> None:
+                automatic: autoreply.Automatic, decision: Decision) -> None:
     """Tell the customer their mail became a ticket, unless that could feed a loop
-    (RFC 3834, the per-sender limits on acknowledgements), it is spam or a bounce, or a
-    rule says no."""
+    (RFC 3834 by `automatic`, autoreply.classify's verdict; the per-sender limits on
+    acknowledgements), it is spam or a bounce, or a rule says no."""
     hd = settings.helpdesk
     kind = autoreply.ack_kind(session, mail)
     allowed, why = autoreply.may_autoreply(
-        session, mail, envelope, is_own=settings.is_own_address, kind=kind,
+        session, mail, automatic, is_own=settings.is_own_address, kind=kind,
         loop_limit=hd.autoreply_limit, ack_limit=hd.ack_limit)
+    bounce = automatic.bounce
     if decision.spam or decision.ack_template == "" or (bounce and allowed):
         allowed = False
         why = ("spam" if decision.spam else "bounce: delivery status notification" if bounce
@@ -59,7 +59,8 @@ def acknowledge(session: Session, settings: Settings, ticket: Ticket, mail: pars
                "customer_name": mail.from_name, "customer": mail.from_addr,
                "helpdesk_name": hd.name, "queue": ticket.queue,
                "priority": ticket.priority, "category": ticket.category}
-    subject, text, html = mailout.render(settings, decision.ack_template or "ack", context)
+    subject, text, html = mailout.render(settings, decision.ack_template or "ack", context,
+                                         ticket.queue)
     msg = mailout.build(
         settings, to=[mail.from_addr], subject=subject, text=text, html=html,
         reply_to=tokens.ticket_reply_address(settings, ticket.id),
@@ -117,7 +118,7 @@ def reply(session: Session, settings: Settings, directory: Directory, ticket: Ti
         "author_line": f"{agent.shown_name} <{agent.email}>\n" if reveal
         else f"{agent.shown_name}\n",
     }
-    subject, body, html = mailout.render(settings, "agent_reply", context)
+    subject, body, html = mailout.render(settings, "agent_reply", context, ticket.queue)
     msg = mailout.build(
         settings, to=[customer], cc=cc, subject=subject, text=body, html=html,
         from_name=f"{agent.shown_name} ({hd.name})", reply_to=_reply_to(settings, ticket, agent),
@@ -166,7 +167,7 @@ def status_notice(session: Session, settings: Settings, ticket: Ticket, status: 
                "ticket_id": f"{hd.ticket_prefix}-{ticket.id}",
                "tagged_subject": mailout.tagged_subject(hd.ticket_prefix, int(ticket.id or 0),
                                                         ticket.subject)}
-    subject, text, html = mailout.render(settings, "status", context)
+    subject, text, html = mailout.render(settings, "status", context, ticket.queue)
     msg = mailout.build(
         settings, to=[customer], subject=subject, text=text, html=html,
         reply_to=tokens.ticket_reply_address(settings, ticket.id),

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from starlette.routing import BaseRoute, Mount
 
-from helpdesk import mailout, sd
+from helpdesk import agents, mailout, sd
+from helpdesk.agents import DirectorySource
 from helpdesk.alerts import alert_admins
 from helpdesk.config import Settings
 from helpdesk.errors import TemporaryError
@@ -107,11 +108,15 @@ class Daemon:
             self.reload_hooks.append(self._reload_rules)
         else:
             self.rules = None
+        # one directory of agents for the pipeline and the scheduler: the rules holder's
+        # (reloaded with the rules, the last good kept and the admins alerted on a bad edit)
+        self.directory: DirectorySource = getattr(self.router, "directory", None) or \
+            agents.fixed(agents.load(agents.path_for(s)))
         self.spool = Spool(s.data_dir / "spool")
         self.outbox = OutboxWorker(s, self.engine)
         self.outbox_worker = Worker("outbox", self._outbox_step, idle=1.0)
         self.pipeline = Pipeline(s, self.engine, self.spool, self.router,
-                                 on_outbox=self.outbox_worker.poke)
+                                 on_outbox=self.outbox_worker.poke, directory=self.directory)
         self.pipeline_worker = Worker("pipeline", self._pipeline_step, idle=1.0, nice=5)
         self.handler = IntakeHandler(s, self.spool, on_spooled=self.pipeline_worker.poke)
         self.server: asyncio.AbstractServer | None = None
@@ -129,12 +134,13 @@ class Daemon:
         self._schema_ready = False
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.reload_hooks.append(mailout.clear_template_cache)
+        self.reload_hooks.append(mailout.templates(s).clear)  # this daemon's, no other's
         self.scheduler: SchedulerService | None = None
         if s.scheduler.enabled:
             from helpdesk.scheduler import SchedulerService
 
-            self.scheduler = SchedulerService(s, self.engine, on_outbox=self.outbox_worker.poke)
+            self.scheduler = SchedulerService(s, self.engine, on_outbox=self.outbox_worker.poke,
+                                              directory=self.directory)
 
     def _reload_rules(self) -> None:
         assert self.rules is not None

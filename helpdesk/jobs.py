@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
 
 from helpdesk import escalation, stale, survey
+from helpdesk.agents import Directory
 from helpdesk.config import Settings
 from helpdesk.steps import Runtime, Step, marks
 from helpdesk.store.db import session_scope
@@ -160,14 +161,16 @@ def due_ticket_ids(session: Session, now: datetime, skip: set[int]) -> list[int]
 def run_pass(settings: Settings, engine: Engine, now: datetime,
              on_outbox: Callable[[], None] | None = None,
              synced: dict[int, datetime] | None = None, *,
-             simulated: bool = False) -> PassReport:
+             simulated: bool = False, directory: Directory | None = None) -> PassReport:
     """One pass at `now` (`simulated`: report what it would do, write nothing). `synced`
     (kept by a long-running caller) remembers the updated_at each ticket had when last
     synced, so the slack window does not make every pass redo the tickets changed in
-    the last minutes."""
+    the last minutes. `directory`: the agents in force (the daemon's); None reads
+    agents.toml."""
     synced = {} if synced is None else synced
     started = time.perf_counter()
-    rt = Runtime.build(settings, engine, now, on_outbox, simulated=simulated)
+    rt = Runtime.build(settings, engine, now, on_outbox, simulated=simulated,
+                       directory=directory)
     report = PassReport(now, simulated=simulated)
     fingerprint = rt.sla.fingerprint()
     with session_scope(engine) as session:

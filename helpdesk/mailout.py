@@ -1,7 +1,7 @@
 """Build outgoing mail from templates and queue it in the outbox (same transaction).
 
-Templates come from a search path (site directory first, then the templates shipped
-with the code) and fail loudly when missing. Mailed-in text is never marked safe:
+Templates come from a search path (the queue's directory, the site's, then the
+templates shipped with the code) and fail loudly when missing. Mailed-in text is never marked safe:
 the HTML templates are autoescaped.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.policy
 import re
+import threading
 from collections.abc import Sequence
 from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
@@ -71,43 +72,77 @@ class TemplateNotFound(HelpdeskError):
     pass
 
 
-@lru_cache(maxsize=8)
-def _environment(search: tuple[str, ...]) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(list(search)),
-        undefined=jinja2.StrictUndefined,
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2")),
-        keep_trailing_newline=True,
-    )
+class Templates:
+    """The mail templates of one Settings, from a search path: the queue's
+    ([queue.NAME] templates), the site's ([paths] templates), then the shipped ones.
+
+    Each path's jinja environment (and its cache of compiled templates) is built on
+    first use and belongs to this object, which belongs to its Settings: a daemon's
+    HUP clears its own, and a second Settings in the process shares nothing.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._site = [settings.paths.templates] if settings.paths.templates else []
+        self._queues = {name: q.templates for name, q in settings.queue.items() if q.templates}
+        self._environments: dict[tuple[Path, ...], jinja2.Environment] = {}
+        self._lock = threading.Lock()  # the pipeline, outbox and scheduler render at once
+
+    def search_path(self, queue: str = "") -> tuple[Path, ...]:
+        own = [self._queues[queue]] if queue in self._queues else []
+        return (*own, *self._site, PROJECT_TEMPLATES)
+
+    def environment(self, queue: str = "") -> jinja2.Environment:
+        path = self.search_path(queue)
+        with self._lock:
+            env = self._environments.get(path)
+            if env is None:
+                env = self._environments[path] = jinja2.Environment(
+                    loader=jinja2.FileSystemLoader([str(p) for p in path]),
+                    undefined=jinja2.StrictUndefined,
+                    autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2")),
+                    keep_trailing_newline=True,
+                )
+            return env
+
+    def render(self, name: str, context: dict[str, Any],
+               queue: str = "") -> tuple[str, str, str | None]:
+        """(subject, text, html or None) of template set `name`; a missing subject or
+        text raises TemplateNotFound naming every directory searched."""
+        env = self.environment(queue)
+        try:
+            subject = env.get_template(f"{name}.subject.j2").render(context)
+            text = env.get_template(f"{name}.txt.j2").render(context)
+        except jinja2.TemplateNotFound as err:
+            searched = ", ".join(str(p) for p in self.search_path(queue))
+            raise TemplateNotFound(f"template {err.name!r} not found in {searched}") from err
+        try:
+            html: str | None = env.get_template(f"{name}.html.j2").render(context)
+        except jinja2.TemplateNotFound:
+            html = None  # the HTML alternative is optional
+        return clean_header_text(subject), text, html
+
+    def clear(self) -> None:
+        """Forget the compiled templates (HUP): edited files are read again."""
+        with self._lock:
+            self._environments.clear()
 
 
-def template_search_path(settings: Settings) -> tuple[str, ...]:
-    paths = []
-    if settings.paths.templates:
-        paths.append(str(settings.paths.templates))
-    paths.append(str(PROJECT_TEMPLATES))
-    return tuple(paths)
+def templates(settings: Settings) -> Templates:
+    """The template loader that belongs to `settings` (made on first use)."""
+    # by instance: model_copy shares the derived dict, and a copy may have other paths
+    key = f"templates-{id(settings)}"
+    loader = settings.derived.get(key)
+    if loader is None:  # setdefault: two threads racing here end up with the same one
+        loader = settings.derived.setdefault(key, Templates(settings))
+    assert isinstance(loader, Templates)
+    return loader
 
 
-def render(settings: Settings, name: str, context: dict[str, Any]) -> tuple[str, str, str | None]:
-    """(subject, text, html or None) of template set `name`."""
-    env = _environment(template_search_path(settings))
-    try:
-        subject = env.get_template(f"{name}.subject.j2").render(context)
-        text = env.get_template(f"{name}.txt.j2").render(context)
-    except jinja2.TemplateNotFound as err:
-        raise TemplateNotFound(
-            f"template {err.name!r} not found in {', '.join(env.loader.searchpath)}"  # type: ignore[union-attr]
-        ) from err
-    try:
-        html: str | None = env.get_template(f"{name}.html.j2").render(context)
-    except jinja2.TemplateNotFound:
-        html = None
-    return clean_header_text(subject), text, html
-
-
-def clear_template_cache() -> None:
-    _environment.cache_clear()
+def render(settings: Settings, name: str, context: dict[str, Any],
+           queue: str = "") -> tuple[str, str, str | None]:
+    """(subject, text, html or None) of template set `name`, for mail about a ticket in
+    `queue` ("" : none, the site's and shipped templates)."""
+    return templates(settings).render(name, context, queue)
 
 
 def tagged_subject(prefix: str, number: int, subject: str) -> str:

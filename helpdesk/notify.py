@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from sqlmodel import Session
 
-from helpdesk import agent_commands, mailout, tokens
+from helpdesk import agent_commands, agents, mailout, tokens
 from helpdesk.agents import Agent, Directory
 from helpdesk.config import Settings
 from helpdesk.mimeparts import Attachment
@@ -94,18 +94,12 @@ def _cut_message(settings: Settings, text: str, public_id: str) -> tuple[str, st
 
 
 def team_of(settings: Settings, ticket: Ticket) -> str:
-    queue = settings.queue.get(ticket.queue)
-    return queue.team if queue and queue.team else ticket.queue
+    return agents.team_of(settings, ticket.queue)
 
 
 def lead_for(settings: Settings, directory: Directory, ticket: Ticket) -> Agent | None:
-    """The lead of the ticket's team; failing that, the team's member with role lead."""
-    team = team_of(settings, ticket)
-    lead = directory.team_lead(team)
-    if lead is not None:
-        return lead
-    members = (directory.agent(n) for n in directory.team_members(team))
-    return next((a for a in members if a is not None and a.role == "lead"), None)
+    """The lead of the ticket's team (Directory.lead_of: the one rule for leads)."""
+    return directory.lead_of(team_of(settings, ticket))
 
 
 def new_ticket_recipients(settings: Settings, directory: Directory, ticket: Ticket) -> list[str]:
@@ -162,7 +156,7 @@ def _queue(session: Session, settings: Settings, ticket: Ticket, notice: Notice,
     context = _context(session, settings, ticket, notice, agent)
     listed, attach = _attachment_plan(settings, notice.attachments)
     context["attachments"] = listed
-    subject, text, html = mailout.render(settings, "notify", context)
+    subject, text, html = mailout.render(settings, "notify", context, ticket.queue)
     msg = mailout.build(
         settings, to=[agent.email], subject=subject, text=text, html=html,
         reply_to=tokens.ticket_reply_address(settings, ticket.id, agent=number),
@@ -204,7 +198,8 @@ def command_error(session: Session, settings: Settings, ticket: Ticket, agent: A
                "tagged_subject": mailout.tagged_subject(hd.ticket_prefix, int(ticket.id or 0),
                                                         ticket.subject),
                "helpdesk_name": hd.name}
-    subject, text, html = mailout.render(settings, "command_error", context)
+    subject, text, html = mailout.render(settings, "command_error", context,
+                                         ticket.queue)
     number = staff.agent_number(session, agent.name)
     msg = mailout.build(
         settings, to=[agent.email], subject=subject, text=text, html=html,

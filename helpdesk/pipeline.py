@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from helpdesk import agent_reply, autoreply, clock, customer_mail, notify, parse, replytext, thread
 from helpdesk.agent_actions import withdraw_review
-from helpdesk.agents import EMPTY, Directory
+from helpdesk.agents import EMPTY, Directory, DirectorySource
 from helpdesk.config import Settings
 from helpdesk.errors import ParseError, TemporaryError
 from helpdesk.rules import Decision, MailContext
@@ -85,7 +85,7 @@ class Pipeline:
     def __init__(self, settings: Settings, engine: Engine, spool: Spool,
                  router: Router | None = None,
                  on_outbox: Callable[[], None] | None = None,
-                 directory: Callable[[], Directory] | None = None,
+                 directory: DirectorySource | None = None,
                  reply_hooks: list[ReplyHook] | None = None) -> None:
         self.settings = settings
         self.reply_hooks = (default_reply_hooks(settings, engine) if reply_hooks is None
@@ -94,7 +94,7 @@ class Pipeline:
         self.spool = spool
         self.router: Router = router or AddressRouter(settings)
         # the agents of the rules in force, so a reload (HUP) refreshes both together
-        self.directory: Callable[[], Directory] = (
+        self.directory: DirectorySource = (
             directory or getattr(self.router, "directory", None) or (lambda: EMPTY))
         self.on_outbox = on_outbox
         self.lock = threading.Lock()
@@ -190,11 +190,11 @@ class Pipeline:
 
     def _store(self, session: Session, entry: Entry, mail: parse.ParsedMail) -> Outcome:
         hd = self.settings.helpdesk
-        bounce = autoreply.is_bounce(mail, entry.envelope)
-        automatic = autoreply.auto_reply_reason(mail, entry.envelope)
+        automatic = autoreply.classify(mail, entry.envelope)  # once, passed down
+        bounce = automatic.bounce
         own = autoreply.own_mail_reason(session, self.settings, mail)
         # an autoresponder answering a survey is not a rating, nor is our own mail
-        hooks = () if bounce or automatic or own else self.reply_hooks
+        hooks = () if automatic.machine_written or own else self.reply_hooks
         for hook in hooks:
             claimed = hook(session, mail)
             if claimed is not None:
@@ -205,7 +205,7 @@ class Pipeline:
         ticket = queries.ticket(session, found.ticket_id) if found.ticket_id else None
         directory = self.directory()
         agent, not_agent = agent_reply.identify(session, self.settings, directory, mail,
-                                                entry.envelope, found)
+                                                automatic, found)
         if agent is not None:
             outcome = self._agent_reply(session, entry, mail, agent, directory)
             if outcome is not None:
@@ -213,16 +213,16 @@ class Pipeline:
         if ticket is not None and bounce:
             return self._file_internal(session, entry, mail, ticket, found.reason, "bounce",
                                        found.reason)
-        if ticket is not None and automatic:
+        if ticket is not None and automatic.auto_reply:
             return self._file_internal(session, entry, mail, ticket, found.reason,
-                                       "auto-reply", not_agent or automatic)
+                                       "auto-reply", not_agent or automatic.auto_reply)
         # after agent_reply.identify: an agent's proven reply to a notification is theirs
         own = own or autoreply.notification_loop_reason(session, mail)
         if own:
             return self._own_mail(session, entry, mail, ticket, found, own, not_agent)
         if ticket is not None and not found.trusted:
             return self._from_stranger(session, entry, mail, ticket, found, not_agent,
-                                       directory)
+                                       directory, automatic)
         linked = found.linked_ticket_id
         if ticket is not None and self._opens_new_ticket(ticket):
             linked, ticket = ticket.id, None
@@ -234,8 +234,8 @@ class Pipeline:
         store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
                              route=entry.envelope.route, threaded_by=found.reason)
         if is_new:
-            customer_mail.acknowledge(session, self.settings, ticket, mail, entry.envelope,
-                                      decision, bounce)
+            customer_mail.acknowledge(session, self.settings, ticket, mail, automatic,
+                                      decision)
         else:
             # rules that apply to follow-ups
             reassigned = self.apply_decision(session, ticket, decision)
@@ -293,7 +293,7 @@ class Pipeline:
 
     def _from_stranger(self, session: Session, entry: Entry, mail: parse.ParsedMail,
                        ticket: Ticket, found: thread.ThreadResult, not_agent: str,
-                       directory: Directory) -> Outcome:
+                       directory: Directory, automatic: autoreply.Automatic) -> Outcome:
         """Mail naming the ticket only by a customer's Message-ID, from someone not on the
         conversation: the agents see it (internal, and they are told), but it reopens
         nothing and nobody on it is copied on the agents' replies."""
@@ -303,7 +303,7 @@ class Pipeline:
             store.event(session, ticket, "unverified-agent", actor=sender, detail=not_agent)
         outcome = self._file_internal(session, entry, mail, ticket, found.reason,
                                       "unverified-sender", why)
-        if not (ticket.spam or autoreply.automatic_reason(mail, entry.envelope)):
+        if not (ticket.spam or automatic.no_answer):
             notice = notify.Notice("unverified", replytext.latest_reply(mail.body_text),
                                    author=sender, reason=why)
             notify.follow_up(session, self.settings, directory, ticket, notice)

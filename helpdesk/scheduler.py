@@ -29,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Connection, Engine, create_engine, pool, text
 
 from helpdesk import clock, jobs
+from helpdesk.agents import DirectorySource
 from helpdesk.config import Settings
 
 log = logging.getLogger("helpdesk.scheduler")
@@ -93,10 +94,12 @@ class PassRunner:
     """What the stored job runs: one pass, if this daemon is the leader."""
 
     def __init__(self, settings: Settings, engine: Engine,
-                 on_outbox: Callable[[], None] | None = None) -> None:
+                 on_outbox: Callable[[], None] | None = None,
+                 directory: DirectorySource | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.on_outbox = on_outbox
+        self.directory = directory  # None: each pass reads agents.toml
         self.leader = Leader(settings.database_url, settings.scheduler.lock_key)
         self.lock = threading.Lock()
         self.passes = 0
@@ -108,7 +111,8 @@ class PassRunner:
                 log.debug("not the leader: skipping this pass")
                 return None
             report = jobs.run_pass(self.settings, self.engine, clock.now(), self.on_outbox,
-                                   self.synced)
+                                   self.synced,
+                                   directory=self.directory() if self.directory else None)
             self.passes += 1
         for line in report.done:
             log.info("scheduler: %s", line)
@@ -126,9 +130,10 @@ def scheduled_pass() -> None:
 
 class SchedulerService:
     def __init__(self, settings: Settings, engine: Engine,
-                 on_outbox: Callable[[], None] | None = None) -> None:
+                 on_outbox: Callable[[], None] | None = None,
+                 directory: DirectorySource | None = None) -> None:
         self.settings = settings
-        self.runner = PassRunner(settings, engine, on_outbox)
+        self.runner = PassRunner(settings, engine, on_outbox, directory)
         self.scheduler: AsyncIOScheduler | None = None
 
     async def start(self) -> None:

@@ -25,7 +25,8 @@ ACTOR = "scheduler"
 
 @dataclass
 class Runtime:
-    """Everything a pass needs, built once per pass (config reloads take effect next pass)."""
+    """Everything a pass needs, built once per pass (a reloaded directory takes effect
+    next pass)."""
 
     settings: Settings
     engine: Engine
@@ -40,20 +41,23 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, engine: Engine, now: datetime,
               on_outbox: Callable[[], None] | None = None, *,
-              simulated: bool = False) -> Runtime:
-        path = settings.beside_config(settings.paths.agents, "agents.toml")
-        return cls(settings, engine, now, SlaContext(settings), agents.load(path), on_outbox,
+              simulated: bool = False, directory: agents.Directory | None = None,
+              ) -> Runtime:
+        """`directory`: the daemon's (kept with the rules, last good on a bad edit); a
+        one-off pass (`jobs run-due`, tests) reads agents.toml."""
+        if directory is None:
+            directory = agents.load(agents.path_for(settings))
+        return cls(settings, engine, now, SlaContext(settings), directory, on_outbox,
                    simulated)
 
     def public_id(self, ticket: Ticket) -> str:
         return f"{self.settings.helpdesk.ticket_prefix}-{ticket.id}"
 
     def team_of(self, ticket: Ticket) -> str:
-        queue = self.settings.queue.get(ticket.queue)
-        return queue.team if queue and queue.team else ticket.queue
+        return agents.team_of(self.settings, ticket.queue)
 
     def lead_address(self, ticket: Ticket) -> str:
-        lead = self.directory.team_lead(self.team_of(ticket))
+        lead = self.directory.lead_of(self.team_of(ticket))
         return lead.email if lead else ""
 
     def agent_address(self, name: str) -> str:
@@ -102,7 +106,7 @@ def base_context(rt: Runtime, session: Session, ticket: Ticket) -> dict[str, Any
 def send(rt: Runtime, session: Session, ticket: Ticket, template: str, to: Sequence[str],
          context: dict[str, Any], *, kind: str, to_customer: bool = False) -> str:
     """Render `template` and queue it; returns the Message-ID (for threading replies)."""
-    subject, text, html = mailout.render(rt.settings, template, context)
+    subject, text, html = mailout.render(rt.settings, template, context, ticket.queue)
     reply_to = None
     if to_customer:
         reply_to = ticket_reply_address(rt.settings, ticket.id)
