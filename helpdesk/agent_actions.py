@@ -13,7 +13,7 @@ customer reply in the meantime withdraws it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlmodel import Session
 
@@ -46,8 +46,9 @@ def run_commands(session: Session, settings: Settings, directory: Directory, tic
     checked = agent_commands.check(reply, sit)
     if checked.errors:
         return Outcome(errors=tuple(checked.errors))
-    return Outcome(summary=apply(session, settings, directory, ticket, agent, reply,
-                                 checked.assignee, attachments))
+    act = Action(session, settings, directory, ticket, agent, reply, checked.resolved,
+                 attachments)
+    return Outcome(summary=_apply(act))
 
 
 def situation(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
@@ -61,19 +62,15 @@ def situation(session: Session, settings: Settings, directory: Directory, ticket
         is_lead=lead is not None and lead.name == agent.name)
 
 
-def apply(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
-          agent: Agent, reply: Reply, assignee: str,
-          attachments: tuple[Attachment, ...]) -> str:
+def _apply(act: Action) -> str:
     """Apply every (checked) command and send the text; returns a summary for the log."""
-    act = Action(session, settings, directory, ticket, agent, reply, assignee, attachments)
-    if ticket.status == Status.NEW:
-        store.change(session, ticket, "status", Status.OPEN, actor=act.actor,
-                     detail="first agent action")
-    for command, given in agent_registry.to_apply(reply, "change"):
+    if act.ticket.status == Status.NEW:
+        act.change("status", Status.OPEN, detail="first agent action")
+    for command, given in agent_registry.to_apply(act.reply, "change"):
         command.apply(act, given)
     if act.watch_after:  # agents who write on a ticket watch it
         act.watch()
-    for command, given in agent_registry.to_apply(reply, "outcome"):
+    for command, given in agent_registry.to_apply(act.reply, "outcome"):
         summary = command.apply(act, given)
         if summary is not None:
             return summary
@@ -91,7 +88,7 @@ class Action:
     ticket: Ticket
     agent: Agent
     reply: Reply
-    assignee: str = ""  # the agent #assign names, as the check found them
+    resolved: dict[str, str] = field(default_factory=dict)  # by the checks (Check.resolved)
     attachments: tuple[Attachment, ...] = ()
     # the writer is made a watcher after the changes: #unwatch says not, #watch did it
     watch_after: bool = True
@@ -101,8 +98,10 @@ class Action:
     def actor(self) -> str:
         return self.agent.name
 
-    def change(self, field: str, value: str) -> bool:
-        return store.change(self.session, self.ticket, field, value, actor=self.actor)
+    def change(self, name: str, value: str, detail: str = "") -> bool:
+        """Set a ticket field, recorded in the history; False when it had that value."""
+        return store.change(self.session, self.ticket, name, value, actor=self.actor,
+                            detail=detail)
 
     def event(self, kind: str, **details: str) -> None:
         store.event(self.session, self.ticket, kind, actor=self.actor, **details)

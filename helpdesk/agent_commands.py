@@ -69,11 +69,12 @@ class Assign(AgentCommand):
             known = ", ".join(a.name for a in sit.directory.agents)
             result.fail(command, f"no agent named {arg!r} (agents: {known})")
         else:
-            result.assignee = target.name
+            result.resolved[self.name] = target.name
 
     def apply(self, act: Action, given: list[Command]) -> None:
-        if act.assignee and act.change("assignee", act.assignee):
-            act.tell("assigned", [act.assignee])
+        assignee = act.resolved[self.name]
+        if act.change("assignee", assignee):
+            act.tell("assigned", [assignee])
 
 
 class _Resolving(AgentCommand):

@@ -74,10 +74,16 @@ class Situation:
 @dataclass
 class Check:
     errors: list[str] = field(default_factory=list)
-    assignee: str = ""
+    # what a check found an argument to mean, by command name, for its apply
+    # (#assign me: the writer's agent name)
+    resolved: dict[str, str] = field(default_factory=dict)
 
     def fail(self, command: Command, why: str) -> None:
         self.errors.append(f"{command.line}: {why}")
+
+    @property
+    def assignee(self) -> str:
+        return self.resolved.get("assign", "")
 
 
 class AgentCommand:
