@@ -1,5 +1,8 @@
-"""Carry out an agent's checked reply: field changes, watchers, the lifecycle, review,
-and the text to the customer. Every change is a history event naming the agent.
+"""Carry out an agent's reply: `run_commands` checks its commands and applies all or
+none, for every door (mail, the shell, later the web desk and the API). Each
+registered command (agent_commands) applies itself through the `Action`: field
+changes, watchers, the lifecycle, review, and the text to the customer. Every
+change is a history event naming the agent.
 
 Lifecycle: new -> open on the first agent action; a public reply without a
 #status waits on the customer (pending); resolved and closed are told to the
@@ -10,10 +13,12 @@ customer reply in the meantime withdraws it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from sqlmodel import Session
 
-from helpdesk import clock, customer_mail, notify
-from helpdesk.agent_commands import Reply
+from helpdesk import agent_commands, agent_registry, clock, customer_mail, notify
+from helpdesk.agent_commands import Reply, Situation
 from helpdesk.agents import Agent, Directory
 from helpdesk.config import Settings
 from helpdesk.mimeparts import Attachment
@@ -23,70 +28,111 @@ from helpdesk.store import tickets as store
 from helpdesk.store.models import Message, Review, Status, Ticket
 
 
-def apply(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
-          agent: Agent, reply: Reply, assignee: str,
-          attachments: tuple[Attachment, ...]) -> str:
-    """Apply every command and send the text; returns a summary for the log."""
-    actor = agent.name
-    if ticket.status == Status.NEW:
-        store.change(session, ticket, "status", Status.OPEN, actor=actor,
-                     detail="first agent action")
-    _fields(session, settings, directory, ticket, agent, reply, assignee)
-    _watching(session, ticket, agent, reply)
-    if reply.has("approve") or reply.has("reject"):
-        return _decide_review(session, settings, directory, ticket, agent, reply)
-    if reply.has("note"):
-        notify.send(session, settings, directory, ticket,
-                    Notice("note", reply.text, author=actor, by_agent=actor),
-                    notify.reply_recipients(session, settings, directory, ticket))
-        store.event(session, ticket, "note", actor=actor)
-        return "internal note"
-    if reply.has("reopen"):
-        _set_status(session, ticket, Status.OPEN, actor, detail="reopened by agent")
-    target = _close_target(ticket) if reply.has("close") else _status_arg(reply)
-    return _lifecycle(session, settings, directory, ticket, agent, reply, target, attachments)
+@dataclass(frozen=True)
+class Outcome:
+    """What became of an agent's commands: refused (`errors`, nothing changed) or applied
+    (`summary`, one line for the log or the shell)."""
+
+    errors: tuple[str, ...] = ()
+    summary: str = ""
 
 
-def _close_target(ticket: Ticket) -> Status:
-    """#close resolves; on a ticket already resolved there is nothing left but closing."""
-    return Status.CLOSED if ticket.status == Status.RESOLVED else Status.RESOLVED
+def run_commands(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
+                 agent: Agent, reply: Reply,
+                 attachments: tuple[Attachment, ...] = ()) -> Outcome:
+    """Check every command of `reply`, then apply all of them or none: the one way in for
+    every door an agent acts through (mail, the shell, later the web desk and the API)."""
+    sit = situation(session, settings, directory, ticket, agent)
+    checked = agent_commands.check(reply, sit)
+    if checked.errors:
+        return Outcome(errors=tuple(checked.errors))
+    act = Action(session, settings, directory, ticket, agent, reply, checked.resolved,
+                 attachments)
+    return Outcome(summary=_apply(act))
 
 
-def _status_arg(reply: Reply) -> Status | None:
-    value = reply.arg("status").lower()
-    return Status(value) if value else None
+def situation(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
+              agent: Agent) -> Situation:
+    """What the checks need to know: the queues, a review waiting, whether `agent` leads."""
+    lead = notify.lead_for(settings, directory, ticket)
+    queues = {*settings.queue, settings.helpdesk.default_queue, ticket.queue}
+    return Situation(
+        agent=agent, directory=directory, queues=queues, status=ticket.status,
+        review_pending=staff.pending_review(session, int(ticket.id or 0)) is not None,
+        is_lead=lead is not None and lead.name == agent.name)
 
 
-def _fields(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
-            agent: Agent, reply: Reply, assignee: str) -> None:
-    actor = agent.name
-    if assignee and store.change(session, ticket, "assignee", assignee, actor=actor):
-        notify.send(session, settings, directory, ticket,
-                    Notice("assigned", reply.text, author=actor, by_agent=actor),
-                    [assignee])
-    for name in ("priority", "category", "queue"):
-        value = reply.arg(name)
-        if value:
-            store.change(session, ticket, name, value.lower() if name == "priority" else value,
-                         actor=actor)
-    tags = [t for c in reply.commands if c.name == "tag" for t in c.arg.split()]
-    if tags:
-        new = set(ticket.tags) | {t for t in tags if not t.startswith("-")}
-        new -= {t[1:] for t in tags if t.startswith("-")}
-        if new != set(ticket.tags):
-            old, ticket.tags = ",".join(ticket.tags), sorted(new)
-            store.event(session, ticket, "change", actor=actor, field="tags", old=old,
-                        new=",".join(ticket.tags))
+def _apply(act: Action) -> str:
+    """Apply every (checked) command and send the text; returns a summary for the log."""
+    if act.ticket.status == Status.NEW:
+        act.change("status", Status.OPEN, detail="first agent action")
+    for command, given in agent_registry.to_apply(act.reply, "change"):
+        command.apply(act, given)
+    if act.watch_after:  # agents who write on a ticket watch it
+        act.watch()
+    for command, given in agent_registry.to_apply(act.reply, "outcome"):
+        summary = command.apply(act, given)
+        if summary is not None:
+            return summary
+    return act.finish()
 
 
-def _watching(session: Session, ticket: Ticket, agent: Agent, reply: Reply) -> None:
-    """Agents who write on a ticket watch it, unless they say #unwatch."""
-    tid = int(ticket.id or 0)
-    if reply.has("unwatch"):
-        if staff.unwatch(session, tid, agent.name):
-            store.event(session, ticket, "unwatch", actor=agent.name)
-    elif staff.watch(session, tid, agent.name) and reply.has("watch"):
-        store.event(session, ticket, "watch", actor=agent.name)
+@dataclass
+class Action:
+    """One agent acting on one ticket with one checked reply: what the commands' `apply`
+    work with, whichever door the reply came through."""
+
+    session: Session
+    settings: Settings
+    directory: Directory
+    ticket: Ticket
+    agent: Agent
+    reply: Reply
+    resolved: dict[str, str] = field(default_factory=dict)  # by the checks (Check.resolved)
+    attachments: tuple[Attachment, ...] = ()
+    # the writer is made a watcher after the changes: #unwatch says not, #watch did it
+    watch_after: bool = True
+    target: Status | None = None  # where the reply takes the ticket (#status, #close)
+
+    @property
+    def actor(self) -> str:
+        return self.agent.name
+
+    def change(self, name: str, value: str, detail: str = "") -> bool:
+        """Set a ticket field, recorded in the history; False when it had that value."""
+        return store.change(self.session, self.ticket, name, value, actor=self.actor,
+                            detail=detail)
+
+    def event(self, kind: str, **details: str) -> None:
+        store.event(self.session, self.ticket, kind, actor=self.actor, **details)
+
+    def tell(self, event: str, names: list[str]) -> None:
+        """Notify agents (not the actor) of `event`, with the reply's text."""
+        notify.send(self.session, self.settings, self.directory, self.ticket,
+                    Notice(event, self.reply.text, author=self.actor, by_agent=self.actor),
+                    names)
+
+    def agents_on_ticket(self) -> list[str]:
+        return notify.reply_recipients(self.session, self.settings, self.directory,
+                                       self.ticket)
+
+    def watch(self) -> bool:
+        return staff.watch(self.session, int(self.ticket.id or 0), self.actor)
+
+    def unwatch(self) -> bool:
+        return staff.unwatch(self.session, int(self.ticket.id or 0), self.actor)
+
+    def set_status(self, status: Status, detail: str = "") -> None:
+        _set_status(self.session, self.ticket, status, self.actor, detail)
+
+    def decide_review(self, approved: bool, reason: str) -> str:
+        return _decide_review(self, approved, reason)
+
+    def finish(self) -> str:
+        """The text goes to the customer (or waits for review) and the ticket moves to
+        `target`; a reply without one waits for the customer."""
+        return _lifecycle(self.session, self.settings, self.directory, self.ticket,
+                          self.agent, self.reply, self.target, self.attachments)
 
 
 def _lifecycle(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
@@ -145,27 +191,24 @@ def _request_review(session: Session, settings: Settings, directory: Directory,
     return f"{target} waits for {lead.name}'s review"
 
 
-def _decide_review(session: Session, settings: Settings, directory: Directory,
-                   ticket: Ticket, lead: Agent, reply: Reply) -> str:
+def _decide_review(act: Action, approved: bool, reason: str) -> str:
+    session, ticket, lead = act.session, act.ticket, act.agent
     review = staff.pending_review(session, int(ticket.id or 0))
-    assert review is not None  # agent_commands.check made sure
-    approved = reply.has("approve")
-    reason = reply.arg("reject")
+    assert review is not None  # the check of #approve and #reject made sure
     staff.decide_review(review, "approved" if approved else "rejected", by=lead.name,
                         reason=reason)
     store.event(session, ticket, "review-approved" if approved else "review-rejected",
                 actor=lead.name, detail=f"requested by {review.agent}" +
                 (f": {reason}" if reason else ""))
     if approved:
-        _release(session, settings, ticket, review)
+        _release(session, act.settings, ticket, review)
         _set_status(session, ticket, Status(review.target_status), lead.name,
                     detail=f"approved resolution by {review.agent}", credit=review.agent)
     else:
         _set_status(session, ticket, Status.OPEN, lead.name, detail=f"rejected: {reason}")
-    notify.send(session, settings, directory, ticket,
-                Notice("approved" if approved else "rejected", reply.text, author=lead.name,
-                       by_agent=lead.name,
-                       reason=reason), [review.agent])
+    notify.send(session, act.settings, act.directory, ticket,
+                Notice("approved" if approved else "rejected", act.reply.text,
+                       author=lead.name, by_agent=lead.name, reason=reason), [review.agent])
     return f"review {review.status} by {lead.name}"
 
 

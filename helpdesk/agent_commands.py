@@ -1,4 +1,4 @@
-"""Commands at the top of an agent's reply: parse and check them, all or nothing. Pure.
+"""The built-in commands at the top of an agent's reply, one registered class each.
 
     #assign bob            #status pending        #priority high
     #category billing      #queue billing         #tag vip -old
@@ -8,165 +8,239 @@
 One per line, before the text. A mail whose commands are not all valid applies
 none of them (a half-applied mail is worse than none: the agent cannot tell what
 happened), so `check` returns every problem at once for the answer to the agent.
+The registry (parsing, checking, the help text) is agent_registry; applying,
+agent_actions. A new command is one more `@register`ed class, here or anywhere
+imported at start-up.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from helpdesk.agents import Agent, Directory
+from helpdesk.agent_registry import (
+    AgentCommand,
+    Check,
+    Command,
+    Conflict,
+    Reply,
+    Situation,
+    cheat_sheet,
+    check,
+    command,
+    forbid,
+    register,
+    split,
+)
 from helpdesk.priority import PRIORITIES
 from helpdesk.store.models import Status
 
-_COMMAND = re.compile(r"^#([A-Za-z][\w-]*)(?:[ \t]+(.*))?$")
+if TYPE_CHECKING:
+    from helpdesk.agent_actions import Action
 
-# name -> (argument, help): argument is "none", "required" or "optional"
-COMMANDS: dict[str, tuple[str, str]] = {
-    "assign": ("required", "#assign NAME|me     give the ticket to an agent"),
-    "status": ("required", "#status open|pending|resolved|closed"),
-    "priority": ("required", "#priority " + "|".join(PRIORITIES)),
-    "category": ("required", "#category NAME"),
-    "queue": ("required", "#queue NAME         move to another queue"),
-    "tag": ("required", "#tag NAME -OTHER    add (or -remove) tags"),
-    "note": ("none", "#note               the whole reply is internal, not sent"),
-    "close": ("none", "#close              send the reply and resolve (a resolved ticket: close)"),
-    "reopen": ("none", "#reopen             back to open"),
-    "watch": ("none", "#watch              be told of every customer reply"),
-    "unwatch": ("none", "#unwatch            stop being told"),
-    "approve": ("none", "#approve            (lead) approve a requested resolution"),
-    "reject": ("required", "#reject REASON      (lead) send it back to the agent"),
-}
+__all__ = [
+    "STATUSES",
+    "Check",
+    "Command",
+    "Reply",
+    "Situation",
+    "cheat_sheet",
+    "check",
+    "command",
+    "split",
+]
+
 STATUSES = tuple(s.value for s in Status if s is not Status.NEW)
 _FINAL = (Status.RESOLVED.value, Status.CLOSED.value)
 
-
-def cheat_sheet() -> str:
-    return "\n".join(help_ for _, help_ in COMMANDS.values())
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    arg: str
-    line: str
+# registered in the order of the help lines; within a stage (see agent_registry) also
+# the order they are applied in, so the fields change in this order in the history
 
 
-@dataclass(frozen=True)
-class Reply:
-    """An agent's reply split into its command block and the text after it."""
+@register
+class Assign(AgentCommand):
+    name, argument = "assign", "required"
+    usage, summary = "NAME|me", "give the ticket to an agent"
 
-    commands: tuple[Command, ...] = ()
-    text: str = ""
-
-    def has(self, name: str) -> bool:
-        return any(c.name == name for c in self.commands)
-
-    def arg(self, name: str) -> str:
-        return next((c.arg for c in reversed(self.commands) if c.name == name), "")
-
-
-def split(text: str) -> Reply:
-    """Leading `#word ...` lines (blank lines between them allowed) and the rest."""
-    lines = text.splitlines()
-    commands: list[Command] = []
-    index = 0
-    for index, line in enumerate(lines):  # noqa: B007 (index is used after the loop)
-        stripped = line.strip()
-        if not stripped:
-            continue
-        m = _COMMAND.match(stripped)
-        if not m:
-            break
-        commands.append(Command(m.group(1).lower(), (m.group(2) or "").strip(), stripped))
-    else:
-        index = len(lines)
-    return Reply(tuple(commands), "\n".join(lines[index:]).strip())
-
-
-@dataclass(frozen=True)
-class Situation:
-    """What the checks need to know about the ticket and the writer."""
-
-    agent: Agent
-    directory: Directory
-    queues: Collection[str]
-    status: str
-    review_pending: bool = False
-    is_lead: bool = False
-
-
-@dataclass
-class Check:
-    errors: list[str] = field(default_factory=list)
-    assignee: str = ""
-
-    def fail(self, command: Command, why: str) -> None:
-        self.errors.append(f"{command.line}: {why}")
-
-
-def check(reply: Reply, sit: Situation) -> Check:
-    """Every problem with the commands of `reply`; an empty `errors` means apply them all."""
-    result = Check()
-    seen: dict[str, str] = {}
-    for command in reply.commands:
-        spec = COMMANDS.get(command.name)
-        if spec is None:
-            result.fail(command, f"unknown command #{command.name}")
-            continue
-        if spec[0] == "required" and not command.arg:
-            result.fail(command, "needs an argument")
-            continue
-        if spec[0] == "none" and command.arg:
-            result.fail(command, f"#{command.name} takes no argument")
-            continue
-        previous = seen.setdefault(command.name, command.arg)
-        if command.name != "tag" and previous != command.arg:
-            result.fail(command, f"contradicts an earlier #{command.name} {previous}")
-            continue
-        _check_one(command, sit, result)
-    _check_combinations(reply, sit, result)
-    return result
-
-
-def _check_one(command: Command, sit: Situation, result: Check) -> None:
-    name, arg = command.name, command.arg
-    if name == "assign":
+    def check(self, command: Command, sit: Situation, result: Check) -> None:
+        arg = command.arg
         target = sit.agent if arg.lower() == "me" else (
             sit.directory.agent(arg) or sit.directory.by_address(arg))
         if target is None:
             known = ", ".join(a.name for a in sit.directory.agents)
             result.fail(command, f"no agent named {arg!r} (agents: {known})")
         else:
-            result.assignee = target.name
-    elif name == "status" and arg.lower() not in STATUSES:
-        result.fail(command, f"status must be one of {', '.join(STATUSES)}")
-    elif (name == "close" or (name == "status" and arg.lower() in _FINAL)) \
-            and sit.review_pending:
-        result.fail(command, "a resolution is already waiting for the lead's review")
-    elif name == "priority" and arg.lower() not in PRIORITIES:
-        result.fail(command, f"priority must be one of {', '.join(PRIORITIES)}")
-    elif name == "queue" and arg not in sit.queues:
-        result.fail(command, f"no queue {arg!r} (queues: {', '.join(sorted(sit.queues))})")
-    elif name in ("category", "tag") and len(arg) > 100:
-        result.fail(command, "too long (100 characters at most)")
-    elif name in ("approve", "reject"):
+            result.resolved[self.name] = target.name
+
+    def apply(self, act: Action, given: list[Command]) -> None:
+        assignee = act.resolved[self.name]
+        if act.change("assignee", assignee):
+            act.tell("assigned", [assignee])
+
+
+class _Resolving(AgentCommand):
+    """A command that may resolve the ticket: not while a resolution awaits review."""
+
+    stage = "outcome"
+
+    def resolves(self, command: Command) -> bool:
+        return True
+
+    def check(self, command: Command, sit: Situation, result: Check) -> None:
+        if self.resolves(command) and sit.review_pending:
+            result.fail(command, "a resolution is already waiting for the lead's review")
+
+
+@register
+class SetStatus(_Resolving):
+    name, argument, choices = "status", "required", STATUSES
+
+    def resolves(self, command: Command) -> bool:
+        return command.arg.lower() in _FINAL
+
+    def apply(self, act: Action, given: list[Command]) -> None:
+        act.target = Status(given[-1].arg.lower())
+
+
+class _Field(AgentCommand):
+    """A ticket field set to the argument."""
+
+    argument = "required"
+
+    def apply(self, act: Action, given: list[Command]) -> None:
+        value = given[-1].arg
+        act.change(self.name, value.lower() if self.choices else value)
+
+
+@register
+class SetPriority(_Field):
+    name, choices = "priority", PRIORITIES
+
+
+@register
+class Category(_Field):
+    name, usage, max_length = "category", "NAME", 100
+
+
+@register
+class Queue(_Field):
+    name, usage, summary = "queue", "NAME", "move to another queue"
+
+    def check(self, command: Command, sit: Situation, result: Check) -> None:
+        if command.arg not in sit.queues:
+            result.fail(command, f"no queue {command.arg!r} "
+                                 f"(queues: {', '.join(sorted(sit.queues))})")
+
+
+@register
+class Tag(AgentCommand):
+    name, argument = "tag", "required"
+    usage, summary = "NAME -OTHER", "add (or -remove) tags"
+    max_length, repeatable = 100, True
+
+    def apply(self, act: Action, given: list[Command]) -> None:
+        tags = [t for c in given for t in c.arg.split()]
+        ticket = act.ticket
+        new = set(ticket.tags) | {t for t in tags if not t.startswith("-")}
+        new -= {t[1:] for t in tags if t.startswith("-")}
+        if new != set(ticket.tags):
+            old, ticket.tags = ",".join(ticket.tags), sorted(new)
+            act.event("change", field="tags", old=old, new=",".join(ticket.tags))
+
+
+@register
+class Note(AgentCommand):
+    name, summary = "note", "the whole reply is internal, not sent"
+    stage, overrides = "outcome", ("reopen", "status")
+
+    def apply(self, act: Action, given: list[Command]) -> str:
+        act.tell("note", act.agents_on_ticket())
+        act.event("note")
+        return "internal note"
+
+
+@register
+class Close(_Resolving):
+    name, summary = "close", "send the reply and resolve (a resolved ticket: close)"
+    overrides = ("status",)  # #status resolved, the only one allowed with it
+
+    def apply(self, act: Action, given: list[Command]) -> None:
+        # a ticket already resolved has nothing left but closing
+        resolved = act.ticket.status == Status.RESOLVED
+        act.target = Status.CLOSED if resolved else Status.RESOLVED
+
+
+@register
+class Reopen(AgentCommand):
+    name, summary, stage = "reopen", "back to open", "outcome"
+
+    def check(self, command: Command, sit: Situation, result: Check) -> None:
+        if sit.status not in (Status.RESOLVED, Status.CLOSED):
+            result.fail(command, f"the ticket is {sit.status}, not resolved or closed")
+
+    def apply(self, act: Action, given: list[Command]) -> None:
+        act.set_status(Status.OPEN, detail="reopened by agent")
+
+
+@register
+class Watch(AgentCommand):
+    name, summary = "watch", "be told of every customer reply"
+
+    def apply(self, act: Action, given: list[Command]) -> None:
+        act.watch_after = False  # done here, and said in the history
+        if act.watch():
+            act.event("watch")
+
+
+@register
+class Unwatch(AgentCommand):
+    name, summary = "unwatch", "stop being told"
+    overrides = ("watch",)
+
+    def apply(self, act: Action, given: list[Command]) -> None:
+        act.watch_after = False
+        if act.unwatch():
+            act.event("unwatch")
+
+
+class _Review(AgentCommand):
+    """The lead's decision on a resolution waiting for review: the reply is about it."""
+
+    stage, overrides = "outcome", ("note", "reopen", "status", "close")
+
+    def check(self, command: Command, sit: Situation, result: Check) -> None:
         if not sit.is_lead:
             result.fail(command, "only the team's lead may approve or reject")
         elif not sit.review_pending:
             result.fail(command, "no resolution is waiting for review on this ticket")
-    elif name == "reopen" and sit.status not in (Status.RESOLVED, Status.CLOSED):
-        result.fail(command, f"the ticket is {sit.status}, not resolved or closed")
 
 
-def _check_combinations(reply: Reply, sit: Situation, result: Check) -> None:
-    if reply.has("approve") and reply.has("reject"):
-        result.errors.append("#approve and #reject together: choose one")
-    if reply.has("close") and reply.has("status") and reply.arg("status").lower() != "resolved":
-        result.errors.append("#close and #status together: choose one")
-    if reply.has("close") and reply.has("note"):
-        result.errors.append("#close sends the reply to the customer, #note keeps it "
-                             "internal: choose one")
-    if reply.has("reopen") and (reply.has("close") or reply.has("status")):
-        result.errors.append("#reopen with #close or #status: choose one")
+@register
+class Approve(_Review):
+    name, summary = "approve", "(lead) approve a requested resolution"
+
+    def apply(self, act: Action, given: list[Command]) -> str:
+        return act.decide_review(approved=True, reason="")
+
+
+@register
+class Reject(_Review):
+    name, argument = "reject", "required"
+    usage, summary = "REASON", "(lead) send it back to the agent"
+
+    def apply(self, act: Action, given: list[Command]) -> str:
+        return act.decide_review(approved=False, reason=given[-1].arg)
+
+
+def _status_resolved(reply: Reply) -> bool:
+    return reply.arg("status").lower() == "resolved"
+
+
+# combinations refused outright (the agent is told to choose), checked after each command
+forbid(
+    Conflict("approve", ("reject",), "#approve and #reject together: choose one"),
+    Conflict("close", ("status",), "#close and #status together: choose one",
+             unless=_status_resolved),
+    Conflict("close", ("note",), "#close sends the reply to the customer, #note keeps it "
+                                 "internal: choose one"),
+    Conflict("reopen", ("close", "status"), "#reopen with #close or #status: choose one"),
+)

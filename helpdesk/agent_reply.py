@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from helpdesk import agent_actions, agent_commands, authres, notify, replytext
-from helpdesk.agent_commands import Situation
 from helpdesk.agents import Agent, Directory
 from helpdesk.autoreply import Automatic
 from helpdesk.config import Settings
@@ -83,31 +82,22 @@ def handle(session: Session, settings: Settings, directory: Directory, ticket: T
     # customer gets our rewritten copy, stored as an outgoing message
     incoming.internal, incoming.body_text = True, text
     agent = who.agent
-    checked = check(session, settings, directory, ticket, agent, reply)
-    if checked.errors:
+    outcome = agent_actions.run_commands(session, settings, directory, ticket, agent, reply,
+                                         mail.attachments)
+    if outcome.errors:
+        errors = list(outcome.errors)
         store.event(session, ticket, "command-error", actor=agent.name,
-                    detail="; ".join(checked.errors))
-        notify.command_error(session, settings, ticket, agent, checked.errors,
+                    detail="; ".join(errors))
+        notify.command_error(session, settings, ticket, agent, errors,
                              in_reply_to=mail.message_id)
-        return f"commands refused: {'; '.join(checked.errors)}"
-    done = agent_actions.apply(session, settings, directory, ticket, agent, reply,
-                               checked.assignee, mail.attachments)
-    log.info("agent %s on ticket %s: %s", agent.name, ticket.id, done)
-    return done
+        return f"commands refused: {'; '.join(errors)}"
+    log.info("agent %s on ticket %s: %s", agent.name, ticket.id, outcome.summary)
+    return outcome.summary
 
 
 def check(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
           agent: Agent, reply: agent_commands.Reply) -> agent_commands.Check:
-    """The checks an agent's commands pass before agent_actions.apply, whichever way they
-    came (a mail here, `helpdesk tickets ...` on the command line)."""
-    return agent_commands.check(reply, _situation(session, settings, directory, ticket, agent))
-
-
-def _situation(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
-               agent: Agent) -> Situation:
-    lead = notify.lead_for(settings, directory, ticket)
-    queues = {*settings.queue, settings.helpdesk.default_queue, ticket.queue}
-    return Situation(
-        agent=agent, directory=directory, queues=queues, status=ticket.status,
-        review_pending=staff.pending_review(session, int(ticket.id or 0)) is not None,
-        is_lead=lead is not None and lead.name == agent.name)
+    """The checks an agent's commands pass before they are applied, whichever way they
+    came (agent_actions.run_commands makes them, then applies)."""
+    situation = agent_actions.situation(session, settings, directory, ticket, agent)
+    return agent_commands.check(reply, situation)

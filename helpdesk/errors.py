@@ -28,3 +28,8 @@ class RuleError(HelpdeskError):
 class ListenerError(HelpdeskError):
     """A listening socket cannot be bound: one line naming the listener, the address and,
     where it can be told, what holds it."""
+
+
+class DuplicateCommandError(HelpdeskError):
+    """Two agents' #commands registered under one name or alias: a start-up error, never
+    a silent replacement of one by the other."""

@@ -1,12 +1,11 @@
 """`helpdesk tickets assign|status|reply|note`: an agent acting on a ticket from the shell.
 
-The same registry as a reply by mail: the commands are checked by
-agent_commands (through agent_reply.check, with the same situation: queues,
-review, lead) and carried out by agent_actions.apply, so a reply reaches the
-customer through the outbox exactly as a mail reply does, and every change is
-a history event naming the agent. `--as` must name an agent of agents.toml:
-the shell user is trusted as the admin, but the history names a real agent
-and only agents may act, as by mail.
+The same registry as a reply by mail: the commands of agent_commands go through
+agent_actions.run_commands (checked with the same situation: queues, review,
+lead; then applied), so a reply reaches the customer through the outbox exactly
+as a mail reply does, and every change is a history event naming the agent.
+`--as` must name an agent of agents.toml: the shell user is trusted as the
+admin, but the history names a real agent and only agents may act, as by mail.
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ from email.utils import formataddr, formatdate, make_msgid
 import click
 from sqlmodel import Session
 
-from helpdesk import agent_actions, agent_commands, agent_reply, agents, parse
-from helpdesk.agent_commands import Command, Reply
+from helpdesk import agent_actions, agent_commands, agents, parse
+from helpdesk.agent_commands import Reply, command
 from helpdesk.agents import Agent, Directory
 from helpdesk.commands import CliState, pass_state
 from helpdesk.commands.core import _ticket_number, _write_engine
@@ -43,7 +42,7 @@ _MESSAGE = click.option("-m", "--message", default=None,
 @pass_state
 def assign(state: CliState, ticket_id: str, assignee: str, acting: str) -> None:
     """Give a ticket to an agent (`me` for yourself), as `#assign` by mail."""
-    _act(state, ticket_id, acting, Reply((_command("assign", assignee),)))
+    _act(state, ticket_id, acting, Reply((command("assign", assignee),)))
 
 
 @click.command(name="status")
@@ -53,7 +52,7 @@ def assign(state: CliState, ticket_id: str, assignee: str, acting: str) -> None:
 @pass_state
 def set_status(state: CliState, ticket_id: str, status: str, acting: str) -> None:
     """Set a ticket's status, as `#status` by mail (resolved and closed tell the customer)."""
-    _act(state, ticket_id, acting, Reply((_command("status", status),)))
+    _act(state, ticket_id, acting, Reply((command("status", status),)))
 
 
 @click.command(name="reply")
@@ -73,11 +72,7 @@ def reply(state: CliState, ticket_id: str, acting: str, message: str | None) -> 
 @pass_state
 def note(state: CliState, ticket_id: str, acting: str, message: str | None) -> None:
     """An internal note for the agents, as `#note` by mail; never sent to the customer."""
-    _act(state, ticket_id, acting, Reply((_command("note", ""),), _text(message)))
-
-
-def _command(name: str, arg: str) -> Command:
-    return Command(name, arg, f"#{name} {arg}".rstrip())
+    _act(state, ticket_id, acting, Reply((command("note", ""),), _text(message)))
 
 
 def _text(message: str | None) -> str:
@@ -110,14 +105,12 @@ def _apply(session: Session, settings: Settings, directory: Directory, number: i
     ticket = queries.ticket(session, number)
     if ticket is None:
         raise click.ClickException(f"no ticket {settings.helpdesk.ticket_prefix}-{number}")
-    checked = agent_reply.check(session, settings, directory, ticket, agent, reply_)
-    if checked.errors:
-        raise click.ClickException("refused, nothing changed:\n  " +
-                                   "\n  ".join(checked.errors))
-    if reply_.has("note"):
+    done = agent_actions.run_commands(session, settings, directory, ticket, agent, reply_)
+    if done.errors:
+        raise click.ClickException("refused, nothing changed:\n  " + "\n  ".join(done.errors))
+    if reply_.has("note"):  # only once applied: a refused note leaves no mail behind
         _keep_note(session, settings, ticket, agent, reply_.text)
-    return agent_actions.apply(session, settings, directory, ticket, agent, reply_,
-                               checked.assignee, ())
+    return done.summary
 
 
 def _keep_note(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
