@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, Table, func, inspect, select, text
 from sqlmodel import SQLModel
 
-from helpdesk.store import db, models  # noqa: F401  (models registers the tables)
+from helpdesk.store import db, models, search  # noqa: F401  (models registers the tables)
 
 log = logging.getLogger("helpdesk.migrate")
 BATCH = 500
@@ -38,7 +38,7 @@ def _tables() -> list[Table]:
 
 
 def _check(source: Engine, target: Engine) -> None:
-    known = {t.name for t in _tables()} | {"alembic_version"}
+    known = {t.name for t in _tables()} | {"alembic_version", search.TABLE, *search.SQLITE_SHADOW}
     extra = set(inspect(target).get_table_names()) - known
     if extra:
         # a newer schema than this code knows: copying would silently drop those tables
@@ -94,6 +94,7 @@ def migrate(source_url: str, target_url: str,
                     progress(item)
                 done.append(item)
             _reset_sequences(dst)
+            search.rebuild(dst)  # the index is not a model table: built from the copy
         return done
     finally:
         source.dispose()
