@@ -247,18 +247,40 @@ _SHOWN = (col(Message.ticket_id).label("ticket_id"), col(Ticket.subject).label("
 def _search_sqlite(session: Session, terms: list[Term], filters: Filters, limit: int,
                    offset: int):  # type: ignore[no-untyped-def]
     fts = literal_column(TABLE)
-    # column weights: subject, addresses, attachment names, body
-    score = func.bm25(fts, 10.0, 4.0, 4.0, 1.0)
-    stmt = (
-        select(_fts.c.rowid.label("message_id"), *_SHOWN, (-score).label("rank"),
-               func.snippet(fts, -1, START, STOP, "…", 24).label("snip"))
-        .select_from(_fts.join(Message, col(Message.id) == _fts.c.rowid)
+    match = text(f"{TABLE} MATCH :q").bindparams(q=fts5_query(terms))
+    # column weights: subject, addresses, attachment names, body; bm25 is lower for better
+    score = func.bm25(fts, 10.0, 4.0, 4.0, 1.0).label("score")
+    source = _fts
+    where = _where(filters)
+    if where:  # the joins cost a lookup per matching message: only when filtering
+        source = _fts.join(Message, col(Message.id) == _fts.c.rowid) \
+            .join(Ticket, col(Ticket.id) == col(Message.ticket_id))
+    page = (select(_fts.c.rowid.label("message_id"), score).select_from(source)
+            .where(match, *where).order_by(score, _fts.c.rowid.desc())
+            .limit(limit).offset(offset).subquery())
+    rows = session.execute(
+        select(page.c.message_id, *_SHOWN, (-page.c.score).label("rank"))
+        .select_from(page.join(Message, col(Message.id) == page.c.message_id)
                      .join(Ticket, col(Ticket.id) == col(Message.ticket_id)))
-        .where(text(f"{TABLE} MATCH :q").bindparams(q=fts5_query(terms)), *_where(filters))
-        .order_by(score, col(Message.id).desc())
-        .limit(limit).offset(offset)
-    )
-    return session.execute(stmt).all()
+        .order_by(page.c.score, page.c.message_id.desc())).all()
+    if not rows:
+        return []
+    # snippets for this page only: in the ranking query SQLite would make one per match
+    snips = dict(session.execute(
+        select(_fts.c.rowid, func.snippet(fts, -1, START, STOP, "…", 24))
+        .where(match, _fts.c.rowid.in_([r.message_id for r in rows]))).all())
+    return [_Row(*r, snip=snips.get(r.message_id, "")) for r in rows]
+
+
+@dataclass(frozen=True)
+class _Row:
+    message_id: int
+    ticket_id: int
+    subject: str
+    internal: bool
+    direction: str
+    rank: float
+    snip: str
 
 
 _HEADLINE = (f"StartSel={START}, StopSel={STOP}, MaxWords=30, MinWords=12, MaxFragments=2, "
@@ -270,11 +292,13 @@ def _search_pg(session: Session, terms: list[Term], filters: Filters, limit: int
     tsq = func.to_tsquery(literal_column("'simple'::regconfig"),
                           bindparam("q", tsquery(terms)))
     rank = func.ts_rank(_pg.c.tsv, tsq)
+    source = _pg.join(Message, col(Message.id) == _pg.c.message_id) \
+        .join(Ticket, col(Ticket.id) == col(Message.ticket_id))
+    match, where = _pg.c.tsv.op("@@")(tsq), _where(filters)
     page = (
         select(_pg.c.message_id, rank.label("rank"))
-        .select_from(_pg.join(Message, col(Message.id) == _pg.c.message_id)
-                     .join(Ticket, col(Ticket.id) == col(Message.ticket_id)))
-        .where(_pg.c.tsv.op("@@")(tsq), *_where(filters))
+        .select_from(source)
+        .where(match, *where)
         .order_by(rank.desc(), col(Message.id).desc())
         .limit(limit).offset(offset)
         .subquery()
