@@ -181,3 +181,17 @@ def test_a_deleted_message_leaves_the_index(stocked: Settings) -> None:
         with db.session_scope(engine_for(stocked)) as session:
             session.execute(text("INSERT INTO message_search(message_search, rank) "
                                  "VALUES ('integrity-check', 1)"))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_helpdesk_moved_to_postgresql_is_searchable(stocked: Settings, pg_url: str) -> None:
+    from helpdesk.store import migrate
+
+    migrate.migrate(stocked.database_url, pg_url)
+    engine = db.make_engine(pg_url)
+    try:
+        with db.session_scope(engine) as session:
+            assert [h.ticket_id for h in search.search(session, "quarterly")] == [2]
+    finally:
+        engine.dispose()
