@@ -19,9 +19,18 @@ from helpdesk.pipeline import Pipeline
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db, search
 from helpdesk.store.search import Filters
-from tests.agent_desk import write_agents
+from tests import agent_mails
+from tests.agent_desk import reply_to, wait_mails_to, write_agents
 from tests.conftest import MakeSettings
-from tests.helpers import engine_for, invoke_cli, make_mail
+from tests.helpers import (
+    DaemonThread,
+    RelaySink,
+    engine_for,
+    invoke_cli,
+    make_mail,
+    send,
+    wait_until,
+)
 
 
 def _deliver(settings: Settings, *mails: EmailMessage) -> None:
@@ -195,3 +204,19 @@ def test_a_helpdesk_moved_to_postgresql_is_searchable(stocked: Settings, pg_url:
             assert [h.ticket_id for h in search.search(session, "quarterly")] == [2]
     finally:
         engine.dispose()
+
+
+def test_an_agents_note_by_mail_is_indexed_without_the_quoted_notification(
+    desk: tuple[Settings, DaemonThread], relay: RelaySink,
+) -> None:
+    settings, daemon = desk
+    send(daemon.port, make_mail(subject="Smell", body="The flux capacitor smells of ozone."))
+    notification = wait_mails_to(relay, "alice@staff.test", 1)[0]
+    to = reply_to(notification)
+    raw = agent_mails.gmail(typed="#note\n\nChecked the fuser unit.",
+                            sender="Alice <alice@staff.test>", to=to, original=notification)
+    send(daemon.port, raw, sender="alice@staff.test", rcpts=[to])
+    (note,) = wait_until(lambda: _find(settings, "fuser"), what="the note indexed")
+    assert (note.ticket_id, note.internal) == (1, True)
+    # the notification quoted in alice's mail is not what was kept, so not what is found
+    assert [h.internal for h in _find(settings, "capacitor")] == [False]
