@@ -5,6 +5,7 @@ and on PostgreSQL (the database_url fixture)."""
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -131,6 +132,17 @@ def test_hostile_queries_do_not_raise(stocked: Settings, query: str) -> None:
         assert {2, 3} >= set(_tickets(hits))
 
 
+def test_random_hostile_queries_do_not_raise(stocked: Settings) -> None:
+    rng = random.Random(15)
+    alphabet = ['"', "'", "*", "(", ")", "&", "|", "!", ":", "^", "-", "+", "~", "<", ">",
+                "\\", "{", "}", " ", "NEAR", "AND", "OR", "NOT", "invoice", "ü", "0", "_",
+                "%", ",", ".", "@", "\t", "\u202e", "<->", ":*", "$$"]
+    with db.snapshot_scope(engine_for(stocked)) as session:
+        for _ in range(300):
+            query = "".join(rng.choices(alphabet, k=rng.randint(1, 12)))
+            assert isinstance(search.search(session, query), list), query
+
+
 def test_snippets_are_segments_and_escape_the_mail(stocked: Settings) -> None:
     (hit,) = _find(stocked, "total")
     assert [s.text for s in hit.snippet if s.match] == ["total"]
@@ -154,6 +166,7 @@ def test_notes_and_agent_replies_are_found(make_settings: MakeSettings, tmp_path
     assert reply.exit_code == 0, reply.output
     (hit,) = _find(settings, "zeppelin")
     assert (hit.ticket_id, hit.internal) == (1, True)
+    assert abs(hit.at - clock.now()) < timedelta(minutes=5)
     (hit,) = _find(settings, "marmalade")
     assert (hit.ticket_id, hit.direction) == (1, "out")
 

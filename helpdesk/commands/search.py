@@ -63,6 +63,7 @@ def search(state: CliState, query: str, statuses: tuple[str, ...], queues: tuple
 def _as_dict(h: index.Hit, prefix: str) -> dict[str, object]:
     return {"ticket": f"{prefix}-{h.ticket_id}", "message": h.message_id, "rank": h.rank,
             "subject": h.subject, "internal": h.internal, "direction": h.direction,
+            "at": h.at.isoformat(),
             "snippet": [{"text": s.text, "match": s.match} for s in h.snippet]}
 
 

@@ -84,7 +84,8 @@ class Hit:
     snippet: tuple[Segment, ...]
     subject: str  # the ticket's
     internal: bool  # an agent's mail or note, never shown to the customer
-    direction: str
+    direction: str  # "in" (customer's or agent's mail) or "out" (what we sent)
+    at: datetime  # when the message was stored
     cursor: str = field(default="")  # pass as `cursor` for the hits after this one
 
     def snippet_html(self) -> Markup:
@@ -215,7 +216,7 @@ def search(session: Session, query: str, filters: Filters | None = None, limit: 
         rows = _search_pg(session, terms, filters, limit, offset)
     return [Hit(ticket_id=r.ticket_id, message_id=r.message_id, rank=float(r.rank),
                 snippet=segments(r.snip or ""), subject=r.subject, internal=bool(r.internal),
-                direction=r.direction, cursor=str(offset + i + 1))
+                direction=r.direction, at=r.at, cursor=str(offset + i + 1))
             for i, r in enumerate(rows)]
 
 
@@ -241,7 +242,8 @@ def _where(filters: Filters) -> list[ColumnElement[bool]]:
 
 
 _SHOWN = (col(Message.ticket_id).label("ticket_id"), col(Ticket.subject).label("subject"),
-          col(Message.internal).label("internal"), col(Message.direction).label("direction"))
+          col(Message.internal).label("internal"), col(Message.direction).label("direction"),
+          col(Message.created_at).label("at"))
 
 
 def _search_sqlite(session: Session, terms: list[Term], filters: Filters, limit: int,
@@ -279,6 +281,7 @@ class _Row:
     subject: str
     internal: bool
     direction: str
+    at: datetime
     rank: float
     snip: str
 
