@@ -5,6 +5,7 @@ and on PostgreSQL (the database_url fixture)."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import timedelta
 from email.message import EmailMessage
@@ -179,6 +180,9 @@ def test_the_cli_prints_hits(stocked: Settings) -> None:
     assert "HD-2" in result.output and "HD-3" not in result.output
     result = invoke_cli(stocked, "search", "invoice", "--status", "open")
     assert result.exit_code == 0 and "HD-" not in result.output
+    result = invoke_cli(stocked, "search", "flooded", "--json")
+    (hit,) = json.loads(result.output)
+    assert hit["ticket"] == "HD-1" and {"text": "flooded", "match": True} in hit["snippet"]
     result = invoke_cli(stocked, "search", 'AND( "', "--json")
     assert result.exit_code == 0 and result.output.strip() == "[]"
 
