@@ -119,6 +119,8 @@ def test_pages_follow_the_cursor(stocked: Settings) -> None:
     second = _find(stocked, "invoice", limit=1, cursor=first[-1].cursor)
     rest = _find(stocked, "invoice", limit=1, cursor=second[-1].cursor)
     assert (_tickets(first), _tickets(second), rest) == ([2], [3], [])
+    for cursor in ("x", "-1", "²", "9" * 40, " 1"):  # from a URL: never an error
+        assert isinstance(_find(stocked, "invoice", limit=1, cursor=cursor), list)
 
 
 @pytest.mark.parametrize("query", [

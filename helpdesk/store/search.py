@@ -39,6 +39,7 @@ TABLE = "message_search"
 SQLITE_SHADOW = tuple(f"{TABLE}_{s}" for s in ("data", "idx", "content", "docsize", "config"))
 MAX_BODY = 100_000  # characters of a body indexed: PostgreSQL's tsvector stops at 1 MB
 MAX_TERMS = 32
+MAX_OFFSET = 100_000
 START, STOP = "\x02", "\x03"  # snippet markers; removed from indexed text, so unambiguous
 _WORD = re.compile(r"[^\W_]+")
 _CHUNK = re.compile(r'"([^"]*)"?|(\S+)')
@@ -208,7 +209,8 @@ def search(session: Session, query: str, filters: Filters | None = None, limit: 
     terms = parse_query(query)
     if not terms or limit <= 0:
         return []
-    offset = int(cursor) if cursor.isdigit() else 0
+    # a cursor comes back from a browser: anything but our own numbers means the first page
+    offset = min(int(cursor), MAX_OFFSET) if cursor.isascii() and cursor.isdigit() else 0
     filters = filters or Filters()
     if _is_sqlite(session):
         rows = _search_sqlite(session, terms, filters, limit, offset)
