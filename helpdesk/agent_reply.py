@@ -21,7 +21,7 @@ from helpdesk.agents import Agent, Directory
 from helpdesk.autoreply import Automatic
 from helpdesk.config import Settings
 from helpdesk.parse import ParsedMail
-from helpdesk.store import staff
+from helpdesk.store import search, staff
 from helpdesk.store import tickets as store
 from helpdesk.store.models import Ticket
 from helpdesk.thread import ThreadResult
@@ -81,6 +81,7 @@ def handle(session: Session, settings: Settings, directory: Directory, ticket: T
     # the agent's own mail (commands, maybe an internal note) is for agents only; the
     # customer gets our rewritten copy, stored as an outgoing message
     incoming.internal, incoming.body_text = True, text
+    search.index_message(session, incoming.id)  # the text changed: index what is kept
     agent = who.agent
     outcome = agent_actions.run_commands(session, settings, directory, ticket, agent, reply,
                                          mail.attachments)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, Table, func, inspect, select, text
 from sqlmodel import SQLModel
 
 from helpdesk.errors import HelpdeskError
-from helpdesk.store import db, models  # noqa: F401  (models registers the tables)
+from helpdesk.store import db, models, search  # noqa: F401  (models registers the tables)
 
 log = logging.getLogger("helpdesk.migrate")
 BATCH = 500
@@ -39,7 +39,7 @@ def _tables() -> list[Table]:
 
 
 def _check(source: Engine, target: Engine) -> None:
-    known = {t.name for t in _tables()} | {"alembic_version"}
+    known = {t.name for t in _tables()} | {"alembic_version", search.TABLE, *search.SQLITE_SHADOW}
     extra = set(inspect(target).get_table_names()) - known
     if extra:
         # a newer schema than this code knows: copying would silently drop those tables
@@ -95,6 +95,7 @@ def migrate(source_url: str, target_url: str,
                     progress(item)
                 done.append(item)
             _reset_sequences(dst)
+            search.rebuild(dst)  # the index is not a model table: built from the copy
         return done
     finally:
         source.dispose()

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from helpdesk import clock
 from helpdesk.mimeparts import Attachment as MailAttachment
-from helpdesk.store import blobs
+from helpdesk.store import blobs, search
 from helpdesk.store.models import (
     AgentRecord,
     Attachment,
@@ -130,4 +130,5 @@ def store_outgoing(session: Session, data_dir: Path, ticket: Ticket, *, message_
         session.add(Attachment(message_id=message.id, filename=att.filename,
                                content_type=att.content_type, size=att.size, sha256=sha,
                                inline=att.inline, content_id=att.content_id))
+    search.index_message(session, message.id)
     return message

@@ -14,7 +14,7 @@ from sqlmodel import Session
 from helpdesk import assign, clock
 from helpdesk.parse import ParsedMail
 from helpdesk.rules import AssignRequest
-from helpdesk.store import blobs, queries
+from helpdesk.store import blobs, queries, search
 from helpdesk.store.models import Attachment, Contact, Event, Message, Ticket, msgid_key
 
 
@@ -108,6 +108,7 @@ def store_incoming(session: Session, data_dir: Path, ticket: Ticket, mail: Parse
                                content_type=att.content_type, size=att.size, sha256=sha,
                                inline=att.inline, content_id=att.content_id))
     ticket.updated_at = clock.now()
+    search.index_message(session, message.id)  # searchable exactly when it commits
     return message
 
 
