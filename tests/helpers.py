@@ -304,8 +304,13 @@ def wait_drained(settings: Settings, timeout: float = 15.0) -> None:
 
 
 def wait_outbox_passes(daemon: DaemonThread, count: int = 2, timeout: float = 15.0) -> None:
-    """Wait until the daemon's outbox worker has finished `count` more passes: the
-    last of them began after this call, so every row due now has had its turn."""
+    """Wait until every outbox row's next attempt time has come (a retry's backoff, a
+    claim's lease) and the daemon's outbox worker has then finished `count` passes:
+    a row that could go out again has had its turn, so what did not go out won't."""
+    from helpdesk import clock
+
+    due = max((r.next_attempt_at for r in outbox_rows(daemon.daemon.settings)), default=None)
+    wait_until(lambda: due is None or clock.now() > due, timeout, what="every outbox row due")
     worker = daemon.daemon.outbox
     deliver_due = worker.deliver_due
     done: list[int] = []
