@@ -11,6 +11,7 @@ import email.policy
 import re
 import threading
 from collections.abc import Sequence
+from email.header import Header
 from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -60,7 +61,22 @@ class _MsgIdList(UnstructuredHeader):
         return f"{self.name}: " + f"{policy.linesep} ".join(str(self).split()) + policy.linesep
 
 
+class _Subject(UnstructuredHeader):
+    """The stdlib folds a long non-ASCII subject into encoded words and drops the spaces
+    where one word ends and the next begins: "a b" reads back as "ab". The older
+    encoder keeps every space inside a word."""
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        value = str(self)
+        if value.isascii() or policy.utf8:
+            return super().fold(policy=policy)
+        encoded = Header(value, "utf-8", header_name=self.name).encode(
+            linesep=policy.linesep, maxlinelen=policy.max_line_length or 78)
+        return f"{self.name}: {encoded}{policy.linesep}"
+
+
 _REGISTRY = _CachedRegistry()
+_REGISTRY.map_to_type("subject", _Subject)
 _REGISTRY.map_to_type("in-reply-to", _MsgIdList)
 _REGISTRY.map_to_type("references", _MsgIdList)
 POLICY = email.policy.default.clone(header_factory=_REGISTRY)

@@ -16,7 +16,10 @@ from inscriptis import get_text
 # Characters the stdlib refuses in outgoing header values (see dependencies.md),
 # plus C0 controls that break databases and terminals.
 _BAD_HEADER_CHARS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
-_LEFTOVER_WORD = re.compile(r"=\?|\?=")
+# between the "=" and "?" of a leftover "=?" or "?=": where a space breaks it apart.
+# Zero-width, so overlapping pairs ("?=?") are all split in one pass and cleaning
+# cleaned text changes nothing.
+_LEFTOVER_WORD = re.compile(r"(?<==)(?=\?)|(?<=\?)(?==)")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 MAX_HTML_FOR_TEXT = 2 * 1024 * 1024
 MAX_HEADER_DECODE = 64 * 1024
@@ -158,6 +161,9 @@ def decode_header_value(
     `charsets` are the body parts' charsets, the best guess for undeclared 8-bit bytes.
     """
     value = undo_surrogates(str(value), charsets, defects)[:MAX_HEADER_DECODE]
+    # Unfold first (RFC 5322 2.2.3: drop the line break, keep the space): decode_header
+    # strips each line's plain text, so "=?..?=<CRLF> x" lost the space before the x.
+    value = _FOLD.sub("", value)
     try:
         chunks = decode_header(value)
     except Exception as err:
@@ -183,7 +189,7 @@ def clean_header_text(value: str) -> str:
     """
     text = _BAD_HEADER_CHARS.sub(" ", value)
     return (
-        _LEFTOVER_WORD.sub(lambda m: " ".join(m.group()), text).strip()
+        _LEFTOVER_WORD.sub(" ", text).strip()
         if "?" in text
         else text.strip()
     )

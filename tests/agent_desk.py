@@ -9,8 +9,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from helpdesk.config import Settings
-from tests.helpers import RelaySink, all_tickets, wait_until
+from tests.helpers import RelaySink, wait_until
 
 AGENTS = """
 [[agent]]
@@ -36,13 +35,14 @@ lead = "lisa"
 """
 
 
-def write_agents(tmp_path: Path) -> None:
+def write_agents(tmp_path: Path, agents: str = AGENTS) -> None:
     (tmp_path / "config").mkdir(exist_ok=True)
-    (tmp_path / "config" / "agents.toml").write_text(AGENTS)
+    (tmp_path / "config" / "agents.toml").write_text(agents)
 
 
 def relay_overrides(relay: RelaySink, **extra: Any) -> dict[str, Any]:
-    return {"outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port}, **extra}
+    outgoing = {"relay_host": "127.0.0.1", "relay_port": relay.port, **extra.pop("outgoing", {})}
+    return {"outgoing": outgoing, **extra}
 
 
 def mails_to(relay: RelaySink, address: str) -> list[EmailMessage]:
@@ -55,20 +55,6 @@ def wait_mails_to(relay: RelaySink, address: str, count: int,
     wait_until(lambda: len(mails_to(relay, address)) >= count, timeout,
                what=f"{count} mails to {address}")
     return mails_to(relay, address)
-
-
-def ticket(settings: Settings, number: int = 1) -> dict[str, Any]:
-    found = [t for t in all_tickets(settings) if t["id"] == f"HD-{number}"]
-    assert found, f"no ticket HD-{number}"
-    return found[0]
-
-
-def wait_ticket(settings: Settings, number: int, predicate: Any, what: str) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        found = [t for t in all_tickets(settings) if t["id"] == f"HD-{number}"]
-        return found[0] if found and predicate(found[0]) else None
-
-    return wait_until(check, 15.0, what=what)
 
 
 def body(msg: EmailMessage) -> str:

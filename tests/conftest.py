@@ -172,16 +172,29 @@ def desk_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def desk(make_settings: MakeSettings, relay: RelaySink, tmp_path: Path,
-         start_daemon: Callable[..., DaemonThread], desk_overrides: dict[str, Any],
+def desk_settings(make_settings: MakeSettings, relay: RelaySink,
+                  tmp_path: Path) -> Callable[..., Settings]:
+    """Factory: desk_settings(agents=..., rules=..., **config) -> the Settings of an
+    agents' desk: agents.toml (tests/agent_desk.py's unless given), rules.toml when
+    given, mail going out through `relay`, and the config overrides."""
+    from tests.agent_desk import AGENTS, relay_overrides, write_agents
+
+    def make(agents: str = AGENTS, rules: str | None = None, **extra: Any) -> Settings:
+        write_agents(tmp_path, agents)
+        if rules is not None:
+            (tmp_path / "config" / "rules.toml").write_text(rules)
+        return make_settings(relay_overrides(relay, **extra))
+
+    return make
+
+
+@pytest.fixture
+def desk(desk_settings: Callable[..., Settings], start_daemon: Callable[..., DaemonThread],
+         desk_overrides: dict[str, Any],
          request: pytest.FixtureRequest) -> tuple[Settings, DaemonThread]:
     """A running daemon with the agents of tests/agent_desk.py, mailing through `relay`;
     `pytest.mark.parametrize("desk", [{...config...}], indirect=True)` adds config."""
-    from tests.agent_desk import relay_overrides, write_agents
-
-    write_agents(tmp_path)
-    extra = {**desk_overrides, **getattr(request, "param", {})}
-    settings = make_settings(relay_overrides(relay, **extra))
+    settings = desk_settings(**{**desk_overrides, **getattr(request, "param", {})})
     return settings, start_daemon(settings)
 
 

@@ -242,6 +242,34 @@ def all_tickets(settings: Settings) -> list[dict[str, Any]]:
         return [ticket_detail(session, t, prefix) for t in queries.tickets(session)]
 
 
+def ticket(settings: Settings, number: int = 1) -> dict[str, Any]:
+    """Ticket HD-<number> as `tickets show --json` has it; it must exist."""
+    found = [t for t in all_tickets(settings) if t["id"] == f"HD-{number}"]
+    assert found, f"no ticket HD-{number}"
+    return found[0]
+
+
+def wait_ticket(settings: Settings, number: int = 1,
+                predicate: Callable[[dict[str, Any]], Any] = bool,
+                what: str = "", timeout: float = 15.0) -> dict[str, Any]:
+    """Wait until ticket HD-<number> exists and `predicate(ticket)` holds; return it."""
+
+    def check() -> dict[str, Any] | None:
+        found = [t for t in all_tickets(settings) if t["id"] == f"HD-{number}"]
+        return found[0] if found and predicate(found[0]) else None
+
+    return wait_until(check, timeout, what=what or f"ticket HD-{number}")
+
+
+def ticket_row(settings: Settings, ticket_id: int) -> Any:
+    """The ticket's database row (datetimes, not the JSON's strings)."""
+    from helpdesk.store import db
+    from helpdesk.store.models import Ticket
+
+    with db.session_scope(engine_for(settings)) as session:
+        return session.get(Ticket, ticket_id)
+
+
 def all_messages(settings: Settings) -> list[dict[str, Any]]:
     return [dict(m, ticket=t["id"]) for t in all_tickets(settings) for m in t["messages"]]
 
@@ -254,6 +282,65 @@ def outbox_rows(settings: Settings) -> list[Any]:
 
     with db.session_scope(engine_for(settings)) as session:
         return list(session.exec(select(Outbox).order_by(Outbox.id)).all())
+
+
+def spool_entries(settings: Settings, sub: str) -> list[str]:
+    """Names in the daemon's spool directory `sub` (incoming, work, bad, ...)."""
+    path = settings.data_dir / "spool" / sub
+    return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+
+
+def drained(settings: Settings) -> bool:
+    """The daemon is done with everything it was given: no mail waiting in or claimed
+    from the spool, and every outgoing mail sent or given up (none queued or sending).
+    The point after which an absence ("no ack was sent") means something."""
+    if any(spool_entries(settings, sub) for sub in ("incoming", "work", "bundles")):
+        return False
+    return all(r.status in ("sent", "dead") for r in outbox_rows(settings))
+
+
+def wait_drained(settings: Settings, timeout: float = 15.0) -> None:
+    wait_until(lambda: drained(settings), timeout, what="the spool and the outbox to drain")
+
+
+def wait_outbox_passes(daemon: DaemonThread, count: int = 2, timeout: float = 15.0) -> None:
+    """Wait until every outbox row's next attempt time has come (a retry's backoff, a
+    claim's lease) and the daemon's outbox worker has then finished `count` passes:
+    a row that could go out again has had its turn, so what did not go out won't."""
+    from helpdesk import clock
+
+    due = max((r.next_attempt_at for r in outbox_rows(daemon.daemon.settings)), default=None)
+    wait_until(lambda: due is None or clock.now() > due, timeout, what="every outbox row due")
+    worker = daemon.daemon.outbox
+    deliver_due = worker.deliver_due
+    done: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return deliver_due(*args, **kwargs)
+        finally:
+            done.append(1)
+
+    worker.deliver_due = counted  # type: ignore[method-assign]
+    try:
+        for _ in range(count):
+            seen = len(done)
+            daemon.daemon.outbox_worker.poke()
+            wait_until(lambda: len(done) > seen, timeout,  # noqa: B023 (called at once)
+                       what="a pass of the outbox worker")
+    finally:
+        del worker.deliver_due
+
+
+def run_pipeline(settings: Settings, spool: Any = None, **kwargs: Any) -> list[Any]:
+    """The pipeline in this process, until the spool is empty: its outcomes."""
+    from helpdesk.pipeline import Pipeline
+    from helpdesk.spool import Spool
+    from helpdesk.store import db
+
+    db.upgrade(settings.database_url)
+    spool = spool or Spool(settings.data_dir / "spool")
+    return list(Pipeline(settings, engine_for(settings), spool, **kwargs).drain())
 
 
 def dispose_engines() -> None:

@@ -102,8 +102,3 @@ def step_keys(settings: Settings, ticket_id: int) -> list[str]:
 
 def mails(settings: Settings, kind: str | None = None) -> list[Any]:
     return [r for r in outbox_rows(settings) if kind is None or r.kind == kind]
-
-
-def ticket(settings: Settings, ticket_id: int) -> Ticket:
-    with db.session_scope(engine_for(settings)) as s:
-        return s.get(Ticket, ticket_id)  # type: ignore[return-value]

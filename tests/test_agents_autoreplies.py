@@ -12,17 +12,11 @@ import pytest
 
 from helpdesk import clock, sla
 from helpdesk.config import Settings
-from helpdesk.pipeline import Pipeline
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db
 from helpdesk.store.models import Ticket
 from tests import agent_mails
-from tests.agent_desk import (
-    msgid,
-    reply_to,
-    wait_mails_to,
-    wait_ticket,
-)
+from tests.agent_desk import msgid, reply_to, wait_mails_to
 from tests.conftest import MakeSettings
 from tests.helpers import (
     DaemonThread,
@@ -31,9 +25,12 @@ from tests.helpers import (
     engine_for,
     make_mail,
     outbox_rows,
+    run_pipeline,
     send,
+    ticket_row,
+    wait_ticket,
 )
-from tests.sched import agent_reply, at, make_ticket, run_pass, set_status, ticket, with_agents
+from tests.sched import agent_reply, at, make_ticket, run_pass, set_status, with_agents
 
 CAROL = "carol@customer.test"
 
@@ -153,9 +150,9 @@ def test_an_auto_reply_is_not_a_customer_reply_for_the_sla_or_the_pending_wait(
     spool = Spool(settings.data_dir / "spool")
     spool.put(away.as_bytes(), Envelope(route="test", mail_from=CAROL,
                                         rcpt_tos=("support@example.test",)))
-    outcomes = Pipeline(settings, engine_for(settings), spool).drain()
+    outcomes = run_pipeline(settings, spool)
     assert [(o.kind, o.ticket) for o in outcomes] == [("stored", f"HD-{tid}")]
-    assert ticket(settings, tid).status == "pending"
+    assert ticket_row(settings, tid).status == "pending"
 
     with db.session_scope(engine_for(settings)) as session:
         t = session.get(Ticket, tid)

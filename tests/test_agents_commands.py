@@ -11,15 +11,7 @@ import pytest
 from helpdesk import clock, tokens
 from helpdesk.config import Settings
 from tests import agent_mails
-from tests.agent_desk import (
-    body,
-    mails_to,
-    msgid,
-    reply_to,
-    ticket,
-    wait_mails_to,
-    wait_ticket,
-)
+from tests.agent_desk import body, mails_to, msgid, reply_to, wait_mails_to
 from tests.helpers import (
     DaemonThread,
     RelaySink,
@@ -28,6 +20,8 @@ from tests.helpers import (
     outbox_rows,
     run_cli,
     send,
+    ticket,
+    wait_ticket,
     wait_until,
 )
 

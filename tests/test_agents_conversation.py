@@ -11,15 +11,8 @@ import pytest
 
 from helpdesk.config import Settings
 from tests import agent_mails
-from tests.agent_desk import (
-    body,
-    mails_to,
-    msgid,
-    reply_to,
-    wait_mails_to,
-    wait_ticket,
-)
-from tests.helpers import DaemonThread, RelaySink, all_tickets, make_mail, send
+from tests.agent_desk import body, mails_to, msgid, reply_to, wait_mails_to
+from tests.helpers import DaemonThread, RelaySink, all_tickets, make_mail, send, wait_ticket
 
 CAROL = "carol@customer.test"
 

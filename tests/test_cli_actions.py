@@ -7,23 +7,23 @@ from __future__ import annotations
 
 import email
 import email.policy
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
 from helpdesk.config import Settings
 from helpdesk.outbox import OutboxWorker
-from tests.agent_desk import body, msgid, relay_overrides, ticket, write_agents
+from tests.agent_desk import body, msgid
 from tests.conftest import MakeSettings
-from tests.helpers import RelaySink, engine_for, invoke_cli, make_mail, outbox_rows, run_cli
+from tests.helpers import RelaySink, engine_for, invoke_cli, make_mail, outbox_rows, run_cli, ticket
 
 CAROL = "carol@customer.test"
 
 
-def _desk(make_settings: MakeSettings, relay: RelaySink, tmp_path: Path,
+def _desk(desk_settings: Callable[..., Settings], tmp_path: Path,
           *mails: EmailMessage, **extra: object) -> Settings:
-    """agents.toml, a config mailing through `relay`, and the mails ingested as tickets."""
-    write_agents(tmp_path)
-    settings = make_settings(relay_overrides(relay, **extra))
+    """The agents' desk config and the mails ingested as tickets (no daemon)."""
+    settings = desk_settings(**extra)
     for i, mail in enumerate(mails):
         (tmp_path / f"{i}.eml").write_bytes(mail.as_bytes())
     result = run_cli(settings, "ingest", *(str(tmp_path / f"{i}.eml") for i in range(len(mails))))
@@ -43,10 +43,10 @@ def _to(mails: list[EmailMessage], address: str) -> list[EmailMessage]:
 
 
 def test_a_reply_from_the_shell_reaches_the_customer_as_a_mail_reply_would(
-    make_settings: MakeSettings, relay: RelaySink, tmp_path: Path,
+    desk_settings: Callable[..., Settings], relay: RelaySink, tmp_path: Path,
 ) -> None:
     first = make_mail(cc="Dave <dave@customer.test>")
-    settings = _desk(make_settings, relay, tmp_path, first)
+    settings = _desk(desk_settings, tmp_path, first)
     result = invoke_cli(settings, "tickets", "reply", "HD-1", "--as", "alice",
                         "-m", "Hi Carol,\n\nplease switch it off at the wall.")
     assert result.exit_code == 0, result.output
@@ -74,9 +74,9 @@ def test_a_reply_from_the_shell_reaches_the_customer_as_a_mail_reply_would(
 
 
 def test_commands_from_the_shell_are_checked_and_applied_as_by_mail(
-    make_settings: MakeSettings, relay: RelaySink, tmp_path: Path,
+    desk_settings: Callable[..., Settings], relay: RelaySink, tmp_path: Path,
 ) -> None:
-    settings = _desk(make_settings, relay, tmp_path, make_mail(),
+    settings = _desk(desk_settings, tmp_path, make_mail(),
                      queue={"support": {"team": "support", "review": True}})
 
     def act(*args: str, stdin: str | None = None) -> tuple[int, str]:

@@ -30,7 +30,6 @@ import pytest
 from sqlmodel import select
 
 from helpdesk.config import Settings
-from helpdesk.pipeline import Pipeline
 from helpdesk.rules import Decision, MailContext
 from helpdesk.spool import MAX_RECOVERIES, Envelope, Spool
 from helpdesk.store import db
@@ -38,10 +37,14 @@ from helpdesk.store.models import Contact, Message, Outbox, Quarantine, Ticket
 from tests.helpers import (
     REPO,
     RelaySink,
+    drained,
     engine_for,
     free_port,
     make_mail,
+    outbox_rows,
     run_cli,
+    run_pipeline,
+    spool_entries,
     wait_until,
 )
 
@@ -134,24 +137,8 @@ def stored_message_ids(settings: Settings) -> Counter[str]:
     return Counter(rows)
 
 
-def outbox(settings: Settings) -> list[Outbox]:
-    with db.session_scope(engine_for(settings)) as session:
-        return list(session.exec(select(Outbox).order_by(Outbox.id)).all())
-
-
-def spool_entries(settings: Settings, sub: str) -> list[str]:
-    return sorted(p.name for p in (settings.data_dir / "spool" / sub).iterdir())
-
-
 def acks_by_original(relay: RelaySink) -> Counter[str]:
     return Counter(str(r.message["In-Reply-To"]).strip("<>") for r in relay.received)
-
-
-def drained(settings: Settings) -> bool:
-    if spool_entries(settings, "incoming") or spool_entries(settings, "work"):
-        return False
-    rows = outbox(settings)
-    return all(r.status == "sent" for r in rows)
 
 
 # -- a burst of concurrent SMTP clients ---------------------------------------------
@@ -273,7 +260,7 @@ def test_sigkill_in_the_middle_of_a_burst_loses_no_acknowledged_mail_and_duplica
     # dedupe key makes that retry harmless); either way nothing else appears
     assert set(stored) <= set(accepted) | set(result.failed)
 
-    rows = outbox(settings)
+    rows = outbox_rows(settings)
     assert len(rows) == len(stored), "one acknowledgement queued per stored mail"
     assert all(r.status == "sent" for r in rows)
     acks = acks_by_original(relay)
@@ -390,7 +377,6 @@ def test_a_mail_that_always_fails_is_retried_then_quarantined_and_the_rest_flow_
     db.upgrade(settings.database_url)
     spool = Spool(settings.data_dir / "spool")
     router = PoisonRouter()
-    pipeline = Pipeline(settings, engine_for(settings), spool, router=router)
 
     envelope = Envelope(route="smtp", mail_from="eve@customer.test",
                         rcpt_tos=("support@example.test",))
@@ -400,7 +386,7 @@ def test_a_mail_that_always_fails_is_retried_then_quarantined_and_the_rest_flow_
         spool.put(make_mail(sender=f"ok{i}@customer.test", subject=f"fine mail {i}").as_bytes(),
                   envelope)
 
-    outcomes = pipeline.drain()
+    outcomes = run_pipeline(settings, spool, router=router)
 
     # the mails behind the poison one do not wait for it to use up its retries
     assert [o.kind for o in outcomes][:2] == ["retry", "stored"]

@@ -8,7 +8,6 @@ back every waiting mail becomes exactly one ticket with exactly one acknowledgem
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +22,15 @@ from helpdesk.spool import MAX_RECOVERIES
 from helpdesk.store import db
 from helpdesk.store.models import Message, Quarantine
 from tests.conftest import write_toml
-from tests.helpers import DaemonThread, RelaySink, make_mail, run_cli, send, wait_until
+from tests.helpers import (
+    DaemonThread,
+    RelaySink,
+    make_mail,
+    run_cli,
+    send,
+    wait_drained,
+    wait_until,
+)
 from tests.tcpproxy import TcpProxy
 
 PG_ADDRESS = ("127.0.0.1", 5432)
@@ -79,13 +86,19 @@ def test_with_the_database_down_at_start_smtp_answers_250_and_ingest_answers_75(
     daemon = start_daemon(settings)  # migrations fail; the daemon starts anyway
     assert "database unavailable at start" in caplog.text
 
+    def pipeline_waits() -> int:
+        return sum(r.getMessage().startswith("pipeline waiting") for r in caplog.records)
+
+    waits = pipeline_waits()
     send(daemon.port, make_mail(message_id="<waiting@customer.test>"))
     piped = make_mail(sender="dave@customer.test", message_id="<piped@customer.test>")
     result = run_cli(settings, "ingest", stdin=piped.as_bytes())
     assert result.returncode == 75, result.stderr.decode()
     assert b"storage unavailable" in result.stderr
 
-    time.sleep(1.0)  # the pipeline tries and defers meanwhile
+    # the pipeline has tried since the mail came (the send woke it) and waits again
+    wait_until(lambda: pipeline_waits() > waits, timeout=20,
+               what="the pipeline to try and wait for the database")
     assert len(spooled(settings)) == 1, "the SMTP mail waits in the spool"
     assert stored(direct) == Counter()
 
@@ -97,7 +110,7 @@ def test_with_the_database_down_at_start_smtp_answers_250_and_ingest_answers_75(
     wait_until(lambda: acks_for(relay)["piped@customer.test"], timeout=20,
                what="the piped mail to be acknowledged")
 
-    time.sleep(0.5)
+    wait_drained(settings, timeout=20)  # anything else queued or spooled is done with
     assert stored(direct) == Counter({"waiting@customer.test": 1, "piped@customer.test": 1})
     assert acks_for(relay) == Counter({"waiting@customer.test": 1, "piped@customer.test": 1})
     assert spooled(settings) == []
@@ -137,7 +150,7 @@ def test_an_outage_while_running_defers_mail_without_counting_it_as_a_failure(
     wait_until(lambda: all(acks_for(relay)[m] for m in during), timeout=30,
                what="the mails spooled during the outage to be acknowledged")
 
-    time.sleep(0.5)
+    wait_drained(settings, timeout=20)
     assert stored(direct) == Counter({m: 1 for m in ["before@customer.test", *during]})
     assert acks_for(relay) == Counter({m: 1 for m in ["before@customer.test", *during]})
     assert quarantined(direct) == []

@@ -11,7 +11,6 @@ import pytest
 
 from helpdesk.config import Settings
 from helpdesk.ingest.imap import ImapPoller
-from helpdesk.pipeline import Pipeline
 from helpdesk.spool import Spool
 from helpdesk.store import queries
 from helpdesk.store.db import session_scope
@@ -25,6 +24,7 @@ from tests.helpers import (
     engine_for,
     make_mail,
     run_cli,
+    run_pipeline,
     send,
     wait_until,
 )
@@ -195,8 +195,7 @@ def test_an_alert_without_a_head_delivered_by_ingest_and_imap_is_one_message(
     finally:
         poller.stop()
         poller.join(15)
-    pipeline = Pipeline(settings_with_relay, engine_for(settings_with_relay), spool)
-    outcomes = pipeline.drain()
+    outcomes = run_pipeline(settings_with_relay, spool)
     assert sorted(o.kind for o in outcomes) == ["duplicate", "stored"]
     assert sorted(m["body_text"] for m in all_messages(settings_with_relay)) == [
         "db2 is 99% full", "web1 is 91% full"]

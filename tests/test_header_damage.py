@@ -9,8 +9,8 @@ from sqlalchemy import text
 
 from helpdesk.config import Settings
 from tests import agent_mails
-from tests.agent_desk import body, msgid, reply_to, wait_mails_to, wait_ticket
-from tests.helpers import DaemonThread, RelaySink, engine_for, make_mail, send
+from tests.agent_desk import body, msgid, reply_to, wait_mails_to
+from tests.helpers import DaemonThread, RelaySink, engine_for, make_mail, send, wait_ticket
 
 CAROL = "carol@customer.test"
 

@@ -10,12 +10,11 @@ import pytest
 
 from helpdesk.config import ImapSection
 from helpdesk.ingest.imap import ImapPoller, default_state_dir
-from helpdesk.pipeline import Pipeline
 from helpdesk.spool import Spool
 from helpdesk.store import db
 from tests.conftest import MakeSettings
 from tests.dovecot import Account, imap_entry, make_mail
-from tests.helpers import all_tickets, engine_for, wait_until
+from tests.helpers import all_tickets, run_pipeline, wait_until
 
 pytestmark = pytest.mark.dovecot
 
@@ -36,14 +35,13 @@ def test_imap_mail_becomes_ticket_and_replay_after_crash_is_a_duplicate(
     settings = make_settings()
     db.upgrade(settings.database_url)
     spool = Spool(settings.data_dir / "spool")
-    pipeline = Pipeline(settings, engine_for(settings), spool)
     state_dir = default_state_dir(settings.data_dir)
     raw = make_mail(1, "e2e")
     imap_account.append(raw)
 
     start = time.monotonic()
     _run_poller_until(imap_entry(imap_account), spool, state_dir, 1)
-    outcomes = pipeline.drain()
+    outcomes = run_pipeline(settings, spool)
     assert [o.kind for o in outcomes] == ["stored"]
     assert time.monotonic() - start < 5
     assert len(all_tickets(settings)) == 1
@@ -55,5 +53,5 @@ def test_imap_mail_becomes_ticket_and_replay_after_crash_is_a_duplicate(
     for path in state_dir.iterdir():
         path.unlink()
     _run_poller_until(imap_entry(imap_account), spool, state_dir, 1)
-    assert [o.kind for o in pipeline.drain()] == ["duplicate"]
+    assert [o.kind for o in run_pipeline(settings, spool)] == ["duplicate"]
     assert len(all_tickets(settings)) == 1

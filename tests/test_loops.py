@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import time
 from email.message import EmailMessage
 
 import pytest
@@ -18,10 +17,13 @@ from tests.helpers import (
     DaemonThread,
     RelaySink,
     all_tickets,
+    drained,
     engine_for,
     make_mail,
     outbox_rows,
     send,
+    wait_drained,
+    wait_ticket,
     wait_until,
 )
 
@@ -29,10 +31,10 @@ CAROL = "carol@customer.test"
 
 
 def _no_ack_reason(settings: Settings, count: int = 1) -> str:
-    tickets = wait_until(lambda: len(all_tickets(settings)) >= count and all_tickets(settings),
-                         what="ticket")
-    events = [e for e in tickets[-1]["events"] if e["kind"] == "no-ack"]
-    assert events, tickets[-1]["events"]
+    """Why the last of `count` tickets was not acknowledged."""
+    last = wait_ticket(settings, count, timeout=10)
+    events = [e for e in last["events"] if e["kind"] == "no-ack"]
+    assert events, last["events"]
     return str(events[0]["detail"])
 
 
@@ -54,7 +56,7 @@ def test_automatic_and_list_mail_is_stored_but_not_acknowledged(
 ) -> None:
     send(daemon.port, make_mail(headers=headers))
     assert reason in _no_ack_reason(settings_with_relay)
-    time.sleep(0.3)
+    wait_drained(settings_with_relay)  # an ack, had one been queued, would be out by now
     assert relay.received == []
 
 
@@ -71,6 +73,7 @@ def test_mail_from_mailer_daemon_is_not_acknowledged(
     send(daemon.port, make_mail(sender="MAILER-DAEMON@mx.customer.test"), sender="")
     reason = _no_ack_reason(settings_with_relay)
     assert "delivery status notification" in reason or "null envelope" in reason
+    wait_drained(settings_with_relay)
     assert relay.received == []
 
 
@@ -105,6 +108,7 @@ def test_a_bounce_of_our_acknowledgement_is_recorded_on_its_ticket(
     assert any(e["kind"] == "bounce" for e in ticket["events"])
     assert ticket["status"] == "new"
     assert len(all_tickets(settings_with_relay)) == 1
+    wait_drained(settings_with_relay)
     assert len(relay.received) == 1
 
 
@@ -123,6 +127,7 @@ def test_a_bounce_on_a_closed_ticket_stays_on_it_and_opens_nothing(
                                  if len(t["messages"]) == 2], what="bounce on HD-1")[0]
     assert ticket["status"] == "closed" and len(all_tickets(settings_with_relay)) == 1
     assert [e["kind"] for e in ticket["events"]].count("bounce") == 1
+    wait_drained(settings_with_relay)
     assert len(relay.received) == 1  # nobody told, nothing acknowledged
 
 
@@ -136,7 +141,7 @@ def test_a_flood_of_new_mail_from_one_sender_gets_a_bounded_number_of_acks(
         send(d.port, make_mail(subject=f"question {i}"))
     wait_until(lambda: len(all_tickets(settings)) == 5, what="5 tickets")
     relay.wait_for(3)
-    time.sleep(0.5)
+    wait_drained(settings)
     assert len(relay.received) == 3
     assert "rate limit" in _no_ack_reason(settings, 5)
 
@@ -191,7 +196,7 @@ def test_answers_to_our_automatic_mail_are_acknowledged_a_few_times_an_hour(
         send(d.port, _answer_to(ack))  # type: ignore[arg-type]
     wait_until(lambda: len(all_tickets(settings)) == 6, what="6 tickets")
     relay.wait_for(5)
-    time.sleep(0.5)
+    wait_drained(settings)
     assert len(relay.received) == 5
     assert "rate limit" in _no_ack_reason(settings, 6)
     assert [r.kind for r in outbox_rows(settings)].count("ack-of-answer") == 2
@@ -222,7 +227,8 @@ def test_two_helpdesks_acknowledging_each_other_do_not_loop(
     send(port_a, make_mail(sender="support@b.test", to="support@a.test"),
          sender="support@b.test", rcpts=["support@a.test"])
     wait_until(lambda: len(all_tickets(b)) == 1, what="A's ack arriving at B")
-    time.sleep(2.0)
+    # B has stored A's ack and sent whatever it queued; A has taken whatever B sent
+    wait_until(lambda: drained(b) and drained(a), what="both helpdesks done")
     assert len(all_tickets(a)) == 1
     assert len(all_tickets(b)) == 1
     assert [r.kind for r in outbox_rows(a)] == ["ack"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -23,6 +22,7 @@ from tests.helpers import (
     make_mail,
     outbox_rows,
     send,
+    wait_outbox_passes,
     wait_until,
 )
 
@@ -54,7 +54,7 @@ def test_a_relay_that_answers_451_twice_gets_the_ack_once_on_the_third_try(
     send(daemon.port, make_mail(message_id="<grey@customer.test>"))
 
     wait_until(row_status(settings_with_relay, "sent"), timeout=15, what="the ack to be sent")
-    time.sleep(1.5)  # longer than the backoff and an idle cycle: nothing else goes out
+    wait_outbox_passes(daemon)  # the worker went on, and nothing else went out
     received = relay.received
     assert len(received) == 1
     assert received[0].message["In-Reply-To"] == "<grey@customer.test>"
@@ -70,7 +70,7 @@ def test_a_relay_that_answers_550_makes_the_ack_dead_and_it_is_not_retried(
     send(daemon.port, make_mail(message_id="<nouser@customer.test>"))
 
     wait_until(row_status(settings_with_relay, "dead"), timeout=15, what="the ack to die")
-    time.sleep(1.5)
+    wait_outbox_passes(daemon)  # and was not tried again
     row = only_row(settings_with_relay)
     assert row.status == "dead"
     assert row.attempts == 1
@@ -99,7 +99,7 @@ def test_mail_waits_while_no_relay_listens_and_goes_out_once_when_it_starts(
     relay = RelaySinkOn(port).start()
     try:
         wait_until(row_status(settings, "sent"), timeout=15, what="delivery once the relay is up")
-        time.sleep(1.5)
+        wait_outbox_passes(daemon)
         assert len(relay.received) == 1
         assert relay.received[0].message["In-Reply-To"] == "<patient@customer.test>"
     finally:

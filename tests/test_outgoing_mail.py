@@ -15,8 +15,16 @@ import pytest
 
 from helpdesk.config import Settings
 from tests import agent_mails
-from tests.agent_desk import body, msgid, reply_to, wait_mails_to, wait_ticket
-from tests.helpers import DaemonThread, RelaySink, make_mail, outbox_rows, send, wait_until
+from tests.agent_desk import body, msgid, reply_to, wait_mails_to
+from tests.helpers import (
+    DaemonThread,
+    RelaySink,
+    make_mail,
+    outbox_rows,
+    send,
+    wait_ticket,
+    wait_until,
+)
 
 CAROL = "carol@customer.test"
 
@@ -53,13 +61,10 @@ def review_queue() -> dict[str, Any]:
 
 
 def test_a_reply_released_after_review_is_threaded_like_a_normal_reply(
-    make_settings: Callable[..., Settings], relay: RelaySink, tmp_path: Any,
+    desk_settings: Callable[..., Settings], relay: RelaySink,
     start_daemon: Callable[..., DaemonThread], review_queue: dict[str, Any],
 ) -> None:
-    from tests.agent_desk import relay_overrides, write_agents
-
-    write_agents(tmp_path)
-    settings = make_settings(relay_overrides(relay, **review_queue))
+    settings = desk_settings(**review_queue)
     daemon = start_daemon(settings)
     # Gmail's Message-IDs are long: too long for one folded header line
     gmail_id = "<CAH+w=7ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw_xyz0123@mail.gmail.com>"
@@ -123,13 +128,9 @@ teams = ["support"]
 
 
 @pytest.fixture
-def named_desk(make_settings: Callable[..., Settings], relay: RelaySink, tmp_path: Any,
+def named_desk(desk_settings: Callable[..., Settings],
                start_daemon: Callable[..., DaemonThread]) -> tuple[Settings, DaemonThread]:
-    from tests.agent_desk import relay_overrides
-
-    (tmp_path / "config").mkdir(exist_ok=True)
-    (tmp_path / "config" / "agents.toml").write_text(AGENTS_WITH_NAMES)
-    settings = make_settings(relay_overrides(relay))
+    settings = desk_settings(AGENTS_WITH_NAMES)
     return settings, start_daemon(settings)
 
 
@@ -253,14 +254,10 @@ def test_a_24_mb_body_is_cut_in_notifications_and_outbox_rows_stay_small(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_no_outgoing_mail_exceeds_the_maximum_what_exceeds_it_is_cut_with_a_note(
-    make_settings: Callable[..., Settings], relay: RelaySink, tmp_path: Any,
+    desk_settings: Callable[..., Settings], relay: RelaySink,
     start_daemon: Callable[..., DaemonThread],
 ) -> None:
-    from tests.agent_desk import write_agents
-
-    write_agents(tmp_path)
-    daemon = start_daemon(make_settings({"outgoing": {
-        "relay_host": "127.0.0.1", "relay_port": relay.port, "max_message_size": 64 * 1024}}))
+    daemon = start_daemon(desk_settings(outgoing={"max_message_size": 64 * 1024}))
     send(daemon.port, make_mail())
     note = wait_mails_to(relay, "alice@staff.test", 1)[0]
     pasted = "\n".join(f"log line {i}: spooler restarted" for i in range(6000))  # ~190 KB

@@ -13,6 +13,7 @@ from helpdesk import config
 from helpdesk.rules.engine import evaluate
 from helpdesk.rules.holder import RulesHolder, watch_rules
 from helpdesk.rules.loader import RuleSetError, load_rules
+from tests.helpers import wait_until
 from tests.rules_mail import ctx, mail, ruleset
 
 REPO = Path(__file__).resolve().parent.parent
@@ -166,12 +167,9 @@ def test_a_bad_agents_file_is_refused_too(tmp_path: Path):
     assert error is not None and "agent 'x': email: 'not-an-address'" in str(error)
 
 
-async def wait_for(condition, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out waiting for the watcher"
-        await asyncio.sleep(0.05)
+async def wait_for(condition) -> None:
+    """wait_until off the event loop, which keeps running the watcher meanwhile."""
+    await asyncio.to_thread(wait_until, condition, what="the watcher")
 
 
 async def test_the_watcher_loads_a_good_edit_and_keeps_rules_on_a_bad_one(tmp_path: Path):

@@ -18,7 +18,7 @@ from helpdesk import clock, jobs
 from helpdesk.config import Settings
 from helpdesk.scheduler import Leader, PassRunner
 from tests.conftest import MakeSettings
-from tests.helpers import REPO, DaemonThread, engine_for, wait_until
+from tests.helpers import REPO, DaemonThread, engine_for, ticket_row, wait_until
 from tests.sched import (
     SLA,
     at,
@@ -28,7 +28,6 @@ from tests.sched import (
     run_pass,
     set_status,
     step_keys,
-    ticket,
     with_agents,
 )
 
@@ -156,7 +155,7 @@ def test_a_simulated_future_run_does_not_hide_later_changes_from_the_live_schedu
     out = run_due_cli(settings, real + timedelta(days=2))
     assert f"HD-{urgent} sla:first_response:0:breach" in out and "simulated" in out
     assert mails(settings) == [] and step_keys(settings, urgent) == []
-    assert ticket(settings, urgent).priority == "high"
+    assert ticket_row(settings, urgent).priority == "high"
     run_pass(settings, datetime.now(UTC))  # the daemon's next pass, a minute later
 
     # alice closes the other ticket for real; an hour later the live pass surveys it

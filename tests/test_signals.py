@@ -13,12 +13,18 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from helpdesk.pipeline import Pipeline
-from helpdesk.spool import Spool
 from helpdesk.store import db
 from helpdesk.store.models import Message
 from tests.conftest import MakeSettings
-from tests.helpers import RelaySink, engine_for, free_port, make_mail, send, wait_until
+from tests.helpers import (
+    RelaySink,
+    engine_for,
+    free_port,
+    make_mail,
+    run_pipeline,
+    send,
+    wait_until,
+)
 from tests.procs import DaemonProc
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -67,8 +73,7 @@ def test_sigterm_drains_and_exits_zero(make_settings: MakeSettings,
     assert took < DRAIN_BOUND_S, f"drain took {took:.1f}s"
 
     # what got 250 is stored, or still in the spool for the next start: finish it here
-    db.upgrade(settings.database_url)
-    Pipeline(settings, engine_for(settings), Spool(settings.data_dir / "spool")).drain()
+    run_pipeline(settings)
     stored = _stored(settings)
     assert set(acked) <= set(stored), f"lost: {set(acked) - set(stored)}"
     assert max(stored.values()) == 1

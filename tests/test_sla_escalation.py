@@ -7,7 +7,7 @@ import pytest
 
 from helpdesk.config import Settings
 from tests.conftest import MakeSettings
-from tests.helpers import cli_json, run_cli
+from tests.helpers import cli_json, run_cli, ticket_row
 from tests.sched import (
     SLA,
     agent_reply,
@@ -18,7 +18,6 @@ from tests.sched import (
     run_pass,
     set_status,
     step_keys,
-    ticket,
     with_agents,
 )
 
@@ -47,7 +46,7 @@ def test_unanswered_ticket_gets_the_warning_then_the_breach_once_each(settings: 
     assert "sla:first_response:0:breach" in out
     breach = mails(settings, "sla-breach")
     assert [b.rcpt_tos for b in breach] == [["lisa@staff.test"]]  # the support team's lead
-    assert ticket(settings, tid).priority == "critical"  # raised one level from high
+    assert ticket_row(settings, tid).priority == "critical"  # raised one level from high
     assert "0 steps done" in run_due_cli(settings, at("2026-11-30T10:05"))
     assert len(mails(settings, "sla-warning")) == 1
     assert len(mails(settings, "sla-breach")) == 1

@@ -9,8 +9,8 @@ from helpdesk.config import Settings
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Review
 from tests.conftest import MakeSettings
-from tests.helpers import all_tickets, engine_for
-from tests.sched import at, customer_reply, mails, make_ticket, run_pass, set_status, ticket
+from tests.helpers import all_tickets, engine_for, ticket_row
+from tests.sched import at, customer_reply, mails, make_ticket, run_pass, set_status
 
 
 @pytest.fixture
@@ -30,11 +30,11 @@ def test_pending_ticket_is_reminded_then_resolved_then_closed(settings: Settings
     done = run_pass(settings, at("2026-12-07T10:00"))
     assert done == [f"HD-{tid} stale:resolve:20261130T100000: resolved: no reply from the "
                     "customer after the reminder"]
-    assert ticket(settings, tid).status == "resolved"
+    assert ticket_row(settings, tid).status == "resolved"
     assert run_pass(settings, at("2026-12-14T09:59")) == []
     assert run_pass(settings, at("2026-12-14T10:00")) == [
         f"HD-{tid} stale:close:20261207T100000: closed"]
-    t = ticket(settings, tid)
+    t = ticket_row(settings, tid)
     assert (t.status, t.closed_at) == ("closed", at("2026-12-14T10:00"))
     history = [(e["actor"], e["kind"], e["new"]) for e in all_tickets(settings)[0]["events"]]
     assert ("scheduler", "change", "resolved") in history
@@ -59,4 +59,4 @@ def test_a_pending_ticket_whose_resolution_awaits_review_is_reminded_but_not_res
         session.add(Review(ticket_id=tid, agent="alice", target_status="resolved"))
     assert len(run_pass(settings, at("2026-12-03T10:00"))) == 1  # the reminder
     assert run_pass(settings, at("2026-12-20T10:00")) == []
-    assert ticket(settings, tid).status == "pending"
+    assert ticket_row(settings, tid).status == "pending"

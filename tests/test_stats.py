@@ -11,7 +11,7 @@ from helpdesk.store import db
 from helpdesk.store.models import Ticket
 from helpdesk.store.sched_models import Survey
 from tests import agent_mails
-from tests.agent_desk import msgid, reply_to, wait_mails_to, wait_ticket
+from tests.agent_desk import msgid, reply_to, wait_mails_to
 from tests.conftest import MakeSettings
 from tests.helpers import (
     DaemonThread,
@@ -22,6 +22,7 @@ from tests.helpers import (
     make_mail,
     run_cli,
     send,
+    wait_ticket,
     wait_until,
 )
 from tests.sched import agent_reply, at, make_ticket, run_pass, set_status, with_agents

@@ -15,13 +15,21 @@ import pytest
 from sqlmodel import select
 
 from helpdesk.config import Settings
-from helpdesk.pipeline import Outcome, Pipeline
+from helpdesk.pipeline import Outcome
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db
 from helpdesk.store.sched_models import Survey
 from tests.conftest import MakeSettings
-from tests.helpers import DaemonThread, all_tickets, engine_for, free_port, make_mail
-from tests.sched import at, mails, make_ticket, run_pass, set_status, ticket, with_agents
+from tests.helpers import (
+    DaemonThread,
+    all_tickets,
+    engine_for,
+    free_port,
+    make_mail,
+    run_pipeline,
+    ticket_row,
+)
+from tests.sched import at, mails, make_ticket, run_pass, set_status, with_agents
 
 CLOSED = at("2026-11-30T12:00")
 
@@ -62,7 +70,7 @@ def answer_survey(settings: Settings, tid: int, subject: str, body: str,
     spool = Spool(settings.data_dir / "spool")
     spool.put(answer.as_bytes(), Envelope(route="test", mail_from="carol@customer.test",
                                           rcpt_tos=("support@example.test",)))
-    return Pipeline(settings, engine_for(settings), spool).drain()
+    return run_pipeline(settings, spool)
 
 
 def test_survey_is_sent_after_the_delay_and_not_twice(settings: Settings):
@@ -129,7 +137,7 @@ def test_replying_to_the_survey_mail_rates_the_ticket(settings: Settings):
     row = survey_row(settings, tid)
     assert (row.score, row.good, row.comment, row.rated_via) == (
         4, True, "thanks, quick and friendly", "mail")
-    assert ticket(settings, tid).status == "closed"  # not reopened, no new ticket
+    assert ticket_row(settings, tid).status == "closed"  # not reopened, no new ticket
     assert len(all_tickets(settings)) == 1
     assert mails(settings, "survey-bad") == []
 
@@ -142,5 +150,5 @@ def test_an_autoresponder_answering_the_survey_is_no_rating(settings: Settings):
     assert [(o.kind, o.ticket) for o in outcomes] == [("stored", f"HD-{tid}")]
     row = survey_row(settings, tid)
     assert row is not None and row.score is None  # still waiting for carol herself
-    assert ticket(settings, tid).status == "closed" and len(all_tickets(settings)) == 1
+    assert ticket_row(settings, tid).status == "closed" and len(all_tickets(settings)) == 1
     assert mails(settings, "survey-bad") == []

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from helpdesk.config import Settings
-from tests.helpers import DaemonThread, RelaySink, all_tickets, make_mail, send, wait_until
+from tests.helpers import (
+    DaemonThread,
+    RelaySink,
+    all_tickets,
+    make_mail,
+    send,
+    wait_ticket,
+    wait_until,
+)
 
 
 def _open_first_ticket(daemon: DaemonThread, relay: RelaySink) -> object:
@@ -12,13 +20,9 @@ def _open_first_ticket(daemon: DaemonThread, relay: RelaySink) -> object:
 
 
 def _messages_of(settings: Settings, ticket_id: str, count: int) -> list[dict]:
-    def ready() -> list[dict] | None:
-        for t in all_tickets(settings):
-            if t["id"] == ticket_id and len(t["messages"]) >= count:
-                return t["messages"]
-        return None
-
-    return wait_until(ready, what=f"{count} messages on {ticket_id}")
+    number = int(ticket_id.removeprefix("HD-"))
+    return wait_ticket(settings, number, lambda t: len(t["messages"]) >= count,
+                       f"{count} messages on {ticket_id}", timeout=10)["messages"]
 
 
 def test_a_customers_second_mail_threads_onto_hd_1_by_the_subject_tag(

@@ -14,7 +14,7 @@ import pytest
 from helpdesk.config import Settings
 from helpdesk.store import db, queries
 from tests import agent_mails
-from tests.agent_desk import body, mails_to, ticket, wait_mails_to, wait_ticket
+from tests.agent_desk import body, mails_to, wait_mails_to
 from tests.helpers import (
     DaemonThread,
     RelaySink,
@@ -22,6 +22,8 @@ from tests.helpers import (
     engine_for,
     make_mail,
     send,
+    ticket,
+    wait_ticket,
     wait_until,
 )
 

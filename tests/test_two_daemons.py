@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from helpdesk.spool import Spool
 from helpdesk.store import db
-from helpdesk.store.models import Message, Outbox
+from helpdesk.store.models import Message
 from tests.conftest import MakeSettings
-from tests.helpers import RelaySink, engine_for, free_port, make_mail, wait_until
+from tests.helpers import RelaySink, drained, engine_for, free_port, make_mail, wait_until
 from tests.procs import DaemonProc
 
 BURST = 60
@@ -53,14 +52,8 @@ def test_burst_across_two_daemons(make_settings: MakeSettings, relay: RelaySink,
         list(pool.map(lambda job: _deliver(*job), jobs))
 
     engine = engine_for(a)
-
-    def settled() -> bool:
-        with db.session_scope(engine) as session:
-            unsent = session.exec(select(Outbox).where(Outbox.status != "sent")).all()
-        spools_empty = not any(Spool(s.data_dir / "spool").pending() for s in (a, b))
-        return spools_empty and not unsent and len(relay.received) >= BURST
-
-    wait_until(settled, 90, interval=0.2, what="both daemons to store and acknowledge all")
+    wait_until(lambda: drained(a) and drained(b) and len(relay.received) >= BURST, 90,
+               interval=0.2, what="both daemons to store and acknowledge all")
     for proc in procs:
         assert proc.terminate() == 0, proc.log()
 
