@@ -9,7 +9,6 @@ bad mail never blocks the ones behind it.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -97,7 +96,6 @@ class Pipeline:
         self.directory: Callable[[], Directory] = (
             directory or getattr(self.router, "directory", None) or (lambda: EMPTY))
         self.on_outbox = on_outbox
-        self.lock = threading.Lock()
         # metrics hook (daemon.py sets it): called once per mail with how it ended
         self.observe: Callable[[Envelope, Outcome, float], None] | None = None
 
