@@ -110,8 +110,10 @@ class Daemon:
         self.spool = Spool(s.data_dir / "spool")
         self.outbox = OutboxWorker(s, self.engine)
         self.outbox_worker = Worker("outbox", self._outbox_step, idle=1.0)
+        self.registry, metrics = make_registry(self.engine, self.imap_status,
+                                               self.spool.waiting)
         self.pipeline = Pipeline(s, self.engine, self.spool, self.router,
-                                 on_outbox=self.outbox_worker.poke)
+                                 on_outbox=self.outbox_worker.poke, observe=metrics.observe)
         self.pipeline_worker = Worker("pipeline", self._pipeline_step, idle=1.0, nice=5)
         self.handler = IntakeHandler(s, self.spool, on_spooled=self.pipeline_worker.poke)
         self.server: asyncio.AbstractServer | None = None
@@ -121,9 +123,6 @@ class Daemon:
                        default_state_dir(s.data_dir), on_stall=self._mailbox_stalled)
             for entry in s.imap
         ]
-        self.registry, metrics = make_registry(self.engine, self.imap_status,
-                                               self.spool.waiting)
-        self.pipeline.observe = metrics.observe
         self.http: HttpServer | None = None  # ops: /healthz, /metrics
         self.public: HttpServer | None = None  # what customers open: survey pages
         self._schema_ready = False

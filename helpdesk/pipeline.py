@@ -85,7 +85,8 @@ class Pipeline:
                  router: Router | None = None,
                  on_outbox: Callable[[], None] | None = None,
                  directory: Callable[[], Directory] | None = None,
-                 reply_hooks: list[ReplyHook] | None = None) -> None:
+                 reply_hooks: list[ReplyHook] | None = None,
+                 observe: Callable[[Envelope, Outcome, float], None] | None = None) -> None:
         self.settings = settings
         self.reply_hooks = (default_reply_hooks(settings, engine) if reply_hooks is None
                             else reply_hooks)
@@ -96,8 +97,8 @@ class Pipeline:
         self.directory: Callable[[], Directory] = (
             directory or getattr(self.router, "directory", None) or (lambda: EMPTY))
         self.on_outbox = on_outbox
-        # metrics hook (daemon.py sets it): called once per mail with how it ended
-        self.observe: Callable[[Envelope, Outcome, float], None] | None = None
+        # metrics hook: called once per mail with how it ended and how long it took
+        self.observe = observe
 
     # -- driving -----------------------------------------------------------------
 
