@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute
 
 from helpdesk import mailout, sd
 from helpdesk.alerts import alert_admins
@@ -249,9 +249,9 @@ class Daemon:
     def _public_routes(self) -> list[BaseRoute]:
         if not self.settings.survey.enabled:
             return []
-        from helpdesk.survey_web import build_app
+        from helpdesk.survey_web import routes
 
-        return [Mount("/", app=build_app(self.settings, self.engine))]  # type: ignore[arg-type]
+        return list(routes(self.settings, self.engine))  # type: ignore[arg-type]
 
     async def _start_http(self) -> None:
         for server in (self.http, self.public):
