@@ -1,5 +1,6 @@
 """Where the daemon carries on past something damaged, it says so in the log: the
-spool's unreadable envelopes and bundles, a rules context's unreadable arrival time."""
+spool's unreadable envelopes and bundles, a rules context's unreadable arrival time,
+an IMAP poller's unreadable state file."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpdesk import clock
+from helpdesk.ingest.imap_state import MailboxState, StateFile
 from helpdesk.rules import MailContext
 from helpdesk.rules.facts import arrival
 from helpdesk.spool import Envelope, Spool
@@ -58,3 +60,14 @@ def test_an_unreadable_arrival_time_becomes_now_with_a_warning_naming_the_mail(
     assert [r.getMessage() for r in caplog.records] == [
         "message <test@example.org>: envelope received_at 'yesterday' is not a time; "
         "taking now as its arrival"]
+
+
+def test_an_unreadable_imap_state_file_means_a_rescan_and_says_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "imap-support.json"
+    path.write_text('{"uidvalidity": 7, "last_u')  # cut short
+    with caplog.at_level(logging.WARNING, logger="helpdesk.ingest.imap"):
+        assert StateFile(path, "support@imap.test:993/INBOX").load() == MailboxState()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith(f"imap state file {path} unreadable (")
+    assert lines[0].endswith("); rescanning the mailbox")
