@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute
 
 from helpdesk import agents, mailout, sd
 from helpdesk.agents import DirectorySource
@@ -115,8 +115,11 @@ class Daemon:
         self.spool = Spool(s.data_dir / "spool")
         self.outbox = OutboxWorker(s, self.engine)
         self.outbox_worker = Worker("outbox", self._outbox_step, idle=1.0)
+        self.registry, metrics = make_registry(self.engine, self.imap_status,
+                                               self.spool.waiting)
         self.pipeline = Pipeline(s, self.engine, self.spool, self.router,
-                                 on_outbox=self.outbox_worker.poke, directory=self.directory)
+                                 on_outbox=self.outbox_worker.poke, directory=self.directory,
+                                 observe=metrics.observe)
         self.pipeline_worker = Worker("pipeline", self._pipeline_step, idle=1.0, nice=5)
         self.handler = IntakeHandler(s, self.spool, on_spooled=self.pipeline_worker.poke)
         self.server: asyncio.AbstractServer | None = None
@@ -126,9 +129,6 @@ class Daemon:
                        default_state_dir(s.data_dir), on_stall=self._mailbox_stalled)
             for entry in s.imap
         ]
-        self.registry, metrics = make_registry(self.engine, self.imap_status,
-                                               self.spool.waiting)
-        self.pipeline.observe = metrics.observe
         self.http: HttpServer | None = None  # ops: /healthz, /metrics
         self.public: HttpServer | None = None  # what customers open: survey pages
         self._schema_ready = False
@@ -256,9 +256,9 @@ class Daemon:
     def _public_routes(self) -> list[BaseRoute]:
         if not self.settings.survey.enabled:
             return []
-        from helpdesk.survey_web import build_app
+        from helpdesk.survey_web import routes
 
-        return [Mount("/", app=build_app(self.settings, self.engine))]  # type: ignore[arg-type]
+        return list(routes(self.settings, self.engine))  # type: ignore[arg-type]
 
     async def _start_http(self) -> None:
         for server in (self.http, self.public):

@@ -8,6 +8,11 @@ uvicorn's own `serve()` installs SIGTERM/SIGINT handlers that would replace the
 daemon's drain handler, so the server is driven by its public parts instead:
 startup on a socket we bound (the port is known even for port 0), main_loop as a
 task, shutdown when the daemon stops.
+
+This is the one way the daemon hosts HTTP. Several features share a listener by
+giving it their routes, at construction or with `add` before `start`: plain routes
+(or a Mount at a prefix of its own) side by side in one Starlette app, since a Mount
+at "/" would answer every path and hide whatever comes after it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Sequence
 
 import uvicorn
 from starlette.applications import Starlette
@@ -30,18 +36,23 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 class HttpServer:
-    def __init__(self, listen: str, routes: list[BaseRoute], serves: str) -> None:
+    def __init__(self, listen: str, routes: Sequence[BaseRoute], serves: str) -> None:
         self.serves = serves  # for the log: what this listener is for
         self.host, port = split_listen(listen)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self.sock = socket.create_server((self.host, port), family=family, reuse_port=False)
         self.port = int(self.sock.getsockname()[1])
-        config = uvicorn.Config(Starlette(routes=routes), log_config=None, access_log=False,
+        self.app = Starlette(routes=list(routes))
+        config = uvicorn.Config(self.app, log_config=None, access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=5, http="h11")
         config.load()
         self.server = uvicorn.Server(config)
         self.server.lifespan = config.lifespan_class(config)
         self._task: asyncio.Task[None] | None = None
+
+    def add(self, *routes: BaseRoute) -> None:
+        """More routes on this listener (another app's pages); before `start`."""
+        self.app.router.routes.extend(routes)
 
     async def start(self) -> None:
         await self.server.startup(sockets=[self.sock])

@@ -348,7 +348,3 @@ def _date(value: str | None, defects: list[str]) -> datetime | None:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
-
-# Kept for callers that imported the old private helper.
-_charset_alias = charset_alias
-decode_bytes = decode_bytes

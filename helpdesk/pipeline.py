@@ -9,7 +9,6 @@ bad mail never blocks the ones behind it.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from helpdesk import agent_reply, autoreply, clock, customer_mail, notify, parse
 from helpdesk.agent_actions import withdraw_review
 from helpdesk.agents import EMPTY, Directory, DirectorySource
 from helpdesk.config import Settings
-from helpdesk.errors import ParseError, TemporaryError
+from helpdesk.errors import HelpdeskError, ParseError, TemporaryError
 from helpdesk.rules import Decision, MailContext
 from helpdesk.rules.context import build_context
 from helpdesk.spool import MAX_RECOVERIES, Entry, Envelope, Spool
@@ -65,7 +64,7 @@ class AddressRouter:
         return Decision(queue=ctx.routed_queue or ctx.default_queue)
 
 
-class _Hold(Exception):
+class _Hold(HelpdeskError):
     """Raised inside the mail's transaction for a mail to quarantine instead of store;
     the quarantine is written after that transaction is rolled back."""
 
@@ -86,7 +85,8 @@ class Pipeline:
                  router: Router | None = None,
                  on_outbox: Callable[[], None] | None = None,
                  directory: DirectorySource | None = None,
-                 reply_hooks: list[ReplyHook] | None = None) -> None:
+                 reply_hooks: list[ReplyHook] | None = None,
+                 observe: Callable[[Envelope, Outcome, float], None] | None = None) -> None:
         self.settings = settings
         self.reply_hooks = (default_reply_hooks(settings, engine) if reply_hooks is None
                             else reply_hooks)
@@ -97,9 +97,8 @@ class Pipeline:
         self.directory: DirectorySource = (
             directory or getattr(self.router, "directory", None) or (lambda: EMPTY))
         self.on_outbox = on_outbox
-        self.lock = threading.Lock()
-        # metrics hook (daemon.py sets it): called once per mail with how it ended
-        self.observe: Callable[[Envelope, Outcome, float], None] | None = None
+        # metrics hook: called once per mail with how it ended and how long it took
+        self.observe = observe
 
     # -- driving -----------------------------------------------------------------
 

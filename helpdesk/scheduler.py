@@ -12,8 +12,12 @@
   when the leader's connection goes. On SQLite a single daemon is assumed (the
   step marks would still stop a double send, but two writers would just wait on
   each other).
-- Jobs are pickled by reference: the job is the module-level `scheduled_pass`,
-  which runs the PassRunner the daemon registered (one daemon per process).
+- Jobs are pickled by reference: the job is the module-level `scheduled_pass`, the
+  same stored row for every daemon on the database (so nothing daemon-specific can
+  ride in it: the last daemon to start would overwrite it, and the others would find
+  no runner under its key). Which runner a pass means is decided where it runs: each
+  SchedulerService runs its jobs on a thread pool of its own whose thread is bound to
+  its runner, so two daemons in one process each run their own passes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Connection, Engine, create_engine, pool, text
@@ -34,7 +39,9 @@ from helpdesk.config import Settings
 
 log = logging.getLogger("helpdesk.scheduler")
 JOB_ID = "helpdesk-pass"
-_runner: PassRunner | None = None
+# the runner of the scheduler whose pool thread this is (see _bind); threads that no
+# scheduler started have none
+_bound = threading.local()
 
 
 class Leader:
@@ -57,8 +64,8 @@ class Leader:
             try:
                 self.conn.execute(text("SELECT 1"))
                 return True
-            except Exception:
-                log.warning("lost the leader connection; trying to lead again")
+            except Exception as err:
+                log.warning("lost the leader connection (%s); trying to lead again", err)
                 self.release()
         return self._acquire()
 
@@ -81,7 +88,10 @@ class Leader:
             try:
                 self.conn.close()  # closing the session releases the advisory lock
             except Exception:
-                log.debug("closing the leader connection failed", exc_info=True)
+                # the server may keep the session, and the lock with it, until it notices
+                # the connection is gone: other daemons cannot lead until then
+                log.exception("closing the leader connection (advisory lock %s) failed",
+                              self.key)
             self.conn = None
 
     def dispose(self) -> None:
@@ -119,11 +129,16 @@ class PassRunner:
         return report
 
 
+def _bind(runner: PassRunner) -> None:
+    """Initialiser of a scheduler's pool thread: the passes it runs are this runner's."""
+    _bound.runner = runner
+
+
 def scheduled_pass() -> None:
     """The stored job (referenced by name, so it survives restarts and pickling)."""
-    runner = _runner
+    runner: PassRunner | None = getattr(_bound, "runner", None)
     if runner is None:
-        log.warning("scheduled pass fired with no daemon registered")
+        log.warning("scheduled pass ran on a thread no scheduler bound to a daemon; skipped")
         return
     runner.run()
 
@@ -137,11 +152,13 @@ class SchedulerService:
         self.scheduler: AsyncIOScheduler | None = None
 
     async def start(self) -> None:
-        global _runner
-        _runner = self.runner
         store = SQLAlchemyJobStore(engine=self.runner.engine, tablename="apscheduler_jobs")
+        # one thread, bound to this daemon's runner (max_instances=1: never two passes)
+        executor = ThreadPoolExecutor(1, pool_kwargs={
+            "initializer": _bind, "initargs": (self.runner,),
+            "thread_name_prefix": "scheduler"})
         self.scheduler = AsyncIOScheduler(
-            jobstores={"default": store}, timezone=UTC,
+            jobstores={"default": store}, executors={"default": executor}, timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         self.scheduler.add_job(
             scheduled_pass, "interval", id=JOB_ID, name="SLA, stale tickets, surveys",
@@ -150,12 +167,9 @@ class SchedulerService:
         self.scheduler.start()
 
     async def stop(self) -> None:
-        global _runner
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         # let a pass in progress finish its ticket before the engine goes away
         if await asyncio.to_thread(self.runner.lock.acquire, True, 20):
             self.runner.lock.release()
         self.runner.leader.dispose()
-        if _runner is self.runner:
-            _runner = None

@@ -98,6 +98,7 @@ class Spool:
         self._syncing = False
         # names listed but not yet claimed: one directory listing serves many claims
         self._listed: list[str] = []
+        self._told_unreadable: set[str] = set()  # bundles whose damage was logged
 
     def put(self, raw: bytes, envelope: Envelope) -> str:
         """Store a mail durably; returns the entry name. Raises TemporaryError on I/O failure."""
@@ -209,7 +210,16 @@ class Spool:
         """
         in_work = sum(1 for p in self.work.iterdir() if p.name.endswith(_SUFFIX))
         return (len(self.pending()) + in_work
-                + sum(_bundle_count(p) for p in self.bundles.iterdir()))
+                + sum(self._bundle_mails(p) for p in self.bundles.iterdir()))
+
+    def _bundle_mails(self, path: Path) -> int:
+        count, error = _bundle_count(path)
+        if error and path.name not in self._told_unreadable:
+            # once per bundle: the gauge is read every few seconds
+            self._told_unreadable.add(path.name)
+            log.warning("spool bundle %s is unreadable after %d mails (%s); counted as "
+                        "that many until the pipeline sets it aside", path.name, count, error)
+        return count
 
     def claim(self, name: str | None = None) -> Entry | None:
         """Take the oldest (or the named) entry; None when there is nothing to claim.
@@ -241,7 +251,10 @@ class Spool:
         line, _, raw = data.partition(b"\n")
         try:
             envelope = Envelope.from_json(line)
-        except ValueError:
+        except ValueError as err:
+            # not ours to drop: the whole file goes on as the mail, its route unknown
+            log.warning("spool entry %s has no readable envelope (%s); processing the "
+                        "whole file as the mail", path.name, err)
             envelope, raw = Envelope(route="unknown"), data
         return Entry(path, envelope, raw, _recoveries(path.name))
 
@@ -316,8 +329,9 @@ def _read_bundle(data: bytes) -> list[tuple[bytes, Envelope]]:
     return items
 
 
-def _bundle_count(path: Path) -> int:
-    """How many mails a bundle holds, from its head lines alone: the bodies are skipped."""
+def _bundle_count(path: Path) -> tuple[int, str]:
+    """How many mails a bundle holds, from its head lines alone: the bodies are skipped;
+    and why the count stopped short ("" when it did not)."""
     count = 0
     try:
         with open(path, "rb") as fh:
@@ -325,10 +339,12 @@ def _bundle_count(path: Path) -> int:
                 fh.seek(int(json.loads(line)["size"]) + 1, os.SEEK_CUR)
                 count += 1
     except FileNotFoundError:
-        pass  # split and removed since the listing: its mails are in incoming/ now
-    except (ValueError, KeyError, TypeError):
-        pass  # unreadable from here on: unbundle will set it aside in bad/
-    return count
+        # split and removed since the listing: its mails are in incoming/ now
+        log.debug("spool bundle %s split while being counted", path.name)
+    except (ValueError, KeyError, TypeError) as err:
+        # unreadable from here on: unbundle will set it aside in bad/ (and say so)
+        return count, f"{type(err).__name__}: {err}"
+    return count, ""
 
 
 def _recoveries(name: str) -> int:

@@ -80,13 +80,6 @@ def marks(session: Session, ticket_id: int) -> dict[str, TicketStep]:
     return {r.key: r for r in rows}
 
 
-def mark(session: Session, ticket: Ticket, key: str, now: datetime, detail: str = "") -> None:
-    """Record a step; the unique (ticket, key) makes a concurrent duplicate fail the flush,
-    which rolls back that whole ticket's transaction (the caller retries and skips it)."""
-    session.add(TicketStep(ticket_id=ticket.id, key=key, at=now, detail=detail[:400]))
-    session.flush()
-
-
 def customer_of(session: Session, ticket: Ticket) -> Contact | None:
     return session.get(Contact, ticket.contact_id) if ticket.contact_id else None
 

@@ -1,5 +1,6 @@
-"""The rating pages the survey links point at: a small Starlette app that the daemon
-serves on its public listener ([http] public, http_server.py).
+"""The rating pages the survey links point at: Starlette routes that the daemon
+serves on its public listener ([http] public, http_server.py), beside any other
+public pages.
 
 Mail security scanners open every link in a mail, so a GET never records anything:
 it shows the choice preselected with a comment box, and only the POST from that
@@ -19,7 +20,6 @@ import html
 from urllib.parse import parse_qs
 
 from sqlalchemy import Engine
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -102,7 +102,7 @@ async def read_form(request: Request, limit: int = MAX_FORM) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
 
 
-def build_app(settings: Settings, engine: Engine) -> Starlette:
+def routes(settings: Settings, engine: Engine) -> list[Route]:
     def state(ticket_id: int) -> survey.LinkState:
         with session_scope(engine) as session:
             return survey.link_state(settings, session, ticket_id)
@@ -153,7 +153,7 @@ def build_app(settings: Settings, engine: Engine) -> Starlette:
         with session_scope(engine) as session:
             return survey.record(settings, engine, session, ticket_id, rating, comment, "web")
 
-    return Starlette(routes=[
+    return [
         Route("/survey/{ticket}/{choice}", show, methods=["GET"]),
         Route("/survey/{ticket}", rate, methods=["POST"]),
-    ])
+    ]

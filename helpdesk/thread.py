@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import re
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from helpdesk.spool import Envelope
 from helpdesk.store import queries
 from helpdesk.store.models import Message, msgid_key
 from helpdesk.tokens import ReplyTarget, find_reply_target
+
+log = logging.getLogger("helpdesk.thread")
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,10 @@ def _bounced_message_id(mail: ParsedMail) -> str:
             try:
                 inner = email.message_from_bytes(att.data, policy=email.policy.compat32)
                 mid = str(inner.get("Message-ID", "") or "").strip()
-            except Exception:
+            except Exception as err:  # a damaged part: the next one may still name it
+                log.warning("message <%s>: returned %s part unreadable (%s: %s); looking "
+                            "at the next one", mail.message_id, att.content_type,
+                            type(err).__name__, err)
                 continue
             if mid:
                 return mid.strip("<>")

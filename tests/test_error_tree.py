@@ -13,7 +13,7 @@ from helpdesk.errors import HelpdeskError
 # Left for the merge: pipeline.py belongs to another branch of this session (issue #14).
 # Derive _Hold from HelpdeskError there and drop it here; until both are done the test
 # below fails, so the entry cannot outlive its reason.
-NOT_YET = {"helpdesk.pipeline._Hold"}
+NOT_YET: set[str] = set()
 
 
 def defined_exceptions() -> list[type[BaseException]]:

@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -59,6 +60,30 @@ def test_daemon_stopped_across_the_due_time_runs_the_steps_once_after_restart(
     with engine_for(settings).connect() as conn:  # one stored job, however often restarted
         assert conn.execute(text("SELECT id FROM apscheduler_jobs")).scalars().all() == [
             "helpdesk-pass"]
+
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_two_daemons_in_one_process_each_run_their_own_passes(
+        make_settings: MakeSettings, start_daemon: Callable[..., DaemonThread],
+        tmp_path: Path):
+    def settings_for(name: str) -> Settings:
+        (tmp_path / name).mkdir()
+        return with_agents(make_settings({
+            "helpdesk": {"data_dir": str(tmp_path / name),
+                         "database_url": f"sqlite:///{tmp_path / name / 'helpdesk.db'}"},
+            "sla": SLA, "scheduler": {"interval": "1s"}}, name=name))
+
+    both = [settings_for("a"), settings_for("b")]
+    tids = [make_ticket(s, at("2026-11-30T09:00")) for s in both]
+    clock.freeze(at("2026-11-30T11:00"))
+    runners = [start_daemon(s).daemon.scheduler.runner for s in both]
+    for runner, name in zip(runners, "ab", strict=True):
+        wait_until(lambda r=runner: r.passes >= 2, what=f"two passes of daemon {name}")
+    for settings, tid in zip(both, tids, strict=True):  # each on its own database
+        assert step_keys(settings, tid) == BOTH_STEPS
+        assert len(mails(settings, "sla-warning")) == 1
+        assert len(mails(settings, "sla-breach")) == 1
 
 
 PG_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

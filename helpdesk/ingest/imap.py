@@ -404,8 +404,10 @@ class ImapPoller:
                 # one fsync for the batch; the pipeline splits it later, off this path
                 self.spool.put_bundle([(bodies[u], self._envelope(u)) for u in uids])
                 return uids, {}
-            except TemporaryError:
-                pass  # one by one, to learn which mails are the trouble
+            except TemporaryError as err:
+                # one by one, to learn which mails are the trouble
+                log.warning("imap %s: could not spool %d mails as one bundle (%s); "
+                            "spooling them one by one", self.name, len(uids), err)
         results = self._pool.map(lambda u: self._put(u, bodies[u]), uids)
         stored: list[int] = []
         failed: dict[int, str] = {}

@@ -8,6 +8,7 @@ afresh instead of skipping mail by a stale UID.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from helpdesk.durable import write_atomic
+
+log = logging.getLogger("helpdesk.ingest.imap")
 
 
 def state_path(state_dir: Path, name: str) -> Path:
@@ -41,8 +44,11 @@ class StateFile:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
             return MailboxState()
-        except (OSError, ValueError):
-            return MailboxState()  # unreadable: rescan; downstream dedupe absorbs repeats
+        except (OSError, ValueError) as err:
+            # rescan; downstream dedupe absorbs the repeats
+            log.warning("imap state file %s unreadable (%s); rescanning the mailbox",
+                        self.path, err)
+            return MailboxState()
         if data.get("identity") != self.identity:
             return MailboxState()
         return MailboxState(data.get("uidvalidity"), int(data.get("last_uid", 0)))

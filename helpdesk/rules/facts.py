@@ -7,6 +7,7 @@ case-folded, at most once per evaluation however many rules ask for it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -14,6 +15,8 @@ from helpdesk import clock
 from helpdesk.hours import BusinessHours
 from helpdesk.rules import MailContext
 from helpdesk.rules.matchers import Budget
+
+log = logging.getLogger(__name__)
 
 
 def _domain(address: str) -> str:
@@ -122,5 +125,6 @@ def arrival(ctx: MailContext) -> datetime:
         try:
             return datetime.fromisoformat(ctx.envelope.received_at)
         except ValueError:
-            pass
+            log.warning("message <%s>: envelope received_at %r is not a time; taking now "
+                        "as its arrival", ctx.mail.message_id, ctx.envelope.received_at)
     return clock.now()
