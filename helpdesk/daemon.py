@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from starlette.routing import BaseRoute, Mount
 
-from helpdesk import mailout, sd
+from helpdesk import agents, mailout, sd
+from helpdesk.agents import Directory
 from helpdesk.alerts import alert_admins
 from helpdesk.config import Settings
 from helpdesk.errors import TemporaryError
@@ -245,14 +246,27 @@ class Daemon:
         if http.public and public:
             host, port = split_listen(http.public)
             with explained("HTTP (public)", host, port, data_dir):
-                self.public = HttpServer(http.public, public, "public: survey pages")
+                self.public = HttpServer(http.public, public, "public: survey pages, desk")
 
     def _public_routes(self) -> list[BaseRoute]:
-        if not self.settings.survey.enabled:
+        if not (self.settings.survey.enabled or self.settings.web.enabled):
             return []
-        from helpdesk.survey_web import build_app
+        from helpdesk.web.app import build_app
+        from helpdesk.web.context import default_base_url
 
-        return [Mount("/", app=build_app(self.settings, self.engine))]  # type: ignore[arg-type]
+        def base_url() -> str:  # the port the listener really got, when configured as 0
+            return default_base_url(self.settings, self.public.port if self.public else None)
+
+        app = build_app(self.settings, self.engine, self._directory,  # type: ignore[arg-type]
+                        on_outbox=self.outbox_worker.poke, base_url=base_url)
+        return [Mount("/", app=app)]
+
+    def _directory(self) -> Directory:
+        """The agents in force: the rules holder's (reloaded with the rules), else the file."""
+        if self.rules is not None:
+            return self.rules.directory()
+        s = self.settings
+        return agents.load(s.beside_config(s.paths.agents, "agents.toml"))
 
     async def _start_http(self) -> None:
         for server in (self.http, self.public):
