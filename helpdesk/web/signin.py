@@ -41,6 +41,9 @@ _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 def issue_link(session: Session, settings: Settings, agent: Agent, base_url: str) -> str:
     """A new single-use sign-in link for `agent`."""
     token = secrets.token_urlsafe(32)
+    # links past their time are of no use to anyone: forget them while we are here
+    session.execute(delete(WebLoginToken).where(
+        col(WebLoginToken.expires_at) < clock.now() - timedelta(days=1)))
     session.add(WebLoginToken(key=digest(token), agent=agent.name,
                               expires_at=clock.now() + settings.web.login_link_valid))
     return f"{base_url.rstrip('/')}{CONFIRM_PATH}?t={quote(token)}"
@@ -79,9 +82,6 @@ def redeem(session: Session, token: str) -> str | None:
         .values(used_at=now))
     if not getattr(won, "rowcount", 0):
         return None
-    # expired links are of no use to anyone: forget them while we are here
-    session.execute(delete(WebLoginToken).where(
-        col(WebLoginToken.expires_at) < now - timedelta(days=1)))
     row = session.get(WebLoginToken, key)
     return row.agent if row is not None else None
 
