@@ -13,6 +13,7 @@ setup(
         # namespace: helpdesk/migrations/ has no __init__.py (alembic reads it by path)
         *find_namespace_packages(include=["helpdesk", "helpdesk.*"], exclude=["*.__pycache__"]),
         "helpdesk.templates",
+        "helpdesk.templates.web",  # the desk's pages and sign-in mail (templates/web/)
     ],
     package_dir={"helpdesk.templates": "templates"},
     package_data={"helpdesk.migrations": ["*.mako"], "helpdesk.templates": ["**/*"]},

@@ -6,7 +6,7 @@
     email = "alice@staff.test"
     alternates = ["a.smith@staff.test"]   # other addresses she writes from
     teams = ["support", "ops"]
-    role = "lead"                          # or "agent" (the default)
+    role = "lead"                          # "agent" (the default), "lead" or "admin"
 
     [[team]]
     name = "support"
@@ -28,7 +28,7 @@ from typing import Any
 from helpdesk.config import Settings
 from helpdesk.errors import ConfigError
 
-ROLES = ("agent", "lead")
+ROLES = ("agent", "lead", "admin")
 _AGENT_KEYS = {"name", "display_name", "email", "alternates", "teams", "role"}
 _TEAM_KEYS = {"name", "lead", "escalation"}
 

@@ -10,6 +10,7 @@ import ipaddress
 import os
 import secrets
 import tomllib
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +25,7 @@ from pydantic import (
 
 from helpdesk.config_base import Section, check_host_port
 from helpdesk.config_sched import (
+    Duration,
     EscalationSection,
     SchedulerSection,
     SlaPolicy,
@@ -225,6 +227,10 @@ class HttpSection(Section):
         "open (the survey links; [survey] public_url is how they reach it, usually through "
         "a reverse proxy). Started only when something public is enabled; never serves "
         "/healthz or /metrics.")
+    public_url: str = Field(
+        "", description="Base URL of links to the public listener that the desk mails "
+        "(sign-in links): how agents reach [http] public, usually https through a reverse "
+        "proxy; empty: http:// and [http] public.")
     max_outbox_delay: float = Field(
         3600.0, gt=0, description="/healthz reports failure when an outgoing mail has been "
         "due for longer than this many seconds (relay down).")
@@ -238,6 +244,26 @@ class HttpSection(Section):
             raise ValueError(f"listen and public are both {self.listen}: /healthz and "
                              f"/metrics must not be served on the public listener")
         return self
+
+
+class WebSection(Section):
+    """The agent desk under /desk on the public listener (helpdesk/web/)."""
+
+    enabled: bool = Field(False, description="Serve the desk (and start the public "
+                          "listener for it).")
+    login_link_valid: Duration = Field(timedelta(minutes=15), description="A sign-in link "
+                                       "works once, within this long after it was mailed.")
+    session_valid: Duration = Field(timedelta(days=7), description="A sign-in lasts this "
+                                    "long; then the agent signs in again.")
+    secure_cookie: Literal["auto", "yes", "no"] = Field(
+        "auto", description="Mark the sign-in cookie Secure (sent over https only); auto: "
+        "when [http] public_url starts with https.")
+    signin_window: Duration = Field(timedelta(minutes=15), description="Sign-in attempts "
+                                    "are counted over this window.")
+    signin_per_address: int = Field(5, ge=1, description="Sign-in attempts (links asked "
+                                    "for, passwords tried) per address or name per window.")
+    signin_per_client: int = Field(20, ge=1, description="Sign-in attempts per client IP "
+                                   "address per window, whatever the address.")
 
 
 class LogSection(Section):
@@ -367,6 +393,7 @@ class Settings(Section):
     agents_auth: AgentsAuthSection = AgentsAuthSection()
     notify: NotifySection = NotifySection()
     http: HttpSection = HttpSection()
+    web: WebSection = WebSection()
 
     source: Annotated[Path | None, Field(exclude=True)] = None
 
@@ -462,8 +489,10 @@ def _generated_secret(data_dir: Path) -> bytes:
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_hex(32))
-        tmp.chmod(0o600)
+        # created 0600, not chmod-ed after writing: never readable by others, even briefly
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
         os.replace(tmp, path)
     return path.read_text().strip().encode()
 

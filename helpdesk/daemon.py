@@ -251,14 +251,19 @@ class Daemon:
         if http.public and public:
             host, port = split_listen(http.public)
             with explained("HTTP (public)", host, port, data_dir):
-                self.public = HttpServer(http.public, public, "public: survey pages")
+                self.public = HttpServer(http.public, public, "public: survey pages, desk")
 
     def _public_routes(self) -> list[BaseRoute]:
-        if not self.settings.survey.enabled:
+        if not (self.settings.survey.enabled or self.settings.web.enabled):
             return []
-        from helpdesk.survey_web import routes
+        from helpdesk.web.app import public_routes
+        from helpdesk.web.context import default_base_url
 
-        return list(routes(self.settings, self.engine))  # type: ignore[arg-type]
+        def base_url() -> str:  # the port the listener really got, when configured as 0
+            return default_base_url(self.settings, self.public.port if self.public else None)
+
+        return public_routes(self.settings, self.engine, self.directory,
+                             on_outbox=self.outbox_worker.poke, base_url=base_url)
 
     async def _start_http(self) -> None:
         for server in (self.http, self.public):

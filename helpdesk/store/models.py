@@ -200,5 +200,9 @@ class Review(SQLModel, table=True):
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-# the scheduler's tables live in their own module; importing it here registers them
-from helpdesk.store import sched_models  # noqa: E402, F401
+# the scheduler's and the web desk's tables live in their own modules; importing them
+# here registers them
+from helpdesk.store import (  # noqa: E402
+    sched_models,  # noqa: F401
+    web_models,  # noqa: F401
+)

@@ -1,0 +1,82 @@
+"""The app the daemon serves on [http] public: the survey pages (survey_web.py) when
+surveys are on, and the agent desk under /desk when [web] enabled.
+
+The desk is its own starlette app, so what guards it guards all of it: CsrfGuard
+checks every POST, and the exception handlers turn `auth.require`'s refusals into the
+sign-in page (SignInRequired) or a 403 page (Forbidden). A wrong path is a 404 page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
+from starlette.types import ASGIApp
+
+from helpdesk.agents import Directory
+from helpdesk.config import Settings
+from helpdesk.web import auth, csrf, desk, pages, sessions
+from helpdesk.web.context import WebContext, default_base_url
+
+
+def _refusal(request: Request, status: int) -> ASGIApp:
+    if status == 413:
+        return pages.message(request, "Too much data", "The form was too large.", 413)
+    return pages.message(request, "This form has expired",
+                         "Go back, reload the page and try again.", 403)
+
+
+async def _sign_in(request: Request, exc: Exception) -> Response:
+    if request.method in csrf.SAFE_METHODS:
+        return auth.sign_in_redirect(request)
+    return pages.message(request, "Please sign in", "You are not signed in.", 403)
+
+
+async def _forbidden(request: Request, exc: Exception) -> Response:
+    return pages.message(request, "Not allowed", "Your role does not allow this.", 403)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        return pages.message(request, "Not found", "There is nothing at this address.", 404)
+    if status == 405:
+        return pages.message(request, "Not allowed", "This page does not take that.", 405)
+    return pages.message(request, "Something went wrong", "Please try again.", status)
+
+
+def desk_app(web: WebContext) -> Starlette:
+    app = Starlette(
+        routes=[*desk.ROUTES, *auth.ROUTES],
+        middleware=[Middleware(csrf.CsrfGuard, key=web.secret,  # type: ignore[arg-type]
+                               session_cookie=sessions.COOKIE, cookie_path="/desk",
+                               secure=web.secure_cookie, refuse=_refusal)],
+        exception_handlers={auth.SignInRequired: _sign_in, auth.Forbidden: _forbidden,
+                            HTTPException: _http_error},
+    )
+    app.state.web = web
+    return app
+
+
+def public_routes(settings: Settings, engine: Engine, directory: Callable[[], Directory],
+                  on_outbox: Callable[[], None] = lambda: None,
+                  base_url: Callable[[], str] | None = None) -> list[BaseRoute]:
+    """The public listener's routes (plain routes, no app mounted at '/', which would
+    answer every path and hide routes added after it); `base_url` gives where mailed
+    links point (default: [http] public_url, else the configured public listener)."""
+    routes: list[BaseRoute] = []
+    if settings.web.enabled:
+        web = WebContext(settings, engine, directory, on_outbox,
+                         base_url or (lambda: default_base_url(settings)), settings.secret)
+        routes.append(Mount("/desk", app=desk_app(web)))
+    if settings.survey.enabled:
+        from helpdesk.survey_web import routes as survey_routes
+
+        routes.extend(survey_routes(settings, engine))
+    return routes

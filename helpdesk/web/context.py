@@ -1,0 +1,47 @@
+"""What every desk route needs, built once per app and kept in `app.state.web`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from helpdesk.agents import Directory
+from helpdesk.config import Settings
+from helpdesk.web.sessions import CookieSigner
+
+
+def default_base_url(settings: Settings, port: int | None = None) -> str:
+    """Where links in mail point: [http] public_url, else the public listener itself
+    (with the port it really got, when configured as port 0)."""
+    if settings.http.public_url:
+        return settings.http.public_url.rstrip("/")
+    host, _, configured = settings.http.public.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port or configured}"
+
+
+@dataclass(frozen=True)
+class WebContext:
+    settings: Settings
+    engine: Engine
+    directory: Callable[[], Directory]  # the agents in force (reloaded on HUP)
+    on_outbox: Callable[[], None]  # a mail was queued: wake the outbox
+    base_url: Callable[[], str]
+    secret: bytes  # settings.secret, read once ([helpdesk] secret, or data_dir/secret)
+
+    @property
+    def signer(self) -> CookieSigner:
+        return CookieSigner(self.secret)
+
+    @property
+    def secure_cookie(self) -> bool:
+        choice = self.settings.web.secure_cookie
+        if choice == "auto":
+            return self.settings.http.public_url.startswith("https:")
+        return choice == "yes"
