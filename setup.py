@@ -3,7 +3,7 @@
 Here, not in pyproject.toml, because pyproject.toml cannot add a directory from outside
 the package to an automatically found package list: the top-level templates/ ships
 inside the package as helpdesk/templates, where an installed daemon looks for it
-(helpdesk/mailout.py). One copy in git feeds both the checkout and the wheel.
+(helpdesk/outgoing/compose.py). One copy in git feeds both the checkout and the wheel.
 """
 
 from setuptools import find_namespace_packages, setup

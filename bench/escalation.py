@@ -29,8 +29,10 @@ from itertools import islice
 
 from sqlalchemy import Engine, text
 
-from helpdesk import clock, config, jobs
-from helpdesk.sla import SlaContext
+from helpdesk import clock
+from helpdesk.config import settings as config
+from helpdesk.schedule import sweep as jobs
+from helpdesk.schedule.sla import SlaContext
 from helpdesk.store import db
 
 PG = os.environ.get("HELPDESK_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")

@@ -9,7 +9,7 @@ body regexes with classes and repeats, 10% header checks, 10% any/not
 combinations with attachments, size and globs. Each mail is routed through every rule (no `stop`).
 
 Baseline, timed in turn with each rule count on the same mails: parsing the mail
-(helpdesk.parse.parse) and building its rules context, which the daemon pays for every
+(helpdesk.mail.parse.parse) and building its rules context, which the daemon pays for every
 mail before any rule runs; so the figure reads "routing through 1,000 rules costs X times
 parsing the mail", and the growth from 10 to 1,000 rules is taken from those ratios.
 """
@@ -24,9 +24,9 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
-from helpdesk import config
-from helpdesk.agents import build as build_directory
-from helpdesk.parse import parse
+from helpdesk.config import settings as config
+from helpdesk.config.agents import build as build_directory
+from helpdesk.mail.parse import parse
 from helpdesk.rules import MailContext
 from helpdesk.rules.context import build_context
 from helpdesk.rules.engine import evaluate

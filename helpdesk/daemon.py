@@ -20,28 +20,30 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from starlette.routing import BaseRoute
 
-from helpdesk import agents, mailout, sd
-from helpdesk.agents import DirectorySource
-from helpdesk.alerts import alert_admins
-from helpdesk.config import Settings
+from helpdesk import systemd as sd
+from helpdesk.config import agents
+from helpdesk.config.agents import DirectorySource
+from helpdesk.config.settings import Settings
 from helpdesk.errors import TemporaryError
-from helpdesk.http_server import HttpServer, split_listen
 from helpdesk.ingest.imap import ImapPoller, default_state_dir
 from helpdesk.ingest.imap_state import PollerStatus
 from helpdesk.ingest.smtp import IntakeHandler, smtp_factory, tls_context
 from helpdesk.ingest.smtp_process import ListenerProcess
 from helpdesk.listeners import explained
-from helpdesk.metrics import make_registry
-from helpdesk.outbox import OutboxWorker
+from helpdesk.outgoing import compose as mailout
+from helpdesk.outgoing.outbox import OutboxWorker
+from helpdesk.outgoing.to_admins import alert_admins
 from helpdesk.pipeline import Pipeline, Router
+from helpdesk.report.status import spool_figures, write_snapshot
 from helpdesk.rules.holder import RulesHolder, watch_rules
 from helpdesk.spool import Spool
-from helpdesk.status import spool_figures, write_snapshot
 from helpdesk.store import db
-from helpdesk.web_health import health_routes
+from helpdesk.web.health import health_routes
+from helpdesk.web.metrics import make_registry
+from helpdesk.web.server import HttpServer, split_listen
 
 if TYPE_CHECKING:
-    from helpdesk.scheduler import SchedulerService
+    from helpdesk.schedule.service import SchedulerService
 
 log = logging.getLogger("helpdesk.daemon")
 DRAIN_SECONDS = 20.0
@@ -137,7 +139,7 @@ class Daemon:
         self.reload_hooks.append(mailout.templates(s).clear)  # this daemon's, no other's
         self.scheduler: SchedulerService | None = None
         if s.scheduler.enabled:
-            from helpdesk.scheduler import SchedulerService
+            from helpdesk.schedule.service import SchedulerService
 
             self.scheduler = SchedulerService(s, self.engine, on_outbox=self.outbox_worker.poke,
                                               directory=self.directory)

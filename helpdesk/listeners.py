@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from helpdesk.errors import ListenerError
-from helpdesk.status import read_snapshot
+from helpdesk.report.status import read_snapshot
 
 PROBE_TIMEOUT_S = 2.0
 

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 
 # passed as `extra=` by the pipeline and the outbox, so log lines can be searched by
 # ticket or Message-ID without parsing the message text
@@ -42,6 +42,6 @@ def setup(settings: Settings) -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # two INFO lines per scheduler pass ("Running job", "executed successfully"), every
-    # minute: kept for those who ask for DEBUG; helpdesk.scheduler logs what a pass did
+    # minute: kept for those who ask for DEBUG; helpdesk.schedule.service logs what a pass did
     debug = root.level <= logging.DEBUG
     logging.getLogger("apscheduler").setLevel(logging.NOTSET if debug else logging.WARNING)

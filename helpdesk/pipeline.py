@@ -20,11 +20,16 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from helpdesk import agent_reply, autoreply, clock, customer_mail, notify, parse, replytext, thread
-from helpdesk.agent_actions import withdraw_review
-from helpdesk.agents import EMPTY, Directory, DirectorySource
-from helpdesk.config import Settings
+from helpdesk import clock, thread
+from helpdesk.agents import notify
+from helpdesk.agents import reply as agent_reply
+from helpdesk.agents.actions import withdraw_review
+from helpdesk.config.agents import EMPTY, Directory, DirectorySource
+from helpdesk.config.settings import Settings
 from helpdesk.errors import HelpdeskError, ParseError, TemporaryError
+from helpdesk.mail import automatic as autoreply
+from helpdesk.mail import parse, replytext
+from helpdesk.outgoing import to_customer as customer_mail
 from helpdesk.rules import Decision, MailContext
 from helpdesk.rules.context import build_context
 from helpdesk.spool import MAX_RECOVERIES, Entry, Envelope, Spool
@@ -49,7 +54,7 @@ ReplyHook = Callable[[Session, parse.ParsedMail], Ticket | None]
 def default_reply_hooks(settings: Settings, engine: Engine) -> list[ReplyHook]:
     if not settings.survey.enabled:
         return []
-    from helpdesk.survey import SurveyReplies
+    from helpdesk.survey.steps import SurveyReplies
 
     return [SurveyReplies(settings, engine)]
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from helpdesk.config import Settings
-from helpdesk.parse import ParsedMail
+from helpdesk.config.settings import Settings
+from helpdesk.mail.parse import ParsedMail
+from helpdesk.mail.tokens import ReplyTarget, find_reply_target
 from helpdesk.spool import Envelope
 from helpdesk.store import queries
 from helpdesk.store.models import Message, msgid_key
-from helpdesk.tokens import ReplyTarget, find_reply_target
 
 log = logging.getLogger("helpdesk.thread")
 

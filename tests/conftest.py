@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from helpdesk import clock, config
-from helpdesk.config import ImapSection, Settings
+from helpdesk import clock
+from helpdesk.config import settings as config
+from helpdesk.config.settings import ImapSection, Settings
 from helpdesk.ingest.imap import ImapPoller
 from helpdesk.spool import Spool
 from tests.dovecot import Account, Dovecot

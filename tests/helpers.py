@@ -22,7 +22,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -233,7 +233,7 @@ def engine_for(settings: Settings) -> Any:
 
 def all_tickets(settings: Settings) -> list[dict[str, Any]]:
     """Every ticket with messages and events, as `tickets show --json` has them."""
-    from helpdesk.present import ticket_detail
+    from helpdesk.report.present import ticket_detail
     from helpdesk.store import db, queries
 
     db.upgrade(settings.database_url)

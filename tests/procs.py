@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from tests.helpers import REPO, wait_until
 
 # socket activation needs the socket at fd 3 and LISTEN_PID naming the daemon itself,

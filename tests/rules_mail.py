@@ -6,8 +6,8 @@ from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from helpdesk.agents import build as build_directory
-from helpdesk.parse import ParsedMail, parse
+from helpdesk.config.agents import build as build_directory
+from helpdesk.mail.parse import ParsedMail, parse
 from helpdesk.rules import MailContext
 from helpdesk.rules.loader import load_rules
 from helpdesk.rules.model import RuleSet

@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlmodel import select
 
-from helpdesk import clock, jobs
-from helpdesk.config import Settings
+from helpdesk import clock
+from helpdesk.config.settings import Settings
+from helpdesk.schedule import sweep as jobs
 from helpdesk.store import db
 from helpdesk.store import tickets as store
-from helpdesk.store.models import Message, Ticket
-from helpdesk.store.sched_models import TicketStep
+from helpdesk.store.models import Message, Ticket, TicketStep
 from tests.helpers import REPO, engine_for, outbox_rows, run_cli
 
 SLA = {"high": {"first_response": "1h", "resolution": "8h"},

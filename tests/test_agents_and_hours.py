@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk import agents
+from helpdesk.config import agents
 from helpdesk.hours import HoursError, parse_hours
 
 REPO = Path(__file__).resolve().parent.parent

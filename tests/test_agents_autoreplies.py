@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from helpdesk import clock, sla
-from helpdesk.config import Settings
+from helpdesk import clock
+from helpdesk.config.settings import Settings
+from helpdesk.schedule import sla
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db
 from helpdesk.store.models import Ticket

@@ -9,11 +9,12 @@ from email.message import EmailMessage
 
 import pytest
 
-from helpdesk import agent_commands, authres
-from helpdesk.agent_commands import Situation
-from helpdesk.agents import build
-from helpdesk.config import Settings
-from helpdesk.replytext import latest_reply
+from helpdesk.agents import commands as agent_commands
+from helpdesk.agents.commands import Situation
+from helpdesk.config.agents import build
+from helpdesk.config.settings import Settings
+from helpdesk.mail import authres
+from helpdesk.mail.replytext import latest_reply
 from tests import agent_mails
 from tests.agent_desk import AGENTS, body, mails_to, reply_to
 from tests.helpers import DaemonThread, RelaySink, make_mail, send, wait_until

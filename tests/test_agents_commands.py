@@ -8,8 +8,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from helpdesk import clock, tokens
-from helpdesk.config import Settings
+from helpdesk import clock
+from helpdesk.config.settings import Settings
+from helpdesk.mail import tokens
 from tests import agent_mails
 from tests.agent_desk import body, mails_to, msgid, reply_to, wait_mails_to
 from tests.helpers import (

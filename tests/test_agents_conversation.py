@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from tests import agent_mails
 from tests.agent_desk import body, mails_to, msgid, reply_to, wait_mails_to
 from tests.helpers import DaemonThread, RelaySink, all_tickets, make_mail, send, wait_ticket

@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
-from helpdesk import agents, clock
-from helpdesk.steps import Runtime
+from helpdesk import clock
+from helpdesk.config import agents
+from helpdesk.schedule.runtime import Runtime
 from helpdesk.store.models import Ticket
 from tests.conftest import MakeSettings
 from tests.helpers import DaemonThread, wait_until
@@ -52,7 +53,7 @@ def test_a_bad_agents_edit_keeps_the_last_good_directory_for_the_scheduler(
     alert = email.message_from_bytes(alerts[0].raw, policy=email.policy.default)
     assert "agents.toml" in alert.get_content()  # type: ignore[attr-defined]
     failures = [r for r in caplog.records if r.levelno >= logging.ERROR
-                and r.name.startswith(("apscheduler", "helpdesk.scheduler", "helpdesk.jobs"))]
+                and r.name.startswith(("apscheduler", "helpdesk.schedule"))]
     assert failures == []
 
 

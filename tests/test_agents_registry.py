@@ -10,11 +10,12 @@ from email.message import EmailMessage
 
 import pytest
 
-from helpdesk import agent_commands, agent_registry
-from helpdesk.agent_actions import Action
-from helpdesk.agent_registry import AgentCommand, Command, register, unregister
-from helpdesk.agents import Agent, Directory
-from helpdesk.config import Settings
+from helpdesk.agents import commands as agent_commands
+from helpdesk.agents import registry as agent_registry
+from helpdesk.agents.actions import Action
+from helpdesk.agents.registry import AgentCommand, Command, register, unregister
+from helpdesk.config.agents import Agent, Directory
+from helpdesk.config.settings import Settings
 from helpdesk.errors import DuplicateCommandError, HelpdeskError
 from tests import agent_mails
 from tests.agent_desk import body, mails_to, reply_to, wait_mails_to, wait_ticket

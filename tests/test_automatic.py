@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from helpdesk import autoreply, parse
-from helpdesk.autoreply import Kind
+from helpdesk.mail import automatic as autoreply
+from helpdesk.mail import parse
+from helpdesk.mail.automatic import Kind
 from helpdesk.spool import Envelope
 from tests.helpers import make_mail
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import inspect, text
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db
 from tests.conftest import MakeSettings

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
-from helpdesk.config import Settings
-from helpdesk.outbox import OutboxWorker
+from helpdesk.config.settings import Settings
+from helpdesk.outgoing.outbox import OutboxWorker
 from tests.agent_desk import body, msgid
 from tests.conftest import MakeSettings
 from tests.helpers import RelaySink, engine_for, invoke_cli, make_mail, outbox_rows, run_cli, ticket

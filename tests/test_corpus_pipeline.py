@@ -11,7 +11,7 @@ from collections import Counter
 
 from sqlmodel import select
 
-from helpdesk.parse import parse
+from helpdesk.mail.parse import parse
 from helpdesk.pipeline import Pipeline
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db, queries

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from helpdesk.rules import Decision, MailContext
 from helpdesk.spool import MAX_RECOVERIES, Envelope, Spool
 from helpdesk.store import db

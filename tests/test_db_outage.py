@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from helpdesk import config
-from helpdesk.config import Settings
+from helpdesk.config import settings as config
+from helpdesk.config.settings import Settings
 from helpdesk.spool import MAX_RECOVERIES
 from helpdesk.store import db
 from helpdesk.store.models import Message, Quarantine

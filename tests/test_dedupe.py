@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from helpdesk.ingest.imap import ImapPoller
 from helpdesk.spool import Spool
 from helpdesk.store import queries

@@ -12,8 +12,8 @@ import tomllib
 
 import pytest
 
-from helpdesk import config
-from helpdesk.config import Settings
+from helpdesk.config import settings as config
+from helpdesk.config.settings import Settings
 from tests.conftest import MakeSettings
 from tests.helpers import REPO, all_tickets, make_mail
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from helpdesk import docgen
-from helpdesk.config import Settings
+from helpdesk.config import docgen
+from helpdesk.config.settings import Settings
 from tests.helpers import REPO
 
 
 def test_committed_reference_is_generated_output() -> None:
     committed = (REPO / "docs" / "configuration.md").read_text()
     assert committed == docgen.reference(), (
-        "docs/configuration.md is stale: run `python -m helpdesk.docgen > docs/configuration.md`")
+        "docs/configuration.md is stale: "
+        "run `python -m helpdesk.config.docgen > docs/configuration.md`")
 
 
 def test_every_section_and_key_appears() -> None:
@@ -40,7 +41,7 @@ def test_types_are_named_for_a_reader_and_sla_targets_are_described() -> None:
 def test_durations_are_written_as_the_config_file_takes_them() -> None:
     from datetime import timedelta
 
-    from helpdesk.config_sched import parse_duration
+    from helpdesk.config.schedule import parse_duration
 
     for value in (timedelta(seconds=90), timedelta(hours=1, minutes=30), timedelta(days=7),
                   timedelta(days=1, hours=12), timedelta(0)):

@@ -39,7 +39,8 @@ def test_the_walk_sees_the_package_s_exceptions() -> None:
     # guards the walk itself: a walk that imported nothing would pass the test above
     names = {f"{cls.__module__}.{cls.__qualname__}" for cls in defined_exceptions()}
     for name in ("helpdesk.errors.ConfigError", "helpdesk.ingest.imap_connect.ImapFault",
-                 "helpdesk.mailout.TemplateNotFound", "helpdesk.store.migrate.MigrationRefused",
+                 "helpdesk.outgoing.compose.TemplateNotFound",
+                 "helpdesk.store.migrate.MigrationRefused",
                  "helpdesk.hours.HoursError", "helpdesk.rules.matchers.SpecError"):
         assert name in names
 

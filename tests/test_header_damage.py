@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from tests import agent_mails
 from tests.agent_desk import body, msgid, reply_to, wait_mails_to
 from tests.helpers import DaemonThread, RelaySink, engine_for, make_mail, send, wait_ticket

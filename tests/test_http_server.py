@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from helpdesk.http_server import HttpServer
+from helpdesk.web.server import HttpServer
 
 
 def _answer(text: str) -> Route:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk import config
+from helpdesk.config import settings as config
 from helpdesk.errors import ConfigError
 from helpdesk.ingest.imap_connect import LoginFailed, TokenSource, parse_token
 

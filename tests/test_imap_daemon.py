@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from tests.conftest import MakeSettings
 from tests.dovecot import Account, make_mail
 from tests.helpers import (

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
+from helpdesk.report.status import read_snapshot
 from helpdesk.spool import Envelope, Spool
-from helpdesk.status import read_snapshot
 from tests.conftest import MakeSettings
 from tests.helpers import RelaySink, free_port, make_mail, run_cli, wait_until
 from tests.procs import DaemonProc

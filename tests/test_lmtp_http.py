@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpdesk import config
+from helpdesk.config import settings as config
 from helpdesk.errors import ConfigError
-from helpdesk.http_server import split_listen
+from helpdesk.web.server import split_listen
 from tests.conftest import MakeSettings
 from tests.helpers import (
     DaemonThread,

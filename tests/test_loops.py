@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Ticket
 from tests import agent_mails

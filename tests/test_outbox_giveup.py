@@ -7,10 +7,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from helpdesk import clock, mailout
-from helpdesk.config import Settings
+from helpdesk import clock
+from helpdesk.config.settings import Settings
 from helpdesk.errors import TemporaryError
-from helpdesk.outbox import OutboxWorker
+from helpdesk.outgoing import compose as mailout
+from helpdesk.outgoing.outbox import OutboxWorker
 from helpdesk.store import db
 from tests.conftest import MakeSettings
 from tests.helpers import RelaySink, engine_for, outbox_rows

@@ -10,8 +10,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from helpdesk import clock
-from helpdesk.config import Settings
-from helpdesk.outbox import OutboxWorker
+from helpdesk.config.settings import Settings
+from helpdesk.outgoing.outbox import OutboxWorker
 from helpdesk.store import db
 from helpdesk.store.models import Outbox
 from tests.helpers import (
@@ -82,7 +82,7 @@ def test_mail_waits_while_no_relay_listens_and_goes_out_once_when_it_starts(
     make_settings: Callable[..., Settings], start_daemon: Callable[..., DaemonThread],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="helpdesk.outbox")
+    caplog.set_level(logging.INFO, logger="helpdesk.outgoing.outbox")
     port = free_port()  # nothing listens here yet
     settings = make_settings({"outgoing": {"relay_host": "127.0.0.1", "relay_port": port}})
     daemon = start_daemon(settings)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from tests import agent_mails
 from tests.agent_desk import body, msgid, reply_to, wait_mails_to
 from tests.helpers import (
@@ -279,7 +279,7 @@ def test_no_outgoing_mail_exceeds_the_maximum_what_exceeds_it_is_cut_with_a_note
 
 
 def test_an_attachment_whose_type_is_no_content_type_goes_out_as_octet_stream() -> None:
-    from helpdesk import mailout
+    from helpdesk.outgoing import compose as mailout
 
     msg = mailout.build(Settings(), to=["carol@customer.test"], subject="Re: files",
                         text="See attached.",

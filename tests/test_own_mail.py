@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from helpdesk.store import db, queries
 from tests.agent_desk import mails_to, msgid, wait_mails_to
 from tests.helpers import (

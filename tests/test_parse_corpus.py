@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from helpdesk.errors import ParseError
-from helpdesk.mimetext import normalise_text, sanitise_html
-from helpdesk.parse import ParsedMail, parse
+from helpdesk.mail.mimetext import normalise_text, sanitise_html
+from helpdesk.mail.parse import ParsedMail, parse
 from tests.corpus import corpus_id, expectations, iter_corpus_files
 
 FILES = list(iter_corpus_files())

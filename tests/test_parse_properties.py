@@ -10,9 +10,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from helpdesk import mailout
 from helpdesk.errors import ParseError
-from helpdesk.parse import ParsedMail, clean_header_text, content_hash, decode_header_value, parse
+from helpdesk.mail.parse import (
+    ParsedMail,
+    clean_header_text,
+    content_hash,
+    decode_header_value,
+    parse,
+)
+from helpdesk.outgoing import compose as mailout
 
 CHARSETS = [
     "utf-8",

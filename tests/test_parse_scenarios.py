@@ -8,8 +8,8 @@ from email.message import EmailMessage
 import pytest
 
 from helpdesk.errors import ParseError
-from helpdesk.mimeparts import MAX_MIME_DEPTH, _from_mailparser
-from helpdesk.parse import content_hash, decode_bytes, decode_header_value, parse
+from helpdesk.mail.mimeparts import MAX_MIME_DEPTH, _from_mailparser
+from helpdesk.mail.parse import content_hash, decode_bytes, decode_header_value, parse
 
 HEAD = b"From: Ann <ann@example.org>\nTo: desk@example.com\nSubject: hi\nMessage-ID: <1@x>\n"
 

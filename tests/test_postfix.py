@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk import config
-from helpdesk.config import Settings
+from helpdesk.config import settings as config
+from helpdesk.config.settings import Settings
 from tests.conftest import MakeSettings, need_server
 from tests.helpers import REPO, DaemonThread, all_tickets, free_port, make_mail, wait_until
 from tests.postfix import Postfix, unavailable_reason

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk.parse import parse
-from helpdesk.replytext import latest_reply
+from helpdesk.mail.parse import parse
+from helpdesk.mail.replytext import latest_reply
 from tests.corpus import corpus_root
 
 KNOWN_DIFFERENCES = {

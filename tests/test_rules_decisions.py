@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk.assign import pick, pick_least_loaded, pick_round_robin
 from helpdesk.rules import AssignRequest, RuleHit
 from helpdesk.rules.actions import ACTIONS, register_action
+from helpdesk.rules.assign import pick, pick_least_loaded, pick_round_robin
 from helpdesk.rules.conditions import CONDITIONS, register_condition
 from helpdesk.rules.engine import ROUTING, evaluate, explain
 from tests.rules_mail import ISSUE_EXAMPLE, ctx, mail, ruleset

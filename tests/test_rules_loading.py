@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk import config
+from helpdesk.config import settings as config
 from helpdesk.rules.engine import evaluate
 from helpdesk.rules.holder import RulesHolder, watch_rules
 from helpdesk.rules.loader import RuleSetError, load_rules

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from helpdesk.pipeline import Pipeline
 from helpdesk.rules.holder import RulesHolder
 from helpdesk.spool import Envelope, Spool

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from helpdesk import clock, jobs
-from helpdesk.config import Settings
-from helpdesk.scheduler import Leader, PassRunner
+from helpdesk import clock
+from helpdesk.config.settings import Settings
+from helpdesk.schedule import sweep as jobs
+from helpdesk.schedule.service import Leader, PassRunner
 from tests.conftest import MakeSettings
 from tests.helpers import REPO, DaemonThread, engine_for, ticket_row, wait_until
 from tests.sched import (

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from helpdesk import clock
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from helpdesk.pipeline import Pipeline
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db, search

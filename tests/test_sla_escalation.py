@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from tests.conftest import MakeSettings
 from tests.helpers import cli_json, run_cli, ticket_row
 from tests.sched import (
@@ -106,7 +106,7 @@ def test_business_hours_and_a_holiday_shift_the_due_time(make_settings: MakeSett
     ({"escalation": {"notify": "bob"}}, "escalation.notify: Value error, must be"),
 ])
 def test_bad_scheduler_config_names_the_file_and_key(data: dict, expected: str, tmp_path):
-    from helpdesk import config
+    from helpdesk.config import settings as config
     from helpdesk.errors import ConfigError
     from tests.conftest import write_toml
 

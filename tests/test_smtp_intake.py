@@ -7,7 +7,7 @@ import smtplib
 
 import pytest
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from tests.helpers import (
     DaemonThread,
     RelaySink,

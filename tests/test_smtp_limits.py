@@ -12,7 +12,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from tests.conftest import MakeSettings
 from tests.helpers import DaemonThread, all_messages, all_tickets, make_mail, wait_until
 

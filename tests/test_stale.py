@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Review
 from tests.conftest import MakeSettings

@@ -6,10 +6,9 @@ from typing import Any
 
 import pytest
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from helpdesk.store import db
-from helpdesk.store.models import Ticket
-from helpdesk.store.sched_models import Survey
+from helpdesk.store.models import Survey, Ticket
 from tests import agent_mails
 from tests.agent_desk import msgid, reply_to, wait_mails_to
 from tests.conftest import MakeSettings

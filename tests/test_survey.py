@@ -14,11 +14,11 @@ from collections.abc import Callable
 import pytest
 from sqlmodel import select
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from helpdesk.pipeline import Outcome
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db
-from helpdesk.store.sched_models import Survey
+from helpdesk.store.models import Survey
 from tests.conftest import MakeSettings
 from tests.helpers import (
     DaemonThread,

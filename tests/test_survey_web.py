@@ -19,8 +19,9 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from helpdesk import clock, survey
-from helpdesk.config import Settings
+from helpdesk import clock
+from helpdesk.config.settings import Settings
+from helpdesk.survey import steps as survey
 from tests.conftest import MakeSettings
 from tests.helpers import DaemonThread, free_port
 from tests.sched import at, mails, run_pass, with_agents

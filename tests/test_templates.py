@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk import mailout
+from helpdesk.outgoing import compose as mailout
 from tests.conftest import MakeSettings
 
 CONTEXT = {"ticket_id": "HD-1", "subject": "Printer", "tagged_subject": "[HD-1] Printer",

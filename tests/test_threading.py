@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from tests.helpers import (
     DaemonThread,
     RelaySink,

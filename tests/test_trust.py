@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from helpdesk.store import db, queries
 from tests import agent_mails
 from tests.agent_desk import body, mails_to, wait_mails_to

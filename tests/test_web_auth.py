@@ -21,8 +21,9 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from helpdesk import agents, clock
-from helpdesk.config import Settings
+from helpdesk import clock
+from helpdesk.config import agents
+from helpdesk.config.settings import Settings
 from helpdesk.store import db
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Outbox

@@ -1,4 +1,8 @@
-"""CLI command groups, one module each; __main__ registers them on the `helpdesk` group."""
+"""CLI command groups, one module each; __main__ registers them on the `helpdesk` group.
+
+May import every stage (a command is a door, like mail and the web); nothing imports
+commands but __main__.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from helpdesk import config
-from helpdesk.config import Settings
+from helpdesk.config import settings as config
+from helpdesk.config.settings import Settings
 from helpdesk.errors import ConfigError
 
 

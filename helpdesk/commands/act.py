@@ -17,13 +17,16 @@ from email.utils import formataddr, formatdate, make_msgid
 import click
 from sqlmodel import Session
 
-from helpdesk import agent_actions, agent_commands, agents, parse
-from helpdesk.agent_commands import Reply, command
-from helpdesk.agents import Agent, Directory
+from helpdesk.agents import actions as agent_actions
+from helpdesk.agents import commands as agent_commands
+from helpdesk.agents.commands import Reply, command
 from helpdesk.commands import CliState, pass_state
 from helpdesk.commands.core import _ticket_number, _write_engine
-from helpdesk.config import Settings
+from helpdesk.config import agents
+from helpdesk.config.agents import Agent, Directory
+from helpdesk.config.settings import Settings
 from helpdesk.errors import ConfigError, TemporaryError
+from helpdesk.mail import parse
 from helpdesk.store import queries
 from helpdesk.store import tickets as store
 from helpdesk.store.db import session_scope

@@ -14,7 +14,7 @@ import click
 
 from helpdesk import clock, logs
 from helpdesk.commands import CliState, echo, pass_state
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from helpdesk.errors import ListenerError, RuleError, TemporaryError
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import blobs, db, queries
@@ -179,7 +179,7 @@ def tickets_group() -> None:
 def tickets_list(state: CliState, status: str | None, assignee: str | None, queue: str | None,
                  customer: str | None, as_json: bool) -> None:
     """Tickets, oldest first."""
-    from helpdesk.present import ticket_summary
+    from helpdesk.report.present import ticket_summary
 
     settings = state.settings
     prefix = settings.helpdesk.ticket_prefix
@@ -207,7 +207,7 @@ _LIST_ROW = ("{id:<10} {status:<9} {priority:<9} {queue:<10} {assignee:<10} {cus
 @pass_state
 def tickets_show(state: CliState, ticket_id: str, as_json: bool) -> None:
     """One ticket: its fields, links, SLA clocks, every message, and its history."""
-    from helpdesk.present import ticket_detail
+    from helpdesk.report.present import ticket_detail
 
     settings = state.settings
     number = _ticket_number(ticket_id, settings.helpdesk.ticket_prefix)
@@ -296,7 +296,7 @@ def quarantine_group() -> None:
               help="Include released and discarded entries.")
 @pass_state
 def quarantine_list(state: CliState, as_json: bool, include_released: bool) -> None:
-    from helpdesk.present import quarantine_entry
+    from helpdesk.report.present import quarantine_entry
 
     with session_scope(_read_engine(state.settings)) as session:
         rows = [quarantine_entry(q) for q in queries.quarantined(session, include_released)]
@@ -391,7 +391,7 @@ def _quarantine_id(text: str) -> int:
 def status(state: CliState, as_json: bool) -> None:
     """What the running daemon is doing: listener, IMAP mailboxes, rules, spool, outbox,
     quarantine. Exit 1 when something needs attention."""
-    from helpdesk.status import (
+    from helpdesk.report.status import (
         attention,
         database_figures,
         read_snapshot,

@@ -11,7 +11,7 @@ from helpdesk import clock, logs
 from helpdesk.commands import CliState, pass_state
 from helpdesk.commands.core import _read_engine, _write_engine
 from helpdesk.store.db import session_scope
-from helpdesk.store.sched_models import TicketTimer
+from helpdesk.store.models import TicketTimer
 
 
 def parse_moment(text: str | None) -> datetime:
@@ -41,7 +41,7 @@ def run_due(state: CliState, now_text: str | None) -> None:
     step the daemon already did is skipped here and vice versa. A --now still to
     come is a simulation: it prints what would be done then and changes nothing.
     """
-    from helpdesk import jobs
+    from helpdesk.schedule import sweep as jobs
 
     settings = state.settings
     logs.setup(settings)

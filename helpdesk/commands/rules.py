@@ -17,7 +17,7 @@ import click
 
 from helpdesk.commands import CliState, pass_state
 from helpdesk.errors import ParseError, RuleError
-from helpdesk.parse import parse
+from helpdesk.mail.parse import parse
 from helpdesk.rules import Decision
 from helpdesk.rules.context import RulePaths, build_context, load_from_settings
 from helpdesk.rules.engine import Explanation, explain

@@ -31,7 +31,7 @@ def _since(text: str | None, now: datetime) -> datetime:
 @pass_state
 def stats(state: CliState, since_text: str | None, as_json: bool) -> None:
     """Backlog, first-response and resolution times, SLA breaches, satisfaction, agents."""
-    from helpdesk.stats import compute
+    from helpdesk.report.stats import compute
 
     now = clock.now()
     with session_scope(_read_engine(state.settings)) as session:

@@ -11,10 +11,10 @@ import sys
 
 import click
 
-from helpdesk.agents import Agent
 from helpdesk.commands import CliState, pass_state
 from helpdesk.commands.act import _directory
 from helpdesk.commands.core import _write_engine
+from helpdesk.config.agents import Agent
 from helpdesk.store.db import session_scope
 from helpdesk.web import sessions, signin
 from helpdesk.web.context import default_base_url

@@ -31,7 +31,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 from helpdesk.errors import TemporaryError
 from helpdesk.spool import Envelope as SpoolEnvelope
 from helpdesk.spool import Spool

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import helpdesk
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
 
 log = logging.getLogger("helpdesk.smtp")
 DRAIN_SECONDS = 20.0
@@ -156,7 +156,8 @@ async def _serve(settings: Settings, fd: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from helpdesk import config, logs
+    from helpdesk import logs
+    from helpdesk.config import settings as config
 
     parser = argparse.ArgumentParser(prog="helpdesk-smtp-listener")
     parser.add_argument("--config", required=True)

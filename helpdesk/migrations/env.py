@@ -12,7 +12,7 @@ target_metadata = SQLModel.metadata
 
 def render_item(type_, obj, autogen_context):  # type: ignore[no-untyped-def]
     """Render our UTCDateTime as a plain timezone-aware DateTime in migrations."""
-    from helpdesk.store.models import UTCDateTime
+    from helpdesk.store.columns import UTCDateTime
 
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

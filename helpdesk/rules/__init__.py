@@ -1,9 +1,12 @@
-"""Routing rules: admin files under config/ -> a Decision for each incoming mail.
+"""The rules stage: admin files under config/ -> a Decision for each incoming mail
+(loader, engine, conditions, actions) and the choice of an assignee (assign).
 
 The rules never touch the database: what they need to know about the store
 (is this a reply, how many tickets the customer has) comes in a MailContext, and
 assignments that depend on the store (round-robin, least-loaded) leave as an
 AssignRequest for the store step to resolve.
+
+May import: the base, the spool's Envelope and mail.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from helpdesk.parse import ParsedMail
+from helpdesk.mail.parse import ParsedMail
 from helpdesk.spool import Envelope
 
 
@@ -36,7 +39,7 @@ class AssignRequest:
     agent: str = ""
     team: str = ""
     strategy: str = "round_robin"  # or "least_loaded"
-    # the team's agent names in agents.toml order, for helpdesk.assign.pick()
+    # the team's agent names in agents.toml order, for helpdesk.rules.assign.pick()
     members: tuple[str, ...] = ()
 
     def describe(self) -> str:

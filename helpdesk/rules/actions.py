@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from helpdesk.agents import Directory
-from helpdesk.assign import STRATEGIES
-from helpdesk.priority import PRIORITIES
+from helpdesk.config.agents import Directory
+from helpdesk.config.priority import PRIORITIES
 from helpdesk.rules import AssignRequest, RuleHit
+from helpdesk.rules.assign import STRATEGIES
 from helpdesk.rules.matchers import SpecError, gather, raise_all
 
 FIELDS = ("category", "priority", "queue", "tags", "assign", "spam", "ack")

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from helpdesk import agents
-from helpdesk.config import Settings
+from helpdesk.config import agents
+from helpdesk.config.settings import Settings
 from helpdesk.hours import BusinessHours, HoursError, parse_hours
-from helpdesk.parse import ParsedMail
+from helpdesk.mail.parse import ParsedMail
 from helpdesk.rules import MailContext
 from helpdesk.rules.loader import Problem, RuleSetError, load_rules, rule_files
 from helpdesk.rules.model import RuleSet

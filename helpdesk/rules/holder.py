@@ -14,8 +14,8 @@ from pathlib import Path
 
 import watchfiles
 
-from helpdesk.agents import Directory
-from helpdesk.config import Settings
+from helpdesk.config.agents import Directory
+from helpdesk.config.settings import Settings
 from helpdesk.errors import RuleError
 from helpdesk.rules import Decision, MailContext
 from helpdesk.rules.context import RulePaths, load_from_settings

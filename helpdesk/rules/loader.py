@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helpdesk.agents import EMPTY, Directory
+from helpdesk.config.agents import EMPTY, Directory
 from helpdesk.errors import RuleError
 from helpdesk.hours import BusinessHours
 from helpdesk.rules.actions import ACTIONS, FIELDS, Action, CompileEnv

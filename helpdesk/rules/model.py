@@ -8,8 +8,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from helpdesk.agents import EMPTY, Directory
-from helpdesk.config import RulesSection
+from helpdesk.config.agents import EMPTY, Directory
+from helpdesk.config.settings import RulesSection
 from helpdesk.hours import BusinessHours
 from helpdesk.rules.actions import Action
 from helpdesk.rules.conditions import Condition

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, TypeDecorator
+from sqlalchemy import JSON, Column, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from helpdesk import clock
-from helpdesk.priority import Priority
+from helpdesk.config.priority import Priority
+from helpdesk.store.columns import UTCDateTime, _now
 
 
 class Status(StrEnum):
@@ -19,27 +19,6 @@ class Status(StrEnum):
     PENDING = "pending"
     RESOLVED = "resolved"
     CLOSED = "closed"
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite drops the offset)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC) if value is not None else None
-
-    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
-
-
-def _now() -> datetime:
-    return clock.now()
 
 
 def msgid_key(message_id: str) -> str:
@@ -200,9 +179,60 @@ class Review(SQLModel, table=True):
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-# the scheduler's and the web desk's tables live in their own modules; importing them
-# here registers them
-from helpdesk.store import (  # noqa: E402
-    sched_models,  # noqa: F401
-    web_models,  # noqa: F401
-)
+# -- the scheduler's tables (migration 0003_scheduler) --------------------------------
+#
+# - TicketStep: one row per scheduled step done on a ticket (an SLA warning, a
+#   breach, a stale reminder, a survey). Unique on (ticket, key): whoever inserts
+#   it first performs the step, so a double run or a second daemon cannot repeat it.
+# - TicketTimer: when each ticket next needs a look; the pass reads only due rows
+#   through the due_at index, never all tickets.
+# - SchedulerState: small named values (the change watermark, the config
+#   fingerprint).
+# - Survey: one per ticket; the latest rating replaces the earlier one.
+
+
+class TicketStep(SQLModel, table=True):
+    __tablename__ = "ticket_step"
+    __table_args__ = (UniqueConstraint("ticket_id", "key", name="uq_ticket_step_ticket_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    key: str = Field(max_length=120)
+    at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, index=True)
+    detail: str = Field(default="", max_length=400)
+
+
+class TicketTimer(SQLModel, table=True):
+    __tablename__ = "ticket_timer"
+
+    ticket_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    due_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    key: str = Field(default="", max_length=120)
+
+
+class SchedulerState(SQLModel, table=True):
+    __tablename__ = "scheduler_state"
+
+    name: str = Field(primary_key=True, max_length=40)
+    value: str = Field(default="", max_length=200)
+
+
+class Survey(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", unique=True)
+    contact: str = Field(default="", index=True, max_length=320)
+    agent: str = Field(default="", max_length=100)
+    queue: str = Field(default="", max_length=100)
+    scale: str = Field(default="1-5", max_length=10)
+    sent_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, index=True)
+    msgid_key: str = Field(default="", index=True, max_length=64)
+    score: int | None = Field(default=None)
+    good: bool | None = Field(default=None)
+    comment: str = Field(default="", max_length=4000)
+    rated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rated_via: str = Field(default="", max_length=8)
+
+
+# the web desk's tables live in their own module (it imports only columns); importing
+# it here registers them wherever the models are
+from helpdesk.store import web_models  # noqa: E402, F401

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from helpdesk import clock
-from helpdesk.mimeparts import Attachment as MailAttachment
+from helpdesk.mail.mimeparts import Attachment as MailAttachment
 from helpdesk.store import blobs, search
 from helpdesk.store.models import (
     AgentRecord,

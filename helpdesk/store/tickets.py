@@ -11,9 +11,9 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from helpdesk import assign, clock
-from helpdesk.parse import ParsedMail
-from helpdesk.rules import AssignRequest
+from helpdesk import clock
+from helpdesk.mail.parse import ParsedMail
+from helpdesk.rules import AssignRequest, assign
 from helpdesk.store import blobs, queries, search
 from helpdesk.store.models import Attachment, Contact, Event, Message, Ticket, msgid_key
 

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from helpdesk.store.models import UTCDateTime, _now
+from helpdesk.store.columns import UTCDateTime, _now
 
 
 class WebSession(SQLModel, table=True):

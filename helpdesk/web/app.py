@@ -19,8 +19,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp
 
-from helpdesk.agents import Directory
-from helpdesk.config import Settings
+from helpdesk.config.agents import Directory
+from helpdesk.config.settings import Settings
 from helpdesk.web import auth, csrf, desk, pages, sessions
 from helpdesk.web.context import WebContext, default_base_url
 
@@ -76,7 +76,7 @@ def public_routes(settings: Settings, engine: Engine, directory: Callable[[], Di
                          base_url or (lambda: default_base_url(settings)), settings.secret)
         routes.append(Mount("/desk", app=desk_app(web)))
     if settings.survey.enabled:
-        from helpdesk.survey_web import routes as survey_routes
+        from helpdesk.survey.web import routes as survey_routes
 
         routes.extend(survey_routes(settings, engine))
     return routes

@@ -7,7 +7,7 @@ For other routes of the desk:
     who = await auth.current(request)            # SignedIn or None, never raises
 
 or decorate the endpoint: `@auth.signed_in("lead") async def page(request, who): ...`.
-`who.agent` is the agents.toml entry (helpdesk.agents.Agent), `who.role` the role in
+`who.agent` is the agents.toml entry (helpdesk.config.agents.Agent), `who.role` the role in
 force. A session whose agent has left agents.toml is no sign-in. Roles rank
 agent < lead < admin; an agent who leads a team in agents.toml is a lead.
 
@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from helpdesk.agents import Agent, Directory
+from helpdesk.config.agents import Agent, Directory
 from helpdesk.store.db import session_scope
 from helpdesk.web import pages, sessions, signin
 from helpdesk.web.context import WebContext

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from helpdesk.agents import Directory
-from helpdesk.config import Settings
+from helpdesk.config.agents import Directory
+from helpdesk.config.settings import Settings
 from helpdesk.web.sessions import CookieSigner
 
 

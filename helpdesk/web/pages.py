@@ -17,8 +17,8 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from helpdesk import mailout
-from helpdesk.config import Settings
+from helpdesk.config.settings import Settings
+from helpdesk.outgoing import compose as mailout
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "

@@ -23,9 +23,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
-from helpdesk import clock, mailout
-from helpdesk.agents import Agent
-from helpdesk.config import Settings
+from helpdesk import clock
+from helpdesk.config.agents import Agent
+from helpdesk.config.settings import Settings
+from helpdesk.outgoing import compose as mailout
 from helpdesk.store.web_models import WebAttempt, WebLoginToken, WebPassword
 from helpdesk.web.sessions import digest
 

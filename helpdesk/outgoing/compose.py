@@ -1,0 +1,323 @@
+"""Build outgoing mail from templates and queue it in the outbox (same transaction).
+
+Templates come from a search path (the queue's directory, the site's, then the
+templates shipped with the code) and fail loudly when missing. Mailed-in text is never marked safe:
+the HTML templates are autoescaped.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import re
+import threading
+from collections.abc import Sequence
+from email.header import Header
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from sqlmodel import Session
+
+from helpdesk import clock
+from helpdesk.config.settings import Settings
+from helpdesk.errors import HelpdeskError
+from helpdesk.mail.parse import clean_header_text
+from helpdesk.store.models import Outbox, msgid_key
+
+_HEADER_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _packaged_templates() -> Path:
+    """The templates shipped with the code: helpdesk/templates in an installed wheel
+    (setup.py maps the top-level templates/ there), templates/ beside the package in
+    a checkout (an editable install runs the checkout)."""
+    package = Path(__file__).resolve().parent.parent  # helpdesk/, above outgoing/
+    installed = package / "templates"
+    return installed if installed.is_dir() else package.parent / "templates"
+
+
+PROJECT_TEMPLATES = _packaged_templates()
+
+
+class _CachedRegistry(HeaderRegistry):
+    """The stdlib builds a new header class with type() for every header it parses;
+    caching the classes makes composing a mail several times faster."""
+
+    @lru_cache(maxsize=128)  # noqa: B019  (one registry per process)
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        return super().__getitem__(name)
+
+
+class _MsgIdList(UnstructuredHeader):
+    """In-Reply-To and References: msg-ids, folded between ids and never written as
+    RFC 2047 encoded words, which the stdlib does to a token longer than a line (Gmail's
+    ids often are): mail clients match ids byte for byte, so an encoded id unthreads."""
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        return f"{self.name}: " + f"{policy.linesep} ".join(str(self).split()) + policy.linesep
+
+
+class _Subject(UnstructuredHeader):
+    """The stdlib folds a long non-ASCII subject into encoded words and drops the spaces
+    where one word ends and the next begins: "a b" reads back as "ab". The older
+    encoder keeps every space inside a word."""
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        value = str(self)
+        if value.isascii() or policy.utf8:
+            return super().fold(policy=policy)
+        encoded = Header(value, "utf-8", header_name=self.name).encode(
+            linesep=policy.linesep, maxlinelen=policy.max_line_length or 78)
+        return f"{self.name}: {encoded}{policy.linesep}"
+
+
+_REGISTRY = _CachedRegistry()
+_REGISTRY.map_to_type("subject", _Subject)
+_REGISTRY.map_to_type("in-reply-to", _MsgIdList)
+_REGISTRY.map_to_type("references", _MsgIdList)
+POLICY = email.policy.default.clone(header_factory=_REGISTRY)
+SMTP_POLICY = email.policy.SMTP.clone(header_factory=_REGISTRY)
+SMTPUTF8_POLICY = email.policy.SMTPUTF8.clone(header_factory=_REGISTRY)
+
+
+class TemplateNotFound(HelpdeskError):
+    pass
+
+
+class Templates:
+    """The mail templates of one Settings, from a search path: the queue's
+    ([queue.NAME] templates), the site's ([paths] templates), then the shipped ones.
+
+    Each path's jinja environment (and its cache of compiled templates) is built on
+    first use and belongs to this object, which belongs to its Settings: a daemon's
+    HUP clears its own, and a second Settings in the process shares nothing.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._site = [settings.paths.templates] if settings.paths.templates else []
+        self._queues = {name: q.templates for name, q in settings.queue.items() if q.templates}
+        self._environments: dict[tuple[Path, ...], jinja2.Environment] = {}
+        self._lock = threading.Lock()  # the pipeline, outbox and scheduler render at once
+
+    def search_path(self, queue: str = "") -> tuple[Path, ...]:
+        own = [self._queues[queue]] if queue in self._queues else []
+        return (*own, *self._site, PROJECT_TEMPLATES)
+
+    def environment(self, queue: str = "") -> jinja2.Environment:
+        path = self.search_path(queue)
+        with self._lock:
+            env = self._environments.get(path)
+            if env is None:
+                env = self._environments[path] = jinja2.Environment(
+                    loader=jinja2.FileSystemLoader([str(p) for p in path]),
+                    undefined=jinja2.StrictUndefined,
+                    autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2")),
+                    keep_trailing_newline=True,
+                )
+            return env
+
+    def render(self, name: str, context: dict[str, Any],
+               queue: str = "") -> tuple[str, str, str | None]:
+        """(subject, text, html or None) of template set `name`; a missing subject or
+        text raises TemplateNotFound naming every directory searched."""
+        env = self.environment(queue)
+        try:
+            subject = env.get_template(f"{name}.subject.j2").render(context)
+            text = env.get_template(f"{name}.txt.j2").render(context)
+        except jinja2.TemplateNotFound as err:
+            searched = ", ".join(str(p) for p in self.search_path(queue))
+            raise TemplateNotFound(f"template {err.name!r} not found in {searched}") from err
+        try:
+            html: str | None = env.get_template(f"{name}.html.j2").render(context)
+        except jinja2.TemplateNotFound:
+            html = None  # the HTML alternative is optional
+        return clean_header_text(subject), text, html
+
+    def clear(self) -> None:
+        """Forget the compiled templates (HUP): edited files are read again."""
+        with self._lock:
+            self._environments.clear()
+
+
+def templates(settings: Settings) -> Templates:
+    """The template loader that belongs to `settings` (made on first use)."""
+    # by instance: model_copy shares the derived dict, and a copy may have other paths
+    key = f"templates-{id(settings)}"
+    loader = settings.derived.get(key)
+    if loader is None:  # setdefault: two threads racing here end up with the same one
+        loader = settings.derived.setdefault(key, Templates(settings))
+    assert isinstance(loader, Templates)
+    return loader
+
+
+def render(settings: Settings, name: str, context: dict[str, Any],
+           queue: str = "") -> tuple[str, str, str | None]:
+    """(subject, text, html or None) of template set `name`, for mail about a ticket in
+    `queue` ("" : none, the site's and shipped templates)."""
+    return templates(settings).render(name, context, queue)
+
+
+def tagged_subject(prefix: str, number: int, subject: str) -> str:
+    tag = f"[{prefix}-{number}]"
+    subject = clean_header_text(subject) or "(no subject)"
+    return subject if tag.lower() in subject.lower() else f"{tag} {subject}"
+
+
+# Room for the headers and the MIME structure, and the cost of an encoded byte
+# (base64 in 76-character lines; the stdlib picks quoted-printable only when shorter)
+_HEADROOM = 16 * 1024
+_NOTES_ROOM = 2 * 1024
+_PART_COST = 512
+_MAX_NOTES = 20
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*")
+
+
+def _encoded(size: int) -> int:
+    return size * 4 // 3 * 78 // 76 + _PART_COST
+
+
+def utf8_size(text: str) -> int:
+    """len(text.encode()) without copying a huge text at once."""
+    if text.isascii():
+        return len(text)
+    step = 1 << 20
+    return sum(len(text[i:i + step].encode()) for i in range(0, len(text), step))
+
+
+def cut(text: str, max_bytes: int) -> tuple[str, int]:
+    """(text cut to at most max_bytes of UTF-8, bytes left out); never splits a character."""
+    head = text[:max_bytes].encode()[:max_bytes].decode("utf-8", "ignore")
+    if len(head) == len(text):
+        return text, 0
+    return head, utf8_size(text) - len(head.encode())
+
+
+def size_text(size: int) -> str:
+    """1234567 -> '1.2 MB', 30000 -> '29 KB', 500 -> '500 bytes'."""
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _bounded(limit: int, text: str, html: str | None,
+             attachments: Sequence[tuple[str, str, bytes]],
+             ) -> tuple[str, str | None, list[tuple[str, str, bytes]]]:
+    """Text, HTML and attachments that together stay under `limit` bytes on the wire:
+    the HTML alternative goes first (the text carries the same), then attachments that
+    do not fit, then the end of the text; each loss is a note at the end of the text."""
+    budget = limit - _HEADROOM - _NOTES_ROOM
+    text_size = utf8_size(text)
+    if html is not None and _encoded(text_size) + _encoded(utf8_size(html)) > budget:
+        html = None
+    notes = []
+    if _encoded(text_size) > budget:
+        text, more = cut(text, budget * 3 // 4 * 76 // 78 - _PART_COST)
+        notes.append(f"[cut: {size_text(more)} more not sent: this mail would exceed "
+                     f"{size_text(limit)}]")
+    room = budget - _encoded(utf8_size(text)) - (_encoded(utf8_size(html)) if html else 0)
+    kept = []
+    for filename, ctype, data in attachments:
+        if _encoded(len(data)) <= room:
+            kept.append((filename, ctype, data))
+            room -= _encoded(len(data))
+        else:
+            notes.append(f"[{' '.join(filename.split())[:200]} ({size_text(len(data))}) not "
+                         f"attached: this mail would exceed {size_text(limit)}]")
+    if len(notes) > _MAX_NOTES:
+        notes[_MAX_NOTES:] = [f"[and {len(notes) - _MAX_NOTES} more not attached]"]
+    if notes:
+        text = f"{text.rstrip()}\n\n" + "\n".join(notes) + "\n"
+    return text, html, kept
+
+
+def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
+          html: str | None = None, cc: Sequence[str] = (), reply_to: str | None = None,
+          in_reply_to: str = "", references: Sequence[str] = (), automatic: bool = True,
+          id_hint: str = "", attachments: Sequence[tuple[str, str, bytes]] = (),
+          from_name: str = "") -> EmailMessage:
+    """A mail from the helpdesk address; `from_name` (default: the helpdesk's name) is
+    the display name, e.g. the agent's for their reply."""
+    hd = settings.helpdesk
+    msg = EmailMessage(policy=POLICY)
+    msg["From"] = Address(from_name or hd.name, addr_spec=hd.address)
+    msg["To"] = ", ".join(_in_header(a) for a in to)
+    if cc:
+        msg["Cc"] = ", ".join(_in_header(a) for a in cc)
+    msg["Subject"] = clean_header_text(subject)
+    msg["Date"] = format_datetime(clock.now())
+    msg["Message-ID"] = make_msgid(idstring=id_hint or None, domain=hd.domain)
+    if reply_to:
+        msg["Reply-To"] = _in_header(reply_to)
+    if in_reply_to := _in_header(in_reply_to):
+        msg["In-Reply-To"] = f"<{in_reply_to}>"
+    refs = [r for r in map(_in_header, references) if r]
+    if refs:
+        msg["References"] = " ".join(f"<{r}>" for r in refs[-20:])
+    if automatic:
+        msg["Auto-Submitted"] = "auto-replied"
+        # Exchange honours this: no out-of-office answers to our automatic mail
+        msg["X-Auto-Response-Suppress"] = "All"
+    text, html, attachments = _bounded(settings.outgoing.max_message_size, text, html,
+                                       attachments)
+    msg.set_content(text)
+    if html:
+        msg.add_alternative(html, subtype="html")
+    for filename, ctype, data in attachments:
+        if not _CONTENT_TYPE.fullmatch(ctype):
+            ctype = "application/octet-stream"  # mailed-in: never trusted into a header
+        maintype, _, subtype = ctype.partition("/")
+        msg.add_attachment(data, maintype=maintype or "application",
+                           subtype=subtype or "octet-stream", filename=filename)
+    return msg
+
+
+def _in_header(value: str) -> str:
+    """A stored id or address as a header may carry it: without CR, LF or other controls.
+
+    Mail stored before parse removed them still has them, and the stdlib refuses a
+    header with one (it reads VT or FS as a line break), which would fail every later
+    mail on the ticket.
+    """
+    return _HEADER_CONTROLS.sub("", value).strip()
+
+
+def _as_bytes(msg: EmailMessage) -> bytes:
+    try:
+        return msg.as_bytes(policy=SMTP_POLICY)
+    except UnicodeEncodeError:
+        # an internationalised address (RFC 6532): the relay must speak SMTPUTF8
+        return msg.as_bytes(policy=SMTPUTF8_POLICY)
+
+
+def wire_bytes(msg: EmailMessage) -> bytes:
+    """The mail as queue() sends it: RFC 2047 headers, SMTPUTF8 only when an address
+    needs it. A reply held for review is kept in this form, so it leaves like any other."""
+    return _as_bytes(msg)
+
+
+def queue(session: Session, msg: EmailMessage, *, kind: str, ticket_id: int | None,
+          mail_from: str, automatic: bool) -> Outbox:
+    """Add the mail to the outbox; it leaves when the surrounding transaction commits."""
+    rcpts = [a.addr_spec for h in ("To", "Cc", "Bcc") for a in (msg[h].addresses if msg[h] else ())]
+    if msg["Bcc"]:
+        del msg["Bcc"]
+    message_id = str(msg["Message-ID"]).strip().strip("<>")
+    row = Outbox(
+        ticket_id=ticket_id,
+        kind=kind,
+        automatic=automatic,
+        mail_from=mail_from,
+        rcpt_tos=rcpts,
+        recipient=(rcpts[0].lower() if rcpts else ""),
+        message_id=message_id,
+        msgid_key=msgid_key(message_id),
+        raw=_as_bytes(msg),
+    )
+    session.add(row)
+    return row
