@@ -208,3 +208,13 @@ def open_ticket_counts(session: Session, members: list[str]) -> dict[str, int]:
     counts = {m: 0 for m in members}
     counts.update({name: int(n) for name, n in session.exec(stmt).all()})
     return counts
+
+
+def ticket_version(session: Session, ticket_id: int) -> str:
+    """A token that changes whenever anything is recorded on the ticket (an event or a
+    message, by mail, web, CLI or scheduler): a desk form carries the version it was
+    drawn from, and a POST with an older one is stale (409), never silently applied."""
+    last_event = session.exec(select(func.max(Event.id)).where(Event.ticket_id == ticket_id)).one()
+    last_message = session.exec(
+        select(func.max(Message.id)).where(Message.ticket_id == ticket_id)).one()
+    return f"{last_event or 0}.{last_message or 0}"
