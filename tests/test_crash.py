@@ -3,7 +3,7 @@
 The promise under test (STYLE.md): no mail is acknowledged until it is on disk, and no
 mail is deleted until it is stored. A mail that got 250 must become exactly one
 message after a restart, and its customer must get exactly one acknowledgement. The
-one documented exception (outbox.py) is a crash between the relay's 250 and the
+one documented exception (outgoing/outbox.py) is a crash between the relay's 250 and the
 "sent" commit: that mail may be acknowledged twice, so a duplicate is accepted only
 when it fits that window.
 """
@@ -272,7 +272,7 @@ def test_sigkill_in_the_middle_of_a_burst_loses_no_acknowledged_mail_and_duplica
 def _duplicate_acks_only_from_the_documented_window(
     acks: Counter[str], relay: RelaySink, relayed_before_kill: int, rows: list[Outbox],
 ) -> None:
-    """outbox.py: a crash between the relay's 250 and the 'sent' commit may send one mail twice.
+    """outbox: a crash between the relay's 250 and the 'sent' commit may send one mail twice.
 
     The outbox sends one mail at a time, so at most one ack can be caught in that window: its
     first copy reached the relay before the kill, its row was claimed again after the restart.

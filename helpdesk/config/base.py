@@ -1,6 +1,6 @@
 """What every config schema shares: the section base and the host:port rule.
 
-config.py and config_sched.py both build on this, so a section forbids unknown keys
+settings.py and schedule.py both build on this, so a section forbids unknown keys
 and is frozen the same way everywhere, and an address is checked by one rule.
 """
 

@@ -3,7 +3,7 @@
     python -m helpdesk.config.docgen > docs/configuration.md
 
 tests/test_docgen.py fails when the committed file differs from this output: change
-a key in config.py, then run the command above.
+a key in config/settings.py, then run the command above.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The scheduler's config sections: [scheduler], [sla.PRIORITY], [escalation], [stale], [survey].
 
-Kept apart from config.py so the scheduler's keys are documented in one place;
+Kept apart from settings.py so the scheduler's keys are documented in one place;
 config.Settings embeds them. Durations are strings like "90s", "30m", "8h",
 "3d" or "1d12h"; a bare number means seconds.
 """

@@ -5,7 +5,7 @@ gets 550 at RCPT so we are never an open relay; a spool that cannot be written
 gets 451 so the sending MTA keeps the mail and tries again.
 
 The listener faces the internet, so what one client may take is bounded
-([smtp] in config.py): recipients per transaction (452 beyond, RFC 5321 4.5.3.1.8),
+([smtp] in config/settings.py): recipients per transaction (452 beyond, RFC 5321 4.5.3.1.8),
 sessions at once (421 beyond), silence (idle_timeout), a session's whole length
 (session_timeout, which NOOP cannot extend) and NOOP/HELP/VRFY/EXPN per session.
 

@@ -1,5 +1,5 @@
 """Satisfaction surveys: sent [survey] delay after a ticket closes, rated by a signed
-link (survey_web.py) or by replying to the survey mail (SurveyReplies, a pipeline
+link (survey/web.py) or by replying to the survey mail (SurveyReplies, a pipeline
 reply hook).
 
 The link's token signs "survey-<ticket>" under the daemon secret, so a link for

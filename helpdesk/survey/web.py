@@ -1,5 +1,5 @@
 """The rating pages the survey links point at: Starlette routes that the daemon
-serves on its public listener ([http] public, http_server.py), beside any other
+serves on its public listener ([http] public, web/server.py), beside any other
 public pages.
 
 Mail security scanners open every link in a mail, so a GET never records anything:

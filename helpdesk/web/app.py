@@ -1,4 +1,4 @@
-"""The app the daemon serves on [http] public: the survey pages (survey_web.py) when
+"""The app the daemon serves on [http] public: the survey pages (survey/web.py) when
 surveys are on, and the agent desk under /desk when [web] enabled.
 
 The desk is its own starlette app, so what guards it guards all of it: CsrfGuard

@@ -1,6 +1,6 @@
 """The daemon's HTTP listeners: uvicorn serving a starlette app on a socket we bind.
 
-There are two, kept apart by config ([http] in config.py): the ops listener
+There are two, kept apart by config ([http] in config/settings.py): the ops listener
 ([http] listen: /healthz, /metrics) and the public one ([http] public: the survey
 pages), so nothing that describes the daemon's insides is reachable where customers are.
 
