@@ -114,6 +114,7 @@ class Daemon:
         # (reloaded with the rules, the last good kept and the admins alerted on a bad edit)
         self.directory: DirectorySource = getattr(self.router, "directory", None) or \
             agents.fixed(agents.load(agents.path_for(s)))
+        self._alert_lock = threading.Lock()
         self.spool = Spool(s.data_dir / "spool")
         self.outbox = OutboxWorker(s, self.engine)
         self.outbox_worker = Worker("outbox", self._outbox_step, idle=1.0)
@@ -153,7 +154,10 @@ class Daemon:
     def _alert(self, subject: str, text: str, key: str | None = None) -> None:
         """Mail the admins; an alert must never take down the part that raised it."""
         try:
-            alert_admins(self.settings, self.engine, subject, text, key)  # type: ignore[arg-type]
+            # one at a time: a SIGHUP and the file watcher can report the same refused
+            # file at once, and alert_admins' "sent within the hour" check is no lock
+            with self._alert_lock:
+                alert_admins(self.settings, self.engine, subject, text, key)  # type: ignore[arg-type]
         except TemporaryError as err:
             log.warning("could not alert admins (%s): %s", subject, err)
 

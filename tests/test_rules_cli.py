@@ -180,7 +180,7 @@ def test_check_reports_every_problem_of_every_rule_one_line_each(site: Path):
 
 def test_test_reports_a_rule_whose_regex_ran_out_of_time(site: Path, tmp_path: Path):
     (site / "rules.toml").write_text(
-        '[[rule]]\nname = "Slow trace"\nwhen.header."X-Trace" = { regex = "(x+x+)+y" }\n'
+        '[[rule]]\nname = "Slow trace"\nwhen.header."X-Trace" = { regex = "(x|xx)+y" }\n'
         'tags = ["traced"]\n\n[[rule]]\nname = "Every mail"\ntags = ["seen"]\n'
     )
     traces = "".join(f"X-Trace: y {'x' * 60}\n" for _ in range(50))
@@ -190,7 +190,7 @@ def test_test_reports_a_rule_whose_regex_ran_out_of_time(site: Path, tmp_path: P
 
     text = helpdesk(site, "rules", "test", str(mail))
     assert text.returncode == 0, text.stderr
-    assert ("TIMED OUT Slow trace: regex '(x+x+)+y' ran out of time (the rules may spend "
+    assert ("TIMED OUT Slow trace: regex '(x|xx)+y' ran out of time (the rules may spend "
             "0.25s per mail); rule not applied") in text.stdout
     assert "MATCH Every mail: always" in text.stdout
     assert "timed out: Slow trace" in text.stdout
@@ -201,4 +201,4 @@ def test_test_reports_a_rule_whose_regex_ran_out_of_time(site: Path, tmp_path: P
         ("Slow trace", False, True), ("Every mail", True, False)]
     assert data["result"]["tags"] == ["seen"]
     assert data["result"]["timed_out"] == [
-        {"rule": "Slow trace", "pattern": "(x+x+)+y", "reason": data["rules"][0]["reason"]}]
+        {"rule": "Slow trace", "pattern": "(x|xx)+y", "reason": data["rules"][0]["reason"]}]

@@ -186,7 +186,7 @@ def test_explain_says_which_alternative_matched(tmp_path: Path):
 
 def test_a_pathological_regex_times_out_as_no_match(tmp_path: Path, caplog):
     rules = ruleset(
-        tmp_path, '[[rule]]\nname = "evil"\nwhen.body = { regex = "(x+x+)+y" }\ntags = ["x"]\n'
+        tmp_path, '[[rule]]\nname = "evil"\nwhen.body = { regex = "(x|xx)+y" }\ntags = ["x"]\n'
     )
     started = datetime.now(UTC)
     decision = evaluate(rules, ctx(mail(body="y " + "x" * 5000)))

@@ -29,6 +29,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from helpdesk.config.agents import Agent, Directory
+from helpdesk.errors import HelpdeskError
 from helpdesk.store.db import session_scope
 from helpdesk.web import pages, sessions, signin
 from helpdesk.web.context import WebContext
@@ -47,11 +48,11 @@ class SignedIn:
         return RANK[self.role] >= RANK[role]
 
 
-class SignInRequired(Exception):
+class SignInRequired(HelpdeskError):
     """Raised by `require`; the desk answers with the sign-in page (a redirect)."""
 
 
-class Forbidden(Exception):
+class Forbidden(HelpdeskError):
     """Raised by `require` for a role the agent does not have; the desk answers 403."""
 
 

@@ -24,6 +24,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from helpdesk.errors import HelpdeskError
+
 FIELD = "csrf_token"
 COOKIE = "hd_csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -35,7 +37,7 @@ def token_for(key: bytes, basis: str) -> str:
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(HelpdeskError):
     pass
 
 

@@ -9,7 +9,6 @@ Content-Security-Policy (no scripts, no framing, forms only to ourselves), no ca
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import jinja2
@@ -30,14 +29,10 @@ SECURITY_HEADERS = {
 }
 
 
-@lru_cache(maxsize=8)
-def _environment(search: tuple[str, ...]) -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(list(search)),
-                              undefined=jinja2.StrictUndefined, autoescape=True)
-
-
 def environment(settings: Settings) -> jinja2.Environment:
-    return _environment(mailout.template_search_path(settings))
+    """The one template loader of these settings (site templates, then shipped; strict,
+    and autoescaping every *.html.j2): pages are overridable like the mail."""
+    return mailout.templates(settings).environment()
 
 
 def page(request: Request, name: str, context: dict[str, Any] | None = None,
