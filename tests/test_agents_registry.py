@@ -18,8 +18,8 @@ from helpdesk.config.agents import Agent, Directory
 from helpdesk.config.settings import Settings
 from helpdesk.errors import DuplicateCommandError, HelpdeskError
 from tests import agent_mails
-from tests.agent_desk import body, mails_to, reply_to, wait_mails_to, wait_ticket
-from tests.helpers import DaemonThread, RelaySink, make_mail, send
+from tests.agent_desk import body, mails_to, reply_to, wait_mails_to
+from tests.helpers import DaemonThread, RelaySink, make_mail, send, wait_ticket
 
 CAROL = "carol@customer.test"
 
