@@ -8,7 +8,8 @@ The whole API (the fixtures are registered in tests/conftest.py):
   into the maildir, agents.toml = config/agents.toml (alice agent, lisa and omar leads)
   unless `agents` gives its text.
 - `Desk`: `.url` (http://127.0.0.1:PORT, the public listener), `.settings`, `.daemon`,
-  `.client()` (an httpx client with a cookie jar of its own, closed at teardown),
+  `.client()` (an httpx client with a cookie jar of its own, closed at teardown;
+  `.browser()` is the same, the name test_web_auth.py uses),
   `.deliver(mail)` (SMTP to the daemon), `.mails_to(address)` (the outgoing maildir),
   `.link_mailed_to(address)` (the sign-in link in the newest sign-in mail).
 - `token(response)`: the CSRF token of a desk page; `submit(client, page, action, data)`
