@@ -275,6 +275,12 @@ class Daemon:
         for server in (self.http, self.public):
             if server is not None:
                 await server.start()
+        if self.public is not None and self.settings.web.enabled:
+            from helpdesk.web.context import default_base_url
+
+            # the address to open, where `./scripts/run` (or the journal) shows it
+            log.info("agent desk at %s/desk/ (a first sign-in: helpdesk web login-link NAME)",
+                     default_base_url(self.settings, self.public.port))
 
     def imap_status(self) -> list[PollerStatus]:
         return [p.status() for p in self.pollers]

@@ -17,9 +17,11 @@ from helpdesk.config import settings as config
 from helpdesk.config.settings import ImapSection, Settings
 from helpdesk.ingest.imap import ImapPoller
 from helpdesk.spool import Spool
+from tests.browser import page  # noqa: F401  (fixture: a real browser's page)
 from tests.dovecot import Account, Dovecot
 from tests.helpers import DaemonThread, RelaySink, free_port
 from tests.oauth import TokenServer
+from tests.web_helpers import make_desk  # noqa: F401  (fixture: a daemon with the web desk)
 
 PG_DSN = os.environ.get("HELPDESK_TEST_PG", "host=127.0.0.1 port=5432 user=postgres")
 

@@ -48,7 +48,7 @@ class Checkout:
     def _tools(self) -> Path:
         tools = self.root / "tools"
         tools.mkdir()
-        for name in ("dovecot", "postfix", "openssl", "systemd-analyze"):
+        for name in ("dovecot", "postfix", "openssl", "systemd-analyze", "chromium"):
             (tools / name).write_text("#!/bin/sh\n")
             (tools / name).chmod(0o755)
         return tools

@@ -5,16 +5,11 @@ login link, and /desk/ closed to anyone who is not a signed-in agent."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 import stat
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -23,108 +18,21 @@ from sqlmodel import select
 
 from helpdesk import clock
 from helpdesk.config import agents
-from helpdesk.config.settings import Settings
 from helpdesk.store import db
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Outbox
 from helpdesk.store.web_models import WebLoginToken, WebPassword, WebSession
 from helpdesk.web import auth, sessions
 from tests.conftest import MakeSettings
-from tests.helpers import DaemonThread, invoke_cli, wait_until
-from tests.sched import with_agents
+from tests.helpers import invoke_cli
+from tests.web_helpers import CSRF, Desk, ask_for_link, follow_link, sign_in, signed_in_as, token
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@dataclass
-class Desk:
-    settings: Settings
-    daemon: DaemonThread
-    clients: list[httpx.Client] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.daemon.daemon.public.port}"  # type: ignore[union-attr]
-
-    def browser(self) -> httpx.Client:
-        client = httpx.Client(base_url=self.url, follow_redirects=False, timeout=15)
-        self.clients.append(client)
-        return client
-
-    def mails_to(self, address: str) -> list[EmailMessage]:
-        new = self.settings.data_dir / "maildir" / "new"
-        found = []
-        for path in sorted(new.iterdir()) if new.is_dir() else []:
-            msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if address in str(msg["To"]) and "sign-in link" in str(msg["Subject"]):
-                found.append(msg)
-        return found  # type: ignore[return-value]
-
-    def link_mailed_to(self, address: str, count: int = 1) -> str:
-        mails = wait_until(lambda: len(self.mails_to(address)) >= count and
-                           self.mails_to(address), timeout=15, what=f"a link for {address}")
-        text = mails[-1].get_body(("plain",)).get_content()
-        return str(re.search(r"^(http://\S+/desk/login/confirm\?t=\S+)$", text, re.M)[1])
-
-    def signin_rows(self) -> int:
-        with session_scope(db.make_engine(self.settings.database_url)) as s:
-            return len(s.exec(select(Outbox).where(Outbox.kind == "web-signin")).all())
-
-
-def token(page: httpx.Response) -> str:
-    found = CSRF.search(page.text)
-    assert found, page.text
-    return found[1]
-
-
-def ask_for_link(browser: httpx.Client, address: str) -> httpx.Response:
-    form = token(browser.get("/desk/login"))
-    return browser.post("/desk/login/link", data={"address": address, "csrf_token": form})
-
-
-def follow_link(browser: httpx.Client, link: str) -> httpx.Response:
-    """What an agent does with the mailed link: open it, press the button."""
-    page = browser.get(link)
-    assert page.status_code == 200, page.text
-    t = parse_qs(urlparse(link).query)["t"][0]
-    return browser.post("/desk/login/confirm", data={"t": t, "csrf_token": token(page)})
-
-
-def sign_in(desk: Desk, name: str) -> httpx.Client:
-    browser = desk.browser()
-    result = invoke_cli(desk.settings, "web", "login-link", name)
-    assert result.exit_code == 0, result.output
-    link = result.stdout.splitlines()[0]
-    # the listener was configured as port 0, which the command cannot know: the daemon's
-    assert link.startswith("http://127.0.0.1:0/desk/login/confirm?t="), link
-    answer = follow_link(browser, link.replace("http://127.0.0.1:0", desk.url))
-    assert answer.status_code == 303 and answer.headers["location"] == "/desk/"
-    return browser
-
-
-def signed_in_as(browser: httpx.Client) -> str | None:
-    page = browser.get("/desk/")
-    if page.status_code == 303:
-        assert page.headers["location"].startswith("/desk/login")
-        return None
-    assert page.status_code == 200, page.text
-    return str(re.search(r"\((\w+), (\w+)\)", page.text)[1])  # type: ignore[index]
-
-
-@pytest.fixture
-def make_desk(make_settings: MakeSettings,
-              start_daemon: Callable[..., DaemonThread]) -> Iterator[Callable[..., Desk]]:
-    made: list[Desk] = []
-
-    def make(web: dict[str, Any] | None = None) -> Desk:
-        settings = with_agents(make_settings({"web": {"enabled": True, **(web or {})}}))
-        made.append(Desk(settings, start_daemon(settings)))
-        return made[-1]
-    yield make
-    for desk in made:
-        for client in desk.clients:
-            client.close()
+def signin_rows(desk: Desk) -> int:
+    with session_scope(db.make_engine(desk.settings.database_url)) as s:
+        return len(s.exec(select(Outbox).where(Outbox.kind == "web-signin")).all())
 
 
 # -- magic links --------------------------------------------------------------------------
@@ -205,7 +113,7 @@ def test_an_unknown_address_gets_the_same_page_and_no_mail(
         agent.text.replace("alice@staff.test", "X")
     desk.link_mailed_to("alice@staff.test")  # the outbox has run past both requests
     assert desk.mails_to("carol@customer.test") == []
-    assert desk.signin_rows() == 1
+    assert signin_rows(desk) == 1
 
 
 # -- CSRF ---------------------------------------------------------------------------------
@@ -230,7 +138,7 @@ def test_a_post_without_the_right_csrf_token_is_refused(
     assert alice.post("/desk/logout", data={"csrf_token": right}).status_code == 403
     assert alice.post("/desk/logout/everywhere", data={}).status_code == 403
     assert signed_in_as(alice) == "alice"
-    assert desk.signin_rows() == 0  # no mail was asked for with a refused form
+    assert signin_rows(desk) == 0  # no mail was asked for with a refused form
 
 
 # -- rate limit ---------------------------------------------------------------------------
@@ -251,7 +159,7 @@ def test_sign_in_attempts_are_limited_per_address_and_per_client(
     # other addresses from this client: the client's limit (5 attempts so far) is reached
     assert ask_for_link(browser, "lisa@staff.test").status_code == 429
     desk.link_mailed_to("alice@staff.test", count=3)
-    assert desk.signin_rows() == 3  # nothing mailed for refused attempts
+    assert signin_rows(desk) == 3  # nothing mailed for refused attempts
     # the window passes
     later = datetime.now(UTC) + timedelta(minutes=16)
     clock.set_source(lambda: later)

