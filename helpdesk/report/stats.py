@@ -81,11 +81,14 @@ def _durations(session: Session, since: datetime) -> list[Durations]:
     return out
 
 
-def breaches(session: Session, since: datetime) -> tuple[dict[str, Any], Counter[str]]:
+def breaches(session: Session, since: datetime,
+             until: datetime | None = None) -> tuple[dict[str, Any], Counter[str]]:
+    """SLA breaches recorded since `since` (and before `until`: the desk's chart over time)."""
     rows = session.exec(select(TicketStep.key, Ticket.queue, Ticket.assignee)
                         .join(Ticket, col(Ticket.id) == TicketStep.ticket_id)
                         .where(col(TicketStep.key).like(sla.BREACH_KEYS),
-                               col(TicketStep.at) >= since)).all()
+                               col(TicketStep.at) >= since,
+                               *([col(TicketStep.at) < until] if until else []))).all()
     per_agent: Counter[str] = Counter(a for _, _, a in rows if a)
     return {"total": len(rows),
             "by_sla": dict(Counter(sla.step_kind(k) for k, _, _ in rows)),
