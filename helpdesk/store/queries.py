@@ -212,6 +212,7 @@ def quarantined_hash(session: Session, content_hash: str) -> Quarantine | None:
 
 
 OPEN_STATUSES = ("new", "open", "pending")
+CLOSED_STATUSES = ("resolved", "closed")
 
 
 def last_assignee_among(session: Session, members: list[str]) -> str | None:
@@ -291,7 +292,12 @@ SORTS = ("priority", "age", "sla", "activity")
 
 
 def _in_scope(scope: Scope) -> ColumnElement[bool]:
-    return true() if scope.queues is None else col(Ticket.queue).in_(scope.queues)
+    # the no-op coalesce (queue is NOT NULL) keeps SQLite, which has no statistics, off
+    # the queue index: an agent's queues hold most tickets, closed ones included, and
+    # the status index (the open ones) is the selective one
+    if scope.queues is None:
+        return true()
+    return func.coalesce(Ticket.queue, "").in_(scope.queues)
 
 
 def _overdue(keys: SlaKeys, now: datetime) -> ColumnElement[bool]:
@@ -299,7 +305,8 @@ def _overdue(keys: SlaKeys, now: datetime) -> ColumnElement[bool]:
     customer's message still unanswered, the ticket still unresolved), or a breach
     that is due and the scheduler has not got to yet."""
     step = aliased(TicketStep)
-    answered = exists().where(Message.ticket_id == Ticket.id, Message.direction == "out",
+    # correlated with the step (the enclosing query), not the ticket two levels up
+    answered = exists().where(Message.ticket_id == step.ticket_id, Message.direction == "out",
                               col(Message.internal).is_(False), Message.created_at > step.at)
     unmet = or_(col(step.key).like(keys.resolution),
                 and_(col(step.key).like(keys.first_response),
@@ -385,24 +392,40 @@ def queue_rows(session: Session, scope: Scope, query: QueueQuery, keys: SlaKeys,
             for t, email, name, due in session.exec(stmt).all()]
 
 
+# the closed statuses are counted up to this many: they grow without end, and walking
+# 100,000 of them to print an exact number on a tab is not worth a slow page
+COUNT_CAP = 1000
+
+
 @dataclass
 class QueueCounts:
     views: dict[str, int]  # by view name
     queues: dict[str, int]  # open tickets by queue
-    statuses: dict[str, int]  # tickets by status
+    statuses: dict[str, int]  # tickets by status (closed ones up to COUNT_CAP + 1)
+
+    def status_count(self, status: str) -> str:
+        n = self.statuses.get(status, 0)
+        return f"{COUNT_CAP}+" if status not in OPEN_STATUSES and n > COUNT_CAP else str(n)
 
 
 def queue_counts(session: Session, scope: Scope, keys: SlaKeys, now: datetime) -> QueueCounts:
-    """The count on every tab, in one statement: the ticket table grouped once (queue,
-    status, unassigned, mine), and the SLA and review views counted over open tickets."""
+    """The count on every tab, in one statement: the open tickets grouped once (queue,
+    status, unassigned, mine), each closed status counted up to COUNT_CAP, and the SLA
+    and review views counted over the open tickets."""
     mine = case((Ticket.assignee == scope.me, 1), else_=0)
     unassigned = case((Ticket.assignee == "", 1), else_=0)
     grouped = (select(literal("group").label("kind"), Ticket.queue, Ticket.status,
                       unassigned.label("unassigned"), mine.label("mine"),
                       func.count().label("n"))
-               .where(_in_scope(scope))
+               .where(_in_scope(scope), col(Ticket.status).in_(OPEN_STATUSES))
                .group_by(Ticket.queue, Ticket.status, unassigned, mine))
-    parts = [grouped]
+    parts: list[Any] = [grouped]
+    for status in CLOSED_STATUSES:
+        some = select(Ticket.id).where(_in_scope(scope), Ticket.status == status) \
+            .limit(COUNT_CAP + 1).subquery()
+        parts.append(select(literal("status"), literal(""), literal(status), literal(0),
+                            literal(0), select(func.count()).select_from(some)
+                            .scalar_subquery()))
     for view in ("overdue", "at-risk", "review"):
         parts.append(select(literal(view), literal(""), literal(""), literal(0), literal(0),
                             func.count())
@@ -410,16 +433,16 @@ def queue_counts(session: Session, scope: Scope, keys: SlaKeys, now: datetime) -
                             *_view(view, scope, keys, now)))
     counts = QueueCounts({v: 0 for v in VIEWS}, {}, {})
     for kind, queue, status, free, own, n in session.execute(union_all(*parts)).all():
-        if kind != "group":
+        if kind == "status":
+            counts.statuses[status] = int(n)
+        elif kind != "group":
             counts.views[kind] = int(n)
-            continue
-        counts.statuses[status] = counts.statuses.get(status, 0) + int(n)
-        if status not in OPEN_STATUSES:
-            continue
-        counts.queues[queue] = counts.queues.get(queue, 0) + int(n)
-        counts.views["all"] += int(n)
-        counts.views["mine"] += int(n) if own else 0
-        counts.views["unassigned"] += int(n) if free else 0
+        else:
+            counts.statuses[status] = counts.statuses.get(status, 0) + int(n)
+            counts.queues[queue] = counts.queues.get(queue, 0) + int(n)
+            counts.views["all"] += int(n)
+            counts.views["mine"] += int(n) if own else 0
+            counts.views["unassigned"] += int(n) if free else 0
     counts.views["waiting"] = counts.statuses.get("pending", 0)
     return counts
 
