@@ -291,13 +291,16 @@ VIEWS = ("mine", "unassigned", "all", "overdue", "at-risk", "waiting", "review")
 SORTS = ("priority", "age", "sla", "activity")
 
 
+def _unindexed(column: Any) -> Any:
+    """The column compared without its index: a no-op coalesce (the columns are NOT
+    NULL). A queue or an assignee holds closed tickets without end, and SQLite, which
+    keeps no statistics, would walk their index rather than the selective one (the open
+    statuses, a customer)."""
+    return func.coalesce(column, "")
+
+
 def _in_scope(scope: Scope) -> ColumnElement[bool]:
-    # the no-op coalesce (queue is NOT NULL) keeps SQLite, which has no statistics, off
-    # the queue index: an agent's queues hold most tickets, closed ones included, and
-    # the status index (the open ones) is the selective one
-    if scope.queues is None:
-        return true()
-    return func.coalesce(Ticket.queue, "").in_(scope.queues)
+    return true() if scope.queues is None else _unindexed(Ticket.queue).in_(scope.queues)
 
 
 def _overdue(keys: SlaKeys, now: datetime) -> ColumnElement[bool]:
@@ -335,8 +338,8 @@ def _held() -> ColumnElement[bool]:
 def _view(view: str, scope: Scope, keys: SlaKeys, now: datetime) -> list[ColumnElement[bool]]:
     """The view's own condition, without its statuses."""
     return {
-        "mine": [Ticket.assignee == scope.me],
-        "unassigned": [Ticket.assignee == ""],
+        "mine": [_unindexed(Ticket.assignee) == scope.me],
+        "unassigned": [_unindexed(Ticket.assignee) == ""],
         "all": [],
         "overdue": [_overdue(keys, now)],
         "at-risk": [_at_risk(keys, now)],
@@ -375,21 +378,31 @@ class QueueRow:
 
 def queue_rows(session: Session, scope: Scope, query: QueueQuery, keys: SlaKeys,
                now: datetime) -> list[QueueRow]:
-    """One page of a queue view, filtered and sorted."""
+    """One page of a queue view, filtered and sorted: the page's ids first (sorting only
+    narrow rows), then those tickets with their customer and next SLA step."""
+    timer = and_(col(TicketTimer.ticket_id) == col(Ticket.id),
+                 col(TicketTimer.key).like(keys.any_step))
+    page = select(Ticket.id)
+    if query.sort == "sla":
+        page = page.outerjoin(TicketTimer, timer)
+    page = page.where(_in_scope(scope), _statuses(query),
+                      *_view(query.view, scope, keys, now))
+    if query.queue:
+        page = page.where(_unindexed(Ticket.queue) == query.queue)
+    if query.assignee is not None:
+        page = page.where(_unindexed(Ticket.assignee) == query.assignee)
+    if query.contact_id is not None:
+        page = page.where(Ticket.contact_id == query.contact_id)
+    ids = list(session.exec(page.order_by(*_order(query.sort))
+                            .limit(query.limit).offset(query.offset)).all())
+    if not ids:
+        return []
     stmt = (select(Ticket, Contact.email, Contact.name, TicketTimer.due_at)
             .outerjoin(Contact, col(Contact.id) == col(Ticket.contact_id))
-            .outerjoin(TicketTimer, and_(col(TicketTimer.ticket_id) == col(Ticket.id),
-                                         col(TicketTimer.key).like(keys.any_step)))
-            .where(_in_scope(scope), _statuses(query), *_view(query.view, scope, keys, now)))
-    if query.queue:
-        stmt = stmt.where(Ticket.queue == query.queue)
-    if query.assignee is not None:
-        stmt = stmt.where(Ticket.assignee == query.assignee)
-    if query.contact_id is not None:
-        stmt = stmt.where(Ticket.contact_id == query.contact_id)
-    stmt = stmt.order_by(*_order(query.sort)).limit(query.limit).offset(query.offset)
-    return [QueueRow(t, email or "", name or "", due)
-            for t, email, name, due in session.exec(stmt).all()]
+            .outerjoin(TicketTimer, timer).where(col(Ticket.id).in_(ids)))
+    found = {t.id: QueueRow(t, email or "", name or "", due)
+             for t, email, name, due in session.exec(stmt).all()}
+    return [found[i] for i in ids if i in found]
 
 
 # the closed statuses are counted up to this many: they grow without end, and walking
