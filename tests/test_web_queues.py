@@ -32,7 +32,15 @@ from tests.helpers import (
     ticket,
     wait_ticket,
 )
-from tests.sched import SLA, at, make_ticket, run_pass
+from tests.sched import (
+    SLA,
+    agent_reply,
+    at,
+    customer_reply,
+    make_ticket,
+    run_pass,
+    step_keys,
+)
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -319,3 +327,32 @@ def test_versions_of_a_page_match_the_single_ticket_version(
     with db.session_scope(engine_for(desk.settings)) as s:
         many = queries.ticket_versions(s, [1, 2, 3])
         assert many == {i: queries.ticket_version(s, i) for i in (1, 2, 3)}
+
+
+def _next_response_tickets(settings: Settings) -> None:
+    """HD-1 and HD-2 both breach their next response at 09:00; HD-2 is answered at 11:00,
+    HD-1 never is."""
+    for subject in ("never answered", "answered late"):
+        make_ticket(settings, NOW - timedelta(hours=5), priority="normal", assignee="",
+                    subject=subject)
+    for n in (1, 2):
+        agent_reply(settings, n, NOW - timedelta(hours=4, minutes=30))
+        customer_reply(settings, n, NOW - timedelta(hours=4))
+    run_pass(settings, NOW - timedelta(hours=2))
+    agent_reply(settings, 2, NOW - timedelta(hours=1))
+    run_pass(settings, NOW)
+    clock.freeze(NOW)
+
+
+@SQLITE_ONLY
+def test_a_next_response_breach_is_overdue_until_that_ticket_is_answered(
+        make_desk: Callable[..., Desk]) -> None:
+    policy = {"first_response": "8h", "resolution": "3d", "next_response": "1h"}
+    # the breach raised both to high
+    desk = make_desk(_next_response_tickets, sla={"normal": policy, "high": policy})
+    assert [k for k in step_keys(desk.settings, 2) if k.endswith("breach")]
+    lisa = desk.sign_in("lisa")
+    page = lisa.get("/desk/queue/overdue")
+    # another ticket's later answer does not answer this one
+    assert rows(page) == [1] and count(page, "Overdue SLA") == 1
+    assert "next response overdue by 3h 0m" in page.text
