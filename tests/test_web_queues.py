@@ -217,6 +217,8 @@ def test_mailed_tickets_are_unassigned_then_mine_and_hidden_from_other_teams(
     assert sorted(rows(carol)) == [1, 3]
     assert "Printer on fire" in carol.text and "assignee" in carol.text
     assert alice.get("/desk/customer/99999").status_code == 404
+    assert alice.get("/desk/customer/99999999999999999999999").status_code == 404
+    assert alice.get("/desk/customer/%C2%B2").status_code == 404  # a digit, not ASCII
     assert alice.get("/desk/customer/nobody@nowhere.test").status_code == 404
 
 

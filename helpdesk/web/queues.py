@@ -119,9 +119,14 @@ def parse_query(request: Request, view: str, scope: Scope) -> QueueQuery:
     return QueueQuery(view, status, queue, assignee, None, sort, limit, (page - 1) * limit)
 
 
+def _is_id(text: str) -> bool:
+    """A row id as a URL or form gives it: ASCII digits, small enough for the database."""
+    return text.isascii() and text.isdigit() and len(text) <= 15
+
+
 def _customer(session: Session, key: str) -> Contact | None:
     """A customer by contact id or address."""
-    if key.isdigit():
+    if _is_id(key):
         return session.get(Contact, int(key))
     return queries.contact_by_email(session, key) if "@" in key else None
 
@@ -296,7 +301,7 @@ def _bulk_tickets(form: FormData) -> list[tuple[int, str]]:
     chosen = []
     for value in form.getlist("ticket")[:BULK_MAX]:
         text = str(value)
-        if not text.isdigit():
+        if not _is_id(text):
             raise _not_found()
         chosen.append((int(text), str(form.get(f"version-{text}", ""))))
     return list(dict.fromkeys(chosen))
