@@ -74,7 +74,8 @@ lead = "lisa"
 """
 CONFIG: dict[str, Any] = {
     "web": {"enabled": True},
-    "queue": {"ops": {"team": "ops", "address": "ops@example.test"}},
+    "queue": {"ops": {"team": "ops", "address": "ops@example.test"},
+              "billing": {"review": True}},
 }
 
 
@@ -279,12 +280,13 @@ def test_bulk_assign_and_close_name_the_agent_and_refuse_stale_rows(
     for subject in ("One", "Two", "Three"):
         mail_in(desk, subject)
     mail_in(desk, "Ops thing", sender="Dave <dave@other.test>", to="ops@example.test")
-    for n in range(1, 5):
+    mail_in(desk, "Refund", to="billing@example.test")  # resolutions there need review
+    for n in range(1, 6):
         wait_ticket(desk.settings, n)
     alice = desk.sign_in("alice")
     page = alice.get("/desk/queue/unassigned")
     drawn = versions(page)
-    assert sorted(drawn) == [1, 2, 3]
+    assert sorted(drawn) == [1, 2, 3, 5]
     # HD-3 changes after alice's page was drawn (lisa assigns it from the shell)
     assert invoke_cli(desk.settings, "tickets", "assign", "3", "lisa", "--as", "lisa") \
         .exit_code == 0
@@ -301,17 +303,23 @@ def test_bulk_assign_and_close_name_the_agent_and_refuse_stale_rows(
     assert events(desk.settings, 3, "assignee") == [("lisa", "lisa")]
     wait_mails_to(relay, "bob@staff.test", 2)  # each assignment told, as by mail
 
-    # close HD-1 with its fresh version; HD-4 is another team's: not found, untouched
+    # close HD-1 and HD-5 with their fresh versions; HD-4 is another team's: not found,
+    # untouched; HD-5's resolution waits for the lead, as by mail
     page = alice.get("/desk/queue/all")
     fresh = versions(page)
     answer = alice.post("/desk/bulk", data={
-        "csrf_token": token(page), "action": "close", "ticket": ["1", "4"],
-        "version-1": fresh[1], "version-4": "0.0"})
+        "csrf_token": token(page), "action": "close", "ticket": ["1", "4", "5"],
+        "version-1": fresh[1], "version-4": "0.0", "version-5": fresh[5]})
     assert answer.status_code == 200, answer.text
     results = dict(re.findall(r'>HD-(\d+)</a></th>\s*<td>([a-z ]+)</td>', answer.text))
-    assert results == {"1": "applied", "4": "not found"}
+    assert results == {"1": "applied", "4": "not found", "5": "applied"}
+    assert "waits for lisa" in answer.text
     assert events(desk.settings, 1, "status")[-1] == ("alice", "resolved")
     assert ticket(desk.settings, 4)["status"] == "new"
+    held = alice.get("/desk/queue/review")
+    assert rows(held) == [5] and count(held, "Held for review") == 1
+    assert [e["actor"] for e in ticket(desk.settings, 5)["events"]
+            if e["kind"] == "review-requested"] == ["alice"]
     # no CSRF token: refused before anything runs
     refused = alice.post("/desk/bulk", data={"action": "close", "ticket": ["2"],
                                              "version-2": fresh[2]})
