@@ -56,6 +56,12 @@ def step_key(clock: SlaClock, step: str) -> str:
     return _STEP_KEY.format(kind=clock.kind, cycle=clock.cycle, step=step)
 
 
+def step_pattern(kind: str = "%", step: str = "%") -> str:
+    """SQL LIKE pattern of the step keys of `kind` and `step`, any cycle (the desk's
+    overdue and at-risk views)."""
+    return _STEP_KEY.format(kind=kind, cycle="%", step=step)
+
+
 def step_kind(key: str) -> str:
     """The clock kind (first_response, ...) a step key was written for."""
     return key.split(":")[1]
@@ -148,13 +154,21 @@ def message_times(session: Session, ticket_id: int) -> list[tuple[int, str, date
 
 def clocks(session: Session, ctx: SlaContext, ticket: Ticket) -> list[SlaClock]:
     """The ticket's SLA clocks under the policy for its priority and queue."""
-    policy = ctx.policy_for(ticket)
-    if policy is None or ticket.id is None:
+    if ctx.policy_for(ticket) is None or ticket.id is None:
         return []
-    changes = status_changes(session, ticket.id)
+    return clocks_from(ctx, ticket, status_changes(session, ticket.id),
+                       message_times(session, ticket.id))
+
+
+def clocks_from(ctx: SlaContext, ticket: Ticket, changes: list[tuple[datetime, str, str]],
+                msgs: list[tuple[int, str, datetime]]) -> list[SlaClock]:
+    """`clocks` from the ticket's status changes and message times, read by the caller
+    (the desk reads them for a page of tickets at once)."""
+    policy = ctx.policy_for(ticket)
+    if policy is None:
+        return []
     initial = changes[0][1] if changes else ticket.status
     spans = active_intervals(ticket.created_at, initial, [(at, new) for at, _, new in changes])
-    msgs = message_times(session, ticket.id)
     hours = ctx.hours_for(ticket.queue)
     found = []
     outbound = [at for _, d, at in msgs if d == "out"]

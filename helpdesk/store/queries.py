@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, func
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    true,
+    union_all,
+)
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from helpdesk.store.models import Contact, Event, Message, Outbox, Quarantine, Ticket, msgid_key
+from helpdesk.config.priority import PRIORITIES
+from helpdesk.store.models import (
+    Contact,
+    Event,
+    Message,
+    Outbox,
+    Quarantine,
+    Review,
+    Ticket,
+    TicketStep,
+    TicketTimer,
+    msgid_key,
+)
 
 
 def ticket(session: Session, number: int) -> Ticket | None:
@@ -186,6 +212,7 @@ def quarantined_hash(session: Session, content_hash: str) -> Quarantine | None:
 
 
 OPEN_STATUSES = ("new", "open", "pending")
+CLOSED_STATUSES = ("resolved", "closed")
 
 
 def last_assignee_among(session: Session, members: list[str]) -> str | None:
@@ -218,3 +245,259 @@ def ticket_version(session: Session, ticket_id: int) -> str:
     last_message = session.exec(
         select(func.max(Message.id)).where(Message.ticket_id == ticket_id)).one()
     return f"{last_event or 0}.{last_message or 0}"
+
+
+# -- the desk's queue pages (web/queues.py) ------------------------------------------------
+#
+# Every list and count starts from the ticket table's indexes (status, queue, assignee,
+# contact_id, id) and reads the SLA side only for the open tickets it already has, so a
+# page costs the same with 100,000 closed tickets behind it. The SLA facts come from the
+# scheduler's tables: a breach recorded in ticket_step, the next step in ticket_timer.
+
+
+@dataclass(frozen=True)
+class SlaKeys:
+    """LIKE patterns of the scheduler's SLA step keys (schedule.sla owns their format;
+    the store cannot import it, so the desk hands them in)."""
+
+    any_step: str  # every SLA step
+    breach: str  # every SLA breach
+    first_response: str  # the breach of each kind
+    next_response: str
+    resolution: str
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose desk: `me` (the signed-in agent) and the queues they may see (None: all)."""
+
+    me: str
+    queues: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    view: str = "all"  # one of VIEWS
+    status: str = ""  # a status filter replaces the view's default (the open ones); "any"
+    queue: str = ""
+    assignee: str | None = None  # a name; "" unassigned
+    contact_id: int | None = None
+    sort: str = "priority"  # one of SORTS
+    limit: int = 50
+    offset: int = 0
+
+
+VIEWS = ("mine", "unassigned", "all", "overdue", "at-risk", "waiting", "review")
+SORTS = ("priority", "age", "sla", "activity")
+
+
+def _unindexed(column: Any) -> Any:
+    """The column compared without its index: a no-op coalesce (the columns are NOT
+    NULL). A queue or an assignee holds closed tickets without end, and SQLite, which
+    keeps no statistics, would walk their index rather than the selective one (the open
+    statuses, a customer)."""
+    return func.coalesce(column, "")
+
+
+def _in_scope(scope: Scope) -> ColumnElement[bool]:
+    return true() if scope.queues is None else _unindexed(Ticket.queue).in_(scope.queues)
+
+
+def _overdue(keys: SlaKeys, now: datetime) -> ColumnElement[bool]:
+    """A breach recorded and not met since (the first response still missing, the
+    customer's message still unanswered, the ticket still unresolved), or a breach
+    that is due and the scheduler has not got to yet."""
+    step = aliased(TicketStep)
+    # correlated with the step (the enclosing query), not the ticket two levels up
+    answered = exists().where(Message.ticket_id == step.ticket_id, Message.direction == "out",
+                              col(Message.internal).is_(False), Message.created_at > step.at)
+    unmet = or_(col(step.key).like(keys.resolution),
+                and_(col(step.key).like(keys.first_response),
+                     col(Ticket.first_response_at).is_(None)),
+                and_(col(step.key).like(keys.next_response), ~answered))
+    recorded = exists().where(step.ticket_id == Ticket.id, col(step.key).like(keys.breach),
+                              unmet)
+    timer = aliased(TicketTimer)  # the list joins ticket_timer itself: not that one
+    due = exists().where(timer.ticket_id == Ticket.id, col(timer.key).like(keys.breach),
+                         timer.due_at <= now)
+    return or_(recorded, due)
+
+
+def _at_risk(keys: SlaKeys, now: datetime) -> ColumnElement[bool]:
+    """The scheduler's next step is a breach still to come: the warning has gone out
+    (or none is configured)."""
+    timer = aliased(TicketTimer)
+    return exists().where(timer.ticket_id == Ticket.id, col(timer.key).like(keys.breach),
+                          timer.due_at > now)
+
+
+def _held() -> ColumnElement[bool]:
+    return exists().where(Review.ticket_id == Ticket.id, Review.status == "pending")
+
+
+def _view(view: str, scope: Scope, keys: SlaKeys, now: datetime) -> list[ColumnElement[bool]]:
+    """The view's own condition, without its statuses."""
+    return {
+        "mine": [_unindexed(Ticket.assignee) == scope.me],
+        "unassigned": [_unindexed(Ticket.assignee) == ""],
+        "all": [],
+        "overdue": [_overdue(keys, now)],
+        "at-risk": [_at_risk(keys, now)],
+        "waiting": [],
+        "review": [_held()],
+    }[view]
+
+
+def _statuses(query: QueueQuery) -> ColumnElement[bool]:
+    if query.status == "any":
+        return true()
+    if query.status:
+        return Ticket.status == query.status
+    if query.view == "waiting":
+        return Ticket.status == "pending"
+    return col(Ticket.status).in_(OPEN_STATUSES)
+
+
+def _order(sort: str) -> list[Any]:
+    rank = case({p: i for i, p in enumerate(PRIORITIES)}, value=Ticket.priority, else_=-1)
+    return {
+        "priority": [rank.desc(), col(Ticket.id)],  # the oldest of a priority first
+        "age": [col(Ticket.id)],  # ids rise with creation: the primary key sorts by age
+        "sla": [col(TicketTimer.due_at).is_(None), col(TicketTimer.due_at), col(Ticket.id)],
+        "activity": [col(Ticket.updated_at).desc(), col(Ticket.id).desc()],
+    }[sort]
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    ticket: Ticket
+    customer: str  # the contact's address ("" without one)
+    customer_name: str
+    next_sla_step: datetime | None  # the scheduler's next SLA step (the sla sort's key)
+
+
+def queue_rows(session: Session, scope: Scope, query: QueueQuery, keys: SlaKeys,
+               now: datetime) -> list[QueueRow]:
+    """One page of a queue view, filtered and sorted: the page's ids first (sorting only
+    narrow rows), then those tickets with their customer and next SLA step."""
+    timer = and_(col(TicketTimer.ticket_id) == col(Ticket.id),
+                 col(TicketTimer.key).like(keys.any_step))
+    page = select(Ticket.id)
+    if query.sort == "sla":
+        page = page.outerjoin(TicketTimer, timer)
+    page = page.where(_in_scope(scope), _statuses(query),
+                      *_view(query.view, scope, keys, now))
+    if query.queue:
+        page = page.where(_unindexed(Ticket.queue) == query.queue)
+    if query.assignee is not None:
+        page = page.where(_unindexed(Ticket.assignee) == query.assignee)
+    if query.contact_id is not None:
+        page = page.where(Ticket.contact_id == query.contact_id)
+    ids = list(session.exec(page.order_by(*_order(query.sort))
+                            .limit(query.limit).offset(query.offset)).all())
+    if not ids:
+        return []
+    stmt = (select(Ticket, Contact.email, Contact.name, TicketTimer.due_at)
+            .outerjoin(Contact, col(Contact.id) == col(Ticket.contact_id))
+            .outerjoin(TicketTimer, timer).where(col(Ticket.id).in_(ids)))
+    found = {t.id: QueueRow(t, email or "", name or "", due)
+             for t, email, name, due in session.exec(stmt).all()}
+    return [found[i] for i in ids if i in found]
+
+
+# the closed statuses are counted up to this many: they grow without end, and walking
+# 100,000 of them to print an exact number on a tab is not worth a slow page
+COUNT_CAP = 1000
+
+
+@dataclass
+class QueueCounts:
+    views: dict[str, int]  # by view name
+    queues: dict[str, int]  # open tickets by queue
+    statuses: dict[str, int]  # tickets by status (closed ones up to COUNT_CAP + 1)
+
+    def status_count(self, status: str) -> str:
+        n = self.statuses.get(status, 0)
+        return f"{COUNT_CAP}+" if status not in OPEN_STATUSES and n > COUNT_CAP else str(n)
+
+
+def queue_counts(session: Session, scope: Scope, keys: SlaKeys, now: datetime) -> QueueCounts:
+    """The count on every tab, in one statement: the open tickets grouped once (queue,
+    status, unassigned, mine), each closed status counted up to COUNT_CAP, and the SLA
+    and review views counted over the open tickets."""
+    mine = case((Ticket.assignee == scope.me, 1), else_=0)
+    unassigned = case((Ticket.assignee == "", 1), else_=0)
+    grouped = (select(literal("group").label("kind"), Ticket.queue, Ticket.status,
+                      unassigned.label("unassigned"), mine.label("mine"),
+                      func.count().label("n"))
+               .where(_in_scope(scope), col(Ticket.status).in_(OPEN_STATUSES))
+               .group_by(Ticket.queue, Ticket.status, unassigned, mine))
+    parts: list[Any] = [grouped]
+    for status in CLOSED_STATUSES:
+        some = select(Ticket.id).where(_in_scope(scope), Ticket.status == status) \
+            .limit(COUNT_CAP + 1).subquery()
+        parts.append(select(literal("status"), literal(""), literal(status), literal(0),
+                            literal(0), select(func.count()).select_from(some)
+                            .scalar_subquery()))
+    for view in ("overdue", "at-risk", "review"):
+        parts.append(select(literal(view), literal(""), literal(""), literal(0), literal(0),
+                            func.count())
+                     .where(_in_scope(scope), col(Ticket.status).in_(OPEN_STATUSES),
+                            *_view(view, scope, keys, now)))
+    counts = QueueCounts({v: 0 for v in VIEWS}, {}, {})
+    for kind, queue, status, free, own, n in session.execute(union_all(*parts)).all():
+        if kind == "status":
+            counts.statuses[status] = int(n)
+        elif kind != "group":
+            counts.views[kind] = int(n)
+        else:
+            counts.statuses[status] = counts.statuses.get(status, 0) + int(n)
+            counts.queues[queue] = counts.queues.get(queue, 0) + int(n)
+            counts.views["all"] += int(n)
+            counts.views["mine"] += int(n) if own else 0
+            counts.views["unassigned"] += int(n) if free else 0
+    counts.views["waiting"] = counts.statuses.get("pending", 0)
+    return counts
+
+
+def ticket_versions(session: Session, ticket_ids: Collection[int]) -> dict[int, str]:
+    """`ticket_version` of many tickets in two grouped queries (a page's bulk form)."""
+    ids = list(ticket_ids)
+    events = dict(session.exec(select(Event.ticket_id, func.max(Event.id))
+                               .where(col(Event.ticket_id).in_(ids))
+                               .group_by(Event.ticket_id)).all())
+    messages = dict(session.exec(select(Message.ticket_id, func.max(Message.id))
+                                 .where(col(Message.ticket_id).in_(ids))
+                                 .group_by(Message.ticket_id)).all())
+    return {i: f"{events.get(i) or 0}.{messages.get(i) or 0}" for i in ids}
+
+
+def sla_inputs(session: Session, ticket_ids: Collection[int]) -> tuple[
+        dict[int, list[tuple[datetime, str, str]]], dict[int, list[tuple[int, str, datetime]]]]:
+    """What schedule.sla.clocks_from needs for many tickets, in two queries: their status
+    changes (at, old, new) and their conversation's (id, direction, created_at)."""
+    ids = list(ticket_ids)
+    changes: dict[int, list[tuple[datetime, str, str]]] = {i: [] for i in ids}
+    for tid, at, old, new in session.exec(
+            select(Event.ticket_id, Event.at, Event.old, Event.new)
+            .where(col(Event.ticket_id).in_(ids), Event.kind == "change",
+                   Event.field == "status")
+            .order_by(col(Event.at), col(Event.id))).all():
+        changes[tid].append((at, old, new))
+    times: dict[int, list[tuple[int, str, datetime]]] = {i: [] for i in ids}
+    for mid, tid, direction, at in session.exec(
+            select(Message.id, Message.ticket_id, Message.direction, Message.created_at)
+            .where(col(Message.ticket_id).in_(ids), col(Message.internal).is_(False))
+            .order_by(col(Message.id))).all():
+        times[tid].append((int(mid or 0), direction, at))
+    return changes, times
+
+
+def customer_events(session: Session, contact_id: int, scope: Scope,
+                    limit: int = 30) -> list[tuple[Event, str]]:
+    """The latest history of a customer's tickets (in scope), newest first, with each
+    ticket's subject."""
+    stmt = (select(Event, Ticket.subject).join(Ticket, col(Ticket.id) == col(Event.ticket_id))
+            .where(Ticket.contact_id == contact_id, _in_scope(scope), Event.kind != CREDIT)
+            .order_by(col(Event.id).desc()).limit(limit))
+    return [(e, s) for e, s in session.exec(stmt).all()]

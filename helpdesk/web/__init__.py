@@ -15,4 +15,5 @@ report); nothing imports web but the daemon, survey's page and the CLI.
 - signin.py: magic links, passwords (argon2id) and the sign-in rate limit, in the DB.
 - pages.py: jinja2 templates under templates/web/ (autoescaped), security headers.
 - desk.py: the desk's pages.
+- queues.py: the queue views with their counts, bulk assign/close, a customer's page.
 """

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 
 from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
-from helpdesk.web import auth, csrf, dashboard, desk, pages, search_page, sessions
+from helpdesk.web import auth, csrf, dashboard, desk, pages, queues, search_page, sessions
 from helpdesk.web.context import WebContext, default_base_url
 
 
@@ -55,7 +55,8 @@ def desk_app(web: WebContext) -> Starlette:
     app = Starlette(
         routes=[*desk.ROUTES, *auth.ROUTES,
                 *search_page.ROUTES,
-                *dashboard.ROUTES],
+                *dashboard.ROUTES,
+                *queues.ROUTES],
         middleware=[Middleware(csrf.CsrfGuard, key=web.secret,  # type: ignore[arg-type]
                                session_cookie=sessions.COOKIE, cookie_path="/desk",
                                secure=web.secure_cookie, refuse=_refusal)],

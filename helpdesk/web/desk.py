@@ -1,4 +1,5 @@
-"""The desk's pages. For now the landing page: who is signed in, and the sign-out forms."""
+"""The desk's pages. The landing page is the agent's own tickets (web/queues.py), which
+also says who is signed in and has the sign-out forms."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from helpdesk.web import auth, pages
+from helpdesk.web import auth, queues
 
 
 @auth.signed_in()
 async def home(request: Request, who: auth.SignedIn) -> Response:
-    return pages.page(request, "desk", {"agent": who.agent, "role": who.role})
+    return await queues.home(request, who)
 
 
 ROUTES = [Route("/", home, methods=["GET"])]
