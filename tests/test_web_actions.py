@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -291,6 +292,25 @@ def test_a_stale_form_is_refused_with_the_fresh_state_and_the_text_kept(
     missing = alice.post("/desk/ticket/1/note", data={"csrf_token": drawn["csrf_token"],
                                                       "text": "no version"})
     assert missing.status_code == 409
+
+
+def test_two_agents_sending_one_version_at_once_change_it_once(
+        desk: tuple[Settings, DaemonThread], relay: RelaySink, browsers: Browsers) -> None:
+    settings, daemon = desk
+    new_ticket(daemon, relay)
+    agents = {"alice": browsers("alice"), "bob": browsers("bob")}
+    forms = {name: form_of(browser, 1) for name, browser in agents.items()}
+    assert forms["alice"]["version"] == forms["bob"]["version"]
+    priority = {"alice": "high", "bob": "low"}
+    with ThreadPoolExecutor(2) as pool:
+        answers = dict(zip(agents, pool.map(
+            lambda name: agents[name].post("/desk/ticket/1/fields", data={
+                **forms[name], "priority": priority[name]}).status_code, agents), strict=True))
+    assert sorted(answers.values()) == [303, 409], answers
+    winner = next(name for name, status in answers.items() if status == 303)
+    assert ticket(settings, 1)["priority"] == priority[winner]
+    loser = "bob" if winner == "alice" else "alice"
+    assert by(settings, 1, loser) == []
 
 
 @sqlite_only

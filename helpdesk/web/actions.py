@@ -15,7 +15,7 @@ ticket page.
 Collision notice: opening the reply box (GET .../presence without script, or the
 script's heartbeat POST) marks the agent as replying (web.presence); GET .../version
 says the ticket's version and who is replying, polled by our small script
-(templates/web/static/ticket_actions.js) to show "Alice is replying" and "this ticket
+(templates/web/ticket_actions.js) to show "Alice is replying" and "this ticket
 changed". Without script, the forms post as usual and a stale one gets its 409.
 
 The ticket page includes templates/web/ticket_actions.html.j2 with form_context(...)
@@ -55,7 +55,7 @@ from helpdesk.web.context import WebContext
 # our pages run our own script (and it fetches from us); nothing else changes
 CSP = pages.SECURITY_HEADERS["Content-Security-Policy"] + "; script-src 'self'; connect-src 'self'"
 HEADERS = {"Content-Security-Policy": CSP}
-SCRIPT = "web/static/ticket_actions.js"
+SCRIPT = "web/ticket_actions.js"  # served as /desk/static/ticket_actions.js
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 # the field controls and the command each one gives, with the ticket attribute it sets
 FIELDS = {"assign": "assignee", "status": "status", "priority": "priority",
