@@ -14,6 +14,8 @@ customer reply in the meantime withdraws it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
 
 from sqlmodel import Session
 
@@ -25,6 +27,7 @@ from helpdesk.agents.commands import Reply, Situation
 from helpdesk.agents.notify import Notice
 from helpdesk.config.agents import Agent, Directory
 from helpdesk.config.settings import Settings
+from helpdesk.mail import parse
 from helpdesk.mail.mimeparts import Attachment
 from helpdesk.outgoing import to_customer as customer_mail
 from helpdesk.store import staff
@@ -53,6 +56,30 @@ def run_commands(session: Session, settings: Settings, directory: Directory, tic
     act = Action(session, settings, directory, ticket, agent, reply, checked.resolved,
                  attachments)
     return Outcome(summary=_apply(act))
+
+
+def keep_note(session: Session, settings: Settings, ticket: Ticket, agent: Agent, text: str,
+              attachments: tuple[Attachment, ...] = (), *, route: str,
+              threaded_by: str) -> Message:
+    """By mail, a #note is the agent's own mail kept on the ticket for agents only; from
+    a door without a mail (the shell, the web desk) one is written and stored the same
+    way, so the note reads (and is searched) alike whichever way it came."""
+    mail = EmailMessage()
+    mail["From"] = formataddr((agent.name, agent.email))
+    mail["To"] = settings.helpdesk.address
+    mail["Subject"] = f"[{settings.helpdesk.ticket_prefix}-{ticket.id}] {ticket.subject}"
+    mail["Date"] = formatdate(localtime=False)
+    mail["Message-ID"] = make_msgid(domain=settings.helpdesk.address.rpartition("@")[2])
+    mail.set_content(text)
+    for a in attachments:
+        maintype, _, subtype = a.content_type.partition("/")
+        mail.add_attachment(a.data, maintype=maintype or "application",
+                            subtype=subtype or "octet-stream", filename=a.filename)
+    raw = mail.as_bytes()
+    stored = store.store_incoming(session, settings.data_dir, ticket, parse.parse(raw), raw,
+                                  route=route, threaded_by=threaded_by)
+    stored.internal = True
+    return stored
 
 
 def situation(session: Session, settings: Settings, directory: Directory, ticket: Ticket,

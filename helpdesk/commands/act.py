@@ -11,8 +11,6 @@ admin, but the history names a real agent and only agents may act, as by mail.
 from __future__ import annotations
 
 import sys
-from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
 
 import click
 from sqlmodel import Session
@@ -26,11 +24,8 @@ from helpdesk.config import agents
 from helpdesk.config.agents import Agent, Directory
 from helpdesk.config.settings import Settings
 from helpdesk.errors import ConfigError, TemporaryError
-from helpdesk.mail import parse
 from helpdesk.store import queries
-from helpdesk.store import tickets as store
 from helpdesk.store.db import session_scope
-from helpdesk.store.models import Ticket
 
 _AS = click.option("--as", "acting", required=True, metavar="AGENT",
                    help="The agent acting (name or address in agents.toml).")
@@ -112,25 +107,9 @@ def _apply(session: Session, settings: Settings, directory: Directory, number: i
     if done.errors:
         raise click.ClickException("refused, nothing changed:\n  " + "\n  ".join(done.errors))
     if reply_.has("note"):  # only once applied: a refused note leaves no mail behind
-        _keep_note(session, settings, ticket, agent, reply_.text)
+        agent_actions.keep_note(session, settings, ticket, agent, reply_.text, route="cli",
+                                threaded_by=f"command line, as {agent.name}")
     return done.summary
-
-
-def _keep_note(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
-               text: str) -> None:
-    """By mail, a note is the agent's own mail kept on the ticket for agents only; from the
-    shell there is no mail, so one is written and stored the same way."""
-    mail = EmailMessage()
-    mail["From"] = formataddr((agent.name, agent.email))
-    mail["To"] = settings.helpdesk.address
-    mail["Subject"] = f"[{settings.helpdesk.ticket_prefix}-{ticket.id}] {ticket.subject}"
-    mail["Date"] = formatdate(localtime=False)
-    mail["Message-ID"] = make_msgid(domain=settings.helpdesk.address.rpartition("@")[2])
-    mail.set_content(text)
-    raw = mail.as_bytes()
-    stored = store.store_incoming(session, settings.data_dir, ticket, parse.parse(raw), raw,
-                                  route="cli", threaded_by=f"command line, as {agent.name}")
-    stored.internal = True
 
 
 def _directory(settings: Settings) -> Directory:

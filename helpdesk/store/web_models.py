@@ -11,6 +11,9 @@ Secrets are never stored, only their SHA-256: a copy of the database signs no on
 - WebPassword: the optional argon2id hash per agent name.
 - WebAttempt: one row per sign-in attempt, keyed by a hash of the address or client
   IP, counted over a window: in the database so every daemon sees the same count.
+- WebPresence: an agent has a ticket's reply box open, until expires_at (kept alive
+  by the page's heartbeat); in the database so agents on other daemons see it too
+  (migration 0006_web_presence).
 """
 
 from __future__ import annotations
@@ -57,3 +60,11 @@ class WebAttempt(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(index=True, max_length=64)
     at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, index=True)
+
+
+class WebPresence(SQLModel, table=True):
+    __tablename__ = "web_presence"
+
+    ticket_id: int = Field(primary_key=True)
+    agent: str = Field(primary_key=True, max_length=100)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)

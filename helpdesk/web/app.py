@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 
 from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
-from helpdesk.web import auth, csrf, dashboard, desk, pages, queues, search_page, sessions
+from helpdesk.web import actions, auth, csrf, dashboard, desk, pages, queues, search_page, sessions
 from helpdesk.web.context import WebContext, default_base_url
 
 
@@ -56,7 +56,8 @@ def desk_app(web: WebContext) -> Starlette:
         routes=[*desk.ROUTES, *auth.ROUTES,
                 *search_page.ROUTES,
                 *dashboard.ROUTES,
-                *queues.ROUTES],
+                *queues.ROUTES,
+                *actions.ROUTES],
         middleware=[Middleware(csrf.CsrfGuard, key=web.secret,  # type: ignore[arg-type]
                                session_cookie=sessions.COOKIE, cookie_path="/desk",
                                secure=web.secure_cookie, refuse=_refusal)],

@@ -7,8 +7,9 @@ one can sign a browser in as themselves). Another site can make a browser send o
 cookies, but cannot read a page of ours to learn the token.
 
 CsrfGuard is ASGI middleware around the desk: a route cannot forget the check. It
-reads the body (bounded: MAX_BODY, else 413) to find the `csrf_token` field, then
-hands the same bytes to the route, which reads its form as usual. The token for the
+reads the body (bounded: MAX_BODY, else 413; a route taking uploads raises its own
+cap with `larger_body`) to find the `csrf_token` field, then hands the same bytes to
+the route, which reads its form as usual. The token for the
 page being rendered is in `request.state.csrf_token` (pages.page passes it on).
 """
 
@@ -19,9 +20,11 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpdesk.errors import HelpdeskError
@@ -30,6 +33,28 @@ FIELD = "csrf_token"
 COOKIE = "hd_csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY = 1024 * 1024  # sign-in and action forms; pages with uploads will raise it
+
+
+E = TypeVar("E")
+
+
+def larger_body(cap: Callable[[Any], int]) -> Callable[[E], E]:
+    """Decorate an endpoint (outermost) that takes uploads: its bodies may be up to
+    cap(the desk's WebContext) bytes instead of MAX_BODY."""
+    def mark(endpoint: E) -> E:
+        endpoint.max_body = cap  # type: ignore[attr-defined]
+        return endpoint
+    return mark
+
+
+def _cap(scope: Scope) -> int:
+    """The cap for the route this request goes to (the router has not run yet)."""
+    app = scope.get("app")
+    for route in getattr(app, "routes", ()):
+        if route.matches(scope)[0] == Match.FULL:
+            cap = getattr(getattr(route, "endpoint", None), "max_body", None)
+            return int(cap(app.state.web)) if cap is not None else MAX_BODY  # type: ignore[union-attr]
+    return MAX_BODY
 
 
 def token_for(key: bytes, basis: str) -> str:
@@ -95,7 +120,7 @@ class CsrfGuard:
         scope.setdefault("state", {})["csrf_token"] = expected
         if scope["method"] not in SAFE_METHODS:
             try:
-                body = await _read_body(receive, MAX_BODY)
+                body = await _read_body(receive, _cap(scope))
             except BodyTooLarge:
                 await self.refuse(Request(scope), 413)(scope, receive, send)
                 return

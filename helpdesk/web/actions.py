@@ -1,0 +1,408 @@
+"""The desk's actions on a ticket: a reply box, a note box, controls for the fields and
+any other #command, all through the agent command registry exactly as a reply by mail:
+each form becomes an agent_commands.Reply and goes through
+agent_actions.run_commands, so the customer's mail, the stored outgoing message, the
+history events naming the agent and the checks (queues, reviews, leads) are the mail
+path's own. Text typed into the reply or note box is split like a mail reply's, so
+`#assign me` on its first line works here too.
+
+Every POST: signed in (auth.require), CSRF (the desk's middleware), the ticket visible
+to the agent (else 404, as a wrong id), and the form's `version` equal to the ticket's
+now (else 409: the page with the fresh state and the agent's text kept). Refused
+commands answer 422 listing why, text kept; nothing is applied. Success: 303 to the
+ticket page.
+
+Collision notice: opening the reply box (GET .../presence without script, or the
+script's heartbeat POST) marks the agent as replying (web.presence); GET .../version
+says the ticket's version and who is replying, polled by our small script
+(templates/web/ticket_actions.js) to show "Alice is replying" and "this ticket
+changed". Without script, the forms post as usual and a stale one gets its 409.
+
+The ticket page includes templates/web/ticket_actions.html.j2 with form_context(...)
+and answers with HEADERS (its CSP lets our script run); GET .../actions shows the
+actions alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from helpdesk.agents import actions as agent_actions
+from helpdesk.agents import commands as agent_commands
+from helpdesk.agents import registry
+from helpdesk.agents.commands import Reply
+from helpdesk.config.agents import Directory, team_of
+from helpdesk.config.priority import PRIORITIES
+from helpdesk.mail.mimeparts import Attachment
+from helpdesk.store import queries
+from helpdesk.store.db import session_scope
+from helpdesk.store.models import Event, Message, Ticket
+from helpdesk.web import auth, csrf, pages, presence
+from helpdesk.web.context import WebContext
+
+# our pages run our own script (and it fetches from us); nothing else changes
+CSP = pages.SECURITY_HEADERS["Content-Security-Policy"] + "; script-src 'self'; connect-src 'self'"
+HEADERS = {"Content-Security-Policy": CSP}
+SCRIPT = "web/ticket_actions.js"  # served as /desk/static/ticket_actions.js
+_NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+# the field controls and the command each one gives, with the ticket attribute it sets
+FIELDS = {"assign": "assignee", "status": "status", "priority": "priority",
+          "category": "category", "queue": "queue"}
+_OWN_FORMS = {*FIELDS, "tag", "note"}  # commands with a form of their own
+_MAX_ID = 2**31 - 1  # a larger id is no ticket (and PostgreSQL would refuse the query)
+_CONTENT_TYPE = re.compile(r"[\w.+-]{1,100}/[\w.+-]{1,100}")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def attachment_cap(web: WebContext) -> int:
+    """Attachments of one reply together: what fits into the largest mail we send
+    ([outgoing] max_message_size) once base64 has made it a third larger."""
+    return web.settings.outgoing.max_message_size * 3 // 4
+
+
+def _body_cap(web: WebContext) -> int:
+    return web.settings.outgoing.max_message_size + csrf.MAX_BODY
+
+
+def can_see(web: WebContext, who: auth.SignedIn, ticket: Ticket) -> bool:
+    """Leads and admins see every ticket; agents those of their teams' queues."""
+    return who.has_role("lead") or team_of(web.settings, ticket.queue) in who.agent.teams
+
+
+def shown_names(directory: Directory, names: list[str]) -> list[str]:
+    return [a.shown_name if (a := directory.agent(n)) else n for n in names]
+
+
+def form_context(session: Session, web: WebContext, ticket: Ticket,
+                 who: auth.SignedIn) -> dict[str, Any]:
+    """What templates/web/ticket_actions.html.j2 shows (the ticket page includes it with
+    these values; csrf_token comes with every page)."""
+    directory = web.directory()
+    number = int(ticket.id or 0)
+    return {
+        "ticket": ticket,
+        "version": queries.ticket_version(session, number),
+        "agents": list(directory.agents),
+        "statuses": list(agent_commands.STATUSES),
+        "priorities": list(PRIORITIES),
+        "queues": sorted({*web.settings.queue, web.settings.helpdesk.default_queue,
+                          ticket.queue}),
+        "commands": [c for c in registry.commands() if c.name not in _OWN_FORMS],
+        "replying": shown_names(directory, presence.replying(session, number, who.agent.name)),
+        "heartbeat": presence.HEARTBEAT,
+    }
+
+
+# -- what a form asks for -----------------------------------------------------------------
+
+@dataclass
+class Asked:
+    """One form's request: its version, how to build the reply once the ticket is known,
+    and what to give back to the form if refused."""
+
+    version: str
+    build: Callable[[Ticket], Reply | str]  # the reply, or why the form cannot be done
+    attachments: tuple[Attachment, ...] = ()
+    kept: dict[str, str] = field(default_factory=dict)
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name, "")
+    return value.replace("\r\n", "\n").strip() if isinstance(value, str) else ""
+
+
+async def _uploads(form: FormData) -> tuple[Attachment, ...]:
+    found = []
+    for item in form.getlist("attachments"):
+        if not isinstance(item, UploadFile):
+            continue
+        data = await item.read()
+        if not item.filename and not data:
+            continue  # the file input left empty
+        name = _CONTROLS.sub("", re.split(r"[/\\]", item.filename or "")[-1])[:255]
+        ctype = (item.content_type or "").split(";")[0].strip().lower()
+        found.append(Attachment(name or "attachment", ctype if _CONTENT_TYPE.fullmatch(ctype)
+                                else "application/octet-stream", data))
+    return tuple(found)
+
+
+def _ask_reply(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
+    text = _text(form, "text")
+    reply = agent_commands.split(text)
+    if form.get("then") == "close" and not reply.has("close"):
+        reply = Reply((*reply.commands, registry.command("close")), reply.text)
+
+    def build(ticket: Ticket) -> Reply | str:
+        return reply if reply.text or reply.commands else "The reply is empty."
+    return Asked(_text(form, "version"), build, attachments, {"reply": text})
+
+
+def _ask_note(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
+    text = _text(form, "text")
+    split = agent_commands.split(text)
+    note = split if split.has("note") else Reply(
+        (*split.commands, registry.command("note")), split.text)
+
+    def build(ticket: Ticket) -> Reply | str:
+        return note if split.text else "The note is empty."
+    return Asked(_text(form, "version"), build, attachments, {"note": text})
+
+
+def _ask_fields(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
+    wanted = {name: _text(form, name) for name in FIELDS}
+    tags = " ".join(_text(form, "tag").split())
+
+    def build(ticket: Ticket) -> Reply | str:
+        # only what the agent changed: a control left as it was is no command (#status
+        # open on an open ticket would still make the agent its watcher)
+        given = [registry.command(name, value) for name, value in wanted.items()
+                 if value and value != getattr(ticket, FIELDS[name])]
+        if tags:
+            given.append(registry.command("tag", tags))
+        return Reply(tuple(given))
+    return Asked(_text(form, "version"), build, attachments,
+                 {"category": wanted["category"], "tag": tags})
+
+
+def _ask_command(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
+    name = _text(form, "command").lstrip("#")
+    arg = " ".join(_text(form, "arg").split())
+    text = _text(form, "text")
+
+    def build(ticket: Ticket) -> Reply | str:
+        if not name:
+            return "Choose a command."
+        # the registry decides: an unknown name is refused by its check, by name
+        return Reply((registry.command(name, arg),), text)
+    return Asked(_text(form, "version"), build, attachments, {f"arg_{name}": arg, "text": text})
+
+
+# -- carrying it out ----------------------------------------------------------------------
+
+@dataclass
+class Answer:
+    status: int  # 303 done, 404, 409 stale, 422 refused
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def _carry_out(web: WebContext, who: auth.SignedIn, number: int, asked: Asked) -> Answer:
+    """Check and apply in one transaction, the ticket's row held so two agents' forms
+    drawn from the same version cannot both pass the version check."""
+    with session_scope(web.engine) as session:
+        # a write first: SQLite takes its write lock, PostgreSQL the row's lock, before
+        # the version is read
+        session.execute(update(Ticket).where(col(Ticket.id) == number)
+                        .values(updated_at=col(Ticket.updated_at)))
+        ticket = queries.ticket(session, number)
+        if ticket is None or not can_see(web, who, ticket):
+            return Answer(404)
+        if asked.version != queries.ticket_version(session, number):
+            return Answer(409, _refused(session, web, ticket, who, asked, stale=True))
+        reply = asked.build(ticket)
+        if isinstance(reply, str):
+            return Answer(422, _refused(session, web, ticket, who, asked, [reply]))
+        if not reply.commands and not reply.text:
+            return Answer(303)  # nothing changed on the form: nothing to do
+        outcome = agent_actions.run_commands(session, web.settings, web.directory(), ticket,
+                                             who.agent, reply, asked.attachments)
+        if outcome.errors:
+            return Answer(422, _refused(session, web, ticket, who, asked, list(outcome.errors)))
+        if reply.has("note") and reply.text:  # as from the shell: the note's text kept
+            agent_actions.keep_note(session, web.settings, ticket, who.agent, reply.text,
+                                    asked.attachments, route="web",
+                                    threaded_by=f"the web desk, by {who.agent.name}")
+        if reply.text:
+            presence.clear(session, number, who.agent.name)
+    web.on_outbox()
+    return Answer(303)
+
+
+def _refused(session: Session, web: WebContext, ticket: Ticket, who: auth.SignedIn,
+             asked: Asked, errors: list[str] | None = None, stale: bool = False
+             ) -> dict[str, Any]:
+    """The page again, from the ticket as it is now, with what the agent typed (and, for
+    a stale form, what happened since it was drawn)."""
+    context = form_context(session, web, ticket, who)
+    context.update(errors=errors or [], kept=asked.kept, stale=stale,
+                   changes=_changes(session, int(ticket.id or 0), asked.version)
+                   if stale else [])
+    return context
+
+
+def _changes(session: Session, number: int, since: str) -> list[str]:
+    """What was recorded on the ticket after version `since` (the form's), one line each."""
+    try:
+        last_event, last_message = (int(part) for part in since.split("."))
+    except ValueError:  # no version, or not ours: show the latest
+        last_event = last_message = -1
+    events = session.exec(select(Event).where(Event.ticket_id == number,
+                                              col(Event.id) > last_event)
+                          .order_by(col(Event.id).desc()).limit(20)).all()
+    messages = session.exec(select(Message).where(Message.ticket_id == number,
+                                                  col(Message.id) > last_message)
+                            .order_by(col(Message.id).desc()).limit(5)).all()
+    lines = [f"{e.actor}: {e.kind}" + (f" {e.field} {e.old or '-'} → {e.new}" if e.field
+                                       else f" {e.detail}".rstrip()) for e in reversed(events)]
+    for m in reversed(messages):
+        kind = "note" if m.internal else "mail in" if m.direction == "in" else "reply sent"
+        lines.append(f"{kind} from {m.from_name or m.from_addr}: {m.body_text[:300]}")
+    return lines
+
+
+# -- routes -------------------------------------------------------------------------------
+
+def _number(request: Request) -> int:
+    number = int(request.path_params["number"])
+    if number > _MAX_ID:
+        raise HTTPException(404)
+    return number
+
+
+async def _post(request: Request, ask: Callable[[FormData, tuple[Attachment, ...]], Asked]
+                ) -> Response:
+    who = await auth.require(request)
+    number = _number(request)
+    web = auth.ctx(request)
+    async with request.form(max_files=50, max_fields=50) as form:
+        attachments = await _uploads(form)
+        asked = ask(form, attachments)
+    if sum(a.size for a in attachments) > attachment_cap(web):
+        return await _too_large(request, web, who, number, asked)
+    answer = await run_in_threadpool(_carry_out, web, who, number, asked)
+    if answer.status == 404:
+        raise HTTPException(404)
+    if answer.status == 303:
+        return RedirectResponse(f"/desk/ticket/{number}", status_code=303)
+    return pages.page(request, "ticket_actions_page", answer.context, answer.status, HEADERS)
+
+
+async def _too_large(request: Request, web: WebContext, who: auth.SignedIn, number: int,
+                     asked: Asked) -> Response:
+    cap = attachment_cap(web)
+    why = (f"The attachments are too large together: at most {cap // 1024} KiB "
+           "(a mail larger than that could not be sent).")
+    context = await run_in_threadpool(_fresh, web, who, number)
+    context.update(errors=[why], kept=asked.kept)
+    return pages.page(request, "ticket_actions_page", context, 413, HEADERS)
+
+
+def _fresh(web: WebContext, who: auth.SignedIn, number: int,
+           mark: bool = False) -> dict[str, Any]:
+    """The form's values for the ticket now (404 for a ticket not there or not theirs);
+    with `mark`, the agent is noted as replying first."""
+    with session_scope(web.engine) as session:
+        ticket = queries.ticket(session, number)
+        if ticket is None or not can_see(web, who, ticket):
+            raise HTTPException(404)
+        if mark:
+            presence.mark(session, number, who.agent.name)
+        return form_context(session, web, ticket, who)
+
+
+async def reply(request: Request) -> Response:
+    return await _post(request, _ask_reply)
+
+
+async def note(request: Request) -> Response:
+    return await _post(request, _ask_note)
+
+
+async def fields(request: Request) -> Response:
+    return await _post(request, _ask_fields)
+
+
+async def run_command(request: Request) -> Response:
+    return await _post(request, _ask_command)
+
+
+# uploads: the reply and note boxes take attachments up to attachment_cap
+csrf.larger_body(_body_cap)(reply)
+csrf.larger_body(_body_cap)(note)
+
+
+async def actions_page(request: Request) -> Response:
+    """The actions alone (the ticket page includes the same template)."""
+    who = await auth.require(request)
+    context = await run_in_threadpool(_fresh, auth.ctx(request), who, _number(request))
+    return pages.page(request, "ticket_actions_page", context, headers=HEADERS)
+
+
+async def reply_box(request: Request) -> Response:
+    """The reply box opened without script: the agent is replying (for presence.LASTS;
+    a mark that expires by itself, not a change to the ticket, so a GET may make it)."""
+    who = await auth.require(request)
+    context = await run_in_threadpool(_fresh, auth.ctx(request), who, _number(request), True)
+    return pages.page(request, "ticket_actions_page", {**context, "reply_box": True},
+                      headers=HEADERS)
+
+
+async def heartbeat(request: Request) -> Response:
+    """The script's beat while the agent types in the reply box; `gone` when they stop."""
+    who = await auth.require(request)
+    number = _number(request)
+    async with request.form(max_files=0, max_fields=10) as form:
+        gone = form.get("state") == "gone"
+    await run_in_threadpool(_beat, auth.ctx(request), who, number, gone)
+    return await version(request)
+
+
+def _beat(web: WebContext, who: auth.SignedIn, number: int, gone: bool) -> None:
+    with session_scope(web.engine) as session:
+        ticket = queries.ticket(session, number)
+        if ticket is None or not can_see(web, who, ticket):
+            raise HTTPException(404)
+        if gone:
+            presence.clear(session, number, who.agent.name)
+        else:
+            presence.mark(session, number, who.agent.name)
+
+
+async def version(request: Request) -> Response:
+    """{version, replying: [names]} for the script's poll: has the ticket changed since
+    the page was drawn, and who else is replying."""
+    who = await auth.require(request)
+    state = await run_in_threadpool(_state, auth.ctx(request), who, _number(request))
+    return JSONResponse(state, headers=_NO_STORE)
+
+
+def _state(web: WebContext, who: auth.SignedIn, number: int) -> dict[str, Any]:
+    with session_scope(web.engine) as session:
+        ticket = queries.ticket(session, number)
+        if ticket is None or not can_see(web, who, ticket):
+            raise HTTPException(404)
+        names = presence.replying(session, number, who.agent.name)
+        return {"version": queries.ticket_version(session, number),
+                "replying": shown_names(web.directory(), names)}
+
+
+async def script(request: Request) -> Response:
+    """Our one script, from the template search path (a site may override it)."""
+    env = pages.environment(auth.ctx(request).settings)
+    source = env.loader.get_source(env, SCRIPT)[0]  # type: ignore[union-attr]
+    return Response(source, media_type="text/javascript",
+                    headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+
+
+ROUTES = [
+    Route("/ticket/{number:int}/actions", actions_page, methods=["GET"]),
+    Route("/ticket/{number:int}/reply", reply, methods=["POST"]),
+    Route("/ticket/{number:int}/note", note, methods=["POST"]),
+    Route("/ticket/{number:int}/fields", fields, methods=["POST"]),
+    Route("/ticket/{number:int}/command", run_command, methods=["POST"]),
+    Route("/ticket/{number:int}/presence", reply_box, methods=["GET"]),
+    Route("/ticket/{number:int}/presence", heartbeat, methods=["POST"]),
+    Route("/ticket/{number:int}/version", version, methods=["GET"]),
+    Route("/static/ticket_actions.js", script, methods=["GET"]),
+]
