@@ -37,7 +37,7 @@ def _environment(search: tuple[str, ...]) -> jinja2.Environment:
 
 
 def environment(settings: Settings) -> jinja2.Environment:
-    return _environment(mailout.template_search_path(settings))
+    return _environment(tuple(str(p) for p in mailout.templates(settings).search_path()))
 
 
 def page(request: Request, name: str, context: dict[str, Any] | None = None,
