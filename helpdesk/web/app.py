@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
 from helpdesk.web import auth, csrf, desk, pages, sessions
+from helpdesk.web import ticket as ticket_page
 from helpdesk.web.context import WebContext, default_base_url
 
 
@@ -53,7 +54,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def desk_app(web: WebContext) -> Starlette:
     app = Starlette(
-        routes=[*desk.ROUTES, *auth.ROUTES],
+        routes=[*desk.ROUTES, *auth.ROUTES,
+                *ticket_page.ROUTES,
+                ],
         middleware=[Middleware(csrf.CsrfGuard, key=web.secret,  # type: ignore[arg-type]
                                session_cookie=sessions.COOKIE, cookie_path="/desk",
                                secure=web.secure_cookie, refuse=_refusal)],
