@@ -41,6 +41,11 @@ or <a href="https://help.example.org/page">read this</a>.</p>
 <img src="http://evil.test/pixel.png" onerror="alert('img')" alt="tracker">
 <span style="color: red; background-image: url(http://evil.test/span.png)">red</span>
 <form action="http://evil.test/"><input name="password"></form>
+<meta http-equiv="refresh" content="0;url=http://evil.test/"><base href="http://evil.test/">
+<link rel="stylesheet" href="http://evil.test/x.css"><iframe src="http://evil.test/"></iframe>
+<svg onload="alert('svg')"><image href="http://evil.test/i.png"/></svg>
+<a href="data:text/html;base64,PHNjcmlwdD4=">data link</a><img src="cid:part1@evil.test">
+<img srcset="http://evil.test/s.png 2x" src="https://images.example.org/ok.png" alt="ok">
 </body></html>"""
 
 
@@ -248,8 +253,9 @@ def test_hostile_mail_shows_nothing_unescaped_and_its_html_only_sanitised(
     assert "sandbox" in csp and "script-src" not in csp
     assert view.headers["x-content-type-options"] == "nosniff"
     body = view.text.lower()
-    for bad in ("<script", "alert(", "javascript:", "onerror", "onclick", "evil.test",
-                "url(", "<form", "<input"):
+    for bad in ("<script", "alert(", "javascript:", "onerror", "onclick", "onload",
+                "evil.test", "url(", "<form", "<input", "<meta http", "<base", "<link",
+                "<iframe", "<svg", "data:text", "images.example.org"):
         assert bad not in body, bad
     assert 'href="https://help.example.org/page"' in view.text
     assert 'target="_blank"' in view.text and "noopener" in view.text
@@ -258,7 +264,8 @@ def test_hostile_mail_shows_nothing_unescaped_and_its_html_only_sanitised(
     # "load images": https images may load; this mail's http one still does not
     loaded = browser.get(html_url + "?images=1")
     assert "img-src data: https:;" in loaded.headers["content-security-policy"]
-    assert "evil.test" not in loaded.text
+    assert "evil.test" not in loaded.text and "srcset" not in loaded.text
+    assert 'src="https://images.example.org/ok.png"' in loaded.text
     framed = browser.get(f"/desk/ticket/1?formatted={html_url.split('/')[-2]}")
     assert "load images" in framed.text
     assert "?images=1" in browser.get(
