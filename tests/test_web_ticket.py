@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -18,9 +19,19 @@ import httpx
 import pytest
 
 from helpdesk.config.settings import Settings
+from helpdesk.store import queries
+from helpdesk.store.db import session_scope
 from tests import agent_mails
 from tests.agent_desk import AGENTS, reply_to, wait_mails_to
-from tests.helpers import DaemonThread, RelaySink, invoke_cli, send, wait_ticket
+from tests.helpers import (
+    DaemonThread,
+    RelaySink,
+    engine_for,
+    invoke_cli,
+    send,
+    wait_ticket,
+    wait_until,
+)
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -62,26 +73,28 @@ def browsers() -> Iterator[list[httpx.Client]]:
         client.close()
 
 
+def sign_in(settings: Settings, daemon: DaemonThread, browsers: list[httpx.Client],
+            name: str) -> httpx.Client:
+    """A browser signed in as agent `name` with a CLI login link."""
+    url = f"http://127.0.0.1:{daemon.daemon.public.port}"  # type: ignore[union-attr]
+    result = invoke_cli(settings, "web", "login-link", name)
+    assert result.exit_code == 0, result.output
+    link = result.stdout.splitlines()[0].replace("http://127.0.0.1:0", url)
+    browser = httpx.Client(base_url=url, timeout=15)
+    browsers.append(browser)
+    page = browser.get(link)
+    assert page.status_code == 200, (link, page.status_code, page.text)
+    answer = browser.post("/desk/login/confirm", data={
+        "t": parse_qs(urlparse(link).query)["t"][0], "csrf_token": CSRF.search(page.text)[1]})
+    assert answer.status_code == 303, answer.text
+    return browser
+
+
 @pytest.fixture
 def signed_in(desk: tuple[Settings, DaemonThread],
               browsers: list[httpx.Client]) -> Callable[[str], httpx.Client]:
-    """signed_in(name): a browser signed in as that agent with a CLI login link."""
-    settings, daemon = desk
-    url = f"http://127.0.0.1:{daemon.daemon.public.port}"  # type: ignore[union-attr]
-
-    def sign_in(name: str) -> httpx.Client:
-        result = invoke_cli(settings, "web", "login-link", name)
-        assert result.exit_code == 0, result.output
-        link = result.stdout.splitlines()[0].replace("http://127.0.0.1:0", url)
-        browser = httpx.Client(base_url=url, timeout=15)
-        browsers.append(browser)
-        page = browser.get(link)
-        assert page.status_code == 200, (link, page.status_code, page.text)
-        answer = browser.post("/desk/login/confirm", data={
-            "t": parse_qs(urlparse(link).query)["t"][0], "csrf_token": CSRF.search(page.text)[1]})
-        assert answer.status_code == 303, answer.text
-        return browser
-    return sign_in
+    """signed_in(name): a browser signed in to `desk` as that agent."""
+    return lambda name: sign_in(*desk, browsers, name)
 
 
 def customer_mail(*, subject: str = "Printer on fire",
@@ -315,3 +328,68 @@ def test_unknown_and_forbidden_tickets_are_the_same_404_page(
     anonymous = httpx.get(f"http://127.0.0.1:{daemon.daemon.public.port}"  # type: ignore[union-attr]
                           "/desk/ticket/1", timeout=15)
     assert anonymous.status_code == 303 and "/desk/login" in anonymous.headers["location"]
+
+
+@SQLITE_ONLY
+def test_the_action_forms_get_what_they_need_where_the_controls_go(
+        desk_settings: Callable[..., Settings], start_daemon: Callable[..., DaemonThread],
+        browsers: list[httpx.Client], tmp_path: Path) -> None:
+    """The action forms are another module's template, included by name: a site template
+    of that name (searched before the shipped ones) shows the context it is given."""
+    site = tmp_path / "site-templates"
+    (site / "web").mkdir(parents=True)
+    (site / "web" / "ticket_actions.html.j2").write_text(
+        "<p id=actions-context>{{ ticket.id }}|{{ version }}|{{ csrf_token | length > 20 }}|"
+        "{{ agents | map(attribute='name') | join(',') }}|{{ statuses | join(',') }}|"
+        "{{ priorities | join(',') }}|{{ queues | join(',') }}</p>")
+    settings = desk_settings(agents=DESK_AGENTS, web={"enabled": True},
+                             paths={"templates": str(site)})
+    daemon = start_daemon(settings)
+    send(daemon.port, customer_mail())
+    wait_ticket(settings, 1, lambda t: True, "a ticket")
+    page = sign_in(settings, daemon, browsers, "alice").get("/desk/ticket/1").text
+    shown = re.search(r"<p id=actions-context>(.*?)</p>", page)
+    assert shown, page
+    with session_scope(engine_for(settings)) as session:
+        version = queries.ticket_version(session, 1)
+    assert shown[1].split("|") == [
+        "1", version, "True", "alice,bob,lisa,dora", "new,open,pending,resolved,closed",
+        "low,normal,high,critical", "billing,support"]
+    # inside the actions section, before the conversation
+    assert page.index("actions-context") < page.index('<h2 id="conversation">')
+
+
+REVIEW_DESK = {"queue": {"support": {"team": "support", "review": True}},
+               "sla": {"normal": {"first_response": "4h", "resolution": "2d"}}}
+
+
+@pytest.mark.parametrize("desk", [REVIEW_DESK], indirect=True)
+@SQLITE_ONLY
+def test_sla_clocks_in_words_and_a_held_review(
+        desk: tuple[Settings, DaemonThread], relay: RelaySink,
+        signed_in: Callable[[str], httpx.Client]) -> None:
+    _, daemon = desk
+    send(daemon.port, customer_mail())
+    notification = wait_mails_to(relay, "alice@staff.test", 1)[0]
+    browser = signed_in("alice")
+    fields = browser.get("/desk/ticket/1").text
+    sla = section(fields, "sla")
+    assert re.search(r"<th scope=\"row\">first response</th><td>due in 3 hours 5\d minutes",
+                     sla), sla
+    assert "<th scope=\"row\">resolution</th><td>due in 1 day 23 hours" in sla
+    assert "Held for review" not in fields
+    # alice resolves with a reply: held until lisa decides
+    raw = agent_mails.gmail(typed="#status resolved\n\nThe fuser was replaced.",
+                            sender="alice@staff.test", to=reply_to(notification),
+                            original=notification)
+    send(daemon.port, raw, sender="alice@staff.test", rcpts=[reply_to(notification)])
+    wait_until(lambda: "Held for review" in browser.get("/desk/ticket/1").text, 15,
+               what="the review on the page")
+    page = browser.get("/desk/ticket/1").text
+    review = section(page, "review")
+    held = re.search(r'href="#m(\d+)"', review)
+    assert held and "alice asked to set this ticket to <strong>resolved</strong>" in review
+    article = re.search(rf'<article id="m{held[1]}" class="([^"]+)"[^>]*>(.*?)</article>',
+                        page, re.S)
+    assert article and article[1] == "message held internal", article
+    assert "held for review" in article[2] and "The fuser was replaced." in article[2]
