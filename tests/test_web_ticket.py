@@ -131,7 +131,6 @@ def section(page: str, name: str) -> str:
     return page[start:end if end > 0 else len(page)]
 
 
-@SQLITE_ONLY
 def test_the_page_shows_the_conversation_notes_attachments_trace_and_history(
         desk: tuple[Settings, DaemonThread], relay: RelaySink,
         signed_in: Callable[[str], httpx.Client]) -> None:
@@ -298,7 +297,6 @@ def test_hostile_mail_shows_nothing_unescaped_and_its_html_only_sanitised(
     assert "filename*=utf-8''" in names  # the hostile name, percent-encoded
 
 
-@SQLITE_ONLY
 def test_unknown_and_forbidden_tickets_are_the_same_404_page(
         desk: tuple[Settings, DaemonThread], relay: RelaySink,
         signed_in: Callable[[str], httpx.Client]) -> None:
