@@ -391,3 +391,26 @@ def test_sla_clocks_in_words_and_a_held_review(
                         page, re.S)
     assert article and article[1] == "message held internal", article
     assert "held for review" in article[2] and "The fuser was replaced." in article[2]
+
+
+@SQLITE_ONLY
+def test_a_follow_up_ticket_and_its_origin_link_to_each_other(
+        desk: tuple[Settings, DaemonThread], relay: RelaySink,
+        signed_in: Callable[[str], httpx.Client]) -> None:
+    settings, daemon = desk
+    send(daemon.port, customer_mail())
+    notification = wait_mails_to(relay, "alice@staff.test", 1)[0]
+    raw = agent_mails.gmail(typed="#status closed\n\nDone, the fire is out.",
+                            sender="alice@staff.test", to=reply_to(notification),
+                            original=notification)
+    send(daemon.port, raw, sender="alice@staff.test", rcpts=[reply_to(notification)])
+    wait_ticket(settings, 1, lambda t: t["status"] == "closed", "closed")
+    # carol writes again about the closed ticket: a new ticket, linked to the old one
+    send(daemon.port, customer_mail(subject="Re: [HD-1] Printer on fire", text="It is back."))
+    wait_ticket(settings, 2, lambda t: t["linked"] == "HD-1", "the follow-up")
+    browser = signed_in("alice")
+    follow_up = section(browser.get("/desk/ticket/2").text, "fields")
+    assert '<dt>Follows up</dt><dd><a href="/desk/ticket/1">HD-1</a></dd>' in follow_up
+    origin = section(browser.get("/desk/ticket/1").text, "fields")
+    assert '<dt>Followed up by</dt><dd><a href="/desk/ticket/2">HD-2</a></dd>' in origin
+    assert '<dd class="status-closed">closed</dd>' in origin
