@@ -95,9 +95,13 @@ def _view(web: WebContext, who: auth.SignedIn, number: int) -> View | None:
         if ticket is None:
             return None
         tid = int(number)
+        # the version first: under read committed, something recorded while the page is
+        # read makes the forms' version older than what they show (refused as stale),
+        # never newer (a change the agent did not see, overwritten)
+        version = queries.ticket_version(session, tid)
         events = queries.events(session, tid)
         messages = queries.messages(session, tid)
-        files = _attachments(session, [int(m.id or 0) for m in messages])
+        files = _attachments(session, tid)
         review = staff.pending_review(session, tid)
         held = {r.held_message_id: r.status for r in staff.reviews(session, tid)}
         shown = _classify(messages, events, web.directory(), held)
@@ -108,15 +112,14 @@ def _view(web: WebContext, who: auth.SignedIn, number: int) -> View | None:
             customer=session.get(Contact, ticket.contact_id) if ticket.contact_id else None,
             messages=shown, events=events, sla=_sla(session, settings, ticket),
             followers=queries.followers(session, tid), watchers=staff.watchers(session, tid),
-            review=review, version=queries.ticket_version(session, tid))
+            review=review, version=version)
 
 
-def _attachments(session: Session, message_ids: list[int]) -> dict[int, list[Attachment]]:
+def _attachments(session: Session, ticket_id: int) -> dict[int, list[Attachment]]:
+    """The ticket's attachments by message."""
+    stmt = (select(Attachment).join(Message, col(Message.id) == col(Attachment.message_id))
+            .where(Message.ticket_id == ticket_id).order_by(col(Attachment.id)))
     found: dict[int, list[Attachment]] = {}
-    if not message_ids:
-        return found
-    stmt = select(Attachment).where(col(Attachment.message_id).in_(message_ids)) \
-        .order_by(col(Attachment.id))
     for a in session.exec(stmt).all():
         found.setdefault(a.message_id, []).append(a)
     return found
