@@ -187,6 +187,17 @@ def parse(raw: bytes) -> ParsedMail:
         raise ParseError(f"parser failure: {type(err).__name__}: {err}"[:300]) from err
 
 
+def html_as_sent(raw: bytes) -> str:
+    """The mail's HTML parts as the sender wrote them, NOT sanitised: only for a caller
+    that sanitises with its own allow-list (the desk's formatted view keeps harmless
+    inline styles, which body_html drops); "" when there is none or it is not a mail."""
+    try:
+        data, defects = repair_head(bytes(raw))
+        return "\n".join(_structure(data, defects)[1].html)
+    except Exception:  # the same hostile bytes parse() survives: nothing to show
+        return ""
+
+
 def _parse(raw: bytes) -> ParsedMail:
     reason = garbage_reason(raw)
     if reason:

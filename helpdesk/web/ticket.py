@@ -1,0 +1,320 @@
+"""The ticket page: GET /desk/ticket/N, everything the desk knows about one ticket.
+
+Header (fields, SLA clocks in words with their due times, linked tickets, a held
+review), the conversation in order (customer mail, our replies, agents' internal
+mail and notes marked as such, automatic answers folded away), each message's
+attachments, why each message landed on this ticket, and the history. Mail text is
+shown as text; "show formatted" frames /desk/ticket/N/message/M/html (ticket_html:
+nh3 and a CSP of its own), "load images" the same with https images allowed.
+
+A ticket the agent may not see (another team's queue) is the same 404 page as one
+that does not exist: the page tells nobody which numbers are in use. The page only
+reads; the action forms (another module) are included where templates/web/
+ticket_actions.html.j2 is, given `ticket`, `version`, `agents`, `statuses`,
+`priorities`, `queues` and `csrf_token`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from helpdesk import clock
+from helpdesk.agents.registry import split
+from helpdesk.config.agents import Directory, team_of
+from helpdesk.config.priority import PRIORITIES
+from helpdesk.config.settings import Settings
+from helpdesk.errors import TemporaryError
+from helpdesk.mail import parse
+from helpdesk.schedule.sla import LABELS, SlaContext, clocks
+from helpdesk.store import blobs, queries, staff
+from helpdesk.store.db import session_scope
+from helpdesk.store.models import Attachment, Contact, Event, Message, Review, Status, Ticket
+from helpdesk.web import auth, pages, ticket_html
+from helpdesk.web.context import WebContext
+
+# history kinds that file a machine's mail on the ticket (pipeline._file_internal):
+# such a message is folded away, like the CLI's "internal" but saying why
+AUTOMATIC_KINDS = {"auto-reply": "automatic reply", "bounce": "bounce",
+                   "own-mail": "our own mail come back"}
+STRANGER_KIND = "unverified-sender"
+
+
+def may_see(settings: Settings, who: auth.SignedIn, queue: str) -> bool:
+    """Leads and admins see every queue; an agent their teams' queues."""
+    return who.has_role("lead") or team_of(settings, queue) in who.agent.teams
+
+
+@dataclass
+class Shown:
+    """One message as the page shows it."""
+
+    message: Message
+    kind: str  # customer, reply, held, note, agent, automatic, stranger
+    label: str
+    internal: bool
+    folded: bool = False
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+@dataclass
+class View:
+    ticket: Ticket
+    public_id: str
+    customer: Contact | None
+    messages: list[Shown]
+    events: list[Event]
+    sla: list[dict[str, str]]
+    followers: list[int]
+    watchers: list[str]
+    review: Review | None
+    version: str
+
+
+# -- reading --------------------------------------------------------------------------
+
+def visible_ticket(session: Session, settings: Settings, who: auth.SignedIn,
+                   number: int) -> Ticket | None:
+    ticket = queries.ticket(session, number)
+    if ticket is None or not may_see(settings, who, ticket.queue):
+        return None
+    return ticket
+
+
+def _view(web: WebContext, who: auth.SignedIn, number: int) -> View | None:
+    settings = web.settings
+    with session_scope(web.engine) as session:
+        ticket = visible_ticket(session, settings, who, number)
+        if ticket is None:
+            return None
+        tid = int(number)
+        # the version first: under read committed, something recorded while the page is
+        # read makes the forms' version older than what they show (refused as stale),
+        # never newer (a change the agent did not see, overwritten)
+        version = queries.ticket_version(session, tid)
+        events = queries.events(session, tid)
+        messages = queries.messages(session, tid)
+        files = _attachments(session, tid)
+        review = staff.pending_review(session, tid)
+        held = {r.held_message_id: r.status for r in staff.reviews(session, tid)}
+        shown = _classify(messages, events, web.directory(), held)
+        for s in shown:
+            s.attachments = files.get(int(s.message.id or 0), [])
+        return View(
+            ticket=ticket, public_id=f"{settings.helpdesk.ticket_prefix}-{tid}",
+            customer=session.get(Contact, ticket.contact_id) if ticket.contact_id else None,
+            messages=shown, events=events, sla=_sla(session, settings, ticket),
+            followers=queries.followers(session, tid), watchers=staff.watchers(session, tid),
+            review=review, version=version)
+
+
+def _attachments(session: Session, ticket_id: int) -> dict[int, list[Attachment]]:
+    """The ticket's attachments by message."""
+    stmt = (select(Attachment).join(Message, col(Message.id) == col(Attachment.message_id))
+            .where(Message.ticket_id == ticket_id).order_by(col(Attachment.id)))
+    found: dict[int, list[Attachment]] = {}
+    for a in session.exec(stmt).all():
+        found.setdefault(a.message_id, []).append(a)
+    return found
+
+
+def _classify(messages: list[Message], events: list[Event], directory: Directory,
+              held: dict[int | None, str]) -> list[Shown]:
+    """What each message is. An internal mail from an agent is their own (commands, a
+    note); from anyone else the pipeline filed it internal and recorded why in the
+    history, in the same transaction, with the sender as actor: the earliest unused
+    such event names the kind."""
+    filing = [e for e in events if e.kind in AUTOMATIC_KINDS or e.kind == STRANGER_KIND]
+    shown = []
+    for m in messages:
+        if m.direction == "out":
+            shown.append(_outgoing(m, held.get(m.id)))
+        elif not m.internal:
+            shown.append(Shown(m, "customer", "Customer mail", False))
+        elif directory.by_address(m.from_addr) is not None or m.route in ("cli", "web"):
+            note = m.route in ("cli", "web") or split(m.body_text).has("note")
+            # an agent's mail that was no note went to the customer as our reply (an
+            # "out" message of its own): the mail as received is folded away
+            shown.append(Shown(m, "note", "Internal note", True) if note else
+                         Shown(m, "agent", "Agent's mail as received", True, folded=True))
+        else:
+            shown.append(_filed(m, filing))
+    return shown
+
+
+def _outgoing(m: Message, review: str | None) -> Shown:
+    if not m.internal:
+        return Shown(m, "reply", f"Reply to the customer by {m.from_name}", False)
+    state = {"rejected": "not sent: review rejected",
+             "withdrawn": "not sent: review withdrawn"}.get(review or "", "held for review")
+    return Shown(m, "held", f"Reply by {m.from_name}, {state}", True)
+
+
+def _filed(m: Message, filing: list[Event]) -> Shown:
+    actor = m.from_addr or "unknown"
+    for e in filing:
+        if e.actor == actor and e.at >= m.created_at - timedelta(seconds=5):
+            filing.remove(e)
+            if e.kind in AUTOMATIC_KINDS:
+                return Shown(m, "automatic", f"Internal: {AUTOMATIC_KINDS[e.kind]}", True,
+                             folded=True)
+            return Shown(m, "stranger", "Internal: from someone not on the conversation", True)
+    return Shown(m, "automatic", "Internal mail", True, folded=True)
+
+
+def _sla(session: Session, settings: Settings, ticket: Ticket) -> list[dict[str, str]]:
+    now = clock.now()
+    out = []
+    for c in clocks(session, SlaContext(settings), ticket):
+        due = c.due_at
+        if c.met_at is not None:
+            late = due is not None and due <= c.met_at
+            state = f"met {ago(now - c.met_at)}" + (" (late)" if late else "")
+        elif due is None:
+            state = "paused (the ticket is waiting or done)"
+        elif due <= now:
+            state = f"breached {ago(now - due)}"
+        else:
+            state = f"due in {words(due - now)}"
+        out.append({"label": LABELS[c.kind], "state": state,
+                    "due": stamp(due) if due else "", "due_iso": due.isoformat() if due else "",
+                    "breached": "yes" if c.breached(now) else ""})
+    return out
+
+
+def words(span: timedelta) -> str:
+    """A span in the two largest units: "3 days 4 hours", "12 minutes"."""
+    seconds = max(int(span.total_seconds()), 0)
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{n} {unit}{'' if n == 1 else 's'}")
+    return " ".join(parts[:2]) or "less than a minute"
+
+
+def ago(span: timedelta) -> str:
+    text = words(span)
+    return "just now" if text == "less than a minute" else f"{text} ago"
+
+
+def stamp(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
+def _queues(settings: Settings, ticket: Ticket) -> list[str]:
+    return sorted({*settings.queue, settings.helpdesk.default_queue, ticket.queue})
+
+
+# -- routes ---------------------------------------------------------------------------
+
+def _number(request: Request, name: str = "number") -> int:
+    """A number from the path; one no row can have is 0 (a 404, not a database error)."""
+    value = int(request.path_params[name])
+    return value if value < 2**31 else 0
+
+
+def not_found(request: Request) -> Response:
+    return pages.message(request, "Not found", "There is no such ticket, or it is in a "
+                         "queue you do not work.", 404)
+
+
+@auth.signed_in()
+async def ticket_page(request: Request, who: auth.SignedIn) -> Response:
+    web: WebContext = request.app.state.web
+    view = await run_in_threadpool(_view, web, who, _number(request))
+    if view is None:
+        return not_found(request)
+    formatted = _int_param(request, "formatted")
+    images = request.query_params.get("images") == "1"
+    return pages.page(request, "ticket", {
+        "view": view, "ticket": view.ticket, "version": view.version,
+        "title": f"{view.public_id} {view.ticket.subject}",
+        "prefix": web.settings.helpdesk.ticket_prefix, "stamp": stamp,
+        "formatted": formatted, "images": images,
+        "agents": list(web.directory().agents), "statuses": [s.value for s in Status],
+        "priorities": list(PRIORITIES), "queues": _queues(web.settings, view.ticket),
+    }, headers={"Content-Security-Policy": pages.SECURITY_HEADERS["Content-Security-Policy"]
+                + "; frame-src 'self'"})
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+def _message(web: WebContext, who: auth.SignedIn, number: int,
+             message_id: int) -> Message | None:
+    with session_scope(web.engine) as session:
+        if visible_ticket(session, web.settings, who, number) is None:
+            return None
+        m = session.get(Message, message_id)
+        return m if m is not None and m.ticket_id == number else None
+
+
+def _html_of(web: WebContext, m: Message) -> str:
+    """The mail's HTML as sent, from the stored raw mail (ticket_html sanitises it with
+    its own allow-list, which keeps harmless inline styles); the stored body_html (already
+    sanitised, styles dropped) when the raw mail is not on this machine."""
+    if not m.raw_path or not m.body_html:
+        return m.body_html  # no HTML part: parse() stores one whenever the mail has it
+    try:
+        return parse.html_as_sent(blobs.read(web.settings.data_dir, m.raw_path)) \
+            or m.body_html
+    except TemporaryError:
+        return m.body_html
+
+
+@auth.signed_in()
+async def message_html(request: Request, who: auth.SignedIn) -> Response:
+    web: WebContext = request.app.state.web
+    m = await run_in_threadpool(_message, web, who, _number(request), _number(request, "mid"))
+    html = await run_in_threadpool(_html_of, web, m) if m is not None else ""
+    if not html:
+        return not_found(request)
+    return ticket_html.html_document(html, images=request.query_params.get("images") == "1")
+
+
+def _attachment(web: WebContext, who: auth.SignedIn, number: int,
+                attachment_id: int) -> Attachment | None:
+    with session_scope(web.engine) as session:
+        if visible_ticket(session, web.settings, who, number) is None:
+            return None
+        a = session.get(Attachment, attachment_id)
+        m = session.get(Message, a.message_id) if a is not None else None
+        return a if m is not None and m.ticket_id == number else None
+
+
+@auth.signed_in()
+async def attachment(request: Request, who: auth.SignedIn) -> Response:
+    web: WebContext = request.app.state.web
+    a = await run_in_threadpool(_attachment, web, who, _number(request), _number(request, "aid"))
+    if a is None:
+        return not_found(request)
+    path = Path(web.settings.data_dir) / "attachments" / a.sha256[:2] / a.sha256
+    if not path.is_file():  # several daemons without a shared data_dir (docs/scaling.md)
+        return pages.message(request, "File not available",
+                             "This attachment is not stored on this server.", 503)
+    return ticket_html.download(path, a.filename, a.content_type)
+
+
+async def stylesheet(request: Request) -> Response:
+    css = pages.environment(request.app.state.web.settings).get_template(
+        "web/ticket.css.j2").render()
+    return Response(css, media_type="text/css",
+                    headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+
+ROUTES = [
+    Route("/ticket.css", stylesheet, methods=["GET"]),
+    Route("/ticket/{number:int}", ticket_page, methods=["GET"]),
+    Route("/ticket/{number:int}/message/{mid:int}/html", message_html, methods=["GET"]),
+    Route("/ticket/{number:int}/attachment/{aid:int}", attachment, methods=["GET"]),
+]
