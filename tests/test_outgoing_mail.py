@@ -288,3 +288,21 @@ def test_an_attachment_whose_type_is_no_content_type_goes_out_as_octet_stream() 
     assert [p.get_content_type() for p in msg.iter_attachments()] == [
         "application/octet-stream"]
     assert b"eve@evil.test" not in wire
+
+
+DESK_ON = {**SMALL_ATTACHMENTS, "web": {"enabled": True},
+           "http": {"public": "127.0.0.1:0", "public_url": "https://help.example.test/"}}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("desk", [DESK_ON], indirect=True)
+def test_with_the_desk_on_a_notification_links_the_ticket_page_for_what_it_leaves_out(
+    desk: tuple[Settings, DaemonThread], relay: RelaySink,
+) -> None:
+    _, daemon = desk
+    send(daemon.port, mail_with_attachments([("video.mp4", "video/mp4", 200_000)],
+                                            body="The video shows it."))
+    text = body(wait_mails_to(relay, "alice@staff.test", 1)[0])
+    assert ("video.mp4  video/mp4  195 KB  kept on the ticket: "
+            "https://help.example.test/desk/ticket/1") in text
+    assert "helpdesk tickets show" not in text

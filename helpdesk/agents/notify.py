@@ -65,8 +65,11 @@ class Listed:
 
 
 def ticket_pointer(settings: Settings, public_id: str) -> str:
-    """Where an agent finds the whole ticket (text and every attachment). The hook for
-    the web desk: once it exists, return the ticket's link here."""
+    """Where an agent finds the whole ticket (text and every attachment): its page on
+    the desk when the desk is on, else the command that shows it."""
+    if settings.web.enabled:
+        number = public_id.rpartition("-")[2]
+        return f"{settings.public_base_url()}/desk/ticket/{number}"
     return f"helpdesk tickets show {public_id}"
 
 

@@ -446,6 +446,19 @@ class Settings(Section):
         domains = frozenset({*self.helpdesk.domains, *(d for _, _, d in ours)})
         return frozenset(lp for lp, _, _ in ours), domains
 
+    def public_base_url(self, port: int | None = None) -> str:
+        """Where links in mail point (the desk, sign-in links): [http] public_url, else
+        the public listener itself (with the port it really got, when configured as 0)."""
+        if self.http.public_url:
+            return self.http.public_url.rstrip("/")
+        host, _, configured = self.http.public.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{port or configured}"
+
     def is_own_address(self, address: str) -> bool:
         """Whether `address` is one of this helpdesk's own: the helpdesk's address, a
         queue's or an IMAP mailbox's, at any accepted domain (the aliases), in any case,

@@ -13,17 +13,8 @@ from helpdesk.web.sessions import CookieSigner
 
 
 def default_base_url(settings: Settings, port: int | None = None) -> str:
-    """Where links in mail point: [http] public_url, else the public listener itself
-    (with the port it really got, when configured as port 0)."""
-    if settings.http.public_url:
-        return settings.http.public_url.rstrip("/")
-    host, _, configured = settings.http.public.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port or configured}"
+    """Where links in mail point (Settings.public_base_url: one rule for every link)."""
+    return settings.public_base_url(port)
 
 
 @dataclass(frozen=True)
