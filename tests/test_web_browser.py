@@ -95,6 +95,9 @@ DESK_PAGES = [
     "/desk/" + quote(PAYLOAD.replace("/", "")),  # the 404 page
 ]
 
+# the pages above that show the hostile mail (its subject, at least) to a lead
+SHOW_THE_MAIL = ("/desk/queue/", "/desk/ticket/", "/desk/search?q=printer", "/desk/customer/")
+
 UNSAFE_SOURCES = ("'unsafe-inline'", "'unsafe-eval'", "*", "data:", "http:", "https:")
 
 
@@ -349,6 +352,11 @@ def test_hostile_mail_runs_no_script_on_any_desk_page(
         found = watch.problems() + header_problems(response) + attachment_problems(page)
         if response.status >= 500:
             found.append(f"status {response.status}")
+        if path.startswith(SHOW_THE_MAIL):  # a page that shows it must be checked showing it
+            if response.status != 200:
+                found.append(f"status {response.status}, not the page")
+            elif "Printer broken" not in page.inner_text("main"):
+                found.append("the hostile mail is not on the page")
         if found:
             failures[path[:60]] = found
         screenshot(page, f"hostile-{n}-{re.sub(r'[^a-z]+', '-', path[:30])}")
