@@ -330,6 +330,43 @@ def test_an_agent_works_a_new_ticket_from_mail_to_resolution(
     assert watch.problems() == []
 
 
+@sqlite_only
+def test_two_agents_on_one_ticket_page_see_each_other_and_a_stale_form_is_refused(
+        page: Page, make_desk: Callable[..., Desk]) -> None:
+    """The collision notice on the real ticket page: lisa starts typing a reply, and
+    alice's page (its script polling) says so; alice's fields form, drawn before lisa's
+    reply went out, is refused with the fresh state, not applied over it."""
+    desk = make_desk()
+    desk.deliver(customer_mail("Two agents, one ticket", "Who answers me?\n",
+                               "<two-1@customer.test>"))
+    number = int(wait_ticket(desk.settings)["id"].removeprefix("HD-"))
+    ticket_url = f"{desk.url}/desk/ticket/{number}"
+    assert page.context.browser is not None
+    lisa_context = page.context.browser.new_context()
+    try:
+        lisa = lisa_context.new_page()
+        sign_in_in_browser(page, desk, "alice@staff.test")
+        sign_in_in_browser(lisa, desk, "lisa@staff.test")
+        page.goto(ticket_url)
+        lisa.goto(ticket_url)
+        notice = page.locator("[data-replying]")
+        assert notice.is_hidden()
+
+        lisa.get_by_label("Reply to the customer").fill("On it.")  # focus: a heartbeat
+        notice.wait_for(state="visible", timeout=25_000)
+        assert notice.inner_text() == "lisa is replying."
+        screenshot(page, "collision-notice")
+
+        lisa.get_by_role("button", name="Send", exact=True).click()
+        lisa.wait_for_url(ticket_url)
+        page.get_by_label("Priority").select_option("high")
+        page.get_by_role("button", name="Save fields").click()
+        assert page.get_by_role("heading", name=re.compile("changed while you")).is_visible()
+        assert wait_ticket(desk.settings, number)["priority"] == "normal"
+    finally:
+        lisa_context.close()
+
+
 # -- hostile mail on every page ------------------------------------------------------------
 
 @sqlite_only
