@@ -19,7 +19,7 @@ import pytest
 
 from helpdesk.config import settings as config
 from tests.browser import RUN, Watch, screenshot, sign_in_in_browser
-from tests.helpers import REPO, free_port, run_cli, wait_ticket, wait_until
+from tests.helpers import REPO, engine_for, free_port, run_cli, wait_ticket, wait_until
 from tests.web_helpers import Desk
 
 if TYPE_CHECKING:
@@ -78,11 +78,25 @@ def hostile_mail() -> EmailMessage:
 # {ticket} (the number of HD-N). A page added to the desk is one line here.
 DESK_PAGES = [
     "/desk/",
+    "/desk/queue/unassigned",
+    "/desk/queue/all?sort=activity",
+    "/desk/ticket/{ticket}",
+    "/desk/ticket/{ticket}?formatted={message}",  # the mail's HTML, framed
+    "/desk/ticket/{ticket}?formatted={message}&images=1",
+    "/desk/ticket/{ticket}/actions",
+    "/desk/ticket/{ticket}/presence",  # the reply box opened without script
+    "/desk/search?q=printer",
+    "/desk/search?q=" + quote(PAYLOAD),  # the query, echoed into the form
+    "/desk/customer/carol@customer.test",
+    "/desk/dashboard",
     # pages that show what is in their address
     "/desk/login?next=" + quote(PAYLOAD),
     "/desk/login/confirm?t=" + quote(PAYLOAD),
     "/desk/" + quote(PAYLOAD.replace("/", "")),  # the 404 page
 ]
+
+# the pages above that show the hostile mail (its subject, at least) to a lead
+SHOW_THE_MAIL = ("/desk/queue/", "/desk/ticket/", "/desk/search?q=printer", "/desk/customer/")
 
 UNSAFE_SOURCES = ("'unsafe-inline'", "'unsafe-eval'", "*", "data:", "http:", "https:")
 
@@ -125,6 +139,14 @@ def attachment_problems(page: Page) -> list[str]:
         if answer.ok and answer.headers.get("x-content-type-options") != "nosniff":
             found.append(f"{href}: no nosniff")
     return found
+
+
+def first_message_id(desk: Desk, number: int) -> int:
+    """The id of the first message on ticket `number` (for the formatted-HTML view)."""
+    from helpdesk.store import db, queries
+
+    with db.snapshot_scope(engine_for(desk.settings)) as session:
+        return int(queries.messages(session, number)[0].id or 0)
 
 
 # -- the harness tells script that ran from script that did not ----------------------------
@@ -178,7 +200,8 @@ def test_an_agent_signs_in_with_the_mailed_link_and_out_again(
     screenshot(page, "signin-form")
 
     sign_in_in_browser(page, desk, "lisa@staff.test")
-    assert page.get_by_role("heading", name="Desk").is_visible()
+    # the desk opens on the agent's own tickets
+    assert page.get_by_role("heading", name="My tickets").is_visible()
     assert "(lisa, lead)" in page.inner_text("main")
     screenshot(page, "desk-signed-in")
 
@@ -191,6 +214,159 @@ def test_an_agent_signs_in_with_the_mailed_link_and_out_again(
     assert page.goto(link).status == 410  # type: ignore[union-attr]
 
 
+# -- the issue's scenario: one ticket from the customer's mail to its resolution -----------
+
+WORD = "zeppelinfield"  # a word only this mail has, to search for
+
+
+def customer_mail(subject: str, text: str, message_id: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "Carol Customer <carol@customer.test>"
+    msg["To"] = "support@example.test"
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id
+    msg.set_content(text)
+    return msg
+
+
+def mails_with(desk: Desk, address: str, filename: str) -> list[EmailMessage]:
+    """Mails gone out to `address` (the outgoing maildir) carrying an attachment
+    named `filename`."""
+    return [m for m in desk.mails_to(address, subject="")
+            if any(part.get_filename() == filename for part in m.iter_attachments())]
+
+
+@sqlite_only
+def test_an_agent_works_a_new_ticket_from_mail_to_resolution(
+        page: Page, make_desk: Callable[..., Desk]) -> None:
+    """The scenario of issue #15: a customer's mail arrives by SMTP; alice signs in with
+    the link from the outgoing maildir, finds the ticket in "unassigned", assigns it to
+    herself, replies with an attachment (the customer's mail goes out with it), adds a
+    note, resolves it and finds it again by a word of the mail. On the way, the page's
+    own script runs under the desk's CSP (nothing blocked) and says when the ticket
+    changed under her."""
+    desk = make_desk()
+    desk.deliver(customer_mail("The boiler in room 4 is leaking",
+                               f"Water all over the {WORD} floor since this morning.\n",
+                               "<boiler-1@customer.test>"))
+    number = int(wait_ticket(desk.settings)["id"].removeprefix("HD-"))
+    ref = f"HD-{number}"
+
+    sign_in_in_browser(page, desk, "alice@staff.test")
+    watch = Watch(page, desk.url)
+    page.get_by_role("navigation", name="Views").get_by_role(
+        "link", name="Unassigned").click()
+    page.wait_for_url(f"{desk.url}/desk/queue/unassigned")
+    row = page.get_by_role("row").filter(has_text="The boiler in room 4 is leaking")
+    assert row.get_by_role("link", name=ref).is_visible()
+    screenshot(page, "scenario-queue-unassigned")
+    row.get_by_role("link", name=ref).click()
+    page.wait_for_url(f"{desk.url}/desk/ticket/{number}")
+    assert page.get_by_role("heading", name="Act on this ticket").is_visible()
+
+    # assign it to herself with the field controls
+    page.get_by_label("Assignee").select_option("alice")
+    page.get_by_role("button", name="Save fields").click()
+    page.wait_for_url(f"{desk.url}/desk/ticket/{number}")
+    assert "Assignee\nalice\n" in page.locator("dl.fields").inner_text()
+
+    # reply with an attachment: the customer's mail goes out with it
+    page.get_by_label("Reply to the customer").fill("We are on our way with a bucket.")
+    page.get_by_label("Attachments").first.set_input_files(
+        {"name": "work-order.pdf", "mimeType": "application/pdf",
+         "buffer": b"%PDF-1.4 work order 4711\n"})
+    page.get_by_role("button", name="Send", exact=True).click()
+    page.wait_for_url(f"{desk.url}/desk/ticket/{number}")
+    sent = wait_until(lambda: mails_with(desk, "carol@customer.test", "work-order.pdf"),
+                      timeout=15, what="the reply with its attachment at the customer")
+    assert "We are on our way with a bucket." in sent[0].get_body(("plain",)).get_content()
+    assert f"[{ref}]" in str(sent[0]["Subject"])
+    assert page.get_by_role("link", name="work-order.pdf").is_visible()
+
+    # an internal note: on the ticket, marked for agents only, never mailed
+    page.get_by_label("Internal note").fill("Bucket is in the van.")
+    page.get_by_role("button", name="Add note").click()
+    page.wait_for_url(f"{desk.url}/desk/ticket/{number}")
+    note = page.locator("article.message.note").filter(has_text="Bucket is in the van.")
+    assert note.get_by_text("agents only").is_visible()
+    assert not [m for m in desk.mails_to("carol@customer.test", subject="")
+                if "Bucket is in the van." in m.as_string()]
+
+    # the customer writes again while the page is open: the page's script notices
+    page.get_by_text("Water all over").first.wait_for()
+    changed = page.locator("[data-changed]")
+    assert changed.is_hidden()
+    reply_to = sent[0]["Message-ID"]
+    follow_up = customer_mail(f"Re: {sent[0]['Subject']}", "It is getting worse.\n",
+                              "<boiler-2@customer.test>")
+    follow_up["In-Reply-To"] = reply_to
+    desk.deliver(follow_up)
+    changed.wait_for(state="visible", timeout=25_000)
+    page.reload()
+
+    # resolve it
+    page.get_by_label("Status").select_option("resolved")
+    page.get_by_role("button", name="Save fields").click()
+    page.wait_for_url(f"{desk.url}/desk/ticket/{number}")
+    assert "Status\nresolved\n" in page.locator("dl.fields").inner_text()
+    assert wait_ticket(desk.settings, number, lambda t: t["status"] == "resolved")
+    screenshot(page, "scenario-ticket")
+
+    # the queue link on the ticket leads back to its queue
+    assert page.locator("dl.fields").get_by_role("link", name="support").is_visible()
+
+    # search for a word from the body
+    page.get_by_label("Search tickets").fill(WORD)
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.wait_for_url(re.compile(r"/desk/search\?q="))
+    hit = page.get_by_role("link", name=re.compile(f"^{ref}: The boiler"))
+    assert hit.is_visible()
+    assert page.locator("mark").filter(has_text=WORD).count() >= 1
+    screenshot(page, "scenario-search")
+    hit.click()
+    page.wait_for_url(re.compile(f"/desk/ticket/{number}"))
+
+    # nothing the desk's own pages did was blocked or ran where it should not
+    assert watch.problems() == []
+
+
+@sqlite_only
+def test_two_agents_on_one_ticket_page_see_each_other_and_a_stale_form_is_refused(
+        page: Page, make_desk: Callable[..., Desk]) -> None:
+    """The collision notice on the real ticket page: lisa starts typing a reply, and
+    alice's page (its script polling) says so; alice's fields form, drawn before lisa's
+    reply went out, is refused with the fresh state, not applied over it."""
+    desk = make_desk()
+    desk.deliver(customer_mail("Two agents, one ticket", "Who answers me?\n",
+                               "<two-1@customer.test>"))
+    number = int(wait_ticket(desk.settings)["id"].removeprefix("HD-"))
+    ticket_url = f"{desk.url}/desk/ticket/{number}"
+    assert page.context.browser is not None
+    lisa_context = page.context.browser.new_context()
+    try:
+        lisa = lisa_context.new_page()
+        sign_in_in_browser(page, desk, "alice@staff.test")
+        sign_in_in_browser(lisa, desk, "lisa@staff.test")
+        page.goto(ticket_url)
+        lisa.goto(ticket_url)
+        notice = page.locator("[data-replying]")
+        assert notice.is_hidden()
+
+        lisa.get_by_label("Reply to the customer").fill("On it.")  # focus: a heartbeat
+        notice.wait_for(state="visible", timeout=25_000)
+        assert notice.inner_text() == "lisa is replying."
+        screenshot(page, "collision-notice")
+
+        lisa.get_by_role("button", name="Send", exact=True).click()
+        lisa.wait_for_url(ticket_url)
+        page.get_by_label("Priority").select_option("high")
+        page.get_by_role("button", name="Save fields").click()
+        assert page.get_by_role("heading", name=re.compile("changed while you")).is_visible()
+        assert wait_ticket(desk.settings, number)["priority"] == "normal"
+    finally:
+        lisa_context.close()
+
+
 # -- hostile mail on every page ------------------------------------------------------------
 
 @sqlite_only
@@ -198,19 +374,26 @@ def test_hostile_mail_runs_no_script_on_any_desk_page(
         page: Page, make_desk: Callable[..., Desk]) -> None:
     desk = make_desk()
     desk.deliver(hostile_mail())
-    number = int(wait_ticket(desk.settings)["id"].removeprefix("HD-"))
+    ticket = wait_ticket(desk.settings)
+    number = int(ticket["id"].removeprefix("HD-"))
+    message = first_message_id(desk, number)
     sign_in_in_browser(page, desk, "lisa@staff.test")  # a lead: every queue
 
     watch = Watch(page, desk.url)
     failures: dict[str, list[str]] = {}
     for n, path in enumerate(DESK_PAGES):
-        address = desk.url + path.format(ticket=number)
+        address = desk.url + path.format(ticket=number, message=message)
         response = page.goto(address)
         assert response is not None
         page.wait_for_load_state("load")
         found = watch.problems() + header_problems(response) + attachment_problems(page)
         if response.status >= 500:
             found.append(f"status {response.status}")
+        if path.startswith(SHOW_THE_MAIL):  # a page that shows it must be checked showing it
+            if response.status != 200:
+                found.append(f"status {response.status}, not the page")
+            elif "Printer broken" not in page.inner_text("main"):
+                found.append("the hostile mail is not on the page")
         if found:
             failures[path[:60]] = found
         screenshot(page, f"hostile-{n}-{re.sub(r'[^a-z]+', '-', path[:30])}")

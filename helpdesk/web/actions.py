@@ -43,13 +43,13 @@ from helpdesk.agents import actions as agent_actions
 from helpdesk.agents import commands as agent_commands
 from helpdesk.agents import registry
 from helpdesk.agents.commands import Reply
-from helpdesk.config.agents import Directory, team_of
+from helpdesk.config.agents import Directory
 from helpdesk.config.priority import PRIORITIES
 from helpdesk.mail.mimeparts import Attachment
 from helpdesk.store import queries
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Event, Message, Ticket
-from helpdesk.web import auth, csrf, pages, presence
+from helpdesk.web import access, auth, csrf, pages, presence
 from helpdesk.web.context import WebContext
 
 # our pages run our own script (and it fetches from us); nothing else changes
@@ -61,7 +61,6 @@ _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 FIELDS = {"assign": "assignee", "status": "status", "priority": "priority",
           "category": "category", "queue": "queue"}
 _OWN_FORMS = {*FIELDS, "tag", "note"}  # commands with a form of their own
-_MAX_ID = 2**31 - 1  # a larger id is no ticket (and PostgreSQL would refuse the query)
 _CONTENT_TYPE = re.compile(r"[\w.+-]{1,100}/[\w.+-]{1,100}")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -74,11 +73,6 @@ def attachment_cap(web: WebContext) -> int:
 
 def _body_cap(web: WebContext) -> int:
     return web.settings.outgoing.max_message_size + csrf.MAX_BODY
-
-
-def can_see(web: WebContext, who: auth.SignedIn, ticket: Ticket) -> bool:
-    """Leads and admins see every ticket; agents those of their teams' queues."""
-    return who.has_role("lead") or team_of(web.settings, ticket.queue) in who.agent.teams
 
 
 def shown_names(directory: Directory, names: list[str]) -> list[str]:
@@ -205,8 +199,8 @@ def _carry_out(web: WebContext, who: auth.SignedIn, number: int, asked: Asked) -
         # the version is read
         session.execute(update(Ticket).where(col(Ticket.id) == number)
                         .values(updated_at=col(Ticket.updated_at)))
-        ticket = queries.ticket(session, number)
-        if ticket is None or not can_see(web, who, ticket):
+        ticket = access.visible_ticket(session, web.settings, who, number)
+        if ticket is None:
             return Answer(404)
         if asked.version != queries.ticket_version(session, number):
             return Answer(409, _refused(session, web, ticket, who, asked, stale=True))
@@ -264,8 +258,8 @@ def _changes(session: Session, number: int, since: str) -> list[str]:
 # -- routes -------------------------------------------------------------------------------
 
 def _number(request: Request) -> int:
-    number = int(request.path_params["number"])
-    if number > _MAX_ID:
+    number = access.path_number(request)
+    if not number:
         raise HTTPException(404)
     return number
 
@@ -303,8 +297,8 @@ def _fresh(web: WebContext, who: auth.SignedIn, number: int,
     """The form's values for the ticket now (404 for a ticket not there or not theirs);
     with `mark`, the agent is noted as replying first."""
     with session_scope(web.engine) as session:
-        ticket = queries.ticket(session, number)
-        if ticket is None or not can_see(web, who, ticket):
+        ticket = access.visible_ticket(session, web.settings, who, number)
+        if ticket is None:
             raise HTTPException(404)
         if mark:
             presence.mark(session, number, who.agent.name)
@@ -360,8 +354,8 @@ async def heartbeat(request: Request) -> Response:
 
 def _beat(web: WebContext, who: auth.SignedIn, number: int, gone: bool) -> None:
     with session_scope(web.engine) as session:
-        ticket = queries.ticket(session, number)
-        if ticket is None or not can_see(web, who, ticket):
+        ticket = access.visible_ticket(session, web.settings, who, number)
+        if ticket is None:
             raise HTTPException(404)
         if gone:
             presence.clear(session, number, who.agent.name)
@@ -379,8 +373,8 @@ async def version(request: Request) -> Response:
 
 def _state(web: WebContext, who: auth.SignedIn, number: int) -> dict[str, Any]:
     with session_scope(web.engine) as session:
-        ticket = queries.ticket(session, number)
-        if ticket is None or not can_see(web, who, ticket):
+        ticket = access.visible_ticket(session, web.settings, who, number)
+        if ticket is None:
             raise HTTPException(404)
         names = presence.replying(session, number, who.agent.name)
         return {"version": queries.ticket_version(session, number),

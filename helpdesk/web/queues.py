@@ -2,9 +2,9 @@
 waiting on the customer, held for review) with a count on every tab, filters, sorting
 and paging; bulk assign and close; a page per customer.
 
-Who sees what: leads and admins every queue, an agent the queues their teams work
-(agents.toml teams; a queue's team is config's [queue.NAME] team, else its name). A
-filter naming a queue the agent may not see is a 404, as is a ticket of one in bulk.
+Who sees what is web/access.py's rule (leads and admins every queue, an agent the
+queues their teams work). A filter naming a queue the agent may not see is a 404, as
+is a ticket of one in bulk.
 
 Bulk actions go through the same path as a reply by mail: each ticket in its own
 transaction, `#assign NAME` or `#close` applied by agents.actions.run_commands as the
@@ -31,14 +31,13 @@ from starlette.routing import Route
 from helpdesk import clock
 from helpdesk.agents import actions as agent_actions
 from helpdesk.agents.commands import Reply, command
-from helpdesk.config.agents import Directory, team_of
 from helpdesk.config.settings import Settings
 from helpdesk.schedule import sla
 from helpdesk.store import queries
 from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Contact, Status, Ticket
 from helpdesk.store.queries import QueueQuery, Scope, SlaKeys
-from helpdesk.web import auth, pages
+from helpdesk.web import access, auth, pages
 from helpdesk.web.context import WebContext
 
 LIMITS = (25, 50, 100)
@@ -56,19 +55,9 @@ KEYS = SlaKeys(any_step=sla.step_pattern(), breach=sla.step_pattern(step="breach
                resolution=sla.step_pattern("resolution", "breach"))
 
 
-def visible_queues(settings: Settings, directory: Directory,
-                   who: auth.SignedIn) -> tuple[str, ...] | None:
-    """The queues `who` may see; None: all of them (leads and admins)."""
-    if who.has_role("lead"):
-        return None
-    teams = set(who.agent.teams)
-    names = {*settings.queue, settings.helpdesk.default_queue, *teams}
-    return tuple(sorted(q for q in names if team_of(settings, q) in teams))
-
-
 def scope_of(request: Request, who: auth.SignedIn) -> Scope:
-    web = _web(request)
-    return Scope(who.agent.name, visible_queues(web.settings, web.directory(), who))
+    """What `who` may see (web/access.py's rule), as the queue queries take it."""
+    return Scope(who.agent.name, access.visible_queues(_web(request).settings, who))
 
 
 def _web(request: Request) -> WebContext:
@@ -272,7 +261,7 @@ def _bulk_one(web: WebContext, scope: Scope, who: auth.SignedIn, ticket_id: int,
     with session_scope(web.engine) as session:
         ticket = session.exec(select(Ticket).where(Ticket.id == ticket_id)
                               .with_for_update()).first()
-        if ticket is None or (scope.queues is not None and ticket.queue not in scope.queues):
+        if ticket is None or not access.may_see_queue(web.settings, who, ticket.queue):
             return BulkResult(ticket_id, "not found", "no such ticket")
         current = queries.ticket_version(session, ticket_id)
         if current != version:

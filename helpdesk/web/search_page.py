@@ -2,8 +2,8 @@
 (&cursor= for the next page): helpdesk.store.search, best hits first, each a snippet with
 the matched words marked, linking to the message on its ticket page.
 
-An agent searches their teams' queues only (the queues whose team, config.agents.team_of,
-is one of theirs); leads and admins search all. The query string comes from a browser:
+An agent searches their teams' queues only, leads and admins all (web/access.py, the
+desk's one rule). The query string comes from a browser:
 words reach the index only through search.parse_query, an unknown filter value matches
 nothing, a date that is not one is ignored with a note, a cursor that is not ours means
 the first page; none of it is an error. Snippets are Hit.snippet_html(): mail text
@@ -17,17 +17,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlmodel import Session, select
+from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from helpdesk.config.agents import team_of
 from helpdesk.store import search
 from helpdesk.store.db import snapshot_scope
 from helpdesk.store.models import Status, Ticket
-from helpdesk.web import auth, pages
+from helpdesk.web import access, auth, pages
 from helpdesk.web.context import WebContext
 
 PAGE = 20
@@ -89,16 +88,10 @@ class Asked:
         return urlencode(pairs)
 
 
-def visible_queues(session: Session, web: WebContext, who: auth.SignedIn) -> list[str] | None:
-    """The queues `who` may see, or None for all (leads and admins). Queues are the
-    configured ones and any a ticket is in (rules and #queue may name others), each
-    worked by its team."""
-    if who.has_role("lead"):
-        return None
-    settings, teams = web.settings, set(who.agent.teams)
-    names = {*settings.queue, settings.helpdesk.default_queue,
-             *session.exec(select(Ticket.queue).distinct()).all()}
-    return sorted(q for q in names if team_of(settings, q) in teams)
+def visible_queues(who: auth.SignedIn, web: WebContext) -> list[str] | None:
+    """The queues `who` may search (web/access.py's rule), or None for all."""
+    allowed = access.visible_queues(web.settings, who)
+    return None if allowed is None else list(allowed)
 
 
 @dataclass
@@ -112,7 +105,7 @@ class Found:
 def run(web: WebContext, who: auth.SignedIn, asked: Asked) -> Found:
     since, until = asked.day("since"), asked.day("until")
     with snapshot_scope(web.engine) as session:
-        allowed = visible_queues(session, web, who)
+        allowed = visible_queues(who, web)
         choices = allowed if allowed is not None else sorted(
             {*web.settings.queue, *session.exec(select(Ticket.queue).distinct()).all()})
         queues = asked.queue if allowed is None else [q for q in asked.queue if q in allowed]

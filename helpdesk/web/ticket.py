@@ -9,9 +9,10 @@ nh3 and a CSP of its own), "load images" the same with https images allowed.
 
 A ticket the agent may not see (another team's queue) is the same 404 page as one
 that does not exist: the page tells nobody which numbers are in use. The page only
-reads; the action forms (another module) are included where templates/web/
-ticket_actions.html.j2 is, given `ticket`, `version`, `agents`, `statuses`,
-`priorities`, `queues` and `csrf_token`.
+reads; the action forms (web/actions.py: reply, note, fields, #commands, the collision
+notice and "this ticket changed") are templates/web/ticket_actions.html.j2, included
+with actions.form_context(), and the page answers with the CSP their script needs.
+Who may see a ticket is web/access.py's rule, the one every desk page asks.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
@@ -28,16 +30,15 @@ from starlette.routing import Route
 
 from helpdesk import clock
 from helpdesk.agents.registry import split
-from helpdesk.config.agents import Directory, team_of
-from helpdesk.config.priority import PRIORITIES
+from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
 from helpdesk.errors import TemporaryError
 from helpdesk.mail import parse
 from helpdesk.schedule.sla import LABELS, SlaContext, clocks
 from helpdesk.store import blobs, queries, staff
 from helpdesk.store.db import session_scope
-from helpdesk.store.models import Attachment, Contact, Event, Message, Review, Status, Ticket
-from helpdesk.web import auth, pages, ticket_html
+from helpdesk.store.models import Attachment, Contact, Event, Message, Review, Ticket
+from helpdesk.web import access, actions, auth, pages, ticket_html
 from helpdesk.web.context import WebContext
 
 # history kinds that file a machine's mail on the ticket (pipeline._file_internal):
@@ -45,11 +46,8 @@ from helpdesk.web.context import WebContext
 AUTOMATIC_KINDS = {"auto-reply": "automatic reply", "bounce": "bounce",
                    "own-mail": "our own mail come back"}
 STRANGER_KIND = "unverified-sender"
-
-
-def may_see(settings: Settings, who: auth.SignedIn, queue: str) -> bool:
-    """Leads and admins see every queue; an agent their teams' queues."""
-    return who.has_role("lead") or team_of(settings, queue) in who.agent.teams
+# the action forms' script (actions.HEADERS) and the formatted mail's frame from us
+HEADERS = {"Content-Security-Policy": actions.CSP + "; frame-src 'self'"}
 
 
 @dataclass
@@ -76,29 +74,24 @@ class View:
     watchers: list[str]
     review: Review | None
     version: str
+    forms: dict[str, Any]  # the action forms' context (actions.form_context)
 
 
 # -- reading --------------------------------------------------------------------------
 
-def visible_ticket(session: Session, settings: Settings, who: auth.SignedIn,
-                   number: int) -> Ticket | None:
-    ticket = queries.ticket(session, number)
-    if ticket is None or not may_see(settings, who, ticket.queue):
-        return None
-    return ticket
-
-
 def _view(web: WebContext, who: auth.SignedIn, number: int) -> View | None:
     settings = web.settings
     with session_scope(web.engine) as session:
-        ticket = visible_ticket(session, settings, who, number)
+        ticket = access.visible_ticket(session, settings, who, number)
         if ticket is None:
             return None
         tid = int(number)
         # the version first: under read committed, something recorded while the page is
         # read makes the forms' version older than what they show (refused as stale),
         # never newer (a change the agent did not see, overwritten)
-        version = queries.ticket_version(session, tid)
+        # (the action forms' context reads it: they carry what was read here)
+        forms = actions.form_context(session, web, ticket, who)
+        version = forms["version"]
         events = queries.events(session, tid)
         messages = queries.messages(session, tid)
         files = _attachments(session, tid)
@@ -112,7 +105,7 @@ def _view(web: WebContext, who: auth.SignedIn, number: int) -> View | None:
             customer=session.get(Contact, ticket.contact_id) if ticket.contact_id else None,
             messages=shown, events=events, sla=_sla(session, settings, ticket),
             followers=queries.followers(session, tid), watchers=staff.watchers(session, tid),
-            review=review, version=version)
+            review=review, version=version, forms=forms)
 
 
 def _attachments(session: Session, ticket_id: int) -> dict[int, list[Attachment]]:
@@ -209,17 +202,7 @@ def stamp(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
 
-def _queues(settings: Settings, ticket: Ticket) -> list[str]:
-    return sorted({*settings.queue, settings.helpdesk.default_queue, ticket.queue})
-
-
 # -- routes ---------------------------------------------------------------------------
-
-def _number(request: Request, name: str = "number") -> int:
-    """A number from the path; one no row can have is 0 (a 404, not a database error)."""
-    value = int(request.path_params[name])
-    return value if value < 2**31 else 0
-
 
 def not_found(request: Request) -> Response:
     return pages.message(request, "Not found", "There is no such ticket, or it is in a "
@@ -229,20 +212,17 @@ def not_found(request: Request) -> Response:
 @auth.signed_in()
 async def ticket_page(request: Request, who: auth.SignedIn) -> Response:
     web: WebContext = request.app.state.web
-    view = await run_in_threadpool(_view, web, who, _number(request))
+    view = await run_in_threadpool(_view, web, who, access.path_number(request))
     if view is None:
         return not_found(request)
     formatted = _int_param(request, "formatted")
     images = request.query_params.get("images") == "1"
     return pages.page(request, "ticket", {
-        "view": view, "ticket": view.ticket, "version": view.version,
+        **view.forms, "view": view, "ticket": view.ticket,
         "title": f"{view.public_id} {view.ticket.subject}",
         "prefix": web.settings.helpdesk.ticket_prefix, "stamp": stamp,
         "formatted": formatted, "images": images,
-        "agents": list(web.directory().agents), "statuses": [s.value for s in Status],
-        "priorities": list(PRIORITIES), "queues": _queues(web.settings, view.ticket),
-    }, headers={"Content-Security-Policy": pages.SECURITY_HEADERS["Content-Security-Policy"]
-                + "; frame-src 'self'"})
+    }, headers=HEADERS)
 
 
 def _int_param(request: Request, name: str) -> int | None:
@@ -253,7 +233,7 @@ def _int_param(request: Request, name: str) -> int | None:
 def _message(web: WebContext, who: auth.SignedIn, number: int,
              message_id: int) -> Message | None:
     with session_scope(web.engine) as session:
-        if visible_ticket(session, web.settings, who, number) is None:
+        if access.visible_ticket(session, web.settings, who, number) is None:
             return None
         m = session.get(Message, message_id)
         return m if m is not None and m.ticket_id == number else None
@@ -275,7 +255,8 @@ def _html_of(web: WebContext, m: Message) -> str:
 @auth.signed_in()
 async def message_html(request: Request, who: auth.SignedIn) -> Response:
     web: WebContext = request.app.state.web
-    m = await run_in_threadpool(_message, web, who, _number(request), _number(request, "mid"))
+    number, mid = access.path_number(request), access.path_number(request, "mid")
+    m = await run_in_threadpool(_message, web, who, number, mid)
     html = await run_in_threadpool(_html_of, web, m) if m is not None else ""
     if not html:
         return not_found(request)
@@ -285,7 +266,7 @@ async def message_html(request: Request, who: auth.SignedIn) -> Response:
 def _attachment(web: WebContext, who: auth.SignedIn, number: int,
                 attachment_id: int) -> Attachment | None:
     with session_scope(web.engine) as session:
-        if visible_ticket(session, web.settings, who, number) is None:
+        if access.visible_ticket(session, web.settings, who, number) is None:
             return None
         a = session.get(Attachment, attachment_id)
         m = session.get(Message, a.message_id) if a is not None else None
@@ -295,7 +276,8 @@ def _attachment(web: WebContext, who: auth.SignedIn, number: int,
 @auth.signed_in()
 async def attachment(request: Request, who: auth.SignedIn) -> Response:
     web: WebContext = request.app.state.web
-    a = await run_in_threadpool(_attachment, web, who, _number(request), _number(request, "aid"))
+    number, aid = access.path_number(request), access.path_number(request, "aid")
+    a = await run_in_threadpool(_attachment, web, who, number, aid)
     if a is None:
         return not_found(request)
     path = Path(web.settings.data_dir) / "attachments" / a.sha256[:2] / a.sha256
