@@ -55,7 +55,8 @@ from helpdesk.web.context import WebContext
 # our pages run our own script (and it fetches from us); nothing else changes
 CSP = pages.SECURITY_HEADERS["Content-Security-Policy"] + "; script-src 'self'; connect-src 'self'"
 HEADERS = {"Content-Security-Policy": CSP}
-SCRIPT = "web/ticket_actions.js"  # served as /desk/static/ticket_actions.js
+# our script, templates/web/ticket_actions.js, is served as /desk/static/ticket_actions.js
+# by web/static.py
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 # the field controls and the command each one gives, with the ticket attribute it sets
 FIELDS = {"assign": "assignee", "status": "status", "priority": "priority",
@@ -381,14 +382,6 @@ def _state(web: WebContext, who: auth.SignedIn, number: int) -> dict[str, Any]:
                 "replying": shown_names(web.directory(), names)}
 
 
-async def script(request: Request) -> Response:
-    """Our one script, from the template search path (a site may override it)."""
-    env = pages.environment(auth.ctx(request).settings)
-    source = env.loader.get_source(env, SCRIPT)[0]  # type: ignore[union-attr]
-    return Response(source, media_type="text/javascript",
-                    headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
-
-
 ROUTES = [
     Route("/ticket/{number:int}/actions", actions_page, methods=["GET"]),
     Route("/ticket/{number:int}/reply", reply, methods=["POST"]),
@@ -398,5 +391,4 @@ ROUTES = [
     Route("/ticket/{number:int}/presence", reply_box, methods=["GET"]),
     Route("/ticket/{number:int}/presence", heartbeat, methods=["POST"]),
     Route("/ticket/{number:int}/version", version, methods=["GET"]),
-    Route("/static/ticket_actions.js", script, methods=["GET"]),
 ]

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
 from helpdesk.web import actions, auth, csrf, dashboard, desk, pages, queues, search_page, sessions
+from helpdesk.web import static as static_files
 from helpdesk.web import ticket as ticket_page
 from helpdesk.web.context import WebContext, default_base_url
 
@@ -59,7 +60,8 @@ def desk_app(web: WebContext) -> Starlette:
                 *dashboard.ROUTES,
                 *queues.ROUTES,
                 *ticket_page.ROUTES,
-                *actions.ROUTES],
+                *actions.ROUTES,
+                *static_files.ROUTES],
         middleware=[Middleware(csrf.CsrfGuard, key=web.secret,  # type: ignore[arg-type]
                                session_cookie=sessions.COOKIE, cookie_path="/desk",
                                secure=web.secure_cookie, refuse=_refusal)],
