@@ -440,4 +440,6 @@ def test_the_shipped_config_serves_the_desk_where_the_log_says(
     page.get_by_role("button", name=re.compile("^Sign in to ")).click()
     page.wait_for_url(desk)
     assert "(alice, agent)" in page.inner_text("main")
+    page.goto(f"http://127.0.0.1:{ports['public']}/")  # the bare address opens the desk
+    page.wait_for_url(desk)
     assert daemon.terminate() == 0, daemon.log()

@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from helpdesk.config.priority import Priority
@@ -34,6 +34,10 @@ class Contact(SQLModel, table=True):
 
 
 class Ticket(SQLModel, table=True):
+    # the desk's open-ticket lists and tab counts read this index alone (0007_desk_indexes)
+    __table_args__ = (Index("ix_ticket_desk", "status", "queue", "assignee", "priority",
+                            "first_response_at"),)
+
     id: int | None = Field(default=None, primary_key=True)
     subject: str = Field(default="", sa_type=Text)
     status: str = Field(default=Status.NEW, index=True, max_length=16)
@@ -43,7 +47,7 @@ class Ticket(SQLModel, table=True):
     assignee: str = Field(default="", index=True, max_length=100)
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
-    linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
     spam: bool = Field(default=False)
     created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, index=True)

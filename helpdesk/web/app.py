@@ -15,8 +15,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from helpdesk.config.agents import Directory
@@ -83,6 +83,8 @@ def public_routes(settings: Settings, engine: Engine, directory: Callable[[], Di
         web = WebContext(settings, engine, directory, on_outbox,
                          base_url or (lambda: default_base_url(settings)), settings.secret)
         routes.append(Mount("/desk", app=desk_app(web)))
+        # the listener's address, as ./scripts/run prints it, opens the desk
+        routes.append(Route("/", lambda request: RedirectResponse("/desk/", 303)))
     if settings.survey.enabled:
         from helpdesk.survey.web import routes as survey_routes
 

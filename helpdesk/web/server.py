@@ -40,7 +40,12 @@ class HttpServer:
         self.serves = serves  # for the log: what this listener is for
         self.host, port = split_listen(listen)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        self.sock = socket.create_server((self.host, port), family=family, reuse_port=False)
+        made = socket.create_server((self.host, port), family=family, reuse_port=False)
+        # the same socket again, its protocol read from the descriptor: create_server
+        # leaves proto 0, and asyncio sets TCP_NODELAY only on connections whose proto is
+        # TCP, so each response (headers, then body) waited ~40 ms for the client's
+        # delayed ACK (bench/web.py: every desk page 40 ms slower than a bare app)
+        self.sock = socket.socket(fileno=made.detach())
         self.port = int(self.sock.getsockname()[1])
         self.app = Starlette(routes=list(routes))
         config = uvicorn.Config(self.app, log_config=None, access_log=False,
