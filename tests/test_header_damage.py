@@ -71,6 +71,32 @@ def test_a_reply_with_a_stray_carriage_return_keeps_its_headers(
     assert "StrayCarriageReturnInHead" in reply["defects"]
 
 
+def test_clean_crlf_mails_over_smtp_have_no_defects(
+    desk: tuple[Settings, DaemonThread], relay: RelaySink,
+) -> None:
+    settings, daemon = desk
+    # SMTP delivers CRLF line ends: the CR of the head's last line end is no stray CR
+    send(daemon.port, make_mail())
+    wait_mails_to(relay, CAROL, 1)
+    send(daemon.port, _raw(
+        b"From: Carol Customer <carol@customer.test>",
+        b"To: support@example.test",
+        b"Subject: Toner low",
+        b"Message-ID: <empty-field@customer.test>",
+        b"Keywords:",
+        b"X-Empty:",
+        b"",
+        b"The toner is low.",
+    ))
+    wait_mails_to(relay, CAROL, 2)
+    first = wait_ticket(settings, 1, lambda t: bool(t["messages"]), "the first ticket")
+    second = wait_ticket(settings, 2, lambda t: bool(t["messages"]), "the second ticket")
+    assert first["messages"][0]["subject"] == "Printer on fire"
+    assert first["messages"][0]["defects"] == []
+    assert second["messages"][0]["subject"] == "Toner low"
+    assert second["messages"][0]["defects"] == []
+
+
 def test_control_characters_in_ids_break_neither_the_ticket_nor_the_agents_replies(
     desk: tuple[Settings, DaemonThread], relay: RelaySink,
 ) -> None:

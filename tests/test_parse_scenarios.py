@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email.policy
 from email.message import EmailMessage
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from helpdesk.errors import ParseError
 from helpdesk.mail.mimeparts import MAX_MIME_DEPTH, _from_mailparser
 from helpdesk.mail.parse import content_hash, decode_bytes, decode_header_value, parse
+from tests.helpers import make_mail
 
 HEAD = b"From: Ann <ann@example.org>\nTo: desk@example.com\nSubject: hi\nMessage-ID: <1@x>\n"
 
@@ -266,6 +268,22 @@ def test_a_raw_utf8_header_is_no_defect() -> None:
 def test_a_bare_cr_inside_a_header_line_does_not_end_the_head() -> None:
     mail = parse(b"From: a@example.org\r\nSubject: one\rtwo\r\nTo: b@example.org\r\n\r\nbody\r\n")
     assert (mail.subject, mail.to, mail.body_text) == ("one two", ("b@example.org",), "body")
+    assert "StrayCarriageReturnInHead" in mail.defects
+
+
+def test_a_clean_crlf_mail_has_no_stray_carriage_return() -> None:
+    raw = make_mail().as_bytes(policy=email.policy.SMTP)
+    assert parse(raw).defects == ()
+    # an empty field last in the head, and one before it
+    for head in (b"Subject: x\r\nX-Empty:", b"X-Empty:\r\nSubject: x", b"Subject:"):
+        mail = parse(b"From: a@example.org\r\n" + head + b"\r\n\r\nbody\r\n")
+        assert mail.defects == (), head
+        assert mail.body_text == "body"
+
+
+def test_a_stray_carriage_return_ending_the_head_is_still_repaired() -> None:
+    mail = parse(b"From: a@example.org\r\nSubject: one\r\r\n\r\nbody\r\n")
+    assert (mail.subject, mail.body_text) == ("one", "body")
     assert "StrayCarriageReturnInHead" in mail.defects
 
 

@@ -98,6 +98,10 @@ def _repair_carriage_returns(data: bytes, defects: list[str]) -> bytes:
     line ends only (no LF at all) is left alone: the stdlib reads those correctly.
     """
     end = _head_end(data)
+    # _head_end stops before the last field's LF, so its CRLF would look like a bare
+    # CR: the head scanned here keeps that LF (every CRLF mail read as damaged)
+    if data[end : end + 1] == b"\n":
+        end += 1
     head = data[:end]
     if b"\n" not in head or not _STRAY_CR.search(head):
         return data
