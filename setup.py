@@ -12,8 +12,11 @@ setup(
     packages=[
         # namespace: helpdesk/migrations/ has no __init__.py (alembic reads it by path)
         *find_namespace_packages(include=["helpdesk", "helpdesk.*"], exclude=["*.__pycache__"]),
+        # templates/ and every folder below it (web/, web/static/, ...): each must be
+        # named, or setuptools warns that package data sits outside any package
         "helpdesk.templates",
-        "helpdesk.templates.web",  # the desk's pages and sign-in mail (templates/web/)
+        *(f"helpdesk.templates.{name}"
+          for name in find_namespace_packages(where="templates", exclude=["*.__pycache__"])),
     ],
     package_dir={"helpdesk.templates": "templates"},
     package_data={"helpdesk.migrations": ["*.mako"], "helpdesk.templates": ["**/*"]},
