@@ -54,7 +54,7 @@ def test_only_the_allow_list_is_served(make_desk: Callable[..., Desk]) -> None:
         answer = client.get(f"/desk/static/{name}")
         assert answer.status_code == 404, name
         assert "{%" not in answer.text and "{{" not in answer.text, name  # no source
-    assert set(static.ALLOWED) == {"desk.css", "ticket_actions.js"}
+    assert set(static.ALLOWED) == {"desk.css", "ticket.css", "ticket_actions.js"}
     # every allowed file exists where the loader looks
     env = pages.environment(desk.settings)
     for path, _ in static.ALLOWED.values():

@@ -18,6 +18,7 @@ from helpdesk.web import auth, pages
 # URL name -> (template path, media type); only these are served
 ALLOWED: dict[str, tuple[str, str]] = {
     "desk.css": ("web/static/desk.css", "text/css"),
+    "ticket.css": ("web/static/ticket.css", "text/css"),
     "ticket_actions.js": ("web/ticket_actions.js", "text/javascript"),
 }
 

@@ -287,15 +287,7 @@ async def attachment(request: Request, who: auth.SignedIn) -> Response:
     return ticket_html.download(path, a.filename, a.content_type)
 
 
-async def stylesheet(request: Request) -> Response:
-    css = pages.environment(request.app.state.web.settings).get_template(
-        "web/ticket.css.j2").render()
-    return Response(css, media_type="text/css",
-                    headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
-
-
 ROUTES = [
-    Route("/ticket.css", stylesheet, methods=["GET"]),
     Route("/ticket/{number:int}", ticket_page, methods=["GET"]),
     Route("/ticket/{number:int}/message/{mid:int}/html", message_html, methods=["GET"]),
     Route("/ticket/{number:int}/attachment/{aid:int}", attachment, methods=["GET"]),
