@@ -253,7 +253,7 @@ class BulkResult:
     version: str = ""
 
 
-def _bulk_one(web: WebContext, scope: Scope, who: auth.SignedIn, ticket_id: int,
+def _bulk_one(web: WebContext, who: auth.SignedIn, ticket_id: int,
               version: str, reply: Reply) -> BulkResult:
     """One ticket in one transaction: visible, unchanged since its row was drawn, then
     the commands as by mail. The row is locked first (PostgreSQL; SQLite writes one at
@@ -314,8 +314,8 @@ async def bulk(request: Request, who: auth.SignedIn) -> Response:
                              "assign to).", 400)
     if not chosen:
         return pages.message(request, "Nothing done", "No ticket was ticked.", 400)
-    web, scope = _web(request), scope_of(request, who)
-    results = [await run_in_threadpool(_bulk_one, web, scope, who, tid, version, reply)
+    web = _web(request)
+    results = [await run_in_threadpool(_bulk_one, web, who, tid, version, reply)
                for tid, version in chosen]
     if any(r.outcome == "applied" for r in results):
         web.on_outbox()  # assignment notices, the customer's resolution notice
