@@ -222,6 +222,21 @@ def test_mailed_tickets_are_unassigned_then_mine_and_hidden_from_other_teams(
     assert alice.get("/desk/customer/%C2%B2").status_code == 404  # a digit, not ASCII
     assert alice.get("/desk/customer/nobody@nowhere.test").status_code == 404
 
+    # HD-1 moved to another team's queue stays alice's to see while it is assigned to her
+    assign_by_mail(desk, note, "#queue ops")
+    wait_ticket(desk.settings, 1, lambda t: t["queue"] == "ops", "HD-1 moved to ops")
+    home = alice.get("/desk/")
+    assert rows(home) == [1] and count(home, "My tickets") == 1
+    assert alice.get("/desk/ticket/1").status_code == 200
+    assert rows(alice.get("/desk/queue/all?assignee=me")) == [1]
+    assert 'href="/desk/ticket/1#' in alice.get("/desk/search", params={"q": "printer"}).text
+    assert rows(olga.get("/desk/queue/unassigned")) == [4]  # assigned: not unassigned
+    assert sorted(rows(olga.get("/desk/queue/all"))) == [1, 4]  # now in olga's queue too
+    # the other agents of support no longer see it; bob has no claim on it
+    bob = desk.sign_in("bob")
+    assert bob.get("/desk/ticket/1").status_code == 404
+    assert "Printer on fire" not in bob.get("/desk/search", params={"q": "printer"}).text
+
 
 # -- sorting and the SLA views --------------------------------------------------------------
 

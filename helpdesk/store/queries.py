@@ -269,7 +269,8 @@ class SlaKeys:
 
 @dataclass(frozen=True)
 class Scope:
-    """Whose desk: `me` (the signed-in agent) and the queues they may see (None: all)."""
+    """Whose desk: `me` (the signed-in agent) and the queues they may see (None: all);
+    the tickets assigned to `me` are in scope wherever they are (`in_scope`)."""
 
     me: str
     queues: tuple[str, ...] | None = None
@@ -299,8 +300,12 @@ def _unindexed(column: Any) -> Any:
     return func.coalesce(column, "")
 
 
-def _in_scope(scope: Scope) -> ColumnElement[bool]:
-    return true() if scope.queues is None else _unindexed(Ticket.queue).in_(scope.queues)
+def in_scope(scope: Scope) -> ColumnElement[bool]:
+    """The tickets `scope` may see: those in its queues, and those assigned to `me`
+    wherever they are (web/access.py's rule)."""
+    if scope.queues is None:
+        return true()
+    return or_(_unindexed(Ticket.queue).in_(scope.queues), Ticket.assignee == scope.me)
 
 
 def _overdue(keys: SlaKeys, now: datetime) -> ColumnElement[bool]:
@@ -385,7 +390,7 @@ def queue_rows(session: Session, scope: Scope, query: QueueQuery, keys: SlaKeys,
     page = select(Ticket.id)
     if query.sort == "sla":
         page = page.outerjoin(TicketTimer, timer)
-    page = page.where(_in_scope(scope), _statuses(query),
+    page = page.where(in_scope(scope), _statuses(query),
                       *_view(query.view, scope, keys, now))
     if query.queue:
         page = page.where(_unindexed(Ticket.queue) == query.queue)
@@ -430,11 +435,11 @@ def queue_counts(session: Session, scope: Scope, keys: SlaKeys, now: datetime) -
     grouped = (select(literal("group").label("kind"), Ticket.queue, Ticket.status,
                       unassigned.label("unassigned"), mine.label("mine"),
                       func.count().label("n"))
-               .where(_in_scope(scope), col(Ticket.status).in_(OPEN_STATUSES))
+               .where(in_scope(scope), col(Ticket.status).in_(OPEN_STATUSES))
                .group_by(Ticket.queue, Ticket.status, unassigned, mine))
     parts: list[Any] = [grouped]
     for status in CLOSED_STATUSES:
-        some = select(Ticket.id).where(_in_scope(scope), Ticket.status == status) \
+        some = select(Ticket.id).where(in_scope(scope), Ticket.status == status) \
             .limit(COUNT_CAP + 1).subquery()
         parts.append(select(literal("status"), literal(""), literal(status), literal(0),
                             literal(0), select(func.count()).select_from(some)
@@ -442,7 +447,7 @@ def queue_counts(session: Session, scope: Scope, keys: SlaKeys, now: datetime) -
     for view in ("overdue", "at-risk", "review"):
         parts.append(select(literal(view), literal(""), literal(""), literal(0), literal(0),
                             func.count())
-                     .where(_in_scope(scope), col(Ticket.status).in_(OPEN_STATUSES),
+                     .where(in_scope(scope), col(Ticket.status).in_(OPEN_STATUSES),
                             *_view(view, scope, keys, now)))
     counts = QueueCounts({v: 0 for v in VIEWS}, {}, {})
     for kind, queue, status, free, own, n in session.execute(union_all(*parts)).all():
@@ -498,6 +503,6 @@ def customer_events(session: Session, contact_id: int, scope: Scope,
     """The latest history of a customer's tickets (in scope), newest first, with each
     ticket's subject."""
     stmt = (select(Event, Ticket.subject).join(Ticket, col(Ticket.id) == col(Event.ticket_id))
-            .where(Ticket.contact_id == contact_id, _in_scope(scope), Event.kind != CREDIT)
+            .where(Ticket.contact_id == contact_id, in_scope(scope), Event.kind != CREDIT)
             .order_by(col(Event.id).desc()).limit(limit))
     return [(e, s) for e, s in session.exec(stmt).all()]

@@ -32,6 +32,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session, col
 
 from helpdesk.store.models import Contact, Message, Ticket
+from helpdesk.store.queries import Scope, in_scope
 
 TABLE = "message_search"
 # what the migration creates besides TABLE on SQLite (FTS5's shadow tables), so that
@@ -60,7 +61,7 @@ class Term:
 class Filters:
     """Which tickets' messages to search; empty means any. `customer` matches part of the
     customer's address, any case (as `tickets list --customer`); since/until bound the
-    message's arrival."""
+    message's arrival; `scope`, who is searching: only the tickets they may see."""
 
     statuses: Sequence[str] = ()
     queues: Sequence[str] = ()
@@ -69,6 +70,7 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     ticket_id: int | None = None
+    scope: Scope | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,8 @@ def _where(filters: Filters) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = []
     if filters.statuses:
         clauses.append(col(Ticket.status).in_(list(filters.statuses)))
+    if filters.scope is not None:
+        clauses.append(in_scope(filters.scope))
     if filters.queues:
         clauses.append(col(Ticket.queue).in_(list(filters.queues)))
     if filters.assignees:

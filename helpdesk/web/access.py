@@ -2,7 +2,9 @@
 
 Leads and admins see every queue; an agent the queues their teams work (agents.toml
 teams; a queue's team is config's [queue.NAME] team, else the team named like it,
-config.agents.team_of). A ticket is visible when its queue is. A ticket someone may not
+config.agents.team_of). A ticket is visible when its queue is, and always to its
+assignee (a ticket moved to another team's queue stays in "my tickets" until it is
+handed over; store.queries.Scope says the same in SQL). A ticket someone may not
 see is answered exactly like one that does not exist (a 404 page): the desk tells
 nobody which numbers are in use, nor which other teams' queues hold them.
 """
@@ -29,6 +31,11 @@ def may_see_queue(settings: Settings, who: SignedIn, queue: str) -> bool:
     return sees_all(who) or team_of(settings, queue) in who.agent.teams
 
 
+def may_see(settings: Settings, who: SignedIn, ticket: Ticket) -> bool:
+    return (bool(ticket.assignee) and ticket.assignee == who.agent.name) or \
+        may_see_queue(settings, who, ticket.queue)
+
+
 def visible_queues(settings: Settings, who: SignedIn) -> tuple[str, ...] | None:
     """The queues `who` may see, sorted; None: all of them (leads and admins).
 
@@ -42,13 +49,18 @@ def visible_queues(settings: Settings, who: SignedIn) -> tuple[str, ...] | None:
     return tuple(sorted(q for q in names if may_see_queue(settings, who, q)))
 
 
+def scope(settings: Settings, who: SignedIn) -> queries.Scope:
+    """This rule for the queries that list tickets (queues, search, the dashboard)."""
+    return queries.Scope(who.agent.name, visible_queues(settings, who))
+
+
 def visible_ticket(session: Session, settings: Settings, who: SignedIn,
                    number: int) -> Ticket | None:
     """The ticket, or None when there is none or `who` may not see it (the same 404)."""
     if not 0 < number <= MAX_ID:
         return None
     ticket = queries.ticket(session, number)
-    if ticket is None or not may_see_queue(settings, who, ticket.queue):
+    if ticket is None or not may_see(settings, who, ticket):
         return None
     return ticket
 

@@ -57,7 +57,7 @@ KEYS = SlaKeys(any_step=sla.step_pattern(), breach=sla.step_pattern(step="breach
 
 def scope_of(request: Request, who: auth.SignedIn) -> Scope:
     """What `who` may see (web/access.py's rule), as the queue queries take it."""
-    return Scope(who.agent.name, access.visible_queues(_web(request).settings, who))
+    return access.scope(_web(request).settings, who)
 
 
 def _web(request: Request) -> WebContext:
@@ -261,7 +261,7 @@ def _bulk_one(web: WebContext, who: auth.SignedIn, ticket_id: int,
     with session_scope(web.engine) as session:
         ticket = session.exec(select(Ticket).where(Ticket.id == ticket_id)
                               .with_for_update()).first()
-        if ticket is None or not access.may_see_queue(web.settings, who, ticket.queue):
+        if ticket is None or not access.may_see(web.settings, who, ticket):
             return BulkResult(ticket_id, "not found", "no such ticket")
         current = queries.ticket_version(session, ticket_id)
         if current != version:

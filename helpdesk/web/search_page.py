@@ -109,15 +109,14 @@ def run(web: WebContext, who: auth.SignedIn, asked: Asked) -> Found:
         choices = allowed if allowed is not None else sorted(
             {*web.settings.queue, *session.exec(select(Ticket.queue).distinct()).all()})
         queues = asked.queue if allowed is None else [q for q in asked.queue if q in allowed]
-        if allowed is not None and not queues:
-            # an agent asking for no queue, or only for queues not theirs: their own
-            queues = [] if asked.queue else allowed
         words = bool(search.parse_query(asked.q))
-        if not words or (allowed is not None and not queues):
+        if not words or (asked.queue and not queues):
+            # nothing to look for, or only queues not theirs to look in
             return Found([], "", choices, words)
         filters = search.Filters(statuses=asked.status, queues=queues,
                                  assignees=asked.assignee, customer=asked.customer,
-                                 since=since, until=until)
+                                 since=since, until=until,
+                                 scope=access.scope(web.settings, who))
         hits = search.search(session, asked.q, filters, PAGE + 1, asked.cursor)
     more = hits[PAGE - 1].cursor if len(hits) > PAGE else ""
     return Found(hits[:PAGE], more, choices, words)
