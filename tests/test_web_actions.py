@@ -280,6 +280,7 @@ def test_a_stale_form_is_refused_with_the_fresh_state_and_the_text_kept(
     assert "changed while you were working on it" in stale.text
     assert "bob: change assignee - → bob" in stale.text  # what happened since
     assert "Please &lt;b&gt;restart&lt;/b&gt; it.</textarea>" in stale.text
+    assert 'id="conversation"' in stale.text  # the whole ticket page, not the forms alone
     assert ticket(settings, 1)["status"] == "open"  # by bob's change, not alice's reply
     assert len([r for r in outbox_rows(settings) if CAROL in r.rcpt_tos]) == 1
     assert by(settings, 1, "alice") == []
@@ -363,16 +364,24 @@ def test_commands_are_the_registrys_and_so_are_its_refusals(
     new_ticket(daemon, relay)
     alice, lisa = browsers("alice"), browsers("lisa")
     page = alice.get("/desk/ticket/1/actions")
-    for name in ("close", "reopen", "watch", "unwatch", "approve", "reject"):
+    for name in ("close", "reopen", "watch", "unwatch"):
         assert f'name="command" value="{name}"' in page.text
+    # a button is offered only where the registry would accept it: nothing to review yet
+    for name in ("approve", "reject"):
+        assert f'name="command" value="{name}"' not in page.text
+        assert f'name="command" value="{name}"' not in lisa.get("/desk/ticket/1").text
     # in a review queue alice's resolution waits for lisa
     done(alice.post("/desk/ticket/1/command", data={**form_of(alice, 1), "command": "close"}), 1)
     assert ("review-requested", "", "", "resolved", "") in by(settings, 1, "alice")
+    for name in ("approve", "reject"):
+        assert f'name="command" value="{name}"' in lisa.get("/desk/ticket/1").text
+        assert f'name="command" value="{name}"' not in alice.get("/desk/ticket/1").text
     refused = alice.post("/desk/ticket/1/command", data={**form_of(alice, 1),
                                                          "command": "reject", "arg": "not <yet>"})
     assert refused.status_code == 422
     assert "#reject not &lt;yet&gt;: only the team&#39;s lead may approve or reject" in refused.text
-    assert 'value="not &lt;yet&gt;"' in refused.text  # the reason kept
+    assert 'value="not &lt;yet&gt;"' in refused.text  # the reason kept, in "any command"
+    assert 'id="conversation"' in refused.text  # on the whole ticket page, drawn fresh
     unknown = alice.post("/desk/ticket/1/command", data={**form_of(alice, 1),
                                                          "command": "frobnicate"})
     assert unknown.status_code == 422 and "unknown command #frobnicate" in unknown.text

@@ -207,6 +207,9 @@ class _Review(AgentCommand):
 
     stage, overrides = "outcome", ("note", "reopen", "status", "close")
 
+    def offered(self, sit: Situation) -> bool:
+        return sit.is_lead and sit.review_pending
+
     def check(self, command: Command, sit: Situation, result: Check) -> None:
         if not sit.is_lead:
             result.fail(command, "only the team's lead may approve or reject")

@@ -115,6 +115,11 @@ class AgentCommand:
             return f"too long ({self.max_length} characters at most)"
         return ""
 
+    def offered(self, sit: Situation) -> bool:
+        """Whether a door with buttons (the web desk) offers this command to the writer
+        on this ticket now; `check` still decides when it is given anyway."""
+        return True
+
     def check(self, command: Command, sit: Situation, result: Check) -> None:
         """Fail `result` with what makes this command impossible here (the argument
         is already known to be well formed)."""

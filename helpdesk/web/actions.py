@@ -43,61 +43,22 @@ from helpdesk.agents import actions as agent_actions
 from helpdesk.agents import commands as agent_commands
 from helpdesk.agents import registry
 from helpdesk.agents.commands import Reply
-from helpdesk.config.agents import Directory
-from helpdesk.config.priority import PRIORITIES
 from helpdesk.mail.mimeparts import Attachment
 from helpdesk.store import queries
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Event, Message, Ticket
 from helpdesk.web import access, auth, csrf, pages, presence
+from helpdesk.web import ticket as ticket_page
 from helpdesk.web.context import WebContext
+from helpdesk.web.ticket_forms import FIELDS, HEADERS, attachment_cap, form_context, shown_names
 
-# our pages run our own script (and it fetches from us); nothing else changes
-CSP = pages.SECURITY_HEADERS["Content-Security-Policy"] + "; script-src 'self'; connect-src 'self'"
-HEADERS = {"Content-Security-Policy": CSP}
-# our script, templates/web/ticket_actions.js, is served as /desk/static/ticket_actions.js
-# by web/static.py
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-# the field controls and the command each one gives, with the ticket attribute it sets
-FIELDS = {"assign": "assignee", "status": "status", "priority": "priority",
-          "category": "category", "queue": "queue"}
-_OWN_FORMS = {*FIELDS, "tag", "note"}  # commands with a form of their own
 _CONTENT_TYPE = re.compile(r"[\w.+-]{1,100}/[\w.+-]{1,100}")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def attachment_cap(web: WebContext) -> int:
-    """Attachments of one reply together: what fits into the largest mail we send
-    ([outgoing] max_message_size) once base64 has made it a third larger."""
-    return web.settings.outgoing.max_message_size * 3 // 4
-
-
 def _body_cap(web: WebContext) -> int:
     return web.settings.outgoing.max_message_size + csrf.MAX_BODY
-
-
-def shown_names(directory: Directory, names: list[str]) -> list[str]:
-    return [a.shown_name if (a := directory.agent(n)) else n for n in names]
-
-
-def form_context(session: Session, web: WebContext, ticket: Ticket,
-                 who: auth.SignedIn) -> dict[str, Any]:
-    """What templates/web/ticket_actions.html.j2 shows (the ticket page includes it with
-    these values; csrf_token comes with every page)."""
-    directory = web.directory()
-    number = int(ticket.id or 0)
-    return {
-        "ticket": ticket,
-        "version": queries.ticket_version(session, number),
-        "agents": list(directory.agents),
-        "statuses": list(agent_commands.STATUSES),
-        "priorities": list(PRIORITIES),
-        "queues": sorted({*web.settings.queue, web.settings.helpdesk.default_queue,
-                          ticket.queue}),
-        "commands": [c for c in registry.commands() if c.name not in _OWN_FORMS],
-        "replying": shown_names(directory, presence.replying(session, number, who.agent.name)),
-        "heartbeat": presence.HEARTBEAT,
-    }
 
 
 # -- what a form asks for -----------------------------------------------------------------
@@ -181,7 +142,8 @@ def _ask_command(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
             return "Choose a command."
         # the registry decides: an unknown name is refused by its check, by name
         return Reply((registry.command(name, arg),), text)
-    return Asked(_text(form, "version"), build, attachments, {f"arg_{name}": arg, "text": text})
+    return Asked(_text(form, "version"), build, attachments,
+                 {"command": name, f"arg_{name}": arg, "text": text})
 
 
 # -- carrying it out ----------------------------------------------------------------------
@@ -204,16 +166,16 @@ def _carry_out(web: WebContext, who: auth.SignedIn, number: int, asked: Asked) -
         if ticket is None:
             return Answer(404)
         if asked.version != queries.ticket_version(session, number):
-            return Answer(409, _refused(session, web, ticket, who, asked, stale=True))
+            return Answer(409, _refused(session, ticket, asked, stale=True))
         reply = asked.build(ticket)
         if isinstance(reply, str):
-            return Answer(422, _refused(session, web, ticket, who, asked, [reply]))
+            return Answer(422, _refused(session, ticket, asked, [reply]))
         if not reply.commands and not reply.text:
             return Answer(303)  # nothing changed on the form: nothing to do
         outcome = agent_actions.run_commands(session, web.settings, web.directory(), ticket,
                                              who.agent, reply, asked.attachments)
         if outcome.errors:
-            return Answer(422, _refused(session, web, ticket, who, asked, list(outcome.errors)))
+            return Answer(422, _refused(session, ticket, asked, list(outcome.errors)))
         if reply.has("note") and reply.text:  # as from the shell: the note's text kept
             agent_actions.keep_note(session, web.settings, ticket, who.agent, reply.text,
                                     asked.attachments, route="web",
@@ -224,16 +186,12 @@ def _carry_out(web: WebContext, who: auth.SignedIn, number: int, asked: Asked) -
     return Answer(303)
 
 
-def _refused(session: Session, web: WebContext, ticket: Ticket, who: auth.SignedIn,
-             asked: Asked, errors: list[str] | None = None, stale: bool = False
-             ) -> dict[str, Any]:
-    """The page again, from the ticket as it is now, with what the agent typed (and, for
-    a stale form, what happened since it was drawn)."""
-    context = form_context(session, web, ticket, who)
-    context.update(errors=errors or [], kept=asked.kept, stale=stale,
-                   changes=_changes(session, int(ticket.id or 0), asked.version)
-                   if stale else [])
-    return context
+def _refused(session: Session, ticket: Ticket, asked: Asked, errors: list[str] | None = None,
+             stale: bool = False) -> dict[str, Any]:
+    """What the ticket page shows beside the ticket as it is now: why nothing was done,
+    what the agent typed, and for a stale form what happened since it was drawn."""
+    return {"errors": errors or [], "kept": asked.kept, "stale": stale,
+            "changes": _changes(session, int(ticket.id or 0), asked.version) if stale else []}
 
 
 def _changes(session: Session, number: int, since: str) -> list[str]:
@@ -280,7 +238,8 @@ async def _post(request: Request, ask: Callable[[FormData, tuple[Attachment, ...
         raise HTTPException(404)
     if answer.status == 303:
         return RedirectResponse(f"/desk/ticket/{number}", status_code=303)
-    return pages.page(request, "ticket_actions_page", answer.context, answer.status, HEADERS)
+    # refused: the whole ticket page again, fresh, with why and what was typed
+    return await ticket_page.respond(request, who, number, answer.context, answer.status)
 
 
 async def _too_large(request: Request, web: WebContext, who: auth.SignedIn, number: int,
@@ -288,21 +247,16 @@ async def _too_large(request: Request, web: WebContext, who: auth.SignedIn, numb
     cap = attachment_cap(web)
     why = (f"The attachments are too large together: at most {cap // 1024} KiB "
            "(a mail larger than that could not be sent).")
-    context = await run_in_threadpool(_fresh, web, who, number)
-    context.update(errors=[why], kept=asked.kept)
-    return pages.page(request, "ticket_actions_page", context, 413, HEADERS)
+    return await ticket_page.respond(request, who, number, {"errors": [why], "kept": asked.kept},
+                                     413)
 
 
-def _fresh(web: WebContext, who: auth.SignedIn, number: int,
-           mark: bool = False) -> dict[str, Any]:
-    """The form's values for the ticket now (404 for a ticket not there or not theirs);
-    with `mark`, the agent is noted as replying first."""
+def _fresh(web: WebContext, who: auth.SignedIn, number: int) -> dict[str, Any]:
+    """The form's values for the ticket now (404 for a ticket not there or not theirs)."""
     with session_scope(web.engine) as session:
         ticket = access.visible_ticket(session, web.settings, who, number)
         if ticket is None:
             raise HTTPException(404)
-        if mark:
-            presence.mark(session, number, who.agent.name)
         return form_context(session, web, ticket, who)
 
 
@@ -336,11 +290,19 @@ async def actions_page(request: Request) -> Response:
 
 async def reply_box(request: Request) -> Response:
     """The reply box opened without script: the agent is replying (for presence.LASTS;
-    a mark that expires by itself, not a change to the ticket, so a GET may make it)."""
+    a mark that expires by itself, not a change to the ticket, so a GET may make it),
+    then the ticket page with the box in focus."""
     who = await auth.require(request)
-    context = await run_in_threadpool(_fresh, auth.ctx(request), who, _number(request), True)
-    return pages.page(request, "ticket_actions_page", {**context, "reply_box": True},
-                      headers=HEADERS)
+    web = auth.ctx(request)
+    await run_in_threadpool(_mark, web, who, _number(request))
+    return await ticket_page.respond(request, who, _number(request), {"reply_box": True})
+
+
+def _mark(web: WebContext, who: auth.SignedIn, number: int) -> None:
+    with session_scope(web.engine) as session:
+        if access.visible_ticket(session, web.settings, who, number) is None:
+            raise HTTPException(404)
+        presence.mark(session, number, who.agent.name)
 
 
 async def heartbeat(request: Request) -> Response:

@@ -11,7 +11,9 @@ A ticket the agent may not see (another team's queue) is the same 404 page as on
 that does not exist: the page tells nobody which numbers are in use. The page only
 reads; the action forms (web/actions.py: reply, note, fields, #commands, the collision
 notice and "this ticket changed") are templates/web/ticket_actions.html.j2, included
-with actions.form_context(), and the page answers with the CSP their script needs.
+with ticket_forms.form_context(), and the page answers with the CSP their script needs.
+A refused form (stale: 409, refused command: 422, too large: 413) is answered with this
+whole page again, drawn fresh, with why and what the agent typed (`respond`).
 Who may see a ticket is web/access.py's rule, the one every desk page asks.
 """
 
@@ -38,7 +40,7 @@ from helpdesk.schedule.sla import LABELS, SlaContext, clocks
 from helpdesk.store import blobs, queries, staff
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Attachment, Contact, Event, Message, Review, Ticket
-from helpdesk.web import access, actions, auth, pages, ticket_html
+from helpdesk.web import access, auth, pages, ticket_forms, ticket_html
 from helpdesk.web.context import WebContext
 
 # history kinds that file a machine's mail on the ticket (pipeline._file_internal):
@@ -46,8 +48,8 @@ from helpdesk.web.context import WebContext
 AUTOMATIC_KINDS = {"auto-reply": "automatic reply", "bounce": "bounce",
                    "own-mail": "our own mail come back"}
 STRANGER_KIND = "unverified-sender"
-# the action forms' script (actions.HEADERS) and the formatted mail's frame from us
-HEADERS = {"Content-Security-Policy": actions.CSP + "; frame-src 'self'"}
+# the action forms' script (ticket_forms.HEADERS) and the formatted mail's frame from us
+HEADERS = {"Content-Security-Policy": ticket_forms.CSP + "; frame-src 'self'"}
 
 
 @dataclass
@@ -74,7 +76,7 @@ class View:
     watchers: list[str]
     review: Review | None
     version: str
-    forms: dict[str, Any]  # the action forms' context (actions.form_context)
+    forms: dict[str, Any]  # the action forms' context (ticket_forms.form_context)
 
 
 # -- reading --------------------------------------------------------------------------
@@ -90,7 +92,7 @@ def _view(web: WebContext, who: auth.SignedIn, number: int) -> View | None:
         # read makes the forms' version older than what they show (refused as stale),
         # never newer (a change the agent did not see, overwritten)
         # (the action forms' context reads it: they carry what was read here)
-        forms = actions.form_context(session, web, ticket, who)
+        forms = ticket_forms.form_context(session, web, ticket, who)
         version = forms["version"]
         events = queries.events(session, tid)
         messages = queries.messages(session, tid)
@@ -211,18 +213,25 @@ def not_found(request: Request) -> Response:
 
 @auth.signed_in()
 async def ticket_page(request: Request, who: auth.SignedIn) -> Response:
+    return await respond(request, who, access.path_number(request))
+
+
+async def respond(request: Request, who: auth.SignedIn, number: int,
+                  extra: dict[str, Any] | None = None, status: int = 200) -> Response:
+    """The ticket page as it is now; `extra` adds to what the action forms show (errors,
+    the agent's kept text, a stale form's changes, the reply box in focus)."""
     web: WebContext = request.app.state.web
-    view = await run_in_threadpool(_view, web, who, access.path_number(request))
+    view = await run_in_threadpool(_view, web, who, number)
     if view is None:
         return not_found(request)
     formatted = _int_param(request, "formatted")
     images = request.query_params.get("images") == "1"
     return pages.page(request, "ticket", {
-        **view.forms, "view": view, "ticket": view.ticket,
+        **view.forms, **(extra or {}), "view": view, "ticket": view.ticket,
         "title": f"{view.public_id} {view.ticket.subject}",
         "prefix": web.settings.helpdesk.ticket_prefix, "stamp": stamp,
         "formatted": formatted, "images": images,
-    }, headers=HEADERS)
+    }, status, HEADERS)
 
 
 def _int_param(request: Request, name: str) -> int | None:
