@@ -307,3 +307,41 @@ def test_an_agents_address_is_shown_only_when_configured(make_desk: Callable[...
     assert "Alice Agent &lt;alice@staff.test&gt;" in page.text
     assert "Acme Care" in page.text
     assert "#aa0000" in desk.client().get("/portal/static/portal.css").text
+
+
+def _agent_acts(desk: Desk, name: str, text: str, *commands: tuple[str, str]) -> None:
+    """An agent's reply with #commands, through the one way every door takes."""
+    from helpdesk.agents import actions
+    from helpdesk.agents.commands import Reply, command
+    from helpdesk.config import agents
+    from helpdesk.store.models import Ticket
+
+    assert desk.settings.source is not None
+    directory = agents.load(desk.settings.source.parent / "agents.toml")
+    with session(desk) as s:
+        ticket = s.get(Ticket, 1)
+        agent = directory.agent(name)
+        assert ticket is not None and agent is not None
+        outcome = actions.run_commands(s, desk.settings, directory, ticket, agent,
+                                       Reply(tuple(command(c, a) for c, a in commands), text))
+        assert not outcome.errors, outcome.errors
+        s.commit()
+
+
+def test_a_reply_held_for_review_shows_only_once_released(
+        make_desk: Callable[..., Desk]) -> None:
+    desk = make_desk(http={"listen": "127.0.0.1:0", "public": f"127.0.0.1:{free_port()}"},
+                     portal={"enabled": True},
+                     queue={"support": {"team": "support", "review": True}})
+    desk.deliver(make_mail())
+    wait_ticket(desk.settings, 1)
+    link = link_in(desk, STATUS_LINK, 1)
+    client = desk.client()
+    _agent_acts(desk, "alice", "Fixed: a new fuser.", ("status", "resolved"))
+    page = client.get(local(link))
+    assert "new fuser" not in page.text and "Solved for me" in page.text
+    _agent_acts(desk, "lisa", "", ("approve", ""))
+    page = client.get(local(link))
+    assert "Fixed: a new fuser." in page.text
+    assert "Resolved — tell us if it isn" in page.text
+

@@ -111,13 +111,15 @@ def span_words(span: timedelta, business: bool) -> str:
     length)."""
     minutes = max(int(span.total_seconds()) // 60, 1)
     kind = "business " if business else ""
+    def count(n: int, unit: str) -> str:
+        return f"{n} {unit}{'' if n == 1 else 's'}"
+
+    hours, rest = divmod(minutes, 60)
     if not business and minutes % 1440 == 0:
-        n, unit = minutes // 1440, "day"
-    elif minutes % 60 == 0:
-        n, unit = minutes // 60, f"{kind}hour"
-    else:
-        n, unit = minutes, f"{kind}minute"
-    return f"{n} {unit}{'' if n == 1 else 's'}"
+        return count(minutes // 1440, "day")
+    if not hours:
+        return count(rest, f"{kind}minute")
+    return count(hours, f"{kind}hour") + (f" and {count(rest, 'minute')}" if rest else "")
 
 
 def promise(settings: Settings, ticket: Ticket) -> str:
