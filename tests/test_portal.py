@@ -345,3 +345,36 @@ def test_a_reply_held_for_review_shows_only_once_released(
     assert "Fixed: a new fuser." in page.text
     assert "Resolved — tell us if it isn" in page.text
 
+
+
+def test_status_notices_and_reminders_carry_the_link(customer: Customer) -> None:
+    """Besides the acknowledgement and replies (above): the resolved notice, and the
+    scheduler's reminder of a ticket waiting for the customer."""
+    desk = customer.desk
+    _agent_acts(desk, "alice", "", ("status", "resolved"))
+    notice = wait_until(lambda: mails(desk, subject="is resolved"), timeout=15)
+    assert STATUS_LINK.search(text_of(notice[0]))
+
+
+def test_the_stale_reminder_carries_the_link(make_settings: Any) -> None:
+    import email
+    import email.policy
+
+    from tests.sched import at, make_ticket, run_pass, set_status
+    from tests.sched import mails as outbox_mails
+
+    settings = make_settings({"portal": {"enabled": True},
+                              "stale": {"pending_remind": "3d"}})
+    tid = make_ticket(settings, at("2026-11-30T09:00"))
+    set_status(settings, tid, "pending", at("2026-11-30T10:00"))
+    assert len(run_pass(settings, at("2026-12-03T10:00"))) == 1
+    [row] = outbox_mails(settings, "stale-reminder")
+    msg = email.message_from_bytes(row.raw, policy=email.policy.default)
+    link = STATUS_LINK.search(text_of(msg))  # type: ignore[arg-type]
+    assert link, text_of(msg)  # type: ignore[arg-type]
+    clock.freeze(at("2026-12-03T10:00"))
+    try:
+        checked = portal_links.check_ticket(settings, link[1].rsplit("/", 1)[1])
+    finally:
+        clock.set_source(None)
+    assert (checked.verdict, checked.value) == ("valid", tid)
