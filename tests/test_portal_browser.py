@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,13 +19,13 @@ from helpdesk.outgoing import portal_links
 from tests.browser import Watch, screenshot
 from tests.helpers import free_port, make_mail, wait_ticket, wait_until
 from tests.test_portal import STATUS_LINK, link_in, portal_messages
-from tests.test_web_browser import PAYLOAD, header_problems
+from tests.test_web_browser import PAYLOAD, header_problems, shipped_config
 from tests.web_helpers import Desk
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def _desk(make_desk: Callable[..., Desk]) -> Desk:
@@ -35,6 +36,7 @@ def _desk(make_desk: Callable[..., Desk]) -> Desk:
                          day: "09:00-17:00" for day in ("mon", "tue", "wed", "thu", "fri")}})
 
 
+@sqlite_only
 def test_the_customer_follows_the_link_replies_and_marks_it_solved(
         page: Page, make_desk: Callable[..., Desk]) -> None:
     desk = _desk(make_desk)
@@ -75,6 +77,7 @@ def test_the_customer_follows_the_link_replies_and_marks_it_solved(
     assert watch.problems() == []
 
 
+@sqlite_only
 def test_a_tampered_and_an_expired_link(page: Page, make_desk: Callable[..., Desk]) -> None:
     desk = _desk(make_desk)
     desk.deliver(make_mail())
@@ -103,6 +106,7 @@ def test_a_tampered_and_an_expired_link(page: Page, make_desk: Callable[..., Des
     assert watch.problems() == []
 
 
+@sqlite_only
 def test_a_hostile_mail_runs_nothing_on_its_page(page: Page,
                                                  make_desk: Callable[..., Desk]) -> None:
     desk = _desk(make_desk)
@@ -117,3 +121,16 @@ def test_a_hostile_mail_runs_nothing_on_its_page(page: Page,
     assert page.get_by_text("It broke.").count()
     assert watch.problems() == []
     screenshot(page, "portal-hostile")
+
+
+def test_the_shipped_config_serves_the_status_pages(
+        page: Page, tmp_path: Path, daemon_procs: Callable[..., Any]) -> None:
+    settings, ports = shipped_config(tmp_path)
+    assert settings.portal.enabled
+    daemon = daemon_procs(settings).start()
+    page.goto(f"http://127.0.0.1:{ports['public']}/portal/")
+    page.get_by_role("heading", name="Your requests").wait_for()
+    page.get_by_label("Your email address").fill("nobody@customer.test")
+    page.get_by_role("button", name="Mail me a link to my requests").click()
+    page.get_by_role("heading", name="Check your mail").wait_for()
+    assert daemon.terminate() == 0, daemon.log()
