@@ -32,6 +32,7 @@ from helpdesk.spool import Spool
 from helpdesk.store import queries
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Ticket
+from helpdesk.web import context
 from helpdesk.web.portal import changes, guard, mailing, render, reply, view
 from helpdesk.web.portal.mailing import ClientLimit
 
@@ -55,10 +56,7 @@ class Portal:
 
     @property
     def secure_cookie(self) -> bool:
-        choice = self.settings.web.secure_cookie
-        if choice == "auto":
-            return self.settings.http.public_url.startswith("https:")
-        return choice == "yes"
+        return context.secure_cookie(self.settings)
 
 
 def _portal(request: Request) -> Portal:
