@@ -260,7 +260,8 @@ class Daemon:
                 self.public = HttpServer(http.public, public, "public: survey pages, desk")
 
     def _public_routes(self) -> list[BaseRoute]:
-        if not (self.settings.survey.enabled or self.settings.web.enabled):
+        if not (self.settings.survey.enabled or self.settings.web.enabled
+                or self.settings.portal.enabled):
             return []
         from helpdesk.web.app import public_routes
         from helpdesk.web.context import default_base_url
@@ -269,7 +270,8 @@ class Daemon:
             return default_base_url(self.settings, self.public.port if self.public else None)
 
         return public_routes(self.settings, self.engine, self.directory,
-                             on_outbox=self.outbox_worker.poke, base_url=base_url)
+                             on_outbox=self.outbox_worker.poke, base_url=base_url,
+                             on_spooled=self.pipeline_worker.poke)
 
     async def _start_http(self) -> None:
         for server in (self.http, self.public):

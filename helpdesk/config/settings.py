@@ -266,6 +266,43 @@ class WebSection(Section):
                                    "address per window, whatever the address.")
 
 
+class PortalSection(Section):
+    """The customer's status pages under /portal on the public listener
+    (helpdesk/web/portal/): every mail to a customer links their ticket's page."""
+
+    enabled: bool = Field(False, description="Serve the status pages (and start the "
+                          "public listener for them); mail to customers carries a signed "
+                          "link to their ticket's page.")
+    name: str = Field("", description="The name the pages show; empty: [helpdesk] name.")
+    logo_url: str = Field("", description="An image shown above every page: a path on "
+                          "this listener or an https URL (its origin is allowed by the "
+                          "pages' Content-Security-Policy); empty: none.")
+    colour: str = Field("#1f4e8c", pattern=r"^#[0-9A-Fa-f]{6}$", description="The brand "
+                        "colour (headings, buttons, links) as #rrggbb.")
+    background: str = Field("#ffffff", pattern=r"^#[0-9A-Fa-f]{6}$", description="The "
+                            "page background as #rrggbb.")
+    link_valid_days: int = Field(30, ge=1, le=3650, description="A link to a ticket's page "
+                                 "or to a customer's list of tickets works this many days "
+                                 "after the mail that carried it; rotating [helpdesk] secret "
+                                 "ends every link at once.")
+    show_agent_names: bool = Field(True, description="The pages name the agent working on "
+                                   "the ticket and the author of each reply; off: the "
+                                   "helpdesk's name only.")
+    show_agent_addresses: bool = Field(False, description="The pages show agents' email "
+                                       "addresses beside their names.")
+    links_per_hour: int = Field(3, ge=1, description="Mailed links (a list of tickets, a "
+                                "fresh ticket link) per customer address per hour, and ten "
+                                "times as many asks per client IP address.")
+
+    @field_validator("logo_url")
+    @classmethod
+    def _logo(cls, v: str) -> str:
+        if v and not (v.startswith("/") and not v.startswith("//")) \
+                and not v.startswith("https://"):
+            raise ValueError("must be a path on this listener (/logo.png) or an https URL")
+        return v
+
+
 class LogSection(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lines below this level are dropped.")
@@ -394,6 +431,7 @@ class Settings(Section):
     notify: NotifySection = NotifySection()
     http: HttpSection = HttpSection()
     web: WebSection = WebSection()
+    portal: PortalSection = PortalSection()
 
     source: Annotated[Path | None, Field(exclude=True)] = None
 

@@ -22,6 +22,7 @@ from helpdesk.mail import automatic as autoreply
 from helpdesk.mail import parse, tokens
 from helpdesk.mail.mimeparts import Attachment
 from helpdesk.outgoing import compose as mailout
+from helpdesk.outgoing import portal_links
 from helpdesk.rules import Decision
 from helpdesk.store import blobs, staff
 from helpdesk.store import tickets as store
@@ -61,7 +62,8 @@ def acknowledge(session: Session, settings: Settings, ticket: Ticket, mail: pars
     context = {"ticket_id": public_id, "subject": ticket.subject, "tagged_subject": tagged,
                "customer_name": mail.from_name, "customer": mail.from_addr,
                "helpdesk_name": hd.name, "queue": ticket.queue,
-               "priority": ticket.priority, "category": ticket.category}
+               "priority": ticket.priority, "category": ticket.category,
+               "status_url": portal_links.ticket_url(settings, ticket.id)}
     subject, text, html = mailout.render(settings, decision.ack_template or "ack", context,
                                          ticket.queue)
     msg = mailout.build(
@@ -120,6 +122,7 @@ def reply(session: Session, settings: Settings, directory: Directory, ticket: Ti
         "agent_name": agent.shown_name,
         "author_line": f"{agent.shown_name} <{agent.email}>\n" if reveal
         else f"{agent.shown_name}\n",
+        "status_url": portal_links.ticket_url(settings, ticket.id),
     }
     subject, body, html = mailout.render(settings, "agent_reply", context, ticket.queue)
     msg = mailout.build(
@@ -169,7 +172,8 @@ def status_notice(session: Session, settings: Settings, ticket: Ticket, status: 
                "customer_name": contact.name if contact else "",
                "ticket_id": f"{hd.ticket_prefix}-{ticket.id}",
                "tagged_subject": mailout.tagged_subject(hd.ticket_prefix, int(ticket.id or 0),
-                                                        ticket.subject)}
+                                                        ticket.subject),
+               "status_url": portal_links.ticket_url(settings, ticket.id)}
     subject, text, html = mailout.render(settings, "status", context, ticket.queue)
     msg = mailout.build(
         settings, to=[customer], subject=subject, text=text, html=html,

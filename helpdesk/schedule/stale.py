@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from helpdesk.outgoing import portal_links
 from helpdesk.schedule.runtime import (
     ACTOR,
     Runtime,
@@ -74,8 +75,10 @@ def remind(rt: Runtime, session: Session, ticket: Ticket, step: Step) -> str:
     if contact is None:
         history(session, ticket, "stale-reminder", "no customer address to remind")
         return "no customer to remind"
-    send(rt, session, ticket, "stale_reminder", [contact.email],
-         base_context(rt, session, ticket), kind="stale-reminder", to_customer=True)
+    context = {**base_context(rt, session, ticket),
+               "status_url": portal_links.ticket_url(rt.settings, ticket.id)}
+    send(rt, session, ticket, "stale_reminder", [contact.email], context,
+         kind="stale-reminder", to_customer=True)
     history(session, ticket, "stale-reminder", f"reminded {contact.email}")
     return f"reminded {contact.email}"
 

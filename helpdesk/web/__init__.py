@@ -1,7 +1,7 @@
 """The web stage: the daemon's HTTP listeners (server), the ops endpoints (health,
-metrics) and one starlette app on the public listener: the agent desk under /desk and,
-later, the customer portal. Routes validate, then call the same functions the mail
-path calls.
+metrics) and one starlette app on the public listener: the agent desk under /desk and
+the customers' status pages under /portal. Routes validate, then call the same
+functions the mail path calls.
 
 May import: every stage before it (base, store, agents, outgoing, schedule, survey,
 report); nothing imports web but the daemon, survey's page and the CLI.
@@ -16,4 +16,5 @@ report); nothing imports web but the daemon, survey's page and the CLI.
 - pages.py: jinja2 templates under templates/web/ (autoescaped), security headers.
 - desk.py: the desk's pages.
 - queues.py: the queue views with their counts, bulk assign/close, a customer's page.
+- portal/: the customers' status pages under /portal, by signed links ([portal]).
 """

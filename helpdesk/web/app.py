@@ -1,5 +1,6 @@
 """The app the daemon serves on [http] public: the survey pages (survey/web.py) when
-surveys are on, and the agent desk under /desk when [web] enabled.
+surveys are on, the agent desk under /desk when [web] enabled, and the customers'
+status pages under /portal (web/portal/) when [portal] enabled.
 
 The desk is its own starlette app, so what guards it guards all of it: CsrfGuard
 checks every POST, and the exception handlers turn `auth.require`'s refusals into the
@@ -74,7 +75,8 @@ def desk_app(web: WebContext) -> Starlette:
 
 def public_routes(settings: Settings, engine: Engine, directory: Callable[[], Directory],
                   on_outbox: Callable[[], None] = lambda: None,
-                  base_url: Callable[[], str] | None = None) -> list[BaseRoute]:
+                  base_url: Callable[[], str] | None = None,
+                  on_spooled: Callable[[], None] = lambda: None) -> list[BaseRoute]:
     """The public listener's routes (plain routes, no app mounted at '/', which would
     answer every path and hide routes added after it); `base_url` gives where mailed
     links point (default: [http] public_url, else the configured public listener)."""
@@ -89,4 +91,10 @@ def public_routes(settings: Settings, engine: Engine, directory: Callable[[], Di
         from helpdesk.survey.web import routes as survey_routes
 
         routes.extend(survey_routes(settings, engine))
+    if settings.portal.enabled:  # the customers' status pages (web/portal/)
+        from helpdesk.web.portal.app import make_portal, portal_app
+
+        portal = make_portal(settings, engine, directory, on_outbox, on_spooled,
+                             base_url or (lambda: default_base_url(settings)))
+        routes.append(Mount("/portal", app=portal_app(portal)))
     return routes

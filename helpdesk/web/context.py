@@ -17,6 +17,14 @@ def default_base_url(settings: Settings, port: int | None = None) -> str:
     return settings.public_base_url(port)
 
 
+def secure_cookie(settings: Settings) -> bool:
+    """Whether our cookies (the desk's, the portal's) are marked Secure: [web] secure_cookie."""
+    choice = settings.web.secure_cookie
+    if choice == "auto":
+        return settings.http.public_url.startswith("https:")
+    return choice == "yes"
+
+
 @dataclass(frozen=True)
 class WebContext:
     settings: Settings
@@ -32,7 +40,4 @@ class WebContext:
 
     @property
     def secure_cookie(self) -> bool:
-        choice = self.settings.web.secure_cookie
-        if choice == "auto":
-            return self.settings.http.public_url.startswith("https:")
-        return choice == "yes"
+        return secure_cookie(self.settings)
