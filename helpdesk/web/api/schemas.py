@@ -22,7 +22,7 @@ Line = Annotated[str, StringConstraints(max_length=320, pattern=r"^[^\x00-\x1f\x
 Body = Annotated[str, StringConstraints(max_length=100_000, pattern=r"^[^\x00]*$")]
 Cursor = Annotated[str, StringConstraints(max_length=200, pattern=r"^[A-Za-z0-9_.:=-]*$")]
 Address = Annotated[str, StringConstraints(max_length=320,
-                                           pattern=r"^[^\s@<>\"(),;:\\\[\]]+@[A-Za-z0-9.-]+$")]
+                                           pattern=r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")]
 Status = Literal["new", "open", "pending", "resolved", "closed"]
 Priority = Literal[PRIORITIES]  # type: ignore[valid-type]
 View = Literal[VIEWS]  # type: ignore[valid-type]

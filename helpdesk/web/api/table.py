@@ -114,10 +114,27 @@ async def _body(op: Operation, request: Request) -> Any:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(422, "The body is not JSON.") from None
+    if not _encodable(data):
+        raise ApiError(422, "The body has text that is not Unicode (a lone surrogate).")
     try:
         return op.body.model_validate(data)
     except ValidationError as err:
         raise _invalid(err, "body") from None
+
+
+def _encodable(data: Any) -> bool:
+    """JSON may escape half a surrogate pair, which no mail or database can hold."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(data, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in data.items())
+    if isinstance(data, list):
+        return all(_encodable(v) for v in data)
+    return True
 
 
 def _if_match(op: Operation, request: Request) -> str:
