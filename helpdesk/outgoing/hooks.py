@@ -93,9 +93,12 @@ class HookWorker:
             events = session.exec(select(HookEvent).where(col(HookEvent.fanned_out).is_(False))
                                   .order_by(col(HookEvent.id)).limit(limit)
                                   .with_for_update(skip_locked=True)).all()
+            # events recorded while no hook was configured, older than a delivery would
+            # be kept trying, are not news: a hook added today gets no months-old flood
+            oldest = clock.now() - self.settings.api.hook_give_up_after
             for ev in events:
                 for hook in self.hooks.values():
-                    if ev.kind in hook.events:
+                    if ev.kind in hook.events and ev.at >= oldest:
                         session.add(HookDelivery(event_id=int(ev.id or 0), hook=hook.name))
                 ev.fanned_out = True
                 session.add(ev)
