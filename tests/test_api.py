@@ -172,3 +172,50 @@ def test_an_agents_address_cannot_open_a_ticket(make_desk: Callable[..., Desk]) 
     assert answer.status_code == 422
     assert alice.post("/tickets", json={"from_addr": CAROL}).status_code == 422
     assert alice.get("/nowhere").json()["error"] == "Not found."
+
+
+def test_contacts_and_stats(make_desk: Callable[..., Desk]) -> None:
+    desk = api_desk(make_desk)
+    alice = api_client(desk, make_token(desk, "alice", "read"))
+    omar = api_client(desk, make_token(desk, "omar", "read"))
+    lisa = api_client(desk, make_token(desk, "lisa", "read"))
+    desk.deliver(make_mail(subject="Toner empty"))
+    wait_ticket(desk.settings, 1)
+
+    found = alice.get("/contacts", params={"email": CAROL})
+    assert found.status_code == 200, found.text
+    contact = found.json()
+    assert contact["email"] == CAROL and [t["id"] for t in contact["tickets"]] == [1]
+    assert alice.get(f"/contacts/{contact['id']}").json() == contact
+    # omar sees none of carol's tickets: she is nobody he may know of
+    assert omar.get(f"/contacts/{contact['id']}").status_code == 404
+    assert omar.get("/contacts", params={"email": CAROL}).status_code == 404
+    assert alice.get("/contacts", params={"email": "nobody@customer.test"}).status_code == 404
+
+    assert alice.get("/stats").status_code == 403  # every queue's figures: leads only
+    figures = lisa.get("/stats", params={"since": "2020-01-01"})
+    assert figures.status_code == 200, figures.text
+    assert figures.json()["backlog"]["total"] == 1
+    assert figures.json()["backlog"]["by_queue"] == {"support": 1}
+
+
+def test_two_clients_with_one_version_cannot_both_change(
+        make_desk: Callable[..., Desk]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    desk = api_desk(make_desk)
+    alice = api_client(desk, make_token(desk, "alice"))
+    lisa = api_client(desk, make_token(desk, "lisa"))
+    number = create_ticket(alice)
+    tag = alice.get(f"/tickets/{number}").headers["etag"]
+
+    def change(args: tuple[object, str]) -> int:
+        client, priority = args
+        return int(client.patch(f"/tickets/{number}",  # type: ignore[attr-defined]
+                                json={"priority": priority},
+                                headers={"If-Match": tag}).status_code)
+    with ThreadPoolExecutor(2) as pool:
+        answers = sorted(pool.map(change, [(alice, "high"), (lisa, "low")]))
+    assert answers == [200, 412]
+    priorities = [e.new for e in _events(desk, number) if e.field == "priority"]
+    assert len(priorities) == 1

@@ -72,6 +72,10 @@ def test_events_are_signed_retried_and_logged(make_desk: Callable[..., Desk],
     alice = api_client(desk, make_token(desk, "alice"))
     number = create_ticket(alice)
     tag = alice.get(f"/tickets/{number}").headers["etag"]
+    # refused (an unknown command beside it): rolled back, so no status event either
+    refused = alice.post(f"/tickets/{number}/commands", headers={"If-Match": tag},
+                         json={"commands": ["#status pending", "#nosuch"]})
+    assert refused.status_code == 422
     answer = alice.post(f"/tickets/{number}/reply", headers={"If-Match": tag},
                         json={"text": "On it.", "close": True})
     assert answer.status_code == 200, answer.text
@@ -87,6 +91,7 @@ def test_events_are_signed_retried_and_logged(make_desk: Callable[..., Desk],
     assert replied["by"] == "agent" and replied["actor"] == "alice"
     statuses = [(e["old"], e["new"]) for e in events if e["event"] == "ticket.status_changed"]
     assert ("open", "resolved") in statuses
+    assert all(new != "pending" for _, new in statuses)  # the refused #status never was
     for headers, body in receiver.got:
         expected = sign(SECRET.encode(), headers["x-helpdesk-timestamp"], body)
         assert hmac.compare_digest(headers["x-helpdesk-signature"], expected)

@@ -49,14 +49,14 @@ def _bad_cursor() -> ApiError:
 def ticket_out(session: Session, web: WebContext, t: TicketRow) -> schemas.Ticket:
     contact = session.get(Contact, t.contact_id) if t.contact_id else None
     tid = int(t.id or 0)
-    return schemas.Ticket(**_summary(web, t, contact.email if contact else "").model_dump(),
+    return schemas.Ticket(**summary(web, t, contact.email if contact else "").model_dump(),
                           customer_name=contact.name if contact else "",
                           contact_id=t.contact_id, linked_ticket_id=t.linked_ticket_id,
                           first_response_at=t.first_response_at, resolved_at=t.resolved_at,
                           closed_at=t.closed_at, version=queries.ticket_version(session, tid))
 
 
-def _summary(web: WebContext, t: TicketRow, customer: str) -> schemas.TicketSummary:
+def summary(web: WebContext, t: TicketRow, customer: str) -> schemas.TicketSummary:
     return schemas.TicketSummary(
         id=int(t.id or 0), ref=f"{web.settings.helpdesk.ticket_prefix}-{t.id}",
         subject=t.subject, status=t.status, priority=t.priority, queue=t.queue,
@@ -101,7 +101,7 @@ def list_tickets(call: Call) -> Result:
             return Result(schemas.TicketPage(items=[], next_cursor=None))
         rows = queries.queue_rows(session, scope, query, queues.KEYS, clock.now())
         size = query.limit - 1
-        items = [_summary(call.web, r.ticket, r.customer) for r in rows[:size]]
+        items = [summary(call.web, r.ticket, r.customer) for r in rows[:size]]
     more = len(rows) > size and query.offset + size <= queues.MAX_OFFSET
     return Result(schemas.TicketPage(items=items,
                                      next_cursor=f"o{query.offset + size}" if more else None))

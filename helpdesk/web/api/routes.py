@@ -3,7 +3,7 @@ documents it."""
 
 from __future__ import annotations
 
-from helpdesk.web.api import read, schemas, write
+from helpdesk.web.api import people, read, schemas, write
 from helpdesk.web.api.table import Operation
 
 TICKET = "/tickets/{number}"
@@ -43,4 +43,11 @@ OPERATIONS = [
     Operation("GET", "/queues", read.list_queues, "List the queues you may see",
               schemas.QueueList),
     Operation("GET", "/commands", read.list_commands, "List the #commands", schemas.CommandList),
+    Operation("GET", "/contacts", people.find_contact, "Find a contact by address",
+              schemas.ContactOut, query=schemas.ContactQuery),
+    Operation("GET", "/contacts/{number}", people.show_contact, "Show a contact",
+              schemas.ContactOut),
+    Operation("GET", "/stats", people.show_stats, "The helpdesk's figures (leads, admins)",
+              schemas.Stats, query=schemas.StatsQuery,
+              description="What `helpdesk stats --json` prints."),
 ]

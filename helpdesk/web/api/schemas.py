@@ -8,7 +8,7 @@ field must not be silently ignored on an update).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -224,3 +224,67 @@ class CommandInfo(BaseModel):
 
 class CommandList(BaseModel):
     items: list[CommandInfo]
+
+
+class ContactQuery(Strict):
+    email: Address
+
+
+class ContactOut(BaseModel):
+    id: int
+    email: str
+    name: str
+    created_at: datetime
+    tickets: list[TicketSummary] = Field(description="Their latest tickets you may see "
+                                         "(every status, newest activity first, up to 50).")
+
+
+class StatsQuery(Strict):
+    since: date | None = Field(None, description="Count from this day (default: 7 days ago).")
+
+
+class Figure(BaseModel):
+    count: int
+    median_s: float | None
+    p90_s: float | None
+
+
+class Backlog(BaseModel):
+    total: int
+    by_status: dict[str, int]
+    by_queue: dict[str, int]
+    by_priority: dict[str, int]
+    by_age: dict[str, int]
+
+
+class Breaches(BaseModel):
+    total: int
+    by_sla: dict[str, int]
+    by_queue: dict[str, int]
+
+
+class Satisfaction(BaseModel):
+    count: int
+    good_share: float | None
+    mean: float | None
+
+
+class AgentFigures(BaseModel):
+    open: int
+    resolved: int
+    first_response: Figure
+    sla_breaches: int
+    satisfaction: Satisfaction
+
+
+class Stats(BaseModel):
+    """`helpdesk stats` (report/stats.py): the whole helpdesk, for leads and admins."""
+
+    since: datetime
+    now: datetime
+    backlog: Backlog
+    first_response: Figure
+    resolution: Figure
+    sla_breaches: Breaches
+    satisfaction: Satisfaction
+    agents: dict[str, AgentFigures]
