@@ -126,3 +126,43 @@ def _gone(self: BaseHTTPRequestHandler) -> None:
     self.rfile.read(int(self.headers["Content-Length"]))
     self.send_response(410)
     self.end_headers()
+
+
+def test_a_claimed_delivery_is_not_posted_twice_and_a_crash_is_recovered(
+        make_settings: Callable[..., Any], receiver: Receiver) -> None:
+    """Two workers (two daemons) on one database: a delivery one has claimed is not the
+    other's while its lease runs; a worker that died after claiming (before posting)
+    leaves it to be posted once the lease is over, and then exactly once."""
+    from datetime import timedelta
+
+    from sqlmodel import Session, select
+
+    from helpdesk import clock
+    from helpdesk.outgoing.hooks import LEASE, HookWorker
+    from helpdesk.store import db
+    from helpdesk.store.api_models import HookDelivery
+    from helpdesk.store.models import Ticket
+    from helpdesk.store.tickets import event
+    from tests.helpers import engine_for
+
+    settings = make_settings({"api_hook": [{"name": "crm", "url": receiver.url,
+                                            "secret": SECRET}]})
+    db.upgrade(settings.database_url)
+    engine = engine_for(settings)
+    with db.session_scope(engine) as session:  # a history event, as any door writes one
+        t = Ticket(subject="s")
+        session.add(t)
+        session.flush()
+        event(session, t, "created", actor="carol@customer.test")
+
+    crashed, other = HookWorker(settings, engine), HookWorker(settings, engine)
+    crashed.fan_out()
+    assert crashed._claim() is not None  # ...and the process dies before posting
+    assert other.deliver_due() == 0 and receiver.got == []  # leased: not the other's
+    start = clock.now()
+    clock.freeze(start + LEASE + timedelta(seconds=1))
+    assert other.deliver_due() == 1
+    assert other.deliver_due() == 0 and len(receiver.got) == 1
+    with Session(engine) as session:
+        row = session.exec(select(HookDelivery)).one()
+        assert (row.status, row.attempts) == ("sent", 2)

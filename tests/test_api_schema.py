@@ -53,3 +53,20 @@ def test_docs_reference_is_the_generated_one() -> None:
     assert text.split(start, 1)[1] == openapi.markdown(), (
         "docs/api.md is stale: replace everything after the marker with "
         "`helpdesk api openapi --markdown`")
+
+
+def test_the_cli_prints_the_served_document_and_hooks_need_a_secret(
+        make_settings: Callable[..., object]) -> None:
+    import json
+
+    from helpdesk.errors import ConfigError
+    from tests.helpers import invoke_cli
+
+    settings = make_settings()
+    printed = invoke_cli(settings, "api", "openapi")  # type: ignore[arg-type]
+    assert printed.exit_code == 0 and json.loads(printed.stdout) == openapi.document()
+    with pytest.raises(ConfigError, match="secret"):
+        make_settings({"api_hook": [{"name": "crm", "url": "https://crm.test/x"}]})
+    with pytest.raises(ConfigError, match="duplicate hook"):
+        make_settings({"api_hook": [{"name": "a", "url": "https://a.test/", "secret": "s"},
+                                    {"name": "a", "url": "https://b.test/", "secret": "s"}]})
