@@ -31,6 +31,7 @@ from helpdesk.ingest.smtp import IntakeHandler, smtp_factory, tls_context
 from helpdesk.ingest.smtp_process import ListenerProcess
 from helpdesk.listeners import explained
 from helpdesk.outgoing import compose as mailout
+from helpdesk.outgoing.hooks import HookWorker
 from helpdesk.outgoing.outbox import OutboxWorker
 from helpdesk.outgoing.to_admins import alert_admins
 from helpdesk.pipeline import Pipeline, Router
@@ -118,6 +119,9 @@ class Daemon:
         self.spool = Spool(s.data_dir / "spool")
         self.outbox = OutboxWorker(s, self.engine)
         self.outbox_worker = Worker("outbox", self._outbox_step, idle=1.0)
+        # webhooks ([[api_hook]]): their own worker, so a slow receiver never delays mail
+        self.hooks = HookWorker(s, self.engine) if s.api_hook else None
+        self.hooks_worker = Worker("hooks", self._hooks_step, idle=1.0)
         self.registry, metrics = make_registry(self.engine, self.imap_status,
                                                self.spool.waiting)
         self.pipeline = Pipeline(s, self.engine, self.spool, self.router,
@@ -199,6 +203,11 @@ class Daemon:
                         f"outbox rows' last_error; `helpdesk status` shows the counts.\n")
         return result.sent > 0 and result.failed == 0
 
+    def _hooks_step(self) -> bool:
+        if not self._schema_ready or self.hooks is None:
+            return False
+        return self.hooks.deliver_due() > 0
+
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
@@ -212,6 +221,8 @@ class Daemon:
             log.error("database unavailable at start (%s); accepting mail into the spool", err)
         self.pipeline_worker.start()
         self.outbox_worker.start()
+        if self.hooks is not None:
+            self.hooks_worker.start()
         await self._start_smtp()
         for poller in self.pollers:
             poller.start()
@@ -261,7 +272,7 @@ class Daemon:
 
     def _public_routes(self) -> list[BaseRoute]:
         if not (self.settings.survey.enabled or self.settings.web.enabled
-                or self.settings.portal.enabled):
+                or self.settings.portal.enabled or self.settings.api.enabled):
             return []
         from helpdesk.web.app import public_routes
         from helpdesk.web.context import default_base_url
@@ -389,9 +400,9 @@ class Daemon:
             await asyncio.sleep(0.05)
         for poller in self.pollers:
             poller.stop()
-        for worker in (self.pipeline_worker, self.outbox_worker):
+        for worker in (self.pipeline_worker, self.outbox_worker, self.hooks_worker):
             worker.stop()
-        for worker in (self.pipeline_worker, self.outbox_worker):
+        for worker in (self.pipeline_worker, self.outbox_worker, self.hooks_worker):
             if worker.is_alive():
                 await asyncio.to_thread(worker.join, max(0.1, deadline - loop.time()))
         for poller in self.pollers:

@@ -301,6 +301,58 @@ class PortalSection(Section):
                 and not v.startswith("https://"):
             raise ValueError("must be a path on this listener (/logo.png) or an https URL")
         return v
+class ApiSection(Section):
+    """The JSON API under /api/v1 on the public listener (helpdesk/web/api/, docs/api.md).
+    Clients present a token made by `helpdesk api token create`; the token acts as its
+    agent, with that agent's queues and role."""
+
+    enabled: bool = Field(False, description="Serve the API (and start the public listener "
+                          "for it).")
+    rate_limit: int = Field(120, ge=1, description="Requests per token per rate_window; "
+                            "more get 429 with Retry-After. Counted in each daemon's memory.")
+    rate_window: Duration = Field(timedelta(minutes=1), description="The window rate_limit "
+                                  "counts over.")
+    page_size: int = Field(50, ge=1, le=500, description="Items per page of a list when the "
+                           "client asks for no `limit` (and the most it may ask for is 4 "
+                           "times this).")
+    hook_timeout: float = Field(10.0, gt=0, description="Seconds a webhook receiver has to "
+                                "answer one delivery.")
+    hook_give_up_after: Duration = Field(timedelta(days=3), description="A delivery its "
+                                         "receiver keeps refusing is given up (dead, kept in "
+                                         "`helpdesk api hooks log`) after this long.")
+    hook_backoff_max: Duration = Field(timedelta(hours=1), description="The longest wait "
+                                       "between two tries of one delivery (it doubles from "
+                                       "10 seconds).")
+
+
+HOOK_EVENTS = ("ticket.created", "ticket.replied", "ticket.status_changed")
+
+
+class ApiHookSection(Section):
+    """A webhook: each event is POSTed to `url` as JSON, signed with HMAC-SHA256 of
+    `secret` (header X-Helpdesk-Signature), through an outbox with retries."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$",
+                      description="Names the hook in the delivery log; keep it stable.")
+    url: str = Field(pattern=r"^https?://\S+$", description="Where events are POSTed.")
+    secret: str = Field("", description="The signing key shared with the receiver; "
+                        "`secret_env` names an environment variable holding it instead.")
+    secret_env: str = Field("", description="Environment variable with the secret (wins).")
+    events: tuple[Literal["ticket.created", "ticket.replied", "ticket.status_changed"],
+                  ...] = Field(HOOK_EVENTS, description="The events sent to this hook.")
+
+    @model_validator(mode="after")
+    def _has_secret(self) -> ApiHookSection:
+        if not (self.secret or self.secret_env):
+            raise ValueError(f"hook {self.name}: a secret (or secret_env) is required: "
+                             "the receiver checks every event's signature with it")
+        return self
+
+    @property
+    def key(self) -> bytes:
+        if self.secret_env:
+            return os.environ.get(self.secret_env, "").encode()
+        return self.secret.encode()
 
 
 class LogSection(Section):
@@ -432,6 +484,8 @@ class Settings(Section):
     http: HttpSection = HttpSection()
     web: WebSection = WebSection()
     portal: PortalSection = PortalSection()
+    api: ApiSection = ApiSection()
+    api_hook: list[ApiHookSection] = Field(default_factory=list)
 
     source: Annotated[Path | None, Field(exclude=True)] = None
 
@@ -446,6 +500,15 @@ class Settings(Section):
 
     _check_hours = field_validator("business_hours")(lambda v: _valid_hours(v))
     _check_sla = field_validator("sla")(lambda v: check_priorities(v))
+
+    @field_validator("api_hook")
+    @classmethod
+    def _unique_hook_names(cls, v: list[ApiHookSection]) -> list[ApiHookSection]:
+        names = [hook.name for hook in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate hook name(s): {', '.join(dupes)}")
+        return v
 
     @property
     def data_dir(self) -> Path:

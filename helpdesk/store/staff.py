@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from helpdesk import clock
 from helpdesk.mail.mimeparts import Attachment as MailAttachment
-from helpdesk.store import blobs, search
+from helpdesk.store import blobs, hook_events, search
 from helpdesk.store.models import (
     AgentRecord,
     Attachment,
@@ -131,4 +131,6 @@ def store_outgoing(session: Session, data_dir: Path, ticket: Ticket, *, message_
                                content_type=att.content_type, size=att.size, sha256=sha,
                                inline=att.inline, content_id=att.content_id))
     search.index_message(session, message.id)
+    if not internal:  # a reply held for review is not sent: no event (see docs/api.md)
+        hook_events.replied_by_agent(session, ticket, author)
     return message

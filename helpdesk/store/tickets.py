@@ -14,7 +14,7 @@ from sqlmodel import Session
 from helpdesk import clock
 from helpdesk.mail.parse import ParsedMail
 from helpdesk.rules import AssignRequest, assign
-from helpdesk.store import blobs, queries, search
+from helpdesk.store import blobs, hook_events, queries, search
 from helpdesk.store.models import Attachment, Contact, Event, Message, Ticket, msgid_key
 
 
@@ -52,6 +52,7 @@ def event(session: Session, ticket: Ticket, kind: str, *, actor: str = "system",
     ev = Event(ticket_id=ticket.id, kind=kind, actor=actor, field=field, old=old, new=new,
                detail=detail, at=clock.now())
     session.add(ev)
+    hook_events.from_history(session, ticket, ev)  # a webhook event, in this transaction
     return ev
 
 

@@ -87,6 +87,12 @@ def public_routes(settings: Settings, engine: Engine, directory: Callable[[], Di
         routes.append(Mount("/desk", app=desk_app(web)))
         # the listener's address, as ./scripts/run prints it, opens the desk
         routes.append(Route("/", lambda request: RedirectResponse("/desk/", 303)))
+    if settings.api.enabled:  # the JSON API (helpdesk/web/api/, docs/api.md)
+        from helpdesk.web.api.app import api_app
+
+        routes.append(Mount("/api/v1", app=api_app(WebContext(
+            settings, engine, directory, on_outbox,
+            base_url or (lambda: default_base_url(settings)), settings.secret))))
     if settings.survey.enabled:
         from helpdesk.survey.web import routes as survey_routes
 

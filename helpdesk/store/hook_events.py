@@ -1,0 +1,50 @@
+"""Webhook events, written in the transaction of the change they tell of.
+
+store/tickets.py `event` (every history event) and staff.store_outgoing (every reply we
+send a customer) call `from_history` / `replied_by_agent`; whichever door made the change
+(mail, desk, CLI, API, scheduler), the event row commits with it or not at all. The
+hooks' deliveries are made from these rows later (outgoing/hooks.py), so a webhook
+receiver that is down delays nothing here.
+
+The payload is a snapshot of the ticket as the change left it; mail text is not in it
+(a receiver that wants it asks the API, with a token that may see the ticket).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from helpdesk import clock
+from helpdesk.store.api_models import HookEvent
+from helpdesk.store.models import Event, Ticket
+
+CREATED, REPLIED, STATUS = "ticket.created", "ticket.replied", "ticket.status_changed"
+
+
+def _ticket(ticket: Ticket) -> dict[str, Any]:
+    return {"id": ticket.id, "subject": ticket.subject, "status": ticket.status,
+            "priority": ticket.priority, "queue": ticket.queue, "assignee": ticket.assignee,
+            "category": ticket.category, "tags": list(ticket.tags)}
+
+
+def record(session: Session, ticket: Ticket, kind: str, **details: Any) -> None:
+    at = clock.now()
+    session.add(HookEvent(ticket_id=int(ticket.id or 0), kind=kind, at=at, payload={
+        "event": kind, "at": at.isoformat(), "ticket": _ticket(ticket), **details}))
+
+
+def from_history(session: Session, ticket: Ticket, ev: Event) -> None:
+    """The webhook event a history event is, if any: a new ticket, a customer's reply,
+    a change of status."""
+    if ev.kind == "created":
+        record(session, ticket, CREATED, actor=ev.actor)
+    elif ev.kind == "reply":
+        record(session, ticket, REPLIED, by="customer", actor=ev.actor)
+    elif ev.kind == "change" and ev.field == "status":
+        record(session, ticket, STATUS, actor=ev.actor, old=ev.old, new=ev.new)
+
+
+def replied_by_agent(session: Session, ticket: Ticket, author: str) -> None:
+    record(session, ticket, REPLIED, by="agent", actor=author)

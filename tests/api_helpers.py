@@ -1,0 +1,69 @@
+"""Helpers of the API's tests: a desk daemon with [api] enabled, tokens from the CLI,
+and an httpx client carrying one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from tests.helpers import invoke_cli, wait_until
+from tests.web_helpers import Desk
+
+AGENTS = """
+[[agent]]
+name = "alice"
+email = "alice@staff.test"
+teams = ["support"]
+
+[[agent]]
+name = "lisa"
+email = "lisa@staff.test"
+teams = ["support"]
+role = "lead"
+
+[[agent]]
+name = "omar"
+email = "omar@staff.test"
+teams = ["ops"]
+
+[[team]]
+name = "support"
+lead = "lisa"
+"""
+CAROL = "carol@customer.test"
+
+
+def api_desk(make_desk: Callable[..., Desk], **config: Any) -> Desk:
+    api = {"enabled": True, **config.pop("api", {})}
+    return make_desk(agents=AGENTS, api=api, **config)
+
+
+def make_token(desk: Desk, agent: str, scope: str = "write", name: str = "") -> str:
+    args = ["api", "token", "create", "--agent", agent, "--scope", scope]
+    result = invoke_cli(desk.settings, *args, *(["--name", name] if name else []))
+    assert result.exit_code == 0, result.output
+    return str(result.stdout.splitlines()[0])
+
+
+def api_client(desk: Desk, token: str) -> httpx.Client:
+    client = httpx.Client(base_url=desk.url + "/api/v1", timeout=30,
+                          headers={"Authorization": f"Bearer {token}"})
+    desk.clients.append(client)
+    return client
+
+
+def create_ticket(client: httpx.Client, **fields: Any) -> int:
+    """POST /tickets, then poll until the pipeline has stored it; the ticket's id."""
+    body = {"from_addr": CAROL, "from_name": "Carol", "subject": "Printer on fire",
+            "text": "Help, the printer is on fire.", **fields}
+    answer = client.post("/tickets", json=body)
+    assert answer.status_code == 202, answer.text
+    poll = answer.json()["poll"].removeprefix("/api/v1")
+    assert answer.headers["location"] == answer.json()["poll"]
+
+    def stored() -> int | None:
+        state = client.get(poll).json()
+        return state["ticket_id"] if state["state"] == "stored" else None
+    return int(wait_until(stored, timeout=20, what="the created ticket"))

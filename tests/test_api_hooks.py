@@ -1,0 +1,168 @@
+"""Webhooks ([[api_hook]], outgoing/hooks.py) against a real HTTP receiver on loopback:
+events for a new ticket, a reply and a status change, each signed with the hook's
+secret, retried after the receiver fails, and listed by `helpdesk api hooks log`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from helpdesk.outgoing.hooks import sign
+from tests.api_helpers import api_client, api_desk, create_ticket, make_token
+from tests.helpers import invoke_cli, wait_until
+from tests.web_helpers import Desk
+
+SECRET = "hook-secret"
+
+
+class Receiver:
+    """An HTTP server that records each POST; `fail` answers that many with 500 first."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        self.fail = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if outer.fail > 0:
+                    outer.fail -= 1
+                    self.send_response(500)
+                else:
+                    outer.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/events"
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.got]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+def test_events_are_signed_retried_and_logged(make_desk: Callable[..., Desk],
+                                              receiver: Receiver) -> None:
+    receiver.fail = 1  # the first try of the first event fails: it must come again
+    desk = api_desk(make_desk, api={"hook_backoff_max": "1s"},
+                    api_hook=[{"name": "crm", "url": receiver.url, "secret": SECRET}])
+    alice = api_client(desk, make_token(desk, "alice"))
+    number = create_ticket(alice)
+    tag = alice.get(f"/tickets/{number}").headers["etag"]
+    # refused (an unknown command beside it): rolled back, so no status event either
+    refused = alice.post(f"/tickets/{number}/commands", headers={"If-Match": tag},
+                         json={"commands": ["#status pending", "#nosuch"]})
+    assert refused.status_code == 422
+    answer = alice.post(f"/tickets/{number}/reply", headers={"If-Match": tag},
+                        json={"text": "On it.", "close": True})
+    assert answer.status_code == 200, answer.text
+
+    def kinds() -> list[str]:
+        return [e["event"] for e in receiver.events()]
+    wait_until(lambda: {"ticket.created", "ticket.replied", "ticket.status_changed"}
+               <= set(kinds()), timeout=30, what="the three kinds of event")
+    events = receiver.events()
+    created = [e for e in events if e["event"] == "ticket.created"]
+    assert len(created) == 1 and created[0]["ticket"]["id"] == number  # retried, once
+    replied = next(e for e in events if e["event"] == "ticket.replied")
+    assert replied["by"] == "agent" and replied["actor"] == "alice"
+    statuses = [(e["old"], e["new"]) for e in events if e["event"] == "ticket.status_changed"]
+    assert ("open", "resolved") in statuses
+    assert all(new != "pending" for _, new in statuses)  # the refused #status never was
+    for headers, body in receiver.got:
+        expected = sign(SECRET.encode(), headers["x-helpdesk-timestamp"], body)
+        assert hmac.compare_digest(headers["x-helpdesk-signature"], expected)
+        assert expected == "sha256=" + hmac.new(
+            SECRET.encode(), headers["x-helpdesk-timestamp"].encode() + b"." + body,
+            hashlib.sha256).hexdigest()
+    deliveries = [h["x-helpdesk-delivery"] for h, _ in receiver.got]
+    assert len(deliveries) == len(set(deliveries))  # never one delivery twice
+
+    log = invoke_cli(desk.settings, "api", "hooks", "log", "--hook", "crm")
+    assert log.exit_code == 0, log.output
+    first = log.output.strip().splitlines()[-1]  # the oldest: the created event
+    assert "ticket.created" in first and "sent" in first and "2 tries" in first
+
+
+def test_a_receiver_that_is_gone_is_given_up(make_desk: Callable[..., Desk],
+                                             receiver: Receiver) -> None:
+    desk = api_desk(make_desk, api_hook=[
+        {"name": "old", "url": receiver.url.replace("/events", "/nothing-here"),
+         "secret": SECRET, "events": ["ticket.created"]}])
+    receiver.server.RequestHandlerClass.do_POST = _gone  # type: ignore[attr-defined]
+    alice = api_client(desk, make_token(desk, "alice"))
+    create_ticket(alice)
+
+    def dead() -> bool:
+        log = invoke_cli(desk.settings, "api", "hooks", "log")
+        return "dead" in log.output and "HTTP 410" in log.output
+    wait_until(dead, timeout=20, what="the delivery given up")
+
+
+def _gone(self: BaseHTTPRequestHandler) -> None:
+    self.rfile.read(int(self.headers["Content-Length"]))
+    self.send_response(410)
+    self.end_headers()
+
+
+def test_a_claimed_delivery_is_not_posted_twice_and_a_crash_is_recovered(
+        make_settings: Callable[..., Any], receiver: Receiver) -> None:
+    """Two workers (two daemons) on one database: a delivery one has claimed is not the
+    other's while its lease runs; a worker that died after claiming (before posting)
+    leaves it to be posted once the lease is over, and then exactly once."""
+    from datetime import timedelta
+
+    from sqlmodel import Session, select
+
+    from helpdesk import clock
+    from helpdesk.outgoing.hooks import LEASE, HookWorker
+    from helpdesk.store import db
+    from helpdesk.store.api_models import HookDelivery
+    from helpdesk.store.models import Ticket
+    from helpdesk.store.tickets import event
+    from tests.helpers import engine_for
+
+    settings = make_settings({"api_hook": [{"name": "crm", "url": receiver.url,
+                                            "secret": SECRET}]})
+    db.upgrade(settings.database_url)
+    engine = engine_for(settings)
+    with db.session_scope(engine) as session:  # a history event, as any door writes one
+        t = Ticket(subject="s")
+        session.add(t)
+        session.flush()
+        event(session, t, "created", actor="carol@customer.test")
+
+    crashed, other = HookWorker(settings, engine), HookWorker(settings, engine)
+    crashed.fan_out()
+    assert crashed._claim() is not None  # ...and the process dies before posting
+    assert other.deliver_due() == 0 and receiver.got == []  # leased: not the other's
+    start = clock.now()
+    clock.freeze(start + LEASE + timedelta(seconds=1))
+    assert other.deliver_due() == 1
+    assert other.deliver_due() == 0 and len(receiver.got) == 1
+    with Session(engine) as session:
+        row = session.exec(select(HookDelivery)).one()
+        assert (row.status, row.attempts) == ("sent", 2)
