@@ -47,6 +47,10 @@ first_valid_uid = {uid}
 mail_location = maildir:{d}/mail/%d/%n/Maildir
 mail_fsync = never
 imap_idle_notify_interval = {keepalive}
+# IDLE learns of new mail by inotify; when the machine's inotify instances run out (many
+# test processes, each with its Dovecot and a browser) Dovecot falls back to looking
+# every mailbox_idle_check_interval, 30 s by default: longer than the tests wait
+mailbox_idle_check_interval = 1 secs
 {oauth}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/users
