@@ -260,7 +260,8 @@ class Daemon:
                 self.public = HttpServer(http.public, public, "public: survey pages, desk")
 
     def _public_routes(self) -> list[BaseRoute]:
-        if not (self.settings.survey.enabled or self.settings.web.enabled):
+        if not (self.settings.survey.enabled or self.settings.web.enabled
+                or self.settings.kb.enabled):
             return []
         from helpdesk.web.app import public_routes
         from helpdesk.web.context import default_base_url

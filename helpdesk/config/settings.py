@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from helpdesk.config.base import Section, check_host_port
+from helpdesk.config.kb import KbSection
 from helpdesk.config.schedule import (
     Duration,
     EscalationSection,
@@ -394,6 +395,7 @@ class Settings(Section):
     notify: NotifySection = NotifySection()
     http: HttpSection = HttpSection()
     web: WebSection = WebSection()
+    kb: KbSection = KbSection()
 
     source: Annotated[Path | None, Field(exclude=True)] = None
 

@@ -45,6 +45,7 @@ from helpdesk.agents import registry
 from helpdesk.agents.commands import Reply
 from helpdesk.config.agents import Directory
 from helpdesk.config.priority import PRIORITIES
+from helpdesk.kb import postmortem as kb_postmortem
 from helpdesk.mail.mimeparts import Attachment
 from helpdesk.store import queries
 from helpdesk.store.db import session_scope
@@ -97,6 +98,7 @@ def form_context(session: Session, web: WebContext, ticket: Ticket,
         "commands": [c for c in registry.commands() if c.name not in _OWN_FORMS],
         "replying": shown_names(directory, presence.replying(session, number, who.agent.name)),
         "heartbeat": presence.HEARTBEAT,
+        "kb": kb_postmortem.ticket_box(session, web.settings, ticket),  # articles, post-mortem
     }
 
 

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
 from helpdesk.web import actions, auth, csrf, dashboard, desk, pages, queues, search_page, sessions
+from helpdesk.web import kb_desk as kb_pages
 from helpdesk.web import static as static_files
 from helpdesk.web import ticket as ticket_page
 from helpdesk.web.context import WebContext, default_base_url
@@ -61,7 +62,8 @@ def desk_app(web: WebContext) -> Starlette:
                 *queues.ROUTES,
                 *ticket_page.ROUTES,
                 *actions.ROUTES,
-                *static_files.ROUTES],
+                *static_files.ROUTES,
+                *kb_pages.ROUTES],
         middleware=[Middleware(csrf.CsrfGuard, key=web.secret,  # type: ignore[arg-type]
                                session_cookie=sessions.COOKIE, cookie_path="/desk",
                                secure=web.secure_cookie, refuse=_refusal)],
@@ -85,6 +87,10 @@ def public_routes(settings: Settings, engine: Engine, directory: Callable[[], Di
         routes.append(Mount("/desk", app=desk_app(web)))
         # the listener's address, as ./scripts/run prints it, opens the desk
         routes.append(Route("/", lambda request: RedirectResponse("/desk/", 303)))
+    if settings.kb.enabled:  # the public knowledge base (web/kb_public.py)
+        from helpdesk.web import kb_public
+
+        routes.append(Mount("/kb", app=kb_public.app(settings, engine)))
     if settings.survey.enabled:
         from helpdesk.survey.web import routes as survey_routes
 
