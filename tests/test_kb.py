@@ -119,3 +119,184 @@ def test_kb_drafts_flags_publishes_suggests_and_deflects(
     assert figures["deflections"] == 1
     assert figures["by_article"][0]["id"] == 1
     assert figures["by_article"][0]["deflections"] == 1
+
+
+@sqlite_only
+def test_publish_by_mail_is_for_leads_and_internal_articles_stay_in_the_desk(
+        make_desk: Callable[..., Desk]) -> None:
+    desk = kb_desk(make_desk)
+    customer_writes(desk, "dave@customer.test", "Scanner saves empty files",
+                    "The scanner saves empty PDF files since the update.")
+    note = notification(desk, "alice@staff.test", 1)
+    agent_replies(desk, "alice@staff.test", note,
+                  "#kb\n#note\n\nScans come out empty when the scan resolution is above "
+                  "the limit of the firmware; choose a lower resolution.")
+    wait_until(lambda: articles(desk), timeout=15, what="the draft")
+    assert articles(desk)[0].flags == []
+    agent_replies(desk, "alice@staff.test", note, "#publish")
+    refusal = wait_until(lambda: desk.mails_to("alice@staff.test", "Not applied"), timeout=15,
+                         what="the refusal to alice")
+    assert "only a lead may publish" in refusal[-1].get_body(("plain",)).get_content()
+    assert articles(desk)[0].status == "draft"
+
+    agent_replies(desk, "lisa@staff.test", notification(desk, "lisa@staff.test", 1),
+                  "#publish")
+    wait_until(lambda: articles(desk)[0].status == "published", timeout=15,
+               what="lisa's #publish")
+    assert articles(desk)[0].published_by == "lisa"
+    assert any(e["kind"] == "kb-published" for e in ticket(desk.settings, 1)["events"])
+    # internal: in the desk, never on the public pages nor suggested
+    public = desk.client()
+    assert public.get("/kb/1").status_code == 404
+    assert "Scanner" not in public.get("/kb/search", params={"q": "scanner"}).text
+    assert "Scanner saves empty files" in sign_in(desk, "alice").get("/desk/kb/1").text
+    customer_writes(desk, "erin@customer.test", "Scanner saves empty files",
+                    "My scanner saves empty PDF files.")
+    assert ack_links(desk, "erin@customer.test", 2) == []
+
+
+ARTICLES = {
+    "a.md": "---\ntitle: Reset your password\ncategory: accounts\ntags: [login]\n"
+            "visibility: public\nstatus: published\n---\n## Question\n\nI forgot my "
+            "password.\n\n## Answer\n\nUse the reset link on the sign-in page.\n",
+    "b.md": "---\ntitle: Password policy for staff\ncategory: accounts\n"
+            "visibility: internal\nstatus: published\n---\n## Question\n\nWhat password "
+            "rules apply?\n\n## Answer\n\nTwelve characters.\n",
+    "c.md": "---\ntitle: Password manager rollout\ncategory: accounts\n"
+            "visibility: public\nstatus: draft\n---\n## Question\n\nWhich password "
+            "manager?\n\n## Answer\n\nNot decided.\n",
+}
+
+
+def _imported(desk: Desk, tmp_path: Path) -> None:
+    source = tmp_path / "kb-in"
+    source.mkdir()
+    for name, text in ARTICLES.items():
+        (source / name).write_text(text)
+    result = invoke_cli(desk.settings, "kb", "import", str(source))
+    assert result.exit_code == 0 and "3 articles created" in result.stdout, result.output
+
+
+def test_public_pages_show_published_public_articles_only_and_refuse_bad_links(
+        make_desk: Callable[..., Desk], tmp_path: Path) -> None:
+    from helpdesk import clock
+    from helpdesk.kb import suggest
+
+    desk = kb_desk(make_desk)
+    _imported(desk, tmp_path)
+    public = desk.client()
+    home = public.get("/kb/")
+    assert home.status_code == 200 and "accounts" in home.text
+    assert "Reset your password" in home.text and "staff" not in home.text
+    assert "content-security-policy" in home.headers
+    found = public.get("/kb/search", params={"q": "password"}).text
+    assert "Reset your password" in found
+    assert "Password policy" not in found and "manager" not in found
+    assert "Reset your password" in public.get("/kb/category/accounts").text
+    for path in ("/kb/2", "/kb/3", "/kb/4", "/kb/abc", "/kb/99999999999",
+                 "/kb/category/nothing"):
+        assert public.get(path).status_code == 404, path
+    assert public.get("/kb/1/helped").status_code == 405  # a GET changes nothing
+
+    page = public.get("/kb/1")
+    assert public.post("/kb/1/helped", data={"helped": "yes"}).status_code == 403  # no CSRF
+    voted = public.post("/kb/1/helped", data={"helped": "yes", "csrf_token": token(page)})
+    assert voted.status_code == 303
+    public.post("/kb/1/helped", data={"helped": "no", "csrf_token": token(page)})
+    assert (articles(desk)[0].helpful, articles(desk)[0].unhelpful) == (1, 1)
+    assert public.post("/kb/2/helped", data={"helped": "yes", "csrf_token": token(page)}) \
+        .status_code == 404
+
+    customer_writes(desk, "dave@customer.test", "Locked out", "I cannot sign in.")
+    wait_ticket(desk.settings, 1)
+    good = suggest.token(desk.settings, 1, 1)
+    for bad in (good[:-2] + ("A" if good[-1] != "A" else "B") * 2,
+                suggest.token(desk.settings, 1, 2), "nonsense"):
+        refused = public.post("/kb/1/solved", data={"t": bad, "csrf_token": token(page)})
+        assert refused.status_code == 403, bad
+    clock.set_source(lambda: __import__("datetime").datetime.now(
+        __import__("datetime").UTC) - desk.settings.kb.link_valid * 2)
+    try:
+        old = suggest.token(desk.settings, 1, 1)
+    finally:
+        clock.set_source(None)
+    assert "has expired" in public.get("/kb/1", params={"t": old}).text
+    expired = public.post("/kb/1/solved", data={"t": old, "csrf_token": token(page)})
+    assert expired.status_code == 410
+    assert ticket(desk.settings, 1)["status"] == "new"
+    assert articles(desk)[0].deflections == 0
+
+
+@sqlite_only
+def test_export_and_import_round_trip(make_desk: Callable[..., Desk], tmp_path: Path) -> None:
+    desk = kb_desk(make_desk)
+    _imported(desk, tmp_path)
+    out = tmp_path / "kb-out"
+    result = invoke_cli(desk.settings, "kb", "export", str(out))
+    assert result.exit_code == 0 and "3 articles" in result.stdout, result.output
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["0001-reset-your-password.md", "0002-password-policy-for-staff.md",
+                     "0003-password-manager-rollout.md"]
+    before = [(a.title, a.question, a.resolution, a.category, a.tags, a.visibility, a.status)
+              for a in articles(desk)]
+    first = out / files[0]
+    first.write_text(first.read_text().replace("Use the reset link", "Use the new reset link"))
+    again = invoke_cli(desk.settings, "kb", "import", str(out))
+    assert "0 articles created, 3 updated" in again.stdout, again.output
+    after = [(a.title, a.question, a.resolution, a.category, a.tags, a.visibility, a.status)
+             for a in articles(desk)]
+    assert after[1:] == before[1:]
+    assert after[0][2] == "Use the new reset link on the sign-in page."
+    # what is exported again is what was imported: a round trip changes nothing
+    second = tmp_path / "kb-out2"
+    invoke_cli(desk.settings, "kb", "export", str(second))
+    assert [p.read_text() for p in sorted(second.iterdir())] == \
+        [p.read_text() for p in sorted(out.iterdir())]
+    (out / "broken.md").write_text("---\ncategory: x\n---\nno title\n")
+    bad = invoke_cli(desk.settings, "kb", "import", str(out))
+    assert bad.exit_code != 0 and "broken.md: no title" in bad.output
+    assert len(articles(desk)) == 3
+
+
+@sqlite_only
+def test_a_resolved_critical_ticket_asks_for_a_post_mortem(
+        make_desk: Callable[..., Desk]) -> None:
+    desk = kb_desk(make_desk)
+    customer_writes(desk, "dave@customer.test", "Mail server down",
+                    "Nobody in our office receives mail.")
+    note = notification(desk, "alice@staff.test", 1)
+    agent_replies(desk, "alice@staff.test", note, "#priority critical\n#close\n\nFixed.")
+    wait_ticket(desk.settings, 1, lambda t: t["status"] == "resolved")
+    stats = invoke_cli(desk.settings, "stats")
+    assert "open post-mortems 1" in stats.stdout, stats.output
+    alice = sign_in(desk, "alice")
+    assert "write its post-mortem" in alice.get("/desk/ticket/1").text
+    assert "Write the post-mortem of ticket 1" in alice.get("/desk/kb/").text
+    form = alice.get("/desk/kb/postmortem/1")
+    assert "Cause" in form.text and "Prevention" in form.text
+    agent_replies(desk, "alice@staff.test", note,
+                  "#postmortem\n\nCause: the disk of the mail server filled up.\n"
+                  "Fix: old logs removed.\nPrevention: a disk-space alert at 80%.")
+    wait_until(lambda: "open post-mortems 0" in invoke_cli(desk.settings, "stats").stdout,
+               timeout=15, what="the post-mortem kept")
+    assert not desk.mails_to("dave@customer.test", "old logs")  # never sent
+    kept = alice.get("/desk/kb/postmortem/1").text
+    assert "the disk of the mail server filled up." in kept and "old logs removed." in kept
+    saved = alice.post("/desk/kb/postmortem/1", data={
+        "cause": "disk full", "fix": "logs rotated", "prevention": "alert",
+        "csrf_token": token(form)})
+    assert saved.status_code == 303
+    assert "logs rotated" in alice.get("/desk/kb/postmortem/1").text
+    assert alice.get("/desk/kb/postmortem/99").status_code == 404
+
+
+def test_the_migration_builds_the_tables_the_models_describe(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    url = f"sqlite:///{tmp_path / 'migrated.db'}"
+    db.upgrade(url)
+    with db.make_engine(url).connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert [d for d in differences if "kb_" in repr(d) and "kb_search" not in repr(d)] == []
