@@ -10,7 +10,6 @@ from email.message import EmailMessage
 from typing import Any
 
 import httpx
-
 from sqlmodel import select
 
 from helpdesk.store.db import snapshot_scope
