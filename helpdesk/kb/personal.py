@@ -46,8 +46,13 @@ def find(text: str, *, names: Iterable[str] = (),
     for value in _phones(EMAIL.sub(" ", text)):
         add("phone number", value)
     for name in names:
-        for part in dict.fromkeys([name.strip(), *name.split()]):
-            if len(part) >= 3 and re.search(rf"(?<!\w){re.escape(part)}(?!\w)", text, re.I):
+        # the whole name in any case; its parts only as written (capitalised), since
+        # "Customer" or "Brown" in lower case is a word, not a name
+        whole = name.strip()
+        if len(whole) >= 3 and re.search(rf"(?<!\w){re.escape(whole)}(?!\w)", text, re.I):
+            add("name", whole)
+        for part in name.split():
+            if len(part) >= 3 and re.search(rf"(?<!\w){re.escape(part)}(?!\w)", text):
                 add("name", part)
     for pattern in _compiled(tuple(patterns)):
         for m in pattern.finditer(text):
