@@ -88,3 +88,58 @@ def test_kb_article_from_a_ticket_solves_the_next_customers_problem(
     assert customer.get_by_role("link", name=PROBLEM[0]).is_visible()
     screenshot(customer, "kb-search")
     customer.context.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_hostile_mail_in_an_article_runs_no_script_on_any_kb_page(
+        page: Page, make_desk: Callable[..., Desk]) -> None:
+    from sqlmodel import Session
+
+    from helpdesk.kb import articles as kb_articles
+    from helpdesk.store.kb_models import KbArticle
+    from tests.helpers import engine_for
+    from tests.kb_helpers import sign_in
+    from tests.test_web_browser import PAYLOAD, header_problems, hostile_mail
+    from tests.web_helpers import token
+
+    desk = kb_desk(make_desk)
+    desk.deliver(hostile_mail())
+    wait_ticket(desk.settings, 1)
+    lisa = sign_in(desk, "lisa")
+    actions = lisa.get("/desk/ticket/1/actions")
+    version = actions.text.split('name="version" value="')[1].split('"')[0]
+    drafted = lisa.post("/desk/ticket/1/command", data={
+        "command": "kb", "version": version, "csrf_token": token(actions)})
+    assert drafted.status_code == 303, drafted.text
+    with Session(engine_for(desk.settings)) as session:  # made public as it stands
+        article = session.get(KbArticle, 1)
+        assert article is not None and "Printer broken" in article.question
+        article.flags = []
+        kb_articles.save(session, desk.settings, article, kb_articles.Fields(
+            title=article.title, question=article.question, resolution=PAYLOAD,
+            category=PAYLOAD[:90], tags=("<b>x</b>",), visibility="public"))
+        article.flags = []
+        kb_articles.publish(session, article, lead="lisa")
+        session.commit()
+
+    sign_in_in_browser(page, desk, "lisa@staff.test")
+    watch = Watch(page, desk.url)
+    failures = {}
+    for path in ("/desk/kb/", "/desk/kb/1", "/desk/kb/postmortem/1", "/desk/ticket/1",
+                 "/kb/", "/kb/1", "/kb/search?q=printer+broken", "/kb/search?q=" + PAYLOAD,
+                 "/kb/category/" + PAYLOAD[:90], "/kb/1?t=" + PAYLOAD):
+        response = page.goto(desk.url + path)
+        assert response is not None
+        page.wait_for_load_state("load")
+        found = watch.problems() + header_problems(response)
+        if response.status >= 500:
+            found.append(f"status {response.status}")
+        if found:
+            failures[path[:40]] = found
+    screenshot(page, "kb-hostile-article")
+    assert failures == {}
+    # the pages showed it (escaped), and its category page is found by its odd name
+    assert page.goto(desk.url + "/kb/1").status == 200  # type: ignore[union-attr]
+    assert "Printer broken <script>" in page.inner_text("h1")
+    page.get_by_role("link", name=PAYLOAD[:20]).first.click()
+    assert "Printer broken" in page.inner_text("main")
