@@ -55,6 +55,10 @@ def _cleaned(lead: httpx.Client, number: int, **changes: str) -> httpx.Response:
                      data={**form, "version": version, "csrf_token": token(page)})
 
 
+def _version(page: httpx.Response) -> str:
+    return page.text.split('name="version" value="')[1].split('"')[0]
+
+
 def _publish(client: httpx.Client, number: int) -> httpx.Response:
     page = client.get(f"/desk/kb/{number}")
     version = page.text.split('name="version" value="')[1].split('"')[0]
@@ -282,9 +286,13 @@ def test_a_resolved_critical_ticket_asks_for_a_post_mortem(
     assert not desk.mails_to("dave@customer.test", "old logs")  # never sent
     kept = alice.get("/desk/kb/postmortem/1").text
     assert "the disk of the mail server filled up." in kept and "old logs removed." in kept
+    stale = alice.post("/desk/kb/postmortem/1", data={  # drawn before the #postmortem
+        "cause": "disk full", "fix": "logs rotated", "prevention": "alert",
+        "version": _version(form), "csrf_token": token(form)})
+    assert stale.status_code == 409 and "logs rotated" in stale.text
     saved = alice.post("/desk/kb/postmortem/1", data={
         "cause": "disk full", "fix": "logs rotated", "prevention": "alert",
-        "csrf_token": token(form)})
+        "version": _version(stale), "csrf_token": token(form)})
     assert saved.status_code == 303
     assert "logs rotated" in alice.get("/desk/kb/postmortem/1").text
     assert alice.get("/desk/kb/postmortem/99").status_code == 404

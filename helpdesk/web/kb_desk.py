@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from helpdesk.kb import articles, postmortem
+from helpdesk.store import queries
 from helpdesk.store.db import session_scope
 from helpdesk.store.kb_models import KbArticle
 from helpdesk.web import access, auth, pages
@@ -162,7 +163,8 @@ async def postmortem_page(request: Request, who: SignedIn) -> Response:
         parts = postmortem.parse(postmortem.template(settings, ticket)) if kept is None \
             else {p: getattr(kept, p) for p in postmortem.PARTS}
         return {"ticket": ticket, "parts": parts, "kept": kept,
-                "prefix": settings.helpdesk.ticket_prefix}
+                "prefix": settings.helpdesk.ticket_prefix,
+                "version": queries.ticket_version(session, int(ticket.id or 0))}
     return render(request, "desk_postmortem", await _in_session(request, work))
 
 
@@ -170,13 +172,21 @@ async def postmortem_page(request: Request, who: SignedIn) -> Response:
 async def postmortem_save(request: Request, who: SignedIn) -> Response:
     form = await request.form()
     parts = {p: str(form.get(p, "")).replace("\r\n", "\n") for p in postmortem.PARTS}
+    version = str(form.get("version", ""))
 
-    def work(session: Session) -> int:
+    def work(session: Session) -> Response:
         ticket = _ticket(session, request, who)
+        number = int(ticket.id or 0)
+        if version != queries.ticket_version(session, number):
+            return render(request, "desk_postmortem", {
+                "ticket": ticket, "parts": parts, "kept": postmortem.of(session, number),
+                "prefix": auth.ctx(request).settings.helpdesk.ticket_prefix,
+                "version": queries.ticket_version(session, number),
+                "error": "The ticket changed since you opened this form: read it again; "
+                         "your text is kept below."}, 409)
         postmortem.keep(session, ticket, parts, by=who.agent.name)
-        return int(ticket.id or 0)
-    number = await _in_session(request, work)
-    return RedirectResponse(f"/desk/ticket/{number}", 303)
+        return RedirectResponse(f"/desk/ticket/{number}", 303)
+    return await _in_session(request, work)  # type: ignore[no-any-return]
 
 
 ROUTES = [
