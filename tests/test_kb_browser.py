@@ -41,6 +41,9 @@ def test_kb_article_from_a_ticket_solves_the_next_customers_problem(
 
     # the lead finds the draft, removes the flagged personal data and publishes it
     sign_in_in_browser(page, desk, "lisa@staff.test")
+    page.goto(f"{desk.url}/desk/ticket/1")
+    assert page.get_by_role("link", name="KB article 1").is_visible()
+    assert page.get_by_role("button", name="Draft KB article").is_visible()
     page.get_by_role("link", name="Knowledge base").click()
     page.get_by_role("link", name=PROBLEM[0]).click()
     assert page.get_by_role("heading", name=re.compile("^Personal data to remove")).is_visible()
@@ -109,7 +112,7 @@ def test_hostile_mail_in_an_article_runs_no_script_on_any_kb_page(
     actions = lisa.get("/desk/ticket/1/actions")
     version = actions.text.split('name="version" value="')[1].split('"')[0]
     drafted = lisa.post("/desk/ticket/1/command", data={
-        "command": "kb", "version": version, "csrf_token": token(actions)})
+        "command": "kb", "version": version, "csrf_token": token(actions)})  # the button
     assert drafted.status_code == 303, drafted.text
     with Session(engine_for(desk.settings)) as session:  # made public as it stands
         article = session.get(KbArticle, 1)

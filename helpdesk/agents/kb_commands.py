@@ -75,8 +75,10 @@ class PostMortem(AgentCommand):
     stage, overrides = "outcome", ("note",)
 
     def apply(self, act: Action, given: list[Command]) -> str:
-        postmortem.keep(act.session, act.ticket, postmortem.parse(act.reply.text),
-                        by=act.actor)
+        parts = postmortem.parse(act.reply.text)
+        if not any(parts.values()):  # e.g. the desk's bare command button: the form is
+            return "no post-mortem text: nothing kept"  # the way there
+        postmortem.keep(act.session, act.ticket, parts, by=act.actor)
         return "post-mortem kept"
 
 
