@@ -6,7 +6,8 @@ As every desk route: signed in (auth), CSRF (the desk's middleware), permission 
 draft belongs to its ticket: an agent who may not see the ticket gets the 404 page for
 its draft too; publishing is a lead's), and the article's version (its updated_at: a
 form drawn before someone else's save is a 409 with the fresh article, the typed text
-kept). Drafting from a ticket is the #kb command (the ticket page's "Draft KB article" button posts it).
+kept). Drafting from a ticket is the #kb command (the ticket page's "Draft KB article"
+button posts it).
 """
 
 from __future__ import annotations
