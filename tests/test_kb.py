@@ -94,6 +94,12 @@ def test_kb_drafts_flags_publishes_suggests_and_deflects(
     [published] = articles(desk)
     assert (published.status, published.visibility, published.published_by) == \
         ("published", "public", "lisa")
+    # what the public reads is changed by a lead only, and never gets personal data back
+    assert _cleaned(agent, 1, title="Changed").status_code == 403
+    back = _cleaned(lead, 1, resolution=ANSWER + "\nAsk Carol how it went.")
+    assert back.status_code == 422 and "personal data (Carol)" in back.text, \
+        back.text.split("role=\"alert\">")[1][:300]
+    assert "Call Carol" not in articles(desk)[0].resolution
 
     # a new customer with the same problem gets it in the acknowledgement
     customer_writes(desk, DAVE, "Blank pages from the printer",

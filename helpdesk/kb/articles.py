@@ -120,7 +120,10 @@ def save(session: Session, settings: Settings, article: KbArticle, fields: Field
     article.tags = list(fields.tags)
     article.visibility = fields.visibility
     article.updated_at = clock.now()
-    flag(settings, article)
+    # the ticket's people again: a name removed at the last save must be found if it
+    # comes back
+    ticket = session.get(Ticket, article.ticket_id) if article.ticket_id else None
+    flag(settings, article, people(session, ticket) if ticket else ())
     session.add(article)
     kb_search.index_article(session, article.id)
 

@@ -103,6 +103,10 @@ def _fields(form: FormData) -> articles.Fields:
         visibility=visibility if visibility in articles.VISIBILITIES else "internal")
 
 
+def _kept(fields: articles.Fields) -> dict[str, str]:
+    return {**fields.__dict__, "tags": " ".join(fields.tags)}
+
+
 @auth.signed_in()
 async def save(request: Request, who: SignedIn) -> Response:
     form = await request.form()
@@ -112,14 +116,21 @@ async def save(request: Request, who: SignedIn) -> Response:
     def work(session: Session) -> Response | None:
         article = _article(session, request, who)
         if version != _version(article):
-            kept = {**fields.__dict__, "tags": " ".join(fields.tags)}
             return render(request, "desk_article", _edit_context(
-                session, article, kept=kept, error="Someone saved this article since you "
+                session, article, kept=_kept(fields), error="Someone saved this article since you "
                 "opened it: this is their version, your text is below it."), 409)
+        if article.status == "published" and not who.has_role("lead"):
+            raise auth.Forbidden  # what the public reads changes by a lead's hand only
         if not fields.title.strip():
             return render(request, "desk_article", _edit_context(
                 session, article, error="The title is empty."), 422)
         articles.save(session, settings, article, fields)
+        if article.status == "published" and article.flags:
+            found = ", ".join(f["text"] for f in article.flags[:5])
+            session.rollback()  # published text never gets personal data back
+            return render(request, "desk_article", _edit_context(
+                session, session.get(KbArticle, article.id), kept=_kept(fields),
+                error=f"Not saved: the new text has personal data ({found})."), 422)
         return None
     refused = await _in_session(request, work)
     return refused or RedirectResponse(f"/desk/kb/{request.path_params['article']}", 303)
