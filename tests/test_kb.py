@@ -195,6 +195,7 @@ def test_public_pages_show_published_public_articles_only_and_refuse_bad_links(
     desk = kb_desk(make_desk)
     _imported(desk, tmp_path)
     public = desk.client()
+    assert public.get("/kb", follow_redirects=True).status_code == 200
     home = public.get("/kb/")
     assert home.status_code == 200 and "accounts" in home.text
     assert "Reset your password" in home.text and "staff" not in home.text
@@ -302,6 +303,8 @@ def test_a_resolved_critical_ticket_asks_for_a_post_mortem(
     assert saved.status_code == 303
     assert "logs rotated" in alice.get("/desk/kb/postmortem/1").text
     assert alice.get("/desk/kb/postmortem/99").status_code == 404
+    assert alice.get("/desk/kb/99").status_code == 404
+    assert desk.client().get("/desk/kb/").status_code == 303  # to the sign-in page
 
 
 def test_the_migration_builds_the_tables_the_models_describe(tmp_path: Path) -> None:
