@@ -285,7 +285,11 @@ def test_a_resolved_critical_ticket_asks_for_a_post_mortem(
     assert "Write the post-mortem of ticket 1" in alice.get("/desk/kb/").text
     form = alice.get("/desk/kb/postmortem/1")
     assert "Cause" in form.text and "Prevention" in form.text
-    agent_replies(desk, "alice@staff.test", note,
+    # resolving asked alice for it by mail, with the template; she answers that mail
+    asked = wait_until(lambda: desk.mails_to("alice@staff.test", "Post-mortem needed"),
+                       timeout=15, what="the post-mortem asked for")
+    assert len(asked) == 1 and "Prevention:" in asked[0].get_body(("plain",)).get_content()
+    agent_replies(desk, "alice@staff.test", asked[0],
                   "#postmortem\n\nCause: the disk of the mail server filled up.\n"
                   "Fix: old logs removed.\nPrevention: a disk-space alert at 80%.")
     wait_until(lambda: "open post-mortems 0" in invoke_cli(desk.settings, "stats").stdout,

@@ -7,6 +7,10 @@ shell and the desk's command buttons all have them):
     #postmortem       the reply is the ticket's post-mortem (Cause: / Fix: /
                       Prevention:), kept with the ticket, never sent
 
+When an agent's commands resolve a ticket that needs a post-mortem ([kb]
+postmortem_priority), `ask_postmortem` mails them the template (agents.actions calls
+it after every door's commands): their reply with #postmortem keeps it.
+
 Publishing is the lead's: the check refuses anyone else. A draft still flagged with
 personal data is not published; the refusal is recorded in the ticket's history
 (checks cannot read the database, so it is found when applied).
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from helpdesk.agents import notify
 from helpdesk.agents.registry import (
     AgentCommand,
     Check,
@@ -25,11 +30,19 @@ from helpdesk.agents.registry import (
     forbid,
     register,
 )
+from helpdesk.config.agents import Agent, Directory
+from helpdesk.config.settings import Settings
 from helpdesk.kb import articles, postmortem
+from helpdesk.store import tickets as store
 from helpdesk.store.kb_models import KbArticle
+from helpdesk.store.models import Status, Ticket
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from helpdesk.agents.actions import Action
+
+_DONE = (Status.RESOLVED, Status.CLOSED)
 
 
 @register
@@ -85,3 +98,19 @@ class PostMortem(AgentCommand):
 forbid(Conflict("postmortem", ("close", "status", "reopen"),
                 "#postmortem keeps the text as the post-mortem: send #close or #status "
                 "in another reply"))
+
+
+def ask_postmortem(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
+                   agent: Agent, before: str) -> None:
+    """`agent` just resolved or closed `ticket` (it was `before`): if it needs a
+    post-mortem and has none, ask them for it by mail, once per resolution."""
+    if before in _DONE or ticket.status not in _DONE or not postmortem.needs(settings, ticket) \
+            or postmortem.of(session, int(ticket.id or 0)) is not None:
+        return
+    text = ("This ticket needs a short post-mortem. Reply with #postmortem on the first "
+            "line and the three parts below it (or use the form on the desk's ticket "
+            "page):\n\n#postmortem\n\n" + postmortem.template(settings, ticket))
+    notify.send(session, settings, directory, ticket,
+                notify.Notice("postmortem", text, author=agent.name,
+                              reason=f"{ticket.priority} priority"), [agent.name])
+    store.event(session, ticket, "postmortem-asked", detail=f"asked {agent.name}")
