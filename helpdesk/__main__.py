@@ -29,12 +29,13 @@ def _register() -> None:
     from helpdesk.commands import act, core, imap, rules
     from helpdesk.commands import api as api_commands
     from helpdesk.commands import jobs as jobs_commands
+    from helpdesk.commands import kb as kb_commands
     from helpdesk.commands import search as search_commands
     from helpdesk.commands import stats as stats_commands
     from helpdesk.commands import web as web_commands
 
     for module in (core, rules, imap, jobs_commands, stats_commands, search_commands,
-                   web_commands, api_commands):
+                   web_commands, api_commands, kb_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
     for command in act.TICKET_COMMANDS:

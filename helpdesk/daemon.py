@@ -272,7 +272,8 @@ class Daemon:
 
     def _public_routes(self) -> list[BaseRoute]:
         if not (self.settings.survey.enabled or self.settings.web.enabled
-                or self.settings.portal.enabled or self.settings.api.enabled):
+                or self.settings.portal.enabled or self.settings.api.enabled
+                or self.settings.kb.enabled):
             return []
         from helpdesk.web.app import public_routes
         from helpdesk.web.context import default_base_url

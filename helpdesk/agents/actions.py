@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from helpdesk import clock
 from helpdesk.agents import commands as agent_commands
+from helpdesk.agents import kb_commands as kb_commands
 from helpdesk.agents import notify
 from helpdesk.agents import registry as agent_registry
 from helpdesk.agents.commands import Reply, Situation
@@ -55,7 +56,11 @@ def run_commands(session: Session, settings: Settings, directory: Directory, tic
         return Outcome(errors=tuple(checked.errors))
     act = Action(session, settings, directory, ticket, agent, reply, checked.resolved,
                  attachments)
-    return Outcome(summary=_apply(act))
+    before = ticket.status
+    summary = _apply(act)
+    # a resolution of an important ticket asks for its post-mortem ([kb])
+    kb_commands.ask_postmortem(session, settings, directory, ticket, agent, before)
+    return Outcome(summary=summary)
 
 
 def keep_note(session: Session, settings: Settings, ticket: Ticket, agent: Agent, text: str,

@@ -247,3 +247,7 @@ forbid(
                                  "internal: choose one"),
     Conflict("reopen", ("close", "status"), "#reopen with #close or #status: choose one"),
 )
+
+# the knowledge base's commands (#kb, #publish, #postmortem): registered after these,
+# so they come last in the help and in each stage
+from helpdesk.agents import kb_commands  # noqa: E402, F401

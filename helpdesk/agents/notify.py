@@ -36,6 +36,7 @@ HEADLINES = {
     "rejected": "Resolution rejected",
     "reopened": "Ticket reopened",
     "unverified": "Mail from someone not on the conversation",
+    "postmortem": "Post-mortem needed",  # agents.kb_commands.ask_postmortem
 }
 
 

@@ -31,11 +31,13 @@ def _since(text: str | None, now: datetime) -> datetime:
 @pass_state
 def stats(state: CliState, since_text: str | None, as_json: bool) -> None:
     """Backlog, first-response and resolution times, SLA breaches, satisfaction, agents."""
+    from helpdesk.kb import report as kb_report
     from helpdesk.report.stats import compute
 
     now = clock.now()
     with session_scope(_read_engine(state.settings)) as session:
         data = compute(session, now, _since(since_text, now))
+        data["kb"] = kb_report.figures(session, state.settings)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -65,6 +67,11 @@ def _print(d: dict[str, Any]) -> None:
     sat = d["satisfaction"]
     share = "-" if sat["good_share"] is None else f"{sat['good_share']:.0%}"
     click.echo(f"satisfaction: {sat['count']} ratings, {share} good, mean {sat['mean'] or '-'}")
+    if "kb" in d:
+        from helpdesk.kb import report as kb_report
+
+        for line in kb_report.lines(d["kb"], per_article=True):
+            click.echo(line)
     click.echo("agents:")
     for name, a in d["agents"].items():
         click.echo(f"  {name:<12} open {a['open']:<4} resolved {a['resolved']:<4} "

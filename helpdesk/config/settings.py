@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from helpdesk.config.base import Section, check_host_port
+from helpdesk.config.kb import KbSection
 from helpdesk.config.schedule import (
     Duration,
     EscalationSection,
@@ -486,6 +487,7 @@ class Settings(Section):
     portal: PortalSection = PortalSection()
     api: ApiSection = ApiSection()
     api_hook: list[ApiHookSection] = Field(default_factory=list)
+    kb: KbSection = KbSection()
 
     source: Annotated[Path | None, Field(exclude=True)] = None
 

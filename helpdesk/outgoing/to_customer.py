@@ -18,6 +18,7 @@ from sqlmodel import Session
 from helpdesk import thread
 from helpdesk.config.agents import Agent, Directory
 from helpdesk.config.settings import Settings
+from helpdesk.kb import suggest as kb_suggest
 from helpdesk.mail import automatic as autoreply
 from helpdesk.mail import parse, tokens
 from helpdesk.mail.mimeparts import Attachment
@@ -63,7 +64,10 @@ def acknowledge(session: Session, settings: Settings, ticket: Ticket, mail: pars
                "customer_name": mail.from_name, "customer": mail.from_addr,
                "helpdesk_name": hd.name, "queue": ticket.queue,
                "priority": ticket.priority, "category": ticket.category,
-               "status_url": portal_links.ticket_url(settings, ticket.id)}
+               "status_url": portal_links.ticket_url(settings, ticket.id),
+               # published public KB articles matching the mail (deflection), with links
+               "kb_articles": kb_suggest.for_acknowledgement(
+                   session, settings, ticket, f"{mail.subject}\n{mail.body_text}")}
     subject, text, html = mailout.render(settings, decision.ack_template or "ack", context,
                                          ticket.queue)
     msg = mailout.build(

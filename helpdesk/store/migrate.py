@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, Table, func, inspect, select, text
 from sqlmodel import SQLModel
 
 from helpdesk.errors import HelpdeskError
+from helpdesk.kb import search as kb_search
 from helpdesk.store import db, models, search  # noqa: F401  (models registers the tables)
 
 log = logging.getLogger("helpdesk.migrate")
@@ -39,7 +40,8 @@ def _tables() -> list[Table]:
 
 
 def _check(source: Engine, target: Engine) -> None:
-    known = {t.name for t in _tables()} | {"alembic_version", search.TABLE, *search.SQLITE_SHADOW}
+    known = {t.name for t in _tables()} | {"alembic_version", search.TABLE, *search.SQLITE_SHADOW,
+                                           kb_search.TABLE, *kb_search.SQLITE_SHADOW}
     extra = set(inspect(target).get_table_names()) - known
     if extra:
         # a newer schema than this code knows: copying would silently drop those tables
@@ -96,6 +98,7 @@ def migrate(source_url: str, target_url: str,
                 done.append(item)
             _reset_sequences(dst)
             search.rebuild(dst)  # the index is not a model table: built from the copy
+            kb_search.rebuild(dst)
         return done
     finally:
         source.dispose()

@@ -240,3 +240,4 @@ class Survey(SQLModel, table=True):
 # the web desk's tables live in their own module (it imports only columns); importing
 # it here registers them wherever the models are
 from helpdesk.store import api_models, web_models  # noqa: E402, F401
+from helpdesk.store import kb_models as _kb_models  # noqa: E402, F401  (the KB's tables)

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
 from helpdesk.web import actions, auth, csrf, dashboard, desk, pages, queues, search_page, sessions
+from helpdesk.web import kb_desk as kb_pages
 from helpdesk.web import static as static_files
 from helpdesk.web import ticket as ticket_page
 from helpdesk.web.context import WebContext, default_base_url
@@ -62,7 +63,8 @@ def desk_app(web: WebContext) -> Starlette:
                 *queues.ROUTES,
                 *ticket_page.ROUTES,
                 *actions.ROUTES,
-                *static_files.ROUTES],
+                *static_files.ROUTES,
+                *kb_pages.ROUTES],
         middleware=[Middleware(csrf.CsrfGuard, key=web.secret,  # type: ignore[arg-type]
                                session_cookie=sessions.COOKIE, cookie_path="/desk",
                                secure=web.secure_cookie, refuse=_refusal)],
@@ -93,6 +95,10 @@ def public_routes(settings: Settings, engine: Engine, directory: Callable[[], Di
         routes.append(Mount("/api/v1", app=api_app(WebContext(
             settings, engine, directory, on_outbox,
             base_url or (lambda: default_base_url(settings)), settings.secret))))
+    if settings.kb.enabled:  # the public knowledge base (web/kb_public.py)
+        from helpdesk.web import kb_public
+
+        routes.append(Mount("/kb", app=kb_public.app(settings, engine)))
     if settings.survey.enabled:
         from helpdesk.survey.web import routes as survey_routes
 

@@ -15,6 +15,7 @@ from helpdesk.agents import commands as agent_commands
 from helpdesk.agents import registry
 from helpdesk.config.agents import Directory
 from helpdesk.config.priority import PRIORITIES
+from helpdesk.kb import postmortem as kb_postmortem
 from helpdesk.store import queries
 from helpdesk.store.models import Ticket
 from helpdesk.web import auth, pages, presence
@@ -62,4 +63,5 @@ def form_context(session: Session, web: WebContext, ticket: Ticket,
                      if c.name not in _OWN_FORMS and c.offered(sit)],
         "replying": shown_names(directory, presence.replying(session, number, who.agent.name)),
         "heartbeat": presence.HEARTBEAT,
+        "kb": kb_postmortem.ticket_box(session, web.settings, ticket),  # articles, post-mortem
     }

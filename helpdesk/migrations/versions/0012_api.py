@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0012_api'
-down_revision: str | None = '0007_desk_indexes'
+down_revision: str | None = '0010_kb'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
