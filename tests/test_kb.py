@@ -9,6 +9,7 @@ The same journey in a real browser is tests/test_kb_browser.py."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -321,3 +322,32 @@ def test_the_migration_builds_the_tables_the_models_describe(tmp_path: Path) -> 
     with db.make_engine(url).connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert [d for d in differences if "kb_" in repr(d) and "kb_search" not in repr(d)] == []
+
+
+def test_the_status_page_offers_the_articles_of_the_acknowledgement_until_it_is_solved(
+        make_desk: Callable[..., Desk], tmp_path: Path) -> None:
+    from helpdesk.outgoing import portal_links
+
+    desk = kb_desk(make_desk, portal={"enabled": True})
+    _imported(desk, tmp_path)
+    customer_writes(desk, "dave@customer.test", "Forgot my password",
+                    "Hello, I forgot my password and cannot reset it.")
+    wait_ticket(desk.settings, 1)
+    offered = ack_links(desk, "dave@customer.test", 1)
+    assert [article for _, article in offered] == [1]  # the public, published one only
+    customer = desk.client()
+    status = portal_links.ticket_url(desk.settings, 1)
+    page = customer.get(status)
+    assert page.status_code == 200 and "These articles may help" in page.text
+    assert "Reset your password" in page.text and "Password policy" not in page.text
+    # its link is signed for this ticket: "this solved my problem" on it resolves HD-1
+    link = re.search(r'href="(http://[^"]+/kb/1\?t=[^"]+)"', page.text)
+    assert link is not None
+    article = customer.get(link.group(1))
+    solved = customer.post("/kb/1/solved", data={"t": link.group(1).split("?t=")[1],
+                                                  "csrf_token": token(article)})
+    assert solved.status_code == 200, solved.text
+    wait_ticket(desk.settings, 1, lambda t: t["status"] == "resolved", "HD-1 resolved")
+    assert articles(desk)[0].deflections == 1
+    after = customer.get(status)
+    assert "Resolved" in after.text and "These articles may help" not in after.text

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from helpdesk.config import agents
 from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
+from helpdesk.kb import suggest as kb_suggest
 from helpdesk.mail import replytext
 from helpdesk.schedule.sla import SlaContext
 from helpdesk.store import queries
@@ -38,8 +39,7 @@ class Entry:
 
 @dataclass(frozen=True)
 class Suggestion:
-    """An article that may answer the customer's question (the knowledge base fills
-    `suggestions`; see there)."""
+    """An article that may answer the customer's question (`suggestions`)."""
 
     title: str
     url: str
@@ -159,10 +159,15 @@ def _entry(settings: Settings, directory: Directory, message: Message,
 
 
 def suggestions(session: Session, settings: Settings, ticket: Ticket) -> list[Suggestion]:
-    """Articles to show beside the ticket: the slot the knowledge base plugs into
-    (issue #16, deflection). None until it does; the page's `suggestions` block shows
-    whatever this returns."""
-    return []
+    """Published public articles that match the ticket's question, as the
+    acknowledgement listed them (kb.suggest), while the ticket is open: each link is
+    signed for this ticket, so "this solved my problem" on the article closes it and
+    counts a deflection. None when the public knowledge base is off."""
+    if not settings.kb.enabled or ticket.status not in OPEN_STATUSES:
+        return []
+    number = int(ticket.id or 0)
+    return [Suggestion(s.article.title, kb_suggest.link(settings, number, int(s.article.id or 0)))
+            for s in kb_suggest.for_ticket(session, settings, ticket)]
 
 
 def build(session: Session, settings: Settings, directory: Directory,
