@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from helpdesk import clock
 from helpdesk.agents import commands as agent_commands
-from helpdesk.agents import notify
+from helpdesk.agents import notify, ops_commands
 from helpdesk.agents import registry as agent_registry
 from helpdesk.agents.commands import Reply, Situation
 from helpdesk.agents.notify import Notice
@@ -55,7 +55,8 @@ def run_commands(session: Session, settings: Settings, directory: Directory, tic
         return Outcome(errors=tuple(checked.errors))
     act = Action(session, settings, directory, ticket, agent, reply, checked.resolved,
                  attachments)
-    return Outcome(summary=_apply(act))
+    before = ticket.status
+    return Outcome(summary=ops_commands.after_apply(act, before, _apply(act)))
 
 
 def keep_note(session: Session, settings: Settings, ticket: Ticket, agent: Agent, text: str,
@@ -90,7 +91,8 @@ def situation(session: Session, settings: Settings, directory: Directory, ticket
     return Situation(
         agent=agent, directory=directory, queues=queues, status=ticket.status,
         review_pending=staff.pending_review(session, int(ticket.id or 0)) is not None,
-        is_lead=lead is not None and lead.name == agent.name)
+        is_lead=lead is not None and lead.name == agent.name,
+        ticket_id=int(ticket.id or 0), session=session, settings=settings)
 
 
 def _apply(act: Action) -> str:

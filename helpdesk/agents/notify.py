@@ -36,6 +36,7 @@ HEADLINES = {
     "rejected": "Resolution rejected",
     "reopened": "Ticket reopened",
     "unverified": "Mail from someone not on the conversation",
+    "open-children": "Resolved, but child tickets are still open",
 }
 
 

@@ -73,6 +73,34 @@ def note(state: CliState, ticket_id: str, acting: str, message: str | None) -> N
     _act(state, ticket_id, acting, Reply((command("note", ""),), _text(message)))
 
 
+def _other(name: str, doc: str) -> click.Command:
+    """`helpdesk tickets NAME HD-M HD-N --as AGENT`: the #NAME HD-N command on HD-M."""
+    @click.argument("ticket_id")
+    @click.argument("other")
+    @_AS
+    @pass_state
+    def run(state: CliState, ticket_id: str, other: str, acting: str) -> None:
+        _act(state, ticket_id, acting, Reply((command(name, other),)))
+    run.__doc__ = doc
+    return click.command(name=name)(run)
+
+
+link = _other("link", "Relate two tickets (shown on both), as `#link HD-N` by mail.")
+parent = _other("parent", "Make OTHER the ticket's parent, as `#parent HD-N` by mail.")
+unlink = _other("unlink", "Remove the links between two tickets, as `#unlink HD-N`.")
+merge = _other("merge", "Merge the ticket into OTHER (its messages, watchers and history "
+                        "move there), as `#merge HD-N` by mail.")
+
+
+@click.command(name="unmerge")
+@click.argument("ticket_id")
+@_AS
+@pass_state
+def unmerge(state: CliState, ticket_id: str, acting: str) -> None:
+    """Undo the merge of a ticket (admins only, within [ticket_ops] unmerge_window)."""
+    _act(state, ticket_id, acting, Reply((command("unmerge", ""),)))
+
+
 def _text(message: str | None) -> str:
     text = (message if message is not None else sys.stdin.read()).strip()
     if not text:
@@ -119,4 +147,4 @@ def _directory(settings: Settings) -> Directory:
         raise click.ClickException(str(err)) from None
 
 
-TICKET_COMMANDS = [assign, set_status, reply, note]
+TICKET_COMMANDS = [assign, set_status, reply, note, link, parent, unlink, merge, unmerge]

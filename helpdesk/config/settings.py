@@ -266,6 +266,14 @@ class WebSection(Section):
                                    "address per window, whatever the address.")
 
 
+class TicketOpsSection(Section):
+    """Merging, splitting and linking tickets (agents/ops_commands)."""
+
+    unmerge_window: Duration = Field(timedelta(days=7), description="An admin may undo a "
+                                     "merge (#unmerge, `helpdesk tickets unmerge`) for this "
+                                     "long after it was made; 0s: never.")
+
+
 class LogSection(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lines below this level are dropped.")
@@ -394,6 +402,7 @@ class Settings(Section):
     notify: NotifySection = NotifySection()
     http: HttpSection = HttpSection()
     web: WebSection = WebSection()
+    ticket_ops: TicketOpsSection = TicketOpsSection()
 
     source: Annotated[Path | None, Field(exclude=True)] = None
 

@@ -239,4 +239,7 @@ class Survey(SQLModel, table=True):
 
 # the web desk's tables live in their own module (it imports only columns); importing
 # it here registers them wherever the models are
-from helpdesk.store import web_models  # noqa: E402, F401
+from helpdesk.store import (  # noqa: E402
+    ops_models,  # noqa: F401  (links, merges: 0011_ticket_ops)
+    web_models,  # noqa: F401
+)
