@@ -116,13 +116,13 @@ def test_merge_moves_everything_and_mail_for_the_merged_ticket_lands_on_the_surv
         ("alice", "HD-2")]
 
     # carol answers HD-2's acknowledgement: it lands on HD-1, saying why
-    ack2 = [m for m in mails_to(relay, CAROL) if "[HD-2]" in str(m["Subject"])][0]
+    ack2 = next(m for m in mails_to(relay, CAROL) if "[HD-2]" in str(m["Subject"]))
     send(daemon.port, make_mail(subject="Re: [HD-2] Scanner smokes too", body="Still smoking",
                                 in_reply_to=f"<{msgid(ack2)}>"))
     landed = wait_ticket(settings, 1, lambda t: any(
         "Still smoking" in m["body_text"] for m in t["messages"]), what="reply on HD-1")
-    assert "HD-2 was merged into HD-1" in [
-        m for m in landed["messages"] if "Still smoking" in m["body_text"]][0]["threaded_by"]
+    assert "HD-2 was merged into HD-1" in next(
+        m for m in landed["messages"] if "Still smoking" in m["body_text"])["threaded_by"]
     # alice answers HD-2's old notification: her command is about HD-1
     _alice(daemon, second, "#tag scanner")
     wait_ticket(settings, 1, lambda t: "scanner" in t["tags"], what="tag on HD-1")
