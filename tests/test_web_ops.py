@@ -1,0 +1,112 @@
+"""Links and merges in the desk (the registry's command forms on the ticket page),
+against the real daemon: the ticket pages show parent, children, related and merged
+tickets, a resolved parent warns of open children, a merged ticket's page says where
+it went, and only an admin undoes a merge."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+
+from helpdesk.config.settings import Settings
+from tests.agent_desk import AGENTS
+from tests.helpers import DaemonThread, RelaySink, invoke_cli, ticket
+from tests.test_web_actions import Browsers, done, form_of, hidden, new_ticket
+
+ADA = """
+[[agent]]
+name = "ada"
+email = "ada@staff.test"
+teams = ["support"]
+role = "admin"
+"""
+
+
+@pytest.fixture
+def desk_overrides() -> dict[str, Any]:
+    return {"agents": AGENTS + ADA, "web": {"enabled": True}}
+
+
+@pytest.fixture
+def browsers(desk: tuple[Settings, DaemonThread]) -> Iterator[Browsers]:
+    """browsers(name): a client signed in as that agent by a one-time link."""
+    settings, daemon = desk
+    url = f"http://127.0.0.1:{daemon.daemon.public.port}"  # type: ignore[union-attr]
+    made: list[httpx.Client] = []
+
+    def sign_in(name: str) -> httpx.Client:
+        browser = httpx.Client(base_url=url, follow_redirects=False, timeout=30)
+        made.append(browser)
+        result = invoke_cli(settings, "web", "login-link", name)
+        assert result.exit_code == 0, result.output
+        link = result.stdout.splitlines()[0].replace("http://127.0.0.1:0", url)
+        page = browser.get(link)
+        answer = browser.post("/desk/login/confirm", data={
+            "t": parse_qs(urlparse(link).query)["t"][0], "csrf_token": hidden(page, "csrf_token")})
+        assert answer.status_code == 303, answer.text
+        return browser
+
+    yield sign_in
+    for browser in made:
+        browser.close()
+
+
+def _command(browser: Any, number: int, name: str, arg: str = "") -> Any:
+    return browser.post(f"/desk/ticket/{number}/command",
+                        data={**form_of(browser, number), "command": name, "arg": arg})
+
+
+def test_links_show_on_both_pages_and_a_resolved_parent_warns_of_open_children(
+        desk: tuple[Settings, DaemonThread], relay: RelaySink, browsers: Browsers) -> None:
+    settings, daemon = desk
+    new_ticket(daemon, relay, 1)
+    new_ticket(daemon, relay, 2, subject="Scanner smokes too")
+    alice = browsers("alice")
+    page = alice.get("/desk/ticket/2")
+    assert 'name="command" value="parent"' in page.text  # the registry's own form
+    done(_command(alice, 2, "parent", "HD-1"), 2)
+    done(_command(alice, 2, "link", "1"), 2)
+    child, parent = alice.get("/desk/ticket/2").text, alice.get("/desk/ticket/1").text
+    assert "<dt>Parent</dt><dd>" in child and 'href="/desk/ticket/1">HD-1</a> Printer on fire' \
+        in child
+    assert "<dt>Children</dt>" in parent and 'href="/desk/ticket/2">HD-2</a> Scanner' in parent
+    assert "<dt>Related</dt>" in parent and "<dt>Related</dt>" in child
+    assert "Child tickets still open" not in parent
+
+    done(alice.post("/desk/ticket/1/fields", data={**form_of(alice, 1), "status": "resolved"}),
+         1)
+    parent = alice.get("/desk/ticket/1").text
+    assert "Child tickets still open" in parent and "HD-2</a> Scanner smokes too" in parent
+    assert [e["detail"] for e in ticket(settings, 1)["events"]
+            if e["kind"] == "open-children"] == ["HD-2 (open)"]
+    # a bad argument is the registry's refusal, on the page, nothing applied
+    refused = _command(alice, 2, "parent", "HD-99")
+    assert refused.status_code == 422 and "no ticket HD-99" in refused.text
+
+
+def test_a_merged_tickets_page_says_where_it_went_and_only_an_admin_undoes_it(
+        desk: tuple[Settings, DaemonThread], relay: RelaySink, browsers: Browsers) -> None:
+    settings, daemon = desk
+    new_ticket(daemon, relay, 1)
+    new_ticket(daemon, relay, 2, subject="Scanner smokes too")
+    alice, lisa, ada = browsers("alice"), browsers("lisa"), browsers("ada")
+    done(_command(alice, 2, "merge", "HD-1"), 2)
+    gone = alice.get("/desk/ticket/2").text
+    assert "Merged into HD-1" in gone and "by alice" in gone
+    survivor = alice.get("/desk/ticket/1").text
+    assert "Merged into this one" in survivor and "an admin may undo it until" in survivor
+    assert "Scanner smokes too" in survivor  # carol's second mail is on HD-1 now
+    assert "you may undo it" in ada.get("/desk/ticket/1").text
+
+    refused = _command(lisa, 1, "unmerge", "HD-2")
+    assert refused.status_code == 422 and "only an admin may undo a merge" in refused.text
+    assert ticket(settings, 2)["messages"] == []
+    done(_command(ada, 1, "unmerge", "HD-2"), 1)
+    back = ticket(settings, 2)
+    assert [m["subject"] for m in back["messages"]] == ["Scanner smokes too"]
+    assert back["status"] == "open"
+    assert "Merged into" not in alice.get("/desk/ticket/2").text
