@@ -13,10 +13,12 @@ import httpx
 import pytest
 
 from helpdesk.config.settings import Settings
-from tests.agent_desk import AGENTS
+from tests.agent_desk import AGENTS, body, wait_mails_to
 from tests.helpers import DaemonThread, RelaySink, invoke_cli, ticket
+from tests.test_canned_replies import RESET, write_replies
 from tests.test_web_actions import Browsers, done, form_of, hidden, new_ticket
 
+CAROL = "carol@customer.test"
 ADA = """
 [[agent]]
 name = "ada"
@@ -110,3 +112,26 @@ def test_a_merged_tickets_page_says_where_it_went_and_only_an_admin_undoes_it(
     assert [m["subject"] for m in back["messages"]] == ["Scanner smokes too"]
     assert back["status"] == "open"
     assert "Merged into" not in alice.get("/desk/ticket/2").text
+
+
+def test_the_reply_box_offers_canned_replies_with_a_search_that_needs_no_script(
+        desk: tuple[Settings, DaemonThread], relay: RelaySink, browsers: Browsers) -> None:
+    settings, daemon = desk
+    write_replies(settings, **{"printer-reset": RESET, "refund": "Refunds\n\nDone, {{ "
+                               "customer_name }}."})
+    new_ticket(daemon, relay, 1)
+    alice = browsers("alice")
+    page = alice.get("/desk/ticket/1").text
+    assert '<option value="printer-reset">printer-reset: Printer reset</option>' in page
+    assert '<option value="refund">refund: Refunds</option>' in page
+    found = alice.get("/desk/ticket/1", params={"replies": "PRINTER"}).text
+    assert 'value="printer-reset"' in found and 'value="refund"' not in found
+    assert 'name="replies" type="search" value="PRINTER"' in found
+
+    as_note = alice.post("/desk/ticket/1/note", data={**form_of(alice, 1),
+                                                      "text": "#reply refund\nhi"})
+    assert as_note.status_code == 422 and "#note keeps the reply internal" in as_note.text
+    done(alice.post("/desk/ticket/1/reply", data={**form_of(alice, 1), "canned": "refund",
+                                                  "text": "Hi Carol,"}), 1)
+    answer = wait_mails_to(relay, CAROL, 2)[1]
+    assert "Hi Carol,\n\nRefunds\n\nDone, Carol Customer." in body(answer)

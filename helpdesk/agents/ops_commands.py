@@ -6,6 +6,7 @@
     #merge HD-N     messages, participants, watchers and history move onto HD-N; this
                     ticket becomes a pointer to it (mail for it lands on HD-N)
     #unmerge [HD-N] (admin, within [ticket_ops] unmerge_window) undo a merge
+    #reply NAME     insert the canned reply NAME (agents/canned) into the reply
 
 Registered like agent_commands' (and after them), so mail, the desk's command forms,
 `helpdesk tickets ...` and the API all reach them through agent_actions.run_commands.
@@ -22,11 +23,20 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session
 
 from helpdesk import clock
-from helpdesk.agents import notify
-from helpdesk.agents.registry import AgentCommand, Check, Command, Situation, register
+from helpdesk.agents import canned, notify
+from helpdesk.agents.registry import (
+    AgentCommand,
+    Check,
+    Command,
+    Conflict,
+    Reply,
+    Situation,
+    forbid,
+    register,
+)
 from helpdesk.store import queries, ticket_ops
 from helpdesk.store import tickets as store
-from helpdesk.store.models import Status, Ticket
+from helpdesk.store.models import Contact, Status, Ticket
 from helpdesk.store.ops_models import TicketMerge
 
 if TYPE_CHECKING:
@@ -236,6 +246,47 @@ class Unmerge(AgentCommand):
                         detail="merge undone") and before not in _FINAL:
             source.closed_at = None
         return f"{public(prefix, source.id)} no longer merged into {public(prefix, target.id)}"
+
+
+# -- canned replies ------------------------------------------------------------------------
+
+@register
+class CannedReply(AgentCommand):
+    name, argument, usage = "reply", "required", "NAME"
+    summary, max_length = "insert the canned reply NAME (config/replies/NAME.md)", 64
+
+    def check(self, command: Command, sit: Situation, result: Check) -> None:
+        found = canned.find(sit.settings, command.arg) if sit.settings else None
+        if found is None:
+            known = [c.name for c in canned.available(sit.settings)] if sit.settings else []
+            result.fail(command, f"no canned reply {command.arg!r} "
+                                 f"(replies: {', '.join(known) or 'none'})")
+            return
+        try:
+            canned.check(found)
+        except canned.CannedError as err:
+            result.fail(command, str(err))
+            return
+        result.resolved[self.name] = found.name
+
+    def apply(self, act: Action, given: list[Command]) -> None:
+        found = canned.find(act.settings, act.resolved[self.name])
+        assert found is not None  # checked
+        ticket = act.ticket
+        contact = act.session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+        text = canned.render(found, {
+            "customer_name": (contact.name or contact.email) if contact else "",
+            "customer_email": contact.email if contact else "",
+            "ticket_id": public(_prefix(act), ticket.id), "subject": ticket.subject,
+            "agent_name": act.agent.shown_name})
+        # what the agent typed comes first, then the canned text: it goes to the customer
+        # like any reply (agent_actions.Action.finish)
+        act.reply = Reply(act.reply.commands, "\n\n".join(filter(None, [act.reply.text, text])))
+        act.event("canned-reply", new=found.name)
+
+
+forbid(Conflict("reply", ("note",), "#reply sends a canned reply to the customer, #note "
+                                    "keeps the reply internal: choose one"))
 
 
 # -- after every reply ---------------------------------------------------------------------

@@ -57,10 +57,17 @@ def set_status(state: CliState, ticket_id: str, status: str, acting: str) -> Non
 @click.argument("ticket_id")
 @_AS
 @_MESSAGE
+@click.option("--canned", metavar="NAME", default=None,
+              help="Add the canned reply NAME (replies/NAME.md), as `#reply NAME`.")
 @pass_state
-def reply(state: CliState, ticket_id: str, acting: str, message: str | None) -> None:
+def reply(state: CliState, ticket_id: str, acting: str, message: str | None,
+          canned: str | None) -> None:
     """Answer the customer, as a mail reply from the agent would."""
-    _act(state, ticket_id, acting, Reply(text=_text(message)))
+    if canned:
+        _act(state, ticket_id, acting, Reply((command("reply", canned),),
+                                             (message or "").strip()))
+    else:
+        _act(state, ticket_id, acting, Reply(text=_text(message)))
 
 
 @click.command(name="note")

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from helpdesk.agents import canned
 from helpdesk.commands import CliState, pass_state
 from helpdesk.errors import ParseError, RuleError
 from helpdesk.mail.parse import parse
@@ -46,13 +47,20 @@ def rules_group() -> None:
 @rules_group.command("check")
 @pass_state
 def check(state: CliState) -> None:
-    """Validate rules.toml, rules.d/*.toml and agents.toml; exit 1 on any error."""
+    """Validate rules.toml, rules.d/*.toml, agents.toml and the canned replies
+    (replies/*.md); exit 1 on any error."""
     ruleset = _load(state)
+    replies, problems = canned.check_all(state.settings)
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    if problems:
+        sys.exit(1)
     paths = RulePaths.from_settings(state.settings)
     files = ", ".join(str(p) for p in ruleset.sources) or f"none ({paths.rules} absent)"
     click.echo(
         f"ok: {len(ruleset.rules)} rules from {files}; "
-        f"{len(ruleset.directory.agents)} agents, {len(ruleset.directory.teams)} teams"
+        f"{len(ruleset.directory.agents)} agents, {len(ruleset.directory.teams)} teams; "
+        f"{replies} canned replies"
     )
 
 

@@ -201,6 +201,8 @@ class PathsSection(Section):
     rules: Path | None = Field(None, description="Default: rules.toml beside helpdesk.toml.")
     rules_dir: Path | None = Field(None, description="Default: rules.d/ beside helpdesk.toml.")
     agents: Path | None = Field(None, description="Default: agents.toml beside helpdesk.toml.")
+    replies: Path | None = Field(None, description="Canned replies (NAME.md, for #reply "
+                                 "NAME). Default: replies/ beside helpdesk.toml.")
     templates: Path | None = Field(None, description="Site templates, searched after a "
                                    "queue's and before the shipped ones.")
 

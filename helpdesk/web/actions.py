@@ -40,8 +40,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from helpdesk.agents import actions as agent_actions
+from helpdesk.agents import canned, registry
 from helpdesk.agents import commands as agent_commands
-from helpdesk.agents import registry
 from helpdesk.agents.commands import Reply
 from helpdesk.config.agents import Directory
 from helpdesk.config.priority import PRIORITIES
@@ -97,6 +97,7 @@ def form_context(session: Session, web: WebContext, ticket: Ticket,
         "commands": [c for c in registry.commands() if c.name not in _OWN_FORMS],
         "replying": shown_names(directory, presence.replying(session, number, who.agent.name)),
         "heartbeat": presence.HEARTBEAT,
+        "canned": canned.available(web.settings),  # the reply box offers them (#reply)
     }
 
 
@@ -136,12 +137,15 @@ async def _uploads(form: FormData) -> tuple[Attachment, ...]:
 def _ask_reply(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
     text = _text(form, "text")
     reply = agent_commands.split(text)
+    chosen = _text(form, "canned")
+    if chosen and not reply.has("reply"):  # the reply box's canned reply: #reply NAME
+        reply = Reply((*reply.commands, registry.command("reply", chosen)), reply.text)
     if form.get("then") == "close" and not reply.has("close"):
         reply = Reply((*reply.commands, registry.command("close")), reply.text)
 
     def build(ticket: Ticket) -> Reply | str:
         return reply if reply.text or reply.commands else "The reply is empty."
-    return Asked(_text(form, "version"), build, attachments, {"reply": text})
+    return Asked(_text(form, "version"), build, attachments, {"reply": text, "canned": chosen})
 
 
 def _ask_note(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:

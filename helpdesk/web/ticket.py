@@ -224,6 +224,7 @@ async def ticket_page(request: Request, who: auth.SignedIn) -> Response:
         "title": f"{view.public_id} {view.ticket.subject}",
         "prefix": web.settings.helpdesk.ticket_prefix, "stamp": stamp,
         "formatted": formatted, "images": images,
+        "reply_filter": request.query_params.get("replies", "")[:100],  # canned replies
     }, headers=HEADERS)
 
 
