@@ -135,3 +135,28 @@ def test_the_reply_box_offers_canned_replies_with_a_search_that_needs_no_script(
                                                   "text": "Hi Carol,"}), 1)
     answer = wait_mails_to(relay, CAROL, 2)[1]
     assert "Hi Carol,\n\nRefunds\n\nDone, Carol Customer." in body(answer)
+
+
+@pytest.mark.parametrize("desk", [{"queue": {"billing": {"team": "support"}}}], indirect=True)
+def test_time_from_the_reply_and_note_boxes_shows_per_queue_on_the_dashboard(
+        desk: tuple[Settings, DaemonThread], relay: RelaySink, browsers: Browsers) -> None:
+    settings, daemon = desk
+    new_ticket(daemon, relay, 1)
+    alice, lisa = browsers("alice"), browsers("lisa")
+    assert 'name="time"' in alice.get("/desk/ticket/1").text
+    done(alice.post("/desk/ticket/1/reply", data={**form_of(alice, 1), "text": "On it.",
+                                                  "time": "25m"}), 1)
+    done(alice.post("/desk/ticket/1/fields", data={**form_of(alice, 1), "queue": "billing"}), 1)
+    done(alice.post("/desk/ticket/1/note", data={**form_of(alice, 1), "text": "Vendor called.",
+                                                 "time": "1h5m"}), 1)
+    bad = alice.post("/desk/ticket/1/note", data={**form_of(alice, 1), "text": "More.",
+                                                  "time": "lots"})
+    assert bad.status_code == 422 and "not a time" in bad.text and "More." in bad.text
+    assert [e["new"] for e in ticket(settings, 1)["events"] if e["kind"] == "time"] == [
+        "25 min", "65 min"]
+    page = lisa.get("/desk/dashboard").text
+    assert '<data id="time-total" value="90">' in page
+    queues = page[page.index('id="time-by-queue"'):page.index('id="time-by-agent"')]
+    assert '<th scope="row">billing</th><td><data value="65">' in queues
+    assert '<th scope="row">support</th><td><data value="25">' in queues
+    assert '<a href="/desk/ticket/1">#1</a></th><td><data value="90">' in page

@@ -7,6 +7,7 @@
                     ticket becomes a pointer to it (mail for it lands on HD-N)
     #unmerge [HD-N] (admin, within [ticket_ops] unmerge_window) undo a merge
     #reply NAME     insert the canned reply NAME (agents/canned) into the reply
+    #time 1h30m     time spent on the ticket, with any reply or note (helpdesk stats)
 
 Registered like agent_commands' (and after them), so mail, the desk's command forms,
 `helpdesk tickets ...` and the API all reach them through agent_actions.run_commands.
@@ -37,7 +38,7 @@ from helpdesk.agents.registry import (
 from helpdesk.store import queries, ticket_ops
 from helpdesk.store import tickets as store
 from helpdesk.store.models import Contact, Status, Ticket
-from helpdesk.store.ops_models import TicketMerge
+from helpdesk.store.ops_models import TicketMerge, TimeEntry
 
 if TYPE_CHECKING:
     from helpdesk.agents.actions import Action
@@ -287,6 +288,44 @@ class CannedReply(AgentCommand):
 
 forbid(Conflict("reply", ("note",), "#reply sends a canned reply to the customer, #note "
                                     "keeps the reply internal: choose one"))
+
+
+# -- time tracking -------------------------------------------------------------------------
+
+_SPAN = re.compile(r"(?:(\d{1,2})\s*h)?\s*(?:(\d{1,4})\s*m(?:in)?)?", re.IGNORECASE)
+MAX_MINUTES = 24 * 60
+
+
+def minutes(text: str) -> int | None:
+    """"25m", "1h30m", "2h", "1h 5min" or bare minutes "25" -> minutes; None if not one."""
+    text = text.strip()
+    if text.isdigit() and len(text) <= 4:
+        return int(text)
+    m = _SPAN.fullmatch(text)
+    if not m or not (m.group(1) or m.group(2)):
+        return None
+    return int(m.group(1) or 0) * 60 + int(m.group(2) or 0)
+
+
+@register
+class Time(AgentCommand):
+    name, argument, usage = "time", "required", "25m|1h30m"
+    summary, max_length = "time spent on the ticket (with any reply or note)", 20
+
+    def check(self, command: Command, sit: Situation, result: Check) -> None:
+        spent = minutes(command.arg)
+        if spent is None:
+            result.fail(command, "not a time: write it like 25m, 1h30m or 2h")
+        elif not 0 < spent <= MAX_MINUTES:
+            result.fail(command, f"between 1 minute and {MAX_MINUTES // 60} hours")
+        else:
+            result.resolved[self.name] = str(spent)
+
+    def apply(self, act: Action, given: list[Command]) -> None:
+        spent = int(act.resolved[self.name])
+        act.session.add(TimeEntry(ticket_id=int(act.ticket.id or 0), agent=act.actor,
+                                  queue=act.ticket.queue, minutes=spent, at=clock.now()))
+        act.event("time", new=f"{spent} min")
 
 
 # -- after every reply ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from helpdesk.agents import actions as agent_actions
 from helpdesk.agents import commands as agent_commands
-from helpdesk.agents.commands import Reply, command
+from helpdesk.agents.commands import Command, Reply, command
 from helpdesk.commands import CliState, pass_state
 from helpdesk.commands.core import _ticket_number, _write_engine
 from helpdesk.config import agents
@@ -31,6 +31,8 @@ _AS = click.option("--as", "acting", required=True, metavar="AGENT",
                    help="The agent acting (name or address in agents.toml).")
 _MESSAGE = click.option("-m", "--message", default=None,
                         help="The text; without it, read from stdin.")
+_TIME = click.option("--time", "spent", default=None, metavar="25m|1h30m",
+                     help="Time spent on the ticket, as `#time` by mail.")
 
 
 @click.command(name="assign")
@@ -59,25 +61,31 @@ def set_status(state: CliState, ticket_id: str, status: str, acting: str) -> Non
 @_MESSAGE
 @click.option("--canned", metavar="NAME", default=None,
               help="Add the canned reply NAME (replies/NAME.md), as `#reply NAME`.")
+@_TIME
 @pass_state
 def reply(state: CliState, ticket_id: str, acting: str, message: str | None,
-          canned: str | None) -> None:
+          canned: str | None, spent: str | None) -> None:
     """Answer the customer, as a mail reply from the agent would."""
-    if canned:
-        _act(state, ticket_id, acting, Reply((command("reply", canned),),
-                                             (message or "").strip()))
-    else:
-        _act(state, ticket_id, acting, Reply(text=_text(message)))
+    given = _timed((command("reply", canned),) if canned else (), spent)
+    text = (message or "").strip() if canned else _text(message)
+    _act(state, ticket_id, acting, Reply(given, text))
 
 
 @click.command(name="note")
 @click.argument("ticket_id")
 @_AS
 @_MESSAGE
+@_TIME
 @pass_state
-def note(state: CliState, ticket_id: str, acting: str, message: str | None) -> None:
+def note(state: CliState, ticket_id: str, acting: str, message: str | None,
+         spent: str | None) -> None:
     """An internal note for the agents, as `#note` by mail; never sent to the customer."""
-    _act(state, ticket_id, acting, Reply((command("note", ""),), _text(message)))
+    _act(state, ticket_id, acting, Reply(_timed((command("note", ""),), spent),
+                                         _text(message)))
+
+
+def _timed(given: tuple[Command, ...], spent: str | None) -> tuple[Command, ...]:
+    return (*given, command("time", spent)) if spent else given
 
 
 def _other(name: str, doc: str) -> click.Command:

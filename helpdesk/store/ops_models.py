@@ -1,5 +1,5 @@
 """The tables of the ticket operations (migration 0011_ticket_ops): links between
-tickets and merges. Imports only columns, like web_models; models.py imports this
+tickets, merges and time spent. Imports only columns, like web_models; models.py imports this
 module so the tables are registered wherever the models are.
 
 - TicketLink: `kind` "related" (either way round, stored once) or "parent"
@@ -8,6 +8,7 @@ module so the tables are registered wherever the models are.
   (message and event ids, the watchers added to the target) so an admin can undo it
   within [ticket_ops] unmerge_window; `undone_at` is set when it was undone. The
   source's newest row with no `undone_at` makes it a pointer to its target.
+- TimeEntry: minutes an agent spent on a ticket (#time), for `helpdesk stats`.
 """
 
 from __future__ import annotations
@@ -48,3 +49,17 @@ class TicketMerge(SQLModel, table=True):
                                       sa_column=Column(JSON, nullable=False))
     undone_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     undone_by: str = Field(default="", max_length=100)
+
+
+class TimeEntry(SQLModel, table=True):
+    """Time an agent spent on a ticket (#time 25m on a reply or note); the queue is the
+    ticket's when the time was given, so a later move does not re-file past work."""
+
+    __tablename__ = "time_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    agent: str = Field(max_length=100, index=True)
+    queue: str = Field(default="", max_length=100)
+    minutes: int = Field(default=0)
+    at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, index=True)

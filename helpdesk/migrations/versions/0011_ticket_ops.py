@@ -1,4 +1,5 @@
-"""ticket operations: links between tickets (related, parent) and merges (undoable)
+"""ticket operations: links between tickets (related, parent), merges (undoable) and
+time spent
 
 Revision ID: 0011_ticket_ops
 Revises: 0007_desk_indexes
@@ -54,6 +55,23 @@ def upgrade() -> None:
                               unique=False)
 
 
+    op.create_table('time_entry',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('agent', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('queue', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('minutes', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['ticket_id'], ['ticket.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('time_entry', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_time_entry_ticket_id'), ['ticket_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_time_entry_agent'), ['agent'], unique=False)
+        batch_op.create_index(batch_op.f('ix_time_entry_at'), ['at'], unique=False)
+
+
 def downgrade() -> None:
+    op.drop_table('time_entry')
     op.drop_table('ticket_merge')
     op.drop_table('ticket_link')
