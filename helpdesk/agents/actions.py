@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from helpdesk import clock
 from helpdesk.agents import commands as agent_commands
-from helpdesk.agents import notify, ops_commands
+from helpdesk.agents import notify, ops_commands, ops_work  # noqa: F401 (ops_work registers)
 from helpdesk.agents import registry as agent_registry
 from helpdesk.agents.commands import Reply, Situation
 from helpdesk.agents.notify import Notice

@@ -6,14 +6,13 @@
     #merge HD-N     messages, participants, watchers and history move onto HD-N; this
                     ticket becomes a pointer to it (mail for it lands on HD-N)
     #unmerge [HD-N] (admin, within [ticket_ops] unmerge_window) undo a merge
-    #reply NAME     insert the canned reply NAME (agents/canned) into the reply
-    #time 1h30m     time spent on the ticket, with any reply or note (helpdesk stats)
 
 Registered like agent_commands' (and after them), so mail, the desk's command forms,
 `helpdesk tickets ...` and the API all reach them through agent_actions.run_commands.
-The checks read the other ticket through the Situation's session (read only); the
-store side is store/ticket_ops. Every change is a history event naming the agent, on
-both tickets where two are concerned.
+#reply, #time and #split are agents/ops_work's. The checks read the other ticket
+through the Situation's session (read only); the store side is store/ticket_ops.
+Every change is a history event naming the agent, on both tickets where two are
+concerned.
 """
 
 from __future__ import annotations
@@ -24,21 +23,18 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session
 
 from helpdesk import clock
-from helpdesk.agents import canned, notify
+from helpdesk.agents import notify
 from helpdesk.agents.registry import (
     AgentCommand,
     Check,
     Command,
-    Conflict,
-    Reply,
     Situation,
-    forbid,
     register,
 )
 from helpdesk.store import queries, ticket_ops
 from helpdesk.store import tickets as store
-from helpdesk.store.models import Contact, Status, Ticket
-from helpdesk.store.ops_models import TicketMerge, TimeEntry
+from helpdesk.store.models import Status, Ticket
+from helpdesk.store.ops_models import TicketMerge
 
 if TYPE_CHECKING:
     from helpdesk.agents.actions import Action
@@ -46,7 +42,7 @@ if TYPE_CHECKING:
 _FINAL = (Status.RESOLVED.value, Status.CLOSED.value)
 
 
-def _prefix(sit_or_act: Situation | Action) -> str:
+def prefix_of(sit_or_act: Situation | Action) -> str:
     settings = sit_or_act.settings
     return settings.helpdesk.ticket_prefix if settings is not None else "HD"
 
@@ -68,7 +64,7 @@ class _OtherTicket(AgentCommand):
     argument, usage, max_length = "required", "HD-N", 40
 
     def other(self, command: Command, sit: Situation, result: Check) -> int | None:
-        prefix = _prefix(sit)
+        prefix = prefix_of(sit)
         number = ticket_number(command.arg, prefix)
         session = sit.session
         if number is None:
@@ -91,7 +87,7 @@ class _OtherTicket(AgentCommand):
 
 def _pair_event(act: Action, kind: str, other: int, mine: str, theirs: str) -> None:
     """The same change recorded on this ticket and on the other one, naming the agent."""
-    prefix = _prefix(act)
+    prefix = prefix_of(act)
     act.event(kind, new=public(prefix, other), detail=mine)
     other_ticket = queries.ticket(act.session, other)
     if other_ticket is not None:
@@ -121,7 +117,7 @@ class Parent(_OtherTicket):
         if number is None or sit.session is None:
             return
         if sit.ticket_id in ticket_ops.ancestors(sit.session, number):
-            result.fail(command, f"{public(_prefix(sit), number)} is already below this "
+            result.fail(command, f"{public(prefix_of(sit), number)} is already below this "
                                  "ticket: a ticket cannot be its own ancestor")
 
     def apply(self, act: Action, given: list[Command]) -> None:
@@ -130,7 +126,7 @@ class Parent(_OtherTicket):
         before = ticket_ops.set_parent(act.session, me, parent, act.actor)
         if before == parent:
             return
-        prefix = _prefix(act)
+        prefix = prefix_of(act)
         _pair_event(act, "link", parent, "parent", "child")
         if before is not None:
             old = queries.ticket(act.session, before)
@@ -152,7 +148,7 @@ class Unlink(_OtherTicket):
                   or ticket_ops.parent_of(sit.session, sit.ticket_id) == number
                   or ticket_ops.parent_of(sit.session, number) == sit.ticket_id)
         if not linked:
-            result.fail(command, f"this ticket has no link to {public(_prefix(sit), number)}")
+            result.fail(command, f"this ticket has no link to {public(prefix_of(sit), number)}")
 
     def apply(self, act: Action, given: list[Command]) -> None:
         other = int(act.resolved[self.name])
@@ -187,7 +183,7 @@ class Merge(_OtherTicket):
         session, source = act.session, act.ticket
         target = queries.ticket(session, int(act.resolved[self.name]))
         assert target is not None  # checked
-        prefix = _prefix(act)
+        prefix = prefix_of(act)
         row = ticket_ops.merge(session, source, target, act.actor)
         moved = f"{len(row.message_ids)} messages, {len(row.event_ids)} history entries"
         if row.watchers_added:
@@ -212,7 +208,7 @@ class Unmerge(AgentCommand):
         if sit.agent.role != "admin":
             result.fail(command, "only an admin may undo a merge")
             return
-        prefix, session = _prefix(sit), sit.session
+        prefix, session = prefix_of(sit), sit.session
         number = ticket_number(command.arg, prefix) if command.arg else sit.ticket_id
         if number is None:
             result.fail(command, f"not a ticket number (write it as {prefix}-12)")
@@ -230,7 +226,7 @@ class Unmerge(AgentCommand):
         result.resolved[self.name] = str(row.id)
 
     def apply(self, act: Action, given: list[Command]) -> str:
-        session, prefix = act.session, _prefix(act)
+        session, prefix = act.session, prefix_of(act)
         row = session.get(TicketMerge, int(act.resolved[self.name]))
         assert row is not None  # checked
         moved = ticket_ops.unmerge(session, row, act.actor)
@@ -249,85 +245,6 @@ class Unmerge(AgentCommand):
         return f"{public(prefix, source.id)} no longer merged into {public(prefix, target.id)}"
 
 
-# -- canned replies ------------------------------------------------------------------------
-
-@register
-class CannedReply(AgentCommand):
-    name, argument, usage = "reply", "required", "NAME"
-    summary, max_length = "insert the canned reply NAME (config/replies/NAME.md)", 64
-
-    def check(self, command: Command, sit: Situation, result: Check) -> None:
-        found = canned.find(sit.settings, command.arg) if sit.settings else None
-        if found is None:
-            known = [c.name for c in canned.available(sit.settings)] if sit.settings else []
-            result.fail(command, f"no canned reply {command.arg!r} "
-                                 f"(replies: {', '.join(known) or 'none'})")
-            return
-        try:
-            canned.check(found)
-        except canned.CannedError as err:
-            result.fail(command, str(err))
-            return
-        result.resolved[self.name] = found.name
-
-    def apply(self, act: Action, given: list[Command]) -> None:
-        found = canned.find(act.settings, act.resolved[self.name])
-        assert found is not None  # checked
-        ticket = act.ticket
-        contact = act.session.get(Contact, ticket.contact_id) if ticket.contact_id else None
-        text = canned.render(found, {
-            "customer_name": (contact.name or contact.email) if contact else "",
-            "customer_email": contact.email if contact else "",
-            "ticket_id": public(_prefix(act), ticket.id), "subject": ticket.subject,
-            "agent_name": act.agent.shown_name})
-        # what the agent typed comes first, then the canned text: it goes to the customer
-        # like any reply (agent_actions.Action.finish)
-        act.reply = Reply(act.reply.commands, "\n\n".join(filter(None, [act.reply.text, text])))
-        act.event("canned-reply", new=found.name)
-
-
-forbid(Conflict("reply", ("note",), "#reply sends a canned reply to the customer, #note "
-                                    "keeps the reply internal: choose one"))
-
-
-# -- time tracking -------------------------------------------------------------------------
-
-_SPAN = re.compile(r"(?:(\d{1,2})\s*h)?\s*(?:(\d{1,4})\s*m(?:in)?)?", re.IGNORECASE)
-MAX_MINUTES = 24 * 60
-
-
-def minutes(text: str) -> int | None:
-    """"25m", "1h30m", "2h", "1h 5min" or bare minutes "25" -> minutes; None if not one."""
-    text = text.strip()
-    if text.isdigit() and len(text) <= 4:
-        return int(text)
-    m = _SPAN.fullmatch(text)
-    if not m or not (m.group(1) or m.group(2)):
-        return None
-    return int(m.group(1) or 0) * 60 + int(m.group(2) or 0)
-
-
-@register
-class Time(AgentCommand):
-    name, argument, usage = "time", "required", "25m|1h30m"
-    summary, max_length = "time spent on the ticket (with any reply or note)", 20
-
-    def check(self, command: Command, sit: Situation, result: Check) -> None:
-        spent = minutes(command.arg)
-        if spent is None:
-            result.fail(command, "not a time: write it like 25m, 1h30m or 2h")
-        elif not 0 < spent <= MAX_MINUTES:
-            result.fail(command, f"between 1 minute and {MAX_MINUTES // 60} hours")
-        else:
-            result.resolved[self.name] = str(spent)
-
-    def apply(self, act: Action, given: list[Command]) -> None:
-        spent = int(act.resolved[self.name])
-        act.session.add(TimeEntry(ticket_id=int(act.ticket.id or 0), agent=act.actor,
-                                  queue=act.ticket.queue, minutes=spent, at=clock.now()))
-        act.event("time", new=f"{spent} min")
-
-
 # -- after every reply ---------------------------------------------------------------------
 
 def after_apply(act: Action, status_before: str, summary: str) -> str:
@@ -340,7 +257,7 @@ def after_apply(act: Action, status_before: str, summary: str) -> str:
     children = ticket_ops.open_children(act.session, int(ticket.id or 0))
     if not children:
         return summary
-    prefix = _prefix(act)
+    prefix = prefix_of(act)
     listed = ", ".join(f"{public(prefix, c.id)} ({c.status})" for c in children)
     act.event("open-children", detail=listed)
     _ask_about_children(act.session, act, children, listed)
@@ -349,7 +266,7 @@ def after_apply(act: Action, status_before: str, summary: str) -> str:
 
 def _ask_about_children(session: Session, act: Action, children: list[Ticket],
                         listed: str) -> None:
-    prefix = _prefix(act)
+    prefix = prefix_of(act)
     text = (f"{public(prefix, act.ticket.id)} is now {act.ticket.status}, but these child "
             f"tickets are still open: {listed}.\n\nResolve them too, or unlink them "
             f"(#unlink {public(prefix, act.ticket.id)} on the child).")

@@ -107,6 +107,17 @@ merge = _other("merge", "Merge the ticket into OTHER (its messages, watchers and
                         "move there), as `#merge HD-N` by mail.")
 
 
+@click.command(name="split")
+@click.argument("ticket_id")
+@click.argument("message", type=int)
+@_AS
+@pass_state
+def split(state: CliState, ticket_id: str, message: int, acting: str) -> None:
+    """Make MESSAGE (its number, as `tickets show` and the desk give it) a new ticket
+    related to this one, as `#split` by mail."""
+    _act(state, ticket_id, acting, Reply((command("split", str(message)),)))
+
+
 @click.command(name="unmerge")
 @click.argument("ticket_id")
 @_AS
@@ -162,4 +173,5 @@ def _directory(settings: Settings) -> Directory:
         raise click.ClickException(str(err)) from None
 
 
-TICKET_COMMANDS = [assign, set_status, reply, note, link, parent, unlink, merge, unmerge]
+TICKET_COMMANDS = [assign, set_status, reply, note, link, parent, unlink, merge,
+                   unmerge, split]

@@ -53,6 +53,7 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str,
                if r.held_message_id is not None}
     data["messages"] = [
         {
+            "number": m.id,  # as the desk shows it (#12); `tickets split` takes it
             "message_id": m.message_id,
             "direction": m.direction,
             "internal": m.internal,

@@ -1,4 +1,4 @@
-"""Links between tickets and merges, in the caller's session (the caller owns the
+"""Links between tickets, merges and splits, in the caller's session (the caller owns the
 transaction and records the history; agents/ops_commands decides who may do what).
 
 Links: "related" is symmetric (stored once, read both ways); "parent" points from the
@@ -10,6 +10,7 @@ so `unmerge` moves exactly that back.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,10 +19,22 @@ from sqlmodel import Session, col, select
 
 from helpdesk import clock
 from helpdesk.store import staff
-from helpdesk.store.models import Event, Message, Status, Ticket, Watcher
+from helpdesk.store.models import (
+    Contact,
+    Event,
+    Message,
+    Outbox,
+    Status,
+    Ticket,
+    Watcher,
+    msgid_key,
+)
 from helpdesk.store.ops_models import TicketLink, TicketMerge
 
 RELATED, PARENT = "related", "parent"
+# "Re: Fwd: [HD-12] ..." -> "...": a split ticket's subject is the mail's own
+_SUBJECT_PREFIX = re.compile(
+    r"^(?:\s*(?:re|aw|fwd?|wg|sv|vs)\s*:|\s*\[[A-Za-z][A-Za-z0-9]*-\d+\])+", re.IGNORECASE)
 OPEN = (Status.NEW.value, Status.OPEN.value, Status.PENDING.value)
 
 
@@ -188,3 +201,54 @@ def unmerge(session: Session, row: TicketMerge, actor: str) -> Moved:
 
 def undo_deadline(row: TicketMerge, window: timedelta) -> datetime:
     return row.at + window
+
+
+# -- splitting ---------------------------------------------------------------------------
+
+# notifications about a customer-side mail: the mail is the ticket's newest one from
+# outside stored before the notification (notify queues it in the same transaction)
+_ABOUT_A_MAIL = ("notify-new", "notify-reply", "notify-unverified")
+
+
+def notified_message(session: Session, ticket_id: int, agent: str,
+                     message_ids: list[str]) -> int | None:
+    """The message a notification to `agent` (one of `message_ids`) was about."""
+    keys = [msgid_key(m) for m in message_ids if m]
+    if not keys:
+        return None
+    row = session.exec(select(Outbox).where(
+        col(Outbox.msgid_key).in_(keys), Outbox.agent == agent,
+        Outbox.ticket_id == ticket_id, col(Outbox.kind).in_(_ABOUT_A_MAIL))).first()
+    if row is None:
+        return None
+    stmt = (select(Message.id).where(Message.ticket_id == ticket_id,
+                                     Message.direction == "in",
+                                     col(Message.created_at) <= row.created_at)
+            .where(col(Message.route).not_in(("cli", "web")))
+            .order_by(col(Message.id).desc()))
+    return session.exec(stmt).first()
+
+
+def first_message(session: Session, ticket_id: int) -> int | None:
+    stmt = select(Message.id).where(Message.ticket_id == ticket_id).order_by(col(Message.id))
+    return session.exec(stmt).first()
+
+
+def split_off(session: Session, ticket: Ticket, message: Message, actor: str) -> Ticket:
+    """A new ticket from `message` (moved onto it), in the same queue, for the message's
+    sender, related to `ticket`. The caller records the history."""
+    contact = session.exec(select(Contact).where(
+        Contact.email == message.from_addr.lower())).first()
+    subject = _SUBJECT_PREFIX.sub("", message.subject).strip() or ticket.subject
+    new = Ticket(subject=subject, contact_id=contact.id if contact else ticket.contact_id,
+                 queue=ticket.queue, priority=ticket.priority, status=Status.OPEN.value)
+    session.add(new)
+    session.flush()
+    message.ticket_id = int(new.id or 0)
+    message.threaded_by = f"split from ticket {ticket.id} by {actor}; was: " \
+        f"{message.threaded_by}"[:2000]
+    session.add(message)
+    link_related(session, int(new.id or 0), int(ticket.id or 0), actor)
+    ticket.updated_at = new.updated_at = clock.now()
+    session.flush()
+    return new
