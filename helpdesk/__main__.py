@@ -26,14 +26,14 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from helpdesk.commands import act, core, imap, rules
+    from helpdesk.commands import act, contacts, core, imap, rules
     from helpdesk.commands import jobs as jobs_commands
     from helpdesk.commands import search as search_commands
     from helpdesk.commands import stats as stats_commands
     from helpdesk.commands import web as web_commands
 
     for module in (core, rules, imap, jobs_commands, stats_commands, search_commands,
-                   web_commands):
+                   web_commands, contacts):
         for command in module.COMMANDS:
             cli.add_command(command)
     for command in act.TICKET_COMMANDS:

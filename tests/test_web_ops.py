@@ -7,16 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
-import httpx
 import pytest
 
 from helpdesk.config.settings import Settings
 from tests.agent_desk import AGENTS, body, wait_mails_to
-from tests.helpers import DaemonThread, RelaySink, invoke_cli, ticket
+from tests.helpers import DaemonThread, RelaySink, ticket
+from tests.ops_helpers import signed_in_browsers
 from tests.test_canned_replies import RESET, write_replies
-from tests.test_web_actions import Browsers, done, form_of, hidden, new_ticket
+from tests.test_web_actions import Browsers, done, form_of, new_ticket
 
 CAROL = "carol@customer.test"
 ADA = """
@@ -35,26 +34,7 @@ def desk_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 def browsers(desk: tuple[Settings, DaemonThread]) -> Iterator[Browsers]:
-    """browsers(name): a client signed in as that agent by a one-time link."""
-    settings, daemon = desk
-    url = f"http://127.0.0.1:{daemon.daemon.public.port}"  # type: ignore[union-attr]
-    made: list[httpx.Client] = []
-
-    def sign_in(name: str) -> httpx.Client:
-        browser = httpx.Client(base_url=url, follow_redirects=False, timeout=30)
-        made.append(browser)
-        result = invoke_cli(settings, "web", "login-link", name)
-        assert result.exit_code == 0, result.output
-        link = result.stdout.splitlines()[0].replace("http://127.0.0.1:0", url)
-        page = browser.get(link)
-        answer = browser.post("/desk/login/confirm", data={
-            "t": parse_qs(urlparse(link).query)["t"][0], "csrf_token": hidden(page, "csrf_token")})
-        assert answer.status_code == 303, answer.text
-        return browser
-
-    yield sign_in
-    for browser in made:
-        browser.close()
+    yield from signed_in_browsers(desk)
 
 
 def _command(browser: Any, number: int, name: str, arg: str = "") -> Any:

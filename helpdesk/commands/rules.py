@@ -25,6 +25,7 @@ from helpdesk.rules.engine import Explanation, explain
 from helpdesk.rules.loader import RuleSetError
 from helpdesk.rules.model import RuleSet
 from helpdesk.spool import Envelope
+from helpdesk.store import contacts_ops
 
 
 def _load(state: CliState) -> RuleSet:
@@ -72,6 +73,7 @@ def check(state: CliState) -> None:
 @click.option("--route", default="ingest", help='How it arrived: "smtp", "imap:NAME", ...')
 @click.option("--rcpt", multiple=True, help="SMTP recipient (RCPT TO); repeatable.")
 @click.option("--at", "arrived", type=click.DateTime(), default=None, help="Arrival time.")
+@click.option("--vip", is_flag=True, help="Treat the sender as a VIP customer.")
 @pass_state
 def test(
     state: CliState,
@@ -82,6 +84,7 @@ def test(
     route: str,
     rcpt: tuple[str, ...],
     arrived: datetime | None,
+    vip: bool,
 ) -> None:
     """Run MAIL through the rules without storing anything; say why each rule matched or not."""
     ruleset = _load(state)
@@ -98,6 +101,8 @@ def test(
         is_reply=reply,
         previous_tickets=previous_tickets,
         arrived_at=arrived,
+        vip=vip,
+        organisation=contacts_ops.organisation(state.settings, parsed.from_addr),
     )
     result = explain(ruleset, ctx)
     if as_json:

@@ -9,13 +9,14 @@ module so the tables are registered wherever the models are.
   within [ticket_ops] unmerge_window; `undone_at` is set when it was undone. The
   source's newest row with no `undone_at` makes it a pointer to its target.
 - TimeEntry: minutes an agent spent on a ticket (#time), for `helpdesk stats`.
+- ContactVip: customers flagged VIP, for the rules.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from helpdesk.store.columns import UTCDateTime, _now
@@ -63,3 +64,14 @@ class TimeEntry(SQLModel, table=True):
     queue: str = Field(default="", max_length=100)
     minutes: int = Field(default=0)
     at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, index=True)
+
+
+class ContactVip(SQLModel, table=True):
+    """A customer marked VIP (`helpdesk contacts vip ADDR`); rules read it (`vip`)."""
+
+    __tablename__ = "contact_vip"
+
+    contact_id: int = Field(sa_column=Column(Integer, ForeignKey("contact.id"),
+                                             primary_key=True, autoincrement=False))
+    set_by: str = Field(default="", max_length=100)
+    at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)

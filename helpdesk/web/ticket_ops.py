@@ -14,8 +14,8 @@ from sqlmodel import Session
 
 from helpdesk import clock
 from helpdesk.config.settings import Settings
-from helpdesk.store import queries, ticket_ops
-from helpdesk.store.models import Ticket
+from helpdesk.store import contacts_ops, queries, ticket_ops
+from helpdesk.store.models import Contact, Ticket
 from helpdesk.web import access, auth
 
 
@@ -40,6 +40,7 @@ def _other(session: Session, settings: Settings, who: auth.SignedIn, number: int
 def context(session: Session, settings: Settings, who: auth.SignedIn,
             ticket: Ticket) -> dict[str, Any]:
     number = int(ticket.id or 0)
+    customer = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
     window = settings.ticket_ops.unmerge_window
     merge = ticket_ops.active_merge(session, number)
     parent = ticket_ops.parent_of(session, number)
@@ -59,5 +60,7 @@ def context(session: Session, settings: Settings, who: auth.SignedIn,
         "open_children": [c for c in children if c.open]
         if ticket.status not in ticket_ops.OPEN else [],
         "may_unmerge": who.has_role("admin"),
+        "organisation": contacts_ops.organisation(settings, customer.email) if customer else "",
+        "vip": contacts_ops.is_vip(session, customer.email) if customer else False,
         "now": clock.now(),
     }

@@ -1,5 +1,5 @@
-"""ticket operations: links between tickets (related, parent), merges (undoable) and
-time spent
+"""ticket operations: links between tickets (related, parent), merges (undoable),
+time spent and VIP customers
 
 Revision ID: 0011_ticket_ops
 Revises: 0007_desk_indexes
@@ -71,7 +71,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_time_entry_at'), ['at'], unique=False)
 
 
+    op.create_table('contact_vip',
+    sa.Column('contact_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('set_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], ),
+    sa.PrimaryKeyConstraint('contact_id')
+    )
+
+
 def downgrade() -> None:
+    op.drop_table('contact_vip')
     op.drop_table('time_entry')
     op.drop_table('ticket_merge')
     op.drop_table('ticket_link')
