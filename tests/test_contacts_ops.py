@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +91,16 @@ def test_vip_and_organisation_drive_the_rules_and_the_desk_filters_by_organisati
 
     off = invoke_cli(settings, "contacts", "vip", "carol@bigcorp.com", "--off")
     assert off.exit_code == 0 and invoke_cli(settings, "contacts", "vips").stdout == ""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_rules_test_tries_a_mail_as_from_a_vip_and_names_its_organisation(
+        desk_settings: Any, tmp_path: Path) -> None:
+    settings = desk_settings(rules=RULES, ticket_ops=ORGS)
+    mail = tmp_path / "m.eml"
+    mail.write_bytes(make_mail(sender="Dave <dave@bigcorp.de>").as_bytes())
+    plain = json.loads(invoke_cli(settings, "rules", "test", str(mail), "--json").stdout)
+    vip = json.loads(invoke_cli(settings, "rules", "test", str(mail), "--json", "--vip").stdout)
+    assert [r["matched"] for r in plain["rules"]] == [False, True]
+    assert [r["matched"] for r in vip["rules"]] == [True, True]
+    assert vip["result"]["priority"] == "critical"
