@@ -71,6 +71,9 @@ def test_link_and_parent_show_on_both_and_resolving_the_parent_asks_about_childr
     _alice(daemon, second, "#parent HD-1\n#link HD-1")
     wait_ticket(settings, 2, lambda t: _events(t, "link"), what="HD-2 linked")
     child, parent = ticket(settings, 2), ticket(settings, 1)
+    assert child["links"] == {"parent": "HD-1", "children": [], "related": ["HD-1"],
+                              "merged_into": None, "merged_here": []}
+    assert parent["links"]["children"] == ["HD-2"]
     assert {(e["actor"], e["new"], e["detail"]) for e in _events(child, "link")} == {
         ("alice", "HD-1", "parent"), ("alice", "HD-1", "related")}
     assert {(e["actor"], e["new"], e["detail"]) for e in _events(parent, "link")} == {
@@ -105,6 +108,8 @@ def test_merge_moves_everything_and_mail_for_the_merged_ticket_lands_on_the_surv
     _alice(daemon, second, "#merge HD-1")
     merged = wait_ticket(settings, 2, lambda t: t["status"] == "closed", what="HD-2 merged")
     survivor = ticket(settings, 1)
+    assert (merged["links"]["merged_into"], survivor["links"]["merged_here"]) == (
+        "HD-1", ["HD-2"])
     # the messages (carol's and both of alice's mails) and the history moved
     assert merged["messages"] == []
     assert [m["subject"] for m in survivor["messages"] if m["from"] == CAROL] == [

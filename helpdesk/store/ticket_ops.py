@@ -118,6 +118,18 @@ def unlink(session: Session, ticket_id: int, other_id: int) -> list[str]:
     return removed
 
 
+def links(session: Session, ticket_id: int, prefix: str) -> dict[str, object]:
+    """The ticket's links and merges as plain data (`tickets show --json`, the API)."""
+    def ref(number: int | None) -> str | None:
+        return f"{prefix}-{number}" if number is not None else None
+    merge = active_merge(session, ticket_id)
+    return {"parent": ref(parent_of(session, ticket_id)),
+            "children": [ref(t.id) for t in children_of(session, ticket_id)],
+            "related": [ref(n) for n in related_to(session, ticket_id)],
+            "merged_into": ref(merge.target_id) if merge else None,
+            "merged_here": [ref(m.source_id) for m in merged_into(session, ticket_id)]}
+
+
 # -- merges ------------------------------------------------------------------------------
 
 def active_merge(session: Session, source_id: int) -> TicketMerge | None:
