@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk.agents.ops_commands import minutes
+from helpdesk.agents.ops_work import minutes
 from helpdesk.config.settings import Settings
 from tests import agent_mails
 from tests.agent_desk import body, reply_to, wait_mails_to

@@ -83,6 +83,9 @@ def test_a_merged_tickets_page_says_where_it_went_and_only_an_admin_undoes_it(
     assert "Merged into this one" in survivor and "an admin may undo it until" in survivor
     assert "Scanner smokes too" in survivor  # carol's second mail is on HD-1 now
     assert "you may undo it" in ada.get("/desk/ticket/1").text
+    # the pointer takes no more replies or commands, only #unmerge
+    stale = alice.post("/desk/ticket/2/reply", data={**form_of(alice, 2), "text": "Hello?"})
+    assert stale.status_code == 422 and "this ticket was merged into HD-1" in stale.text
 
     refused = _command(lisa, 1, "unmerge", "HD-2")
     assert refused.status_code == 422 and "only an admin may undo a merge" in refused.text

@@ -51,6 +51,7 @@ def run_commands(session: Session, settings: Settings, directory: Directory, tic
     every door an agent acts through (mail, the shell, later the web desk and the API)."""
     sit = situation(session, settings, directory, ticket, agent)
     checked = agent_commands.check(reply, sit)
+    checked.errors.extend(ops_commands.refuse_on_pointer(sit, reply))
     if checked.errors:
         return Outcome(errors=tuple(checked.errors))
     act = Action(session, settings, directory, ticket, agent, reply, checked.resolved,

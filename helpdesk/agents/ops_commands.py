@@ -28,6 +28,7 @@ from helpdesk.agents.registry import (
     AgentCommand,
     Check,
     Command,
+    Reply,
     Situation,
     register,
 )
@@ -243,6 +244,19 @@ class Unmerge(AgentCommand):
                         detail="merge undone") and before not in _FINAL:
             source.closed_at = None
         return f"{public(prefix, source.id)} no longer merged into {public(prefix, target.id)}"
+
+
+def refuse_on_pointer(sit: Situation, reply: Reply) -> list[str]:
+    """A merged ticket is a pointer: only #unmerge acts on it (a reply from it would
+    start a conversation that lands on the survivor anyway)."""
+    if sit.session is None or (reply.commands and all(c.name == "unmerge"
+                                                      for c in reply.commands)):
+        return []
+    merge = ticket_ops.active_merge(sit.session, sit.ticket_id)
+    if merge is None:
+        return []
+    return [f"this ticket was merged into {public(prefix_of(sit), merge.target_id)}: act "
+            "on that one (an admin may #unmerge it)"]
 
 
 # -- after every reply ---------------------------------------------------------------------
