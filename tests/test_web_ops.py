@@ -12,7 +12,7 @@ import pytest
 
 from helpdesk.config.settings import Settings
 from tests.agent_desk import AGENTS, body, wait_mails_to
-from tests.helpers import DaemonThread, RelaySink, ticket
+from tests.helpers import DaemonThread, RelaySink, make_mail, send, ticket, wait_ticket
 from tests.ops_helpers import signed_in_browsers
 from tests.test_canned_replies import RESET, write_replies
 from tests.test_web_actions import Browsers, done, form_of, new_ticket
@@ -143,3 +143,29 @@ def test_time_from_the_reply_and_note_boxes_shows_per_queue_on_the_dashboard(
     assert '<th scope="row">billing</th><td><data value="65">' in queues
     assert '<th scope="row">support</th><td><data value="25">' in queues
     assert '<a href="/desk/ticket/1">#1</a></th><td><data value="90">' in page
+
+
+OMAR = """
+[[agent]]
+name = "omar"
+email = "omar@staff.test"
+teams = ["ops"]
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("desk", [{"agents": AGENTS + ADA + OMAR, "queue": {
+    "ops": {"team": "ops", "address": "ops@example.test"}}}], indirect=True)
+def test_a_ticket_the_agent_may_not_see_is_no_ticket_to_link_or_merge_into(
+        desk: tuple[Settings, DaemonThread], relay: RelaySink, browsers: Browsers) -> None:
+    settings, daemon = desk
+    new_ticket(daemon, relay, 1)  # support: not omar's
+    send(daemon.port, make_mail(to="ops@example.test", subject="Server down"),
+         rcpts=["ops@example.test"])
+    wait_ticket(settings, 2, lambda t: t["queue"] == "ops")
+    omar = browsers("omar")
+    for name in ("merge", "link", "parent"):
+        refused = _command(omar, 2, name, "HD-1")
+        assert refused.status_code == 422 and "no ticket HD-1" in refused.text
+    assert ticket(settings, 1)["links"]["merged_here"] == []
+    done(_command(browsers("ada"), 2, "link", "HD-1"), 2)  # an admin sees both

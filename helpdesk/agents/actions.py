@@ -13,7 +13,8 @@ customer reply in the meantime withdraws it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
@@ -46,10 +47,13 @@ class Outcome:
 
 def run_commands(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
                  agent: Agent, reply: Reply,
-                 attachments: tuple[Attachment, ...] = ()) -> Outcome:
+                 attachments: tuple[Attachment, ...] = (),
+                 may_see: Callable[[int], bool] | None = None) -> Outcome:
     """Check every command of `reply`, then apply all of them or none: the one way in for
     every door an agent acts through (mail, the shell, later the web desk and the API)."""
     sit = situation(session, settings, directory, ticket, agent)
+    if may_see is not None:  # a door with its own rule of who sees which ticket (the desk)
+        sit = replace(sit, may_see=may_see)
     checked = agent_commands.check(reply, sit)
     checked.errors.extend(ops_commands.refuse_on_pointer(sit, reply))
     if checked.errors:

@@ -71,7 +71,8 @@ class _OtherTicket(AgentCommand):
         if number is None:
             result.fail(command, f"not a ticket number (write it as {prefix}-12)")
             return None
-        if session is None or queries.ticket(session, number) is None:
+        if session is None or queries.ticket(session, number) is None \
+                or (sit.may_see is not None and not sit.may_see(number)):
             result.fail(command, f"no ticket {public(prefix, number)}")
             return None
         if number == sit.ticket_id:

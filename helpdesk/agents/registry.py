@@ -76,6 +76,8 @@ class Situation:
     ticket_id: int = 0
     session: Session | None = None
     settings: Settings | None = None
+    # which other tickets the agent may name (the desk's access rule); None: any
+    may_see: Callable[[int], bool] | None = None
 
 
 @dataclass

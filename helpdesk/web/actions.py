@@ -225,8 +225,11 @@ def _carry_out(web: WebContext, who: auth.SignedIn, number: int, asked: Asked) -
             return Answer(422, _refused(session, web, ticket, who, asked, [reply]))
         if not reply.commands and not reply.text:
             return Answer(303)  # nothing changed on the form: nothing to do
-        outcome = agent_actions.run_commands(session, web.settings, web.directory(), ticket,
-                                             who.agent, reply, asked.attachments)
+        # another ticket a command names (#merge HD-N) is one this agent may see, or none
+        outcome = agent_actions.run_commands(
+            session, web.settings, web.directory(), ticket, who.agent, reply,
+            asked.attachments,
+            may_see=lambda n: access.visible_ticket(session, web.settings, who, n) is not None)
         if outcome.errors:
             return Answer(422, _refused(session, web, ticket, who, asked, list(outcome.errors)))
         if reply.has("note") and reply.text:  # as from the shell: the note's text kept
