@@ -33,7 +33,7 @@ from helpdesk.outgoing import to_customer as customer_mail
 from helpdesk.rules import Decision, MailContext
 from helpdesk.rules.context import build_context
 from helpdesk.spool import MAX_RECOVERIES, Entry, Envelope, Spool
-from helpdesk.store import blobs, queries
+from helpdesk.store import blobs, contacts_ops, queries, ticket_ops
 from helpdesk.store import tickets as store
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Message, Quarantine, Status, Ticket
@@ -315,7 +315,8 @@ class Pipeline:
 
     def _agent_reply(self, session: Session, entry: Entry, mail: parse.ParsedMail,
                      agent: agent_reply.AgentMail, directory: Directory) -> Outcome | None:
-        ticket = queries.ticket(session, agent.ticket_id)
+        # a notification of a ticket since merged: the reply is about the survivor
+        ticket = queries.ticket(session, ticket_ops.survivor(session, agent.ticket_id))
         if ticket is None:
             return None
         detail = agent_reply.handle(session, self.settings, directory, ticket, agent, mail,
@@ -350,7 +351,8 @@ class Pipeline:
         return build_context(
             self.settings, mail, envelope, is_reply=is_reply,
             previous_tickets=queries.previous_ticket_count(session, mail.from_addr),
-            arrived_at=clock.now())
+            arrived_at=clock.now(), vip=contacts_ops.is_vip(session, mail.from_addr),
+            organisation=contacts_ops.organisation(self.settings, mail.from_addr))
 
     def _open(self, session: Session, mail: parse.ParsedMail, ctx: MailContext,
               decision: Decision, linked: int | None, reason: str, bounce: bool) -> Ticket:

@@ -20,7 +20,7 @@ import email
 import email.policy
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlmodel import Session
 
@@ -28,7 +28,7 @@ from helpdesk.config.settings import Settings
 from helpdesk.mail.parse import ParsedMail
 from helpdesk.mail.tokens import ReplyTarget, find_reply_target
 from helpdesk.spool import Envelope
-from helpdesk.store import queries
+from helpdesk.store import queries, ticket_ops
 from helpdesk.store.models import Message, msgid_key
 
 log = logging.getLogger("helpdesk.thread")
@@ -54,6 +54,22 @@ def subject_tag(prefix: str) -> re.Pattern[str]:
 
 def resolve(session: Session, mail: ParsedMail, envelope: Envelope,
             settings: Settings) -> ThreadResult:
+    """The ticket the mail belongs to; one merged into another is a pointer to it, so
+    mail for it lands on the survivor (store.ticket_ops.survivor), saying so."""
+    found = _resolve(session, mail, envelope, settings)
+    for attr in ("ticket_id", "linked_ticket_id"):
+        number = getattr(found, attr)
+        survivor = ticket_ops.survivor(session, number) if number is not None else None
+        if survivor is not None and survivor != number:
+            prefix = settings.helpdesk.ticket_prefix
+            found = replace(found, **{attr: survivor},
+                            reason=f"{found.reason}; {prefix}-{number} was merged into "
+                                   f"{prefix}-{survivor}")
+    return found
+
+
+def _resolve(session: Session, mail: ParsedMail, envelope: Envelope,
+             settings: Settings) -> ThreadResult:
     hd = settings.helpdesk
     candidates = [*envelope.rcpt_tos, *mail.delivered_to, *mail.to, *mail.cc]
     target, note = find_reply_target(candidates, hd.local_part, hd.ticket_prefix,

@@ -13,7 +13,8 @@ customer reply in the meantime withdraws it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
@@ -22,7 +23,7 @@ from sqlmodel import Session
 from helpdesk import clock
 from helpdesk.agents import commands as agent_commands
 from helpdesk.agents import kb_commands as kb_commands
-from helpdesk.agents import notify
+from helpdesk.agents import notify, ops_commands, ops_work  # noqa: F401 (ops_work registers)
 from helpdesk.agents import registry as agent_registry
 from helpdesk.agents.commands import Reply, Situation
 from helpdesk.agents.notify import Notice
@@ -47,17 +48,21 @@ class Outcome:
 
 def run_commands(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
                  agent: Agent, reply: Reply,
-                 attachments: tuple[Attachment, ...] = ()) -> Outcome:
+                 attachments: tuple[Attachment, ...] = (),
+                 may_see: Callable[[int], bool] | None = None) -> Outcome:
     """Check every command of `reply`, then apply all of them or none: the one way in for
     every door an agent acts through (mail, the shell, later the web desk and the API)."""
     sit = situation(session, settings, directory, ticket, agent)
+    if may_see is not None:  # a door with its own rule of who sees which ticket (the desk)
+        sit = replace(sit, may_see=may_see)
     checked = agent_commands.check(reply, sit)
+    checked.errors.extend(ops_commands.refuse_on_pointer(sit, reply))
     if checked.errors:
         return Outcome(errors=tuple(checked.errors))
     act = Action(session, settings, directory, ticket, agent, reply, checked.resolved,
                  attachments)
     before = ticket.status
-    summary = _apply(act)
+    summary = ops_commands.after_apply(act, before, _apply(act))
     # a resolution of an important ticket asks for its post-mortem ([kb])
     kb_commands.ask_postmortem(session, settings, directory, ticket, agent, before)
     return Outcome(summary=summary)
@@ -95,7 +100,8 @@ def situation(session: Session, settings: Settings, directory: Directory, ticket
     return Situation(
         agent=agent, directory=directory, queues=queues, status=ticket.status,
         review_pending=staff.pending_review(session, int(ticket.id or 0)) is not None,
-        is_lead=lead is not None and lead.name == agent.name)
+        is_lead=lead is not None and lead.name == agent.name,
+        ticket_id=int(ticket.id or 0), session=session, settings=settings)
 
 
 def _apply(act: Action) -> str:

@@ -37,6 +37,7 @@ HEADLINES = {
     "reopened": "Ticket reopened",
     "unverified": "Mail from someone not on the conversation",
     "postmortem": "Post-mortem needed",  # agents.kb_commands.ask_postmortem
+    "open-children": "Resolved, but child tickets are still open",
 }
 
 

@@ -22,7 +22,10 @@ from helpdesk.config.agents import Agent, Directory
 from helpdesk.errors import DuplicateCommandError
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from helpdesk.agents.actions import Action
+    from helpdesk.config.settings import Settings
 
 _COMMAND = re.compile(r"^#([A-Za-z][\w-]*)(?:[ \t]+(.*))?$")
 _NAME = re.compile(r"^[a-z][\w-]*$")
@@ -69,6 +72,12 @@ class Situation:
     status: str
     review_pending: bool = False
     is_lead: bool = False
+    # for checks that look at other tickets (#merge HD-N, #link HD-N): read only
+    ticket_id: int = 0
+    session: Session | None = None
+    settings: Settings | None = None
+    # which other tickets the agent may name (the desk's access rule); None: any
+    may_see: Callable[[int], bool] | None = None
 
 
 @dataclass

@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from helpdesk.agents import actions as agent_actions
 from helpdesk.agents import commands as agent_commands
-from helpdesk.agents import notify
+from helpdesk.agents import notify, ops_work
 from helpdesk.config.agents import Agent, Directory
 from helpdesk.config.settings import Settings
 from helpdesk.mail import authres, replytext
@@ -78,7 +78,9 @@ def handle(session: Session, settings: Settings, directory: Directory, ticket: T
            who: AgentMail, mail: ParsedMail, raw: bytes, route: str) -> str:
     """Store the agent's mail (internal) and apply it; returns a one-line summary."""
     text = replytext.latest_reply(mail.body_text)
-    reply = agent_commands.split(text)
+    # #split without a number: the message whose notification this answers
+    reply = ops_work.split_target(session, int(ticket.id or 0), who.agent.name,
+                                  agent_commands.split(text), list(mail.in_reply_to))
     incoming = store.store_incoming(session, settings.data_dir, ticket, mail, raw, route=route,
                                     threaded_by=who.proof)
     # the agent's own mail (commands, maybe an internal note) is for agents only; the

@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from helpdesk.agents import actions as agent_actions
 from helpdesk.agents import commands as agent_commands
-from helpdesk.agents.commands import Reply, command
+from helpdesk.agents.commands import Command, Reply, command
 from helpdesk.commands import CliState, pass_state
 from helpdesk.commands.core import _ticket_number, _write_engine
 from helpdesk.config import agents
@@ -31,6 +31,8 @@ _AS = click.option("--as", "acting", required=True, metavar="AGENT",
                    help="The agent acting (name or address in agents.toml).")
 _MESSAGE = click.option("-m", "--message", default=None,
                         help="The text; without it, read from stdin.")
+_TIME = click.option("--time", "spent", default=None, metavar="25m|1h30m",
+                     help="Time spent on the ticket, as `#time` by mail.")
 
 
 @click.command(name="assign")
@@ -57,20 +59,72 @@ def set_status(state: CliState, ticket_id: str, status: str, acting: str) -> Non
 @click.argument("ticket_id")
 @_AS
 @_MESSAGE
+@click.option("--canned", metavar="NAME", default=None,
+              help="Add the canned reply NAME (replies/NAME.md), as `#reply NAME`.")
+@_TIME
 @pass_state
-def reply(state: CliState, ticket_id: str, acting: str, message: str | None) -> None:
+def reply(state: CliState, ticket_id: str, acting: str, message: str | None,
+          canned: str | None, spent: str | None) -> None:
     """Answer the customer, as a mail reply from the agent would."""
-    _act(state, ticket_id, acting, Reply(text=_text(message)))
+    given = _timed((command("reply", canned),) if canned else (), spent)
+    text = (message or "").strip() if canned else _text(message)
+    _act(state, ticket_id, acting, Reply(given, text))
 
 
 @click.command(name="note")
 @click.argument("ticket_id")
 @_AS
 @_MESSAGE
+@_TIME
 @pass_state
-def note(state: CliState, ticket_id: str, acting: str, message: str | None) -> None:
+def note(state: CliState, ticket_id: str, acting: str, message: str | None,
+         spent: str | None) -> None:
     """An internal note for the agents, as `#note` by mail; never sent to the customer."""
-    _act(state, ticket_id, acting, Reply((command("note", ""),), _text(message)))
+    _act(state, ticket_id, acting, Reply(_timed((command("note", ""),), spent),
+                                         _text(message)))
+
+
+def _timed(given: tuple[Command, ...], spent: str | None) -> tuple[Command, ...]:
+    return (*given, command("time", spent)) if spent else given
+
+
+def _other(name: str, doc: str) -> click.Command:
+    """`helpdesk tickets NAME HD-M HD-N --as AGENT`: the #NAME HD-N command on HD-M."""
+    @click.argument("ticket_id")
+    @click.argument("other")
+    @_AS
+    @pass_state
+    def run(state: CliState, ticket_id: str, other: str, acting: str) -> None:
+        _act(state, ticket_id, acting, Reply((command(name, other),)))
+    run.__doc__ = doc
+    return click.command(name=name)(run)
+
+
+link = _other("link", "Relate two tickets (shown on both), as `#link HD-N` by mail.")
+parent = _other("parent", "Make OTHER the ticket's parent, as `#parent HD-N` by mail.")
+unlink = _other("unlink", "Remove the links between two tickets, as `#unlink HD-N`.")
+merge = _other("merge", "Merge the ticket into OTHER (its messages, watchers and history "
+                        "move there), as `#merge HD-N` by mail.")
+
+
+@click.command(name="split")
+@click.argument("ticket_id")
+@click.argument("message", type=int)
+@_AS
+@pass_state
+def split(state: CliState, ticket_id: str, message: int, acting: str) -> None:
+    """Make MESSAGE (its number, as `tickets show` and the desk give it) a new ticket
+    related to this one, as `#split` by mail."""
+    _act(state, ticket_id, acting, Reply((command("split", str(message)),)))
+
+
+@click.command(name="unmerge")
+@click.argument("ticket_id")
+@_AS
+@pass_state
+def unmerge(state: CliState, ticket_id: str, acting: str) -> None:
+    """Undo the merge of a ticket (admins only, within [ticket_ops] unmerge_window)."""
+    _act(state, ticket_id, acting, Reply((command("unmerge", ""),)))
 
 
 def _text(message: str | None) -> str:
@@ -119,4 +173,5 @@ def _directory(settings: Settings) -> Directory:
         raise click.ClickException(str(err)) from None
 
 
-TICKET_COMMANDS = [assign, set_status, reply, note]
+TICKET_COMMANDS = [assign, set_status, reply, note, link, parent, unlink, merge,
+                   unmerge, split]

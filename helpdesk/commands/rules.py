@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from helpdesk.agents import canned
 from helpdesk.commands import CliState, pass_state
 from helpdesk.errors import ParseError, RuleError
 from helpdesk.mail.parse import parse
@@ -24,6 +25,7 @@ from helpdesk.rules.engine import Explanation, explain
 from helpdesk.rules.loader import RuleSetError
 from helpdesk.rules.model import RuleSet
 from helpdesk.spool import Envelope
+from helpdesk.store import contacts_ops
 
 
 def _load(state: CliState) -> RuleSet:
@@ -46,13 +48,20 @@ def rules_group() -> None:
 @rules_group.command("check")
 @pass_state
 def check(state: CliState) -> None:
-    """Validate rules.toml, rules.d/*.toml and agents.toml; exit 1 on any error."""
+    """Validate rules.toml, rules.d/*.toml, agents.toml and the canned replies
+    (replies/*.md); exit 1 on any error."""
     ruleset = _load(state)
+    replies, problems = canned.check_all(state.settings)
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    if problems:
+        sys.exit(1)
     paths = RulePaths.from_settings(state.settings)
     files = ", ".join(str(p) for p in ruleset.sources) or f"none ({paths.rules} absent)"
     click.echo(
         f"ok: {len(ruleset.rules)} rules from {files}; "
-        f"{len(ruleset.directory.agents)} agents, {len(ruleset.directory.teams)} teams"
+        f"{len(ruleset.directory.agents)} agents, {len(ruleset.directory.teams)} teams; "
+        f"{replies} canned replies"
     )
 
 
@@ -64,6 +73,7 @@ def check(state: CliState) -> None:
 @click.option("--route", default="ingest", help='How it arrived: "smtp", "imap:NAME", ...')
 @click.option("--rcpt", multiple=True, help="SMTP recipient (RCPT TO); repeatable.")
 @click.option("--at", "arrived", type=click.DateTime(), default=None, help="Arrival time.")
+@click.option("--vip", is_flag=True, help="Treat the sender as a VIP customer.")
 @pass_state
 def test(
     state: CliState,
@@ -74,6 +84,7 @@ def test(
     route: str,
     rcpt: tuple[str, ...],
     arrived: datetime | None,
+    vip: bool,
 ) -> None:
     """Run MAIL through the rules without storing anything; say why each rule matched or not."""
     ruleset = _load(state)
@@ -90,6 +101,8 @@ def test(
         is_reply=reply,
         previous_tickets=previous_tickets,
         arrived_at=arrived,
+        vip=vip,
+        organisation=contacts_ops.organisation(state.settings, parsed.from_addr),
     )
     result = explain(ruleset, ctx)
     if as_json:

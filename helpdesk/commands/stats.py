@@ -28,16 +28,26 @@ def _since(text: str | None, now: datetime) -> datetime:
 @click.option("--since", "since_text", default=None,
               help="Count tickets created and ratings given since this date (default: 7 days).")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--time-csv", "time_csv", is_flag=True,
+              help="Print the time spent (#time) since --since as CSV: at, ticket, queue, "
+                   "agent, minutes.")
 @pass_state
-def stats(state: CliState, since_text: str | None, as_json: bool) -> None:
-    """Backlog, first-response and resolution times, SLA breaches, satisfaction, agents."""
+def stats(state: CliState, since_text: str | None, as_json: bool, time_csv: bool) -> None:
+    """Backlog, first-response and resolution times, SLA breaches, satisfaction, agents,
+    time spent, the knowledge base."""
     from helpdesk.kb import report as kb_report
+    from helpdesk.report import time_spent
     from helpdesk.report.stats import compute
 
     now = clock.now()
     with session_scope(_read_engine(state.settings)) as session:
+        if time_csv:
+            click.echo(time_spent.as_csv(session, _since(since_text, now),
+                                         state.settings.helpdesk.ticket_prefix), nl=False)
+            return
         data = compute(session, now, _since(since_text, now))
         data["kb"] = kb_report.figures(session, state.settings)
+    data["time"]["prefix"] = state.settings.helpdesk.ticket_prefix
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -77,6 +87,17 @@ def _print(d: dict[str, Any]) -> None:
         click.echo(f"  {name:<12} open {a['open']:<4} resolved {a['resolved']:<4} "
                    f"first response median {_hours(a['first_response']['median_s'])}  "
                    f"breaches {a['sla_breaches']}  ratings {a['satisfaction']['count']}")
+    _print_time(d["time"])
+
+
+def _print_time(t: dict[str, Any]) -> None:
+    from helpdesk.report.time_spent import minutes_text
+
+    click.echo(f"time spent: {minutes_text(t['total_minutes'])} in {t['entries']} entries")
+    for key, label in (("by_queue", "queue"), ("by_agent", "agent"), ("by_ticket", "ticket")):
+        parts = [f"{t['prefix'] + '-' + k if key == 'by_ticket' else k or '-'} "
+                 f"{minutes_text(v)}" for k, v in list(t[key].items())[:20]]
+        click.echo(f"  by {label:<7} {', '.join(parts) or '-'}")
 
 
 COMMANDS = [stats]

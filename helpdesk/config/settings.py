@@ -202,6 +202,8 @@ class PathsSection(Section):
     rules: Path | None = Field(None, description="Default: rules.toml beside helpdesk.toml.")
     rules_dir: Path | None = Field(None, description="Default: rules.d/ beside helpdesk.toml.")
     agents: Path | None = Field(None, description="Default: agents.toml beside helpdesk.toml.")
+    replies: Path | None = Field(None, description="Canned replies (NAME.md, for #reply "
+                                 "NAME). Default: replies/ beside helpdesk.toml.")
     templates: Path | None = Field(None, description="Site templates, searched after a "
                                    "queue's and before the shipped ones.")
 
@@ -302,6 +304,8 @@ class PortalSection(Section):
                 and not v.startswith("https://"):
             raise ValueError("must be a path on this listener (/logo.png) or an https URL")
         return v
+
+
 class ApiSection(Section):
     """The JSON API under /api/v1 on the public listener (helpdesk/web/api/, docs/api.md).
     Clients present a token made by `helpdesk api token create`; the token acts as its
@@ -354,6 +358,50 @@ class ApiHookSection(Section):
         if self.secret_env:
             return os.environ.get(self.secret_env, "").encode()
         return self.secret.encode()
+
+
+FREE_MAIL = ("gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com",
+             "msn.com", "yahoo.com", "ymail.com", "icloud.com", "me.com", "mac.com",
+             "aol.com", "gmx.de", "gmx.net", "gmx.at", "gmx.ch", "web.de", "t-online.de",
+             "proton.me", "protonmail.com", "mail.com", "yandex.ru", "mail.ru", "zoho.com",
+             "fastmail.com", "posteo.de", "mailbox.org", "laposte.net", "orange.fr",
+             "free.fr", "libero.it", "qq.com", "163.com")
+
+
+class TicketOpsSection(Section):
+    """Merging, splitting and linking tickets (agents/ops_commands); customers'
+    organisations (store/contacts_ops)."""
+
+    unmerge_window: Duration = Field(timedelta(days=7), description="An admin may undo a "
+                                     "merge (#unmerge, `helpdesk tickets unmerge`) for this "
+                                     "long after it was made; 0s: never.")
+    free_mail_domains: tuple[str, ...] = Field(
+        FREE_MAIL, description="Mail providers anyone can sign up with: their customers "
+        "belong to no organisation (a subdomain counts as its domain).")
+    organisations: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="Organisations by name and their mail domains, "
+        "e.g. bigcorp = [\"bigcorp.com\", \"bigcorp.de\"]; any other domain (not free "
+        "mail) is an organisation named like the domain.")
+
+    @field_validator("free_mail_domains")
+    @classmethod
+    def _lower_domains(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(d.strip().lower().lstrip("@") for d in v if d.strip())
+
+    @field_validator("organisations")
+    @classmethod
+    def _organisations(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        seen: dict[str, str] = {}
+        out = {}
+        for name, domains in v.items():
+            if not domains:
+                raise ValueError(f"organisation {name!r} has no domains")
+            out[name.lower()] = tuple(d.strip().lower().lstrip("@") for d in domains)
+            for d in out[name.lower()]:
+                if d in seen and seen[d] != name.lower():
+                    raise ValueError(f"domain {d!r} is in both {seen[d]!r} and {name!r}")
+                seen[d] = name.lower()
+        return out
 
 
 class LogSection(Section):
@@ -488,6 +536,7 @@ class Settings(Section):
     api: ApiSection = ApiSection()
     api_hook: list[ApiHookSection] = Field(default_factory=list)
     kb: KbSection = KbSection()
+    ticket_ops: TicketOpsSection = TicketOpsSection()
 
     source: Annotated[Path | None, Field(exclude=True)] = None
 

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from helpdesk import clock
 from helpdesk.config.settings import Settings
-from helpdesk.store import queries, staff
+from helpdesk.store import queries, staff, ticket_ops
 from helpdesk.store.models import Contact, Message, Quarantine, Ticket
 from helpdesk.store.tickets import attachments_of
 
@@ -53,6 +53,7 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str,
                if r.held_message_id is not None}
     data["messages"] = [
         {
+            "number": m.id,  # as the desk shows it (#12); `tickets split` takes it
             "message_id": m.message_id,
             "direction": m.direction,
             "internal": m.internal,
@@ -86,6 +87,7 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str,
          "new": e.new, "detail": e.detail}
         for e in queries.events(session, ticket.id)  # type: ignore[arg-type]
     ]
+    data["links"] = ticket_ops.links(session, int(ticket.id or 0), prefix)
     return data
 
 

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from sqlmodel import Session, col, select
 
+from helpdesk.report import time_spent
 from helpdesk.schedule import sla
 from helpdesk.store import queries
 from helpdesk.store.models import Survey, Ticket, TicketStep
@@ -117,6 +118,7 @@ def compute(session: Session, now: datetime, since: datetime) -> dict[str, Any]:
         "sla_breaches": sla_breaches,
         "satisfaction": satisfaction(surveys),
         "agents": agents(session, durations, breaches_by_agent, surveys),
+        "time": time_spent.totals(session, since),  # #time, given since `since`
     }
 
 

@@ -30,6 +30,9 @@ class MailContext:
     default_queue: str = "support"
     # the queue chosen by address or mailbox before any rule ran
     routed_queue: str = ""
+    # the sender as a customer (store.contacts_ops): flagged VIP, their organisation
+    vip: bool = False
+    organisation: str = ""
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,8 @@ def build_context(
     is_reply: bool = False,
     previous_tickets: int = 0,
     arrived_at: datetime | None = None,
+    vip: bool = False,
+    organisation: str = "",
 ) -> MailContext:
     """The MailContext the pipeline hands to engine.evaluate."""
     return MailContext(
@@ -113,4 +115,6 @@ def build_context(
         arrived_at=arrived_at,
         default_queue=settings.helpdesk.default_queue,
         routed_queue=route_queue(settings, mail, envelope),
+        vip=vip,
+        organisation=organisation,
     )

@@ -54,11 +54,13 @@ TEXT_FIELDS: dict[str, Callable[[MailContext], tuple[str, ...]]] = {
     "body": lambda c: (c.mail.body_text,),
     "attachment_type": lambda c: tuple(a.content_type for a in _attachments(c)),
     "attachment_name": lambda c: tuple(a.filename for a in _attachments(c) if a.filename),
+    "organisation": lambda c: (c.organisation,) if c.organisation else (),
 }
 
 BOOL_FIELDS: dict[str, Callable[[MailContext], bool]] = {
     "is_reply": lambda c: c.is_reply,
     "has_attachment": lambda c: bool(_attachments(c)),
+    "vip": lambda c: c.vip,
 }
 
 NUMBER_FIELDS: dict[str, Callable[[MailContext], int]] = {

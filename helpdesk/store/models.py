@@ -239,5 +239,9 @@ class Survey(SQLModel, table=True):
 
 # the web desk's tables live in their own module (it imports only columns); importing
 # it here registers them wherever the models are
-from helpdesk.store import api_models, web_models  # noqa: E402, F401
-from helpdesk.store import kb_models as _kb_models  # noqa: E402, F401  (the KB's tables)
+from helpdesk.store import (  # noqa: E402
+    api_models,  # noqa: F401  (tokens, webhooks: 0012_api)
+    kb_models,  # noqa: F401  (the knowledge base: 0010_kb)
+    ops_models,  # noqa: F401  (links, merges: 0011_ticket_ops)
+    web_models,  # noqa: F401
+)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from helpdesk.config.priority import PRIORITIES
+from helpdesk.store import contacts_ops
 from helpdesk.store.models import (
     Contact,
     Event,
@@ -286,6 +287,7 @@ class QueueQuery:
     sort: str = "priority"  # one of SORTS
     limit: int = 50
     offset: int = 0
+    org_domains: tuple[str, ...] = ()  # an organisation's (store.contacts_ops)
 
 
 VIEWS = ("mine", "unassigned", "all", "overdue", "at-risk", "waiting", "review")
@@ -398,6 +400,8 @@ def queue_rows(session: Session, scope: Scope, query: QueueQuery, keys: SlaKeys,
         page = page.where(_unindexed(Ticket.assignee) == query.assignee)
     if query.contact_id is not None:
         page = page.where(Ticket.contact_id == query.contact_id)
+    if query.org_domains:
+        page = page.where(contacts_ops.domains_filter(query.org_domains))
     ids = list(session.exec(page.order_by(*_order(query.sort))
                             .limit(query.limit).offset(query.offset)).all())
     if not ids:

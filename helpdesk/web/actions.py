@@ -94,26 +94,40 @@ async def _uploads(form: FormData) -> tuple[Attachment, ...]:
     return tuple(found)
 
 
+def _with_time(reply: Reply, form: FormData) -> Reply:
+    """The reply and note boxes' "time spent" field: #time, checked by the registry."""
+    spent = " ".join(_text(form, "time").split())
+    if not spent or reply.has("time"):
+        return reply
+    return Reply((*reply.commands, registry.command("time", spent)), reply.text)
+
+
 def _ask_reply(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
     text = _text(form, "text")
     reply = agent_commands.split(text)
+    chosen = _text(form, "canned")
+    if chosen and not reply.has("reply"):  # the reply box's canned reply: #reply NAME
+        reply = Reply((*reply.commands, registry.command("reply", chosen)), reply.text)
+    reply = _with_time(reply, form)
     if form.get("then") == "close" and not reply.has("close"):
         reply = Reply((*reply.commands, registry.command("close")), reply.text)
 
     def build(ticket: Ticket) -> Reply | str:
         return reply if reply.text or reply.commands else "The reply is empty."
-    return Asked(_text(form, "version"), build, attachments, {"reply": text})
+    return Asked(_text(form, "version"), build, attachments, {"reply": text, "canned": chosen,
+                                                      "time": _text(form, "time")})
 
 
 def _ask_note(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
     text = _text(form, "text")
     split = agent_commands.split(text)
-    note = split if split.has("note") else Reply(
-        (*split.commands, registry.command("note")), split.text)
+    note = _with_time(split if split.has("note") else Reply(
+        (*split.commands, registry.command("note")), split.text), form)
 
     def build(ticket: Ticket) -> Reply | str:
         return note if split.text else "The note is empty."
-    return Asked(_text(form, "version"), build, attachments, {"note": text})
+    return Asked(_text(form, "version"), build, attachments, {"note": text,
+                                                              "note_time": _text(form, "time")})
 
 
 def _ask_fields(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
@@ -172,8 +186,11 @@ def _carry_out(web: WebContext, who: auth.SignedIn, number: int, asked: Asked) -
             return Answer(422, _refused(session, ticket, asked, [reply]))
         if not reply.commands and not reply.text:
             return Answer(303)  # nothing changed on the form: nothing to do
-        outcome = agent_actions.run_commands(session, web.settings, web.directory(), ticket,
-                                             who.agent, reply, asked.attachments)
+        # another ticket a command names (#merge HD-N) is one this agent may see, or none
+        outcome = agent_actions.run_commands(
+            session, web.settings, web.directory(), ticket, who.agent, reply,
+            asked.attachments,
+            may_see=lambda n: access.visible_ticket(session, web.settings, who, n) is not None)
         if outcome.errors:
             return Answer(422, _refused(session, ticket, asked, list(outcome.errors)))
         if reply.has("note") and reply.text:  # as from the shell: the note's text kept

@@ -73,7 +73,7 @@ async def listing(request: Request, who: SignedIn) -> Response:
                   if a.ticket_id is None or access.visible_ticket(
                       session, settings, who, a.ticket_id) is not None]
         due = [t for t in postmortem.open_tickets(session, settings)
-               if access.may_see_queue(settings, who, t.queue)]
+               if access.may_see(settings, who, t)]
         return {"drafts": drafts, "published": articles.listing(session, status="published"),
                 "postmortems": due}
     return render(request, "desk_list", await _in_session(request, work))

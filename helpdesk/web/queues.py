@@ -33,7 +33,7 @@ from helpdesk.agents import actions as agent_actions
 from helpdesk.agents.commands import Reply, command
 from helpdesk.config.settings import Settings
 from helpdesk.schedule import sla
-from helpdesk.store import queries
+from helpdesk.store import contacts_ops, queries
 from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Contact, Status, Ticket
 from helpdesk.store.queries import QueueQuery, Scope, SlaKeys
@@ -105,7 +105,19 @@ def parse_query(request: Request, view: str, scope: Scope) -> QueueQuery:
     page = _number(params.get("page"), 1)
     if page < 1 or (page - 1) * limit > MAX_OFFSET:
         raise _not_found()
-    return QueueQuery(view, status, queue, assignee, None, sort, limit, (page - 1) * limit)
+    return QueueQuery(view, status, queue, assignee, None, sort, limit, (page - 1) * limit,
+                      _org_domains(request))
+
+
+def _org_domains(request: Request) -> tuple[str, ...]:
+    """The organisation filter's domains (store.contacts_ops); an unknown one is a 404."""
+    org = request.query_params.get("org", "").strip()
+    if not org:
+        return ()
+    domains = contacts_ops.domains_of(_web(request).settings, org[:255])
+    if not domains:
+        raise _not_found()
+    return domains
 
 
 def _is_id(text: str) -> bool:
@@ -205,10 +217,12 @@ async def view_page(request: Request, who: auth.SignedIn, view: str) -> Response
     data = await run_in_threadpool(_load_view, web, scope, query, customer)
     counts: queries.QueueCounts = data["counts"]
     shown = {"status": query.status, "queue": query.queue, "customer": customer,
+             "org": request.query_params.get("org", "").strip(),
              "assignee": request.query_params.get("assignee", ""),
              "sort": request.query_params.get("sort", ""),
              "limit": request.query_params.get("limit", "")}
     total = counts.views[view] if not (query.status or query.queue or customer
+                                       or query.org_domains
                                        or query.assignee is not None) else None
     page = query.offset // query.limit + 1
     queues = sorted({*(scope.queues if scope.queues is not None else

@@ -40,7 +40,7 @@ from helpdesk.schedule.sla import LABELS, SlaContext, clocks
 from helpdesk.store import blobs, queries, staff
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Attachment, Contact, Event, Message, Review, Ticket
-from helpdesk.web import access, auth, pages, ticket_forms, ticket_html
+from helpdesk.web import access, auth, pages, ticket_forms, ticket_html, ticket_ops
 from helpdesk.web.context import WebContext
 
 # history kinds that file a machine's mail on the ticket (pipeline._file_internal):
@@ -77,6 +77,7 @@ class View:
     review: Review | None
     version: str
     forms: dict[str, Any]  # the action forms' context (ticket_forms.form_context)
+    ops: dict[str, Any] = field(default_factory=dict)  # links, merges (web.ticket_ops)
 
 
 # -- reading --------------------------------------------------------------------------
@@ -107,7 +108,8 @@ def _view(web: WebContext, who: auth.SignedIn, number: int) -> View | None:
             customer=session.get(Contact, ticket.contact_id) if ticket.contact_id else None,
             messages=shown, events=events, sla=_sla(session, settings, ticket),
             followers=queries.followers(session, tid), watchers=staff.watchers(session, tid),
-            review=review, version=version, forms=forms)
+            review=review, version=version, forms=forms,
+            ops=ticket_ops.context(session, settings, who, ticket))
 
 
 def _attachments(session: Session, ticket_id: int) -> dict[int, list[Attachment]]:
@@ -231,6 +233,7 @@ async def respond(request: Request, who: auth.SignedIn, number: int,
         "title": f"{view.public_id} {view.ticket.subject}",
         "prefix": web.settings.helpdesk.ticket_prefix, "stamp": stamp,
         "formatted": formatted, "images": images,
+        "reply_filter": request.query_params.get("replies", "")[:100],  # canned replies
     }, status, HEADERS)
 
 

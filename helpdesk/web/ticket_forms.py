@@ -11,8 +11,8 @@ from typing import Any
 from sqlmodel import Session
 
 from helpdesk.agents import actions as agent_actions
+from helpdesk.agents import canned, registry
 from helpdesk.agents import commands as agent_commands
-from helpdesk.agents import registry
 from helpdesk.config.agents import Directory
 from helpdesk.config.priority import PRIORITIES
 from helpdesk.kb import postmortem as kb_postmortem
@@ -64,4 +64,5 @@ def form_context(session: Session, web: WebContext, ticket: Ticket,
         "replying": shown_names(directory, presence.replying(session, number, who.agent.name)),
         "heartbeat": presence.HEARTBEAT,
         "kb": kb_postmortem.ticket_box(session, web.settings, ticket),  # articles, post-mortem
+        "canned": canned.available(web.settings),  # the reply box offers them (#reply)
     }

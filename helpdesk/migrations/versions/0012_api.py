@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0012_api'
-down_revision: str | None = '0010_kb'
+down_revision: str | None = '0011_ticket_ops'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
