@@ -219,3 +219,23 @@ def test_two_clients_with_one_version_cannot_both_change(
     assert answers == [200, 412]
     priorities = [e.new for e in _events(desk, number) if e.field == "priority"]
     assert len(priorities) == 1
+
+
+def test_a_command_cannot_reach_a_ticket_the_tokens_agent_may_not_see(
+        make_desk: Callable[..., Desk]) -> None:
+    desk = api_desk(make_desk, queue={"ops": {"team": "ops"}})
+    alice = api_client(desk, make_token(desk, "alice"))
+    hidden, moved = create_ticket(alice), create_ticket(alice, subject="Server down")
+    lisa = api_client(desk, make_token(desk, "lisa", "write"))
+    tag = lisa.get(f"/tickets/{moved}").headers["etag"]
+    assert lisa.post(f"/tickets/{moved}/commands", headers={"If-Match": tag},
+                     json={"commands": ["#queue ops"]}).status_code == 200
+    omar = api_client(desk, make_token(desk, "omar", "write"))  # ops: sees `moved` only
+    for line in (f"#link HD-{hidden}", f"#merge HD-{hidden}"):
+        tag = omar.get(f"/tickets/{moved}").headers["etag"]
+        refused = omar.post(f"/tickets/{moved}/commands", headers={"If-Match": tag},
+                            json={"commands": [line]})
+        assert refused.status_code == 422, refused.text
+        assert f"no ticket HD-{hidden}" in refused.text
+    assert [e.kind for e in _events(desk, hidden) if e.kind in ("link", "merged")] == []
+    assert alice.get(f"/tickets/{hidden}").json()["status"] == "new"

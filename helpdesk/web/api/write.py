@@ -31,6 +31,7 @@ from helpdesk.store import queries
 from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Message, msgid_key
 from helpdesk.store.models import Ticket as TicketRow
+from helpdesk.web import access
 from helpdesk.web.api import schemas
 from helpdesk.web.api.auth import ApiError
 from helpdesk.web.api.read import BASE, etag, ticket_out, visible
@@ -96,8 +97,11 @@ def _apply(call: Call, build: Reply, note: str = "") -> Result:
                            headers=etag(current))
         if not build.commands and not build.text:
             raise ApiError(422, "Nothing to do.")
-        outcome = agent_actions.run_commands(session, web.settings, web.directory(), ticket,
-                                             who.agent, build)
+        # a ticket named in a command (#merge HD-N, #link HD-N) must be one the token's
+        # agent may see, as in the desk
+        outcome = agent_actions.run_commands(
+            session, web.settings, web.directory(), ticket, who.agent, build,
+            may_see=lambda n: access.visible_ticket(session, web.settings, who, n) is not None)
         if outcome.errors:  # raising rolls the transaction back: nothing applied
             raise ApiError(422, "Refused; nothing was applied.", list(outcome.errors))
         if note:
