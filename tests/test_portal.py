@@ -378,3 +378,28 @@ def test_the_stale_reminder_carries_the_link(make_settings: Any) -> None:
     finally:
         clock.set_source(None)
     assert (checked.verdict, checked.value) == ("valid", tid)
+
+
+def test_linked_requests_of_the_same_customer_are_shown_never_anothers(
+        customer: Customer) -> None:
+    desk = customer.desk
+    desk.deliver(make_mail(subject="Second printer", body="The other one too.",
+                           message_id="<second@customer.test>"))
+    dave = "dave@other.test"
+    desk.deliver(make_mail(sender=f"Dave <{dave}>", subject="Dave's printer",
+                           message_id="<dave@other.test>"), sender=dave)
+    wait_ticket(desk.settings, 3)
+    _agent_acts(desk, "alice", "", ("link", "HD-2"))
+    _agent_acts(desk, "alice", "", ("parent", "HD-3"))
+    client = customer.client()
+    page = client.get(local(customer.link))
+    assert "Linked requests" in page.text
+    assert "Related" in page.text and "HD-2: Second printer" in page.text
+    assert "HD-3" not in page.text and "Dave" not in page.text  # another customer's
+    second = re.search(r'href="(http://[^"]+/portal/ticket/[^"]+)">HD-2', page.text)
+    assert second is not None
+    assert "The other one too." in client.get(local(second.group(1))).text
+
+    _agent_acts(desk, "alice", "", ("merge", "HD-2"))
+    merged = client.get(local(customer.link))
+    assert "Merged into" in merged.text and "HD-2: Second printer" in merged.text

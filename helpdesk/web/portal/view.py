@@ -20,8 +20,9 @@ from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
 from helpdesk.kb import suggest as kb_suggest
 from helpdesk.mail import replytext
+from helpdesk.outgoing import portal_links
 from helpdesk.schedule.sla import SlaContext
-from helpdesk.store import queries
+from helpdesk.store import queries, ticket_ops
 from helpdesk.store.models import Contact, Message, Status, Ticket
 
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
@@ -46,6 +47,17 @@ class Suggestion:
 
 
 @dataclass(frozen=True)
+class Linked:
+    """Another request of the same customer linked to this one (#merge, #parent, #link)."""
+
+    relation: str  # "Merged into", "Part of", "Includes", "Related"
+    public_id: str
+    subject: str
+    status_words: str
+    url: str  # its own status page
+
+
+@dataclass(frozen=True)
 class TicketView:
     public_id: str
     subject: str
@@ -55,6 +67,7 @@ class TicketView:
     entries: list[Entry]
     suggestions: list[Suggestion]
     created: str
+    linked: tuple[Linked, ...] = ()
 
     @property
     def can_solve(self) -> bool:
@@ -170,6 +183,31 @@ def suggestions(session: Session, settings: Settings, ticket: Ticket) -> list[Su
             for s in kb_suggest.for_ticket(session, settings, ticket)]
 
 
+def linked(session: Session, settings: Settings, directory: Directory,
+           ticket: Ticket) -> tuple[Linked, ...]:
+    """The tickets linked to this one that are this customer's too: the one it was merged
+    into, its parent, its children, related ones. Another customer's ticket is never
+    named, whatever the agents linked."""
+    number = int(ticket.id or 0)
+    pairs: list[tuple[str, int]] = []
+    if (survivor := ticket_ops.survivor(session, number)) != number:
+        pairs.append(("Merged into", survivor))
+    if (parent := ticket_ops.parent_of(session, number)) is not None:
+        pairs.append(("Part of", parent))
+    pairs += [("Includes", int(t.id or 0)) for t in ticket_ops.children_of(session, number)]
+    pairs += [("Related", n) for n in ticket_ops.related_to(session, number)]
+    found = []
+    for relation, other_id in pairs:
+        other = session.get(Ticket, other_id)
+        if other is None or not ticket.contact_id or other.contact_id != ticket.contact_id:
+            continue
+        found.append(Linked(relation, f"{settings.helpdesk.ticket_prefix}-{other_id}",
+                            other.subject or "(no subject)",
+                            status_words(settings, directory, other),
+                            portal_links.ticket_url(settings, other_id)))
+    return tuple(found)
+
+
 def build(session: Session, settings: Settings, directory: Directory,
           ticket: Ticket) -> TicketView:
     hd = settings.helpdesk
@@ -181,4 +219,5 @@ def build(session: Session, settings: Settings, directory: Directory,
         public_id=f"{hd.ticket_prefix}-{ticket.id}", subject=ticket.subject or "(no subject)",
         status=ticket.status, status_words=status_words(settings, directory, ticket),
         promise=promise(settings, ticket), entries=entries,
-        suggestions=suggestions(session, settings, ticket), created=when(ticket.created_at))
+        suggestions=suggestions(session, settings, ticket), created=when(ticket.created_at),
+        linked=linked(session, settings, directory, ticket))
