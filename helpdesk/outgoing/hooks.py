@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 
 from helpdesk import clock
 from helpdesk.config.settings import ApiHookSection, Settings
+from helpdesk.errors import HelpdeskError
 from helpdesk.store.api_models import HookDelivery, HookEvent
 from helpdesk.store.db import session_scope
 
@@ -55,7 +56,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
-class Refused(Exception):
+class Refused(HelpdeskError):
+    """A receiver did not take a delivery: why, its HTTP status, whether to give up."""
+
     def __init__(self, why: str, status: int | None = None, final: bool = False) -> None:
         super().__init__(why)
         self.status, self.final = status, final

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from helpdesk.errors import HelpdeskError
 from helpdesk.store.db import snapshot_scope
 from helpdesk.web.api import tokens
 from helpdesk.web.auth import SignedIn, role_of
 from helpdesk.web.context import WebContext
 
 
-class ApiError(Exception):
+class ApiError(HelpdeskError):
     """Answered as JSON {error, detail} with `status` (and `headers`)."""
 
     def __init__(self, status: int, error: str, detail: list[str] | None = None,
