@@ -37,7 +37,7 @@ from helpdesk.store import queries
 from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Contact, Status, Ticket
 from helpdesk.store.queries import QueueQuery, Scope, SlaKeys
-from helpdesk.web import access, auth, pages
+from helpdesk.web import access, auth, pages, tab_counts
 from helpdesk.web.context import WebContext
 
 LIMITS = (25, 50, 100)
@@ -186,7 +186,7 @@ def _load_view(web: WebContext, scope: Scope, query: QueueQuery,
         if customer:
             contact = _customer(session, customer)
             query = QueueQuery(**{**query.__dict__, "contact_id": contact.id if contact else -1})
-        counts = queries.queue_counts(session, scope, KEYS, now)
+        counts = tab_counts.of(web.engine).get(session, scope, KEYS, now)
         rows = _rows(session, web.settings, queries.queue_rows(session, scope, query, KEYS, now),
                      now)
     return {"counts": counts, "rows": rows, "now": now}
