@@ -174,7 +174,7 @@ class Review(SQLModel, table=True):
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
     agent: str = Field(max_length=100)
     # pending, approved, rejected, or withdrawn (the customer wrote before the lead decided)
-    status: str = Field(default="pending", max_length=16)
+    status: str = Field(default="pending", max_length=16, index=True)
     target_status: str = Field(default="resolved", max_length=16)
     held_message_id: int | None = Field(default=None, foreign_key="message.id")
     decided_by: str = Field(default="", max_length=100)

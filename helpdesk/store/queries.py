@@ -304,9 +304,9 @@ def _in_scope(scope: Scope) -> ColumnElement[bool]:
 
 
 def _overdue(keys: SlaKeys, now: datetime) -> ColumnElement[bool]:
-    """A breach recorded and not met since (the first response still missing, the
-    customer's message still unanswered, the ticket still unresolved), or a breach
-    that is due and the scheduler has not got to yet."""
+    """A breach that is due and the scheduler has not got to yet, or a breach recorded
+    and not met since (the first response still missing, the customer's message still
+    unanswered, the ticket still unresolved)."""
     step = aliased(TicketStep)
     # correlated with the step (the enclosing query), not the ticket two levels up
     answered = exists().where(Message.ticket_id == step.ticket_id, Message.direction == "out",
@@ -317,22 +317,27 @@ def _overdue(keys: SlaKeys, now: datetime) -> ColumnElement[bool]:
                 and_(col(step.key).like(keys.next_response), ~answered))
     recorded = exists().where(step.ticket_id == Ticket.id, col(step.key).like(keys.breach),
                               unmet)
+    # first: the cheap one (a set of ids drawn once), so a ticket it finds is not probed
+    return or_(_breach_timer(keys, now, due=True), recorded)
+
+
+def _breach_timer(keys: SlaKeys, now: datetime, *, due: bool) -> ColumnElement[bool]:
+    """The ticket's scheduler timer is a breach, due by `now` or still to come: as a set
+    of ids drawn once (by the timers' due_at index), not a lookup per ticket."""
     timer = aliased(TicketTimer)  # the list joins ticket_timer itself: not that one
-    due = exists().where(timer.ticket_id == Ticket.id, col(timer.key).like(keys.breach),
-                         timer.due_at <= now)
-    return or_(recorded, due)
+    when = timer.due_at <= now if due else timer.due_at > now
+    return col(Ticket.id).in_(select(timer.ticket_id)
+                              .where(col(timer.key).like(keys.breach), when))
 
 
 def _at_risk(keys: SlaKeys, now: datetime) -> ColumnElement[bool]:
     """The scheduler's next step is a breach still to come: the warning has gone out
     (or none is configured)."""
-    timer = aliased(TicketTimer)
-    return exists().where(timer.ticket_id == Ticket.id, col(timer.key).like(keys.breach),
-                          timer.due_at > now)
+    return _breach_timer(keys, now, due=False)
 
 
 def _held() -> ColumnElement[bool]:
-    return exists().where(Review.ticket_id == Ticket.id, Review.status == "pending")
+    return col(Ticket.id).in_(select(Review.ticket_id).where(Review.status == "pending"))
 
 
 def _view(view: str, scope: Scope, keys: SlaKeys, now: datetime) -> list[ColumnElement[bool]]:
