@@ -208,6 +208,8 @@ class TicketStep(SQLModel, table=True):
 
 class TicketTimer(SQLModel, table=True):
     __tablename__ = "ticket_timer"
+    # the desk's overdue and at-risk views read this index alone (0008_desk_speed)
+    __table_args__ = (Index("ix_ticket_timer_due_key", "due_at", "key"),)
 
     ticket_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     due_at: datetime = Field(sa_type=UTCDateTime, index=True)
