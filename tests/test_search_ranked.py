@@ -51,3 +51,12 @@ def test_with_no_more_matches_than_ranked_all_are_ranked(zeppelins: MakeSettings
     hits = _find(zeppelins, "zeppelin")
     assert _tickets(hits) == [5, 1, 6, 4, 3, 2]  # both subject matches first
     assert hits[0].rank == hits[1].rank > hits[2].rank
+
+
+def test_a_word_postgresql_expects_everywhere_is_found_the_same_way(
+        zeppelins: MakeSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # PostgreSQL walks the newest messages for a common word and reads the GIN index's
+    # matches for a rare one (search._common): the order is the same either way
+    monkeypatch.setattr(search, "_common", lambda *_: True)
+    assert _tickets(_find(zeppelins, "zeppelin")) == [5, 6, 4, 3, 2, 1]
+    assert _tickets(_find(zeppelins, "zeppelin", limit=2, cursor="2")) == [4, 3]
