@@ -10,8 +10,9 @@ stay the same until the next scheduler timer falls due.
 
 PostgreSQL takes an id when a row is inserted, not when it is committed: a transaction
 in flight when a figure was drawn can commit an id lower than the newest one seen. So
-the mark also holds the transactions then in flight, and a later mark matches only if
-none of them has finished since (a figure drawn from it could then differ).
+the mark also holds the transactions of this database then in flight, and a later mark
+matches only if none of them has finished since (a figure drawn from it could then
+differ).
 """
 
 from __future__ import annotations
@@ -47,13 +48,22 @@ def mark(session: Session, now: datetime) -> Mark:
     due = select(func.min(TicketTimer.due_at)).where(TicketTimer.due_at > now) \
         .scalar_subquery()
     postgresql = session.get_bind().dialect.name == "postgresql"
-    snapshot = [literal_column("pg_current_snapshot()::text")] if postgresql else []
+    snapshot = [literal_column("pg_current_snapshot()::text"), literal_column(_ELSEWHERE)] \
+        if postgresql else []
     row = session.execute(select(*newest, due, *snapshot)).one()
     return Mark(tuple(int(n or 0) for n in row[:4]), row[4],
-                _in_flight(row[5]) if postgresql else frozenset())
+                _in_flight(row[5], row[6]) if postgresql else frozenset())
 
 
-def _in_flight(snapshot: str) -> frozenset[int]:
-    """The running transactions of a pg_snapshot's text form, xmin:xmax:xip,xip,..."""
-    running = snapshot.split(":")[2]
-    return frozenset(int(x) for x in running.split(",") if x)
+# the transactions of other databases of the server: they cannot change this one's
+# tickets, and a server shared with busy databases would otherwise make every mark stale
+_ELSEWHERE = ("(SELECT string_agg(backend_xid::text, ',') FROM pg_stat_activity "
+              "WHERE backend_xid IS NOT NULL AND datname <> current_database())")
+
+
+def _in_flight(snapshot: str, elsewhere: str | None) -> frozenset[int]:
+    """The running transactions of a pg_snapshot's text form (xmin:xmax:xip,xip,...),
+    as 32-bit xids, but for those known to run in another database (pg_stat_activity
+    names a backend's database; one it does not show stays in)."""
+    running = {int(x) % 2**32 for x in snapshot.split(":")[2].split(",") if x}
+    return frozenset(running - {int(x) for x in (elsewhere or "").split(",") if x})
