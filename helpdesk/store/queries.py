@@ -17,6 +17,7 @@ from sqlalchemy import (
     literal,
     or_,
     true,
+    union,
     union_all,
 )
 from sqlalchemy.orm import aliased
@@ -306,34 +307,34 @@ def _in_scope(scope: Scope) -> ColumnElement[bool]:
 def _overdue(keys: SlaKeys, now: datetime) -> ColumnElement[bool]:
     """A breach that is due and the scheduler has not got to yet, or a breach recorded
     and not met since (the first response still missing, the customer's message still
-    unanswered, the ticket still unresolved)."""
-    step = aliased(TicketStep)
-    # correlated with the step (the enclosing query), not the ticket two levels up
+    unanswered, the ticket still unresolved). Both as sets of ids drawn once, united:
+    PostgreSQL evaluates an OR of the two per ticket, several times slower than both."""
+    step, ticket = aliased(TicketStep), aliased(Ticket)
+    # correlated with the step, not the ticket two levels up
     answered = exists().where(Message.ticket_id == step.ticket_id, Message.direction == "out",
                               col(Message.internal).is_(False), Message.created_at > step.at)
     unmet = or_(col(step.key).like(keys.resolution),
                 and_(col(step.key).like(keys.first_response),
-                     col(Ticket.first_response_at).is_(None)),
+                     col(ticket.first_response_at).is_(None)),
                 and_(col(step.key).like(keys.next_response), ~answered))
-    recorded = exists().where(step.ticket_id == Ticket.id, col(step.key).like(keys.breach),
-                              unmet)
-    # first: the cheap one (a set of ids drawn once), so a ticket it finds is not probed
-    return or_(_breach_timer(keys, now, due=True), recorded)
+    recorded = select(ticket.id).where(
+        col(ticket.status).in_(OPEN_STATUSES),
+        exists().where(step.ticket_id == ticket.id, col(step.key).like(keys.breach), unmet))
+    return col(Ticket.id).in_(union(_breach_ids(keys, now, due=True), recorded))
 
 
-def _breach_timer(keys: SlaKeys, now: datetime, *, due: bool) -> ColumnElement[bool]:
-    """The ticket's scheduler timer is a breach, due by `now` or still to come: as a set
-    of ids drawn once (by the timers' due_at index), not a lookup per ticket."""
+def _breach_ids(keys: SlaKeys, now: datetime, *, due: bool) -> Select[tuple[int]]:
+    """The tickets whose scheduler timer is a breach, due by `now` or still to come (by
+    the timers' due_at index, once, not a lookup per ticket)."""
     timer = aliased(TicketTimer)  # the list joins ticket_timer itself: not that one
     when = timer.due_at <= now if due else timer.due_at > now
-    return col(Ticket.id).in_(select(timer.ticket_id)
-                              .where(col(timer.key).like(keys.breach), when))
+    return select(timer.ticket_id).where(col(timer.key).like(keys.breach), when)
 
 
 def _at_risk(keys: SlaKeys, now: datetime) -> ColumnElement[bool]:
     """The scheduler's next step is a breach still to come: the warning has gone out
     (or none is configured)."""
-    return _breach_timer(keys, now, due=False)
+    return col(Ticket.id).in_(_breach_ids(keys, now, due=False))
 
 
 def _held() -> ColumnElement[bool]:
