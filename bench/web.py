@@ -1,7 +1,7 @@
 """The agent desk's pages over a large database (not a test).
 
     python bench/web.py [--tickets 100000] [--messages 1000000] [--db sqlite|postgresql]
-                        [--requests 100]
+                        [--requests 100] [--keep]
 
 Builds the schema with the real migrations (`db.upgrade`), fills it with bulk inserts of
 made-up but shaped-like-life rows (contacts, tickets with spread statuses, queues,
@@ -10,7 +10,8 @@ from a few hundred bytes to a few KiB, history events, some attachment rows, SLA
 of the open tickets), then fills the full-text index the way the product does
 (`store.search.rebuild`, what migration 0005 runs). A SQLite file is kept under
 bench/.cache/ keyed by the sizes, so a second run skips the fill; PostgreSQL gets a
-database of its own, dropped at the end.
+database of its own, dropped at the end (with --keep, one named by the sizes, kept and
+reused the same way: drop it by hand when done).
 
 Then the real daemon (`helpdesk run`, [web] enabled, scheduler off so that only the desk
 reads) serves it; the bench signs in as agent alice (team support: queues support and
@@ -265,10 +266,12 @@ def fill(url: str, tickets: int, messages: int) -> None:
     started = time.perf_counter()
     with engine.begin() as conn:
         search.rebuild(conn)
-    if not sqlite:  # statistics, as autovacuum would have them; the product never runs
-        # ANALYZE on SQLite, and its plans with statistics differ from those without
-        with engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
+    if not sqlite:  # statistics and the visibility map, as autovacuum would have them
+        # after the inserts (a test server may run with it off: index-only scans would
+        # read every row); the product never runs ANALYZE on SQLite, and its plans with
+        # statistics differ from those without
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
     indexed = time.perf_counter() - started
     engine.dispose()
     print(f"  filled {tickets:,} tickets, {mid:,} messages in {loaded:.0f} s, "
@@ -573,7 +576,29 @@ def sqlite_database(tickets: int, messages: int) -> Iterator[str]:
     yield f"sqlite:///{path}"
 
 
-def postgresql_database(tickets: int, messages: int) -> Iterator[str]:
+def pg_exists(name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(PG.replace("postgresql+psycopg", "postgresql") + "/postgres") as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            (name,)).fetchone() is not None
+
+
+def postgresql_database(tickets: int, messages: int, keep: bool) -> Iterator[str]:
+    """A database of its own, filled and dropped at the end; with `keep`, one named by
+    the sizes that is filled once and reused (the fill takes long), like the SQLite file."""
+    if keep:
+        name = f"helpdesk_web_bench_v{FILL_VERSION}_{tickets}t_{messages}m"
+        if pg_exists(name):
+            print(f"  using database {name} (drop it to fill again)")
+        else:
+            partial = f"{name}_filling"
+            admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", partial)
+            admin("CREATE DATABASE {}", partial)
+            fill(f"{PG}/{partial}", tickets, messages)
+            admin("ALTER DATABASE {}", f"{partial} RENAME TO {name}")
+        yield f"{PG}/{name}"
+        return
     name = f"helpdesk_web_bench_{uuid.uuid4().hex[:8]}"
     admin("CREATE DATABASE {}", name)
     try:
@@ -590,6 +615,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--keep", action="store_true",
+                        help="PostgreSQL: keep the filled database and reuse it next time")
     parser.add_argument("--serve-baseline", nargs=2, metavar=("PORT", "URL"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -601,10 +628,11 @@ def main() -> None:
         parser.error("need at least 2 tickets and more messages than tickets + 20")
     print(f"web desk benchmark, {args.db}: {args.tickets:,} tickets, {args.messages:,} "
           f"messages; {args.requests} requests a page; {os.cpu_count()} CPUs")
-    databases = sqlite_database if args.db == "sqlite" else postgresql_database
+    databases = sqlite_database(args.tickets, args.messages) if args.db == "sqlite" \
+        else postgresql_database(args.tickets, args.messages, args.keep)
     work = Path(tempfile.mkdtemp(prefix="helpdesk-web-bench-"))
     try:
-        for url in databases(args.tickets, args.messages):
+        for url in databases:
             met = measure(url, args.tickets, args.requests, work)
             print(f"\n  all targets met: {'yes' if met else 'NO'}")
     finally:

@@ -227,6 +227,7 @@ def test_mailed_tickets_are_unassigned_then_mine_and_hidden_from_other_teams(
     wait_ticket(desk.settings, 1, lambda t: t["queue"] == "ops", "HD-1 moved to ops")
     home = alice.get("/desk/")
     assert rows(home) == [1] and count(home, "My tickets") == 1
+    assert 'queue=ops"' not in home.text  # not a queue of hers to list
     assert alice.get("/desk/ticket/1").status_code == 200
     assert rows(alice.get("/desk/queue/all?assignee=me")) == [1]
     assert 'href="/desk/ticket/1#' in alice.get("/desk/search", params={"q": "printer"}).text

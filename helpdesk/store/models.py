@@ -174,7 +174,7 @@ class Review(SQLModel, table=True):
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
     agent: str = Field(max_length=100)
     # pending, approved, rejected, or withdrawn (the customer wrote before the lead decided)
-    status: str = Field(default="pending", max_length=16)
+    status: str = Field(default="pending", max_length=16, index=True)
     target_status: str = Field(default="resolved", max_length=16)
     held_message_id: int | None = Field(default=None, foreign_key="message.id")
     decided_by: str = Field(default="", max_length=100)
@@ -208,6 +208,8 @@ class TicketStep(SQLModel, table=True):
 
 class TicketTimer(SQLModel, table=True):
     __tablename__ = "ticket_timer"
+    # the desk's overdue and at-risk views read this index alone (0008_desk_speed)
+    __table_args__ = (Index("ix_ticket_timer_due_key", "due_at", "key"),)
 
     ticket_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     due_at: datetime = Field(sa_type=UTCDateTime, index=True)

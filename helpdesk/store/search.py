@@ -21,13 +21,15 @@ letters and digits of each term and writes the FTS5 / tsquery text itself, so `"
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from markupsafe import Markup, escape
-from sqlalchemy import bindparam, column, func, literal_column, select, table, text
+from sqlalchemy import Select, bindparam, column, func, literal_column, select, table, text
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session, col
 
@@ -247,37 +249,90 @@ def _where(filters: Filters) -> list[ColumnElement[bool]]:
     return clauses
 
 
+# A common word is in hundreds of thousands of messages, and scoring every match (bm25,
+# ts_rank read each one's index entry) takes a second; so only the newest RANKED matches
+# that pass the filters are ranked, best first, and the older matches follow them newest
+# first. Both parts come from an index walked newest first (FTS5's rowid order,
+# message_search's primary key); with fewer matches than RANKED every match is ranked, as
+# before. The cursor (an offset) counts across both parts.
+RANKED = 1000
+
+
+def _slices(offset: int, limit: int) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """(limit, offset) of the page among the RANKED newest matches and among the older
+    ones, None where the page has none of them."""
+    ranked = (min(limit, RANKED - offset), offset) if offset < RANKED else None
+    taken = ranked[0] if ranked else 0
+    older = (limit - taken, max(0, offset - RANKED)) if limit > taken else None
+    return ranked, older
+
+
+@dataclass(frozen=True)
+class _Backend:
+    """One backend's search as a statement: `matches` selects (message_id, score) of the
+    matches that pass the filters (lower score is better); `mid` is its id column and
+    `newest` what orders them newest first (the id, or an expression of it that keeps
+    PostgreSQL's planner from walking the primary key for a rare word)."""
+
+    matches: Select[Any]
+    mid: ColumnElement[int]
+    newest: ColumnElement[int]
+
+
+def _page(session: Session, b: _Backend, limit: int, offset: int) -> list[tuple[int, float]]:
+    """The page's (message_id, score), best first (see RANKED)."""
+    ranked, older = _slices(offset, limit)
+    found: list[tuple[int, float]] = []
+    if ranked:
+        # the newest first, as a subquery: the score is computed for those alone
+        newest = b.matches.order_by(b.newest.desc()).limit(RANKED).subquery()
+        mid, score = newest.c.message_id, newest.c.score
+        found += [(int(m), float(sc)) for m, sc in session.execute(
+            select(mid, score).order_by(score, mid.desc()).limit(ranked[0]).offset(ranked[1]))]
+    if older:
+        floor = session.execute(b.matches.with_only_columns(b.mid).order_by(b.newest.desc())
+                                .offset(RANKED - 1).limit(1)).scalar()
+        if floor is not None:
+            found += [(int(m), float(sc)) for m, sc in session.execute(
+                b.matches.where(b.mid < floor).order_by(b.newest.desc())
+                .limit(older[0]).offset(older[1]))]
+    return found
+
+
 _SHOWN = (col(Message.ticket_id).label("ticket_id"), col(Ticket.subject).label("subject"),
           col(Message.internal).label("internal"), col(Message.direction).label("direction"),
           col(Message.created_at).label("at"))
 
 
+def _rows(session: Session, found: list[tuple[int, float]], snips: dict[int, str]) -> list[_Row]:
+    shown = {r[0]: r[1:] for r in session.execute(
+        select(col(Message.id), *_SHOWN).join(Ticket, col(Ticket.id) == col(Message.ticket_id))
+        .where(col(Message.id).in_([mid for mid, _ in found]))).all()}
+    return [_Row(mid, *shown[mid], rank=-score, snip=snips.get(mid, ""))
+            for mid, score in found if mid in shown]
+
+
 def _search_sqlite(session: Session, terms: list[Term], filters: Filters, limit: int,
-                   offset: int):  # type: ignore[no-untyped-def]
+                   offset: int) -> list[_Row]:
     fts = literal_column(TABLE)
     match = text(f"{TABLE} MATCH :q").bindparams(q=fts5_query(terms))
     # column weights: subject, addresses, attachment names, body; bm25 is lower for better
-    score = func.bm25(fts, 10.0, 4.0, 4.0, 1.0).label("score")
+    score = func.bm25(fts, 10.0, 4.0, 4.0, 1.0)
     source = _fts
     where = _where(filters)
     if where:  # the joins cost a lookup per matching message: only when filtering
         source = _fts.join(Message, col(Message.id) == _fts.c.rowid) \
             .join(Ticket, col(Ticket.id) == col(Message.ticket_id))
-    page = (select(_fts.c.rowid.label("message_id"), score).select_from(source)
-            .where(match, *where).order_by(score, _fts.c.rowid.desc())
-            .limit(limit).offset(offset).subquery())
-    rows = session.execute(
-        select(page.c.message_id, *_SHOWN, (-page.c.score).label("rank"))
-        .select_from(page.join(Message, col(Message.id) == page.c.message_id)
-                     .join(Ticket, col(Ticket.id) == col(Message.ticket_id)))
-        .order_by(page.c.score, page.c.message_id.desc())).all()
-    if not rows:
+    found = _page(session, _Backend(
+        select(_fts.c.rowid.label("message_id"), score.label("score")).select_from(source)
+        .where(match, *where), _fts.c.rowid, _fts.c.rowid), limit, offset)
+    if not found:
         return []
     # snippets for this page only: in the ranking query SQLite would make one per match
     snips = dict(session.execute(
         select(_fts.c.rowid, func.snippet(fts, -1, START, STOP, "…", 24))
-        .where(match, _fts.c.rowid.in_([r.message_id for r in rows]))).all())
-    return [_Row(*r, snip=snips.get(r.message_id, "")) for r in rows]
+        .where(match, _fts.c.rowid.in_([mid for mid, _ in found]))).all())  # type: ignore[arg-type]
+    return _rows(session, found, snips)
 
 
 @dataclass(frozen=True)
@@ -297,33 +352,47 @@ _HEADLINE = (f"StartSel={START}, StopSel={STOP}, MaxWords=30, MinWords=12, MaxFr
 
 
 def _search_pg(session: Session, terms: list[Term], filters: Filters, limit: int,
-               offset: int):  # type: ignore[no-untyped-def]
+               offset: int) -> list[_Row]:
     tsq = func.to_tsquery(literal_column("'simple'::regconfig"),
                           bindparam("q", tsquery(terms)))
-    rank = func.ts_rank(_pg.c.tsv, tsq)
+    score = -func.ts_rank(_pg.c.tsv, tsq)
     source = _pg.join(Message, col(Message.id) == _pg.c.message_id) \
         .join(Ticket, col(Ticket.id) == col(Message.ticket_id))
-    match, where = _pg.c.tsv.op("@@")(tsq), _where(filters)
-    page = (
-        select(_pg.c.message_id, rank.label("rank"))
-        .select_from(source)
-        .where(match, *where)
-        .order_by(rank.desc(), col(Message.id).desc())
-        .limit(limit).offset(offset)
-        .subquery()
-    )
+    # a prepared statement's generic plan knows neither the words nor how many messages
+    # hold them, and reads the GIN index's every match of a common word: plan each
+    # search. A page of hits is small work: parallel workers took longer to start (~10 ms)
+    # than the rare word's whole search.
+    session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    mid = _pg.c.message_id
+    found = _page(session, _Backend(
+        select(mid, score.label("score")).select_from(source)
+        .where(_pg.c.tsv.op("@@")(tsq), *_where(filters)), mid,
+        mid if _common(session, tsquery(terms)) else mid + 0), limit, offset)
+    if not found:
+        return []
     # headlines for this page only: ts_headline parses the whole text each time
     doc = func.translate(col(Message.subject) + "\n" + func.left(col(Message.body_text),
                                                                   MAX_BODY), START + STOP, "")
-    stmt = (
-        select(page.c.message_id, *_SHOWN, page.c.rank,
-               func.ts_headline(literal_column("'simple'::regconfig"), doc, tsq,
-                                bindparam("opts", _HEADLINE)).label("snip"))
-        .select_from(page.join(Message, col(Message.id) == page.c.message_id)
-                     .join(Ticket, col(Ticket.id) == col(Message.ticket_id)))
-        .order_by(page.c.rank.desc(), page.c.message_id.desc())
-    )
-    return session.execute(stmt).all()
+    snips = dict(session.execute(
+        select(col(Message.id), func.ts_headline(literal_column("'simple'::regconfig"), doc,
+                                                  tsq, bindparam("opts", _HEADLINE)))
+        .where(col(Message.id).in_([mid for mid, _ in found]))).all())
+    return _rows(session, found, snips)
+
+
+def _common(session: Session, query: str) -> bool:
+    """Whether PostgreSQL expects so many messages to match that walking the newest
+    messages finds RANKED of them sooner than reading every match from the GIN index:
+    more than sqrt(RANKED x messages), where the two read as many rows. Left to itself
+    its planner walks for a word it has no statistics of (a rare one), and reads the
+    whole table to find five."""
+    plan = session.execute(text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {TABLE} WHERE tsv @@ "
+                                "to_tsquery('simple'::regconfig, :q)"), {"q": query}).scalar()
+    expected = float(plan[0]["Plan"]["Plan Rows"])  # type: ignore[index]
+    total = session.execute(text(f"SELECT reltuples FROM pg_class WHERE oid = '{TABLE}'"
+                                 "::regclass")).scalar()
+    return expected > math.sqrt(RANKED * max(0.0, float(total or 0)))
 
 
 def segments(marked: str) -> tuple[Segment, ...]:

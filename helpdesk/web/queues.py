@@ -37,7 +37,7 @@ from helpdesk.store import contacts_ops, queries
 from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Contact, Status, Ticket
 from helpdesk.store.queries import QueueQuery, Scope, SlaKeys
-from helpdesk.web import access, auth, pages
+from helpdesk.web import access, auth, pages, tab_counts
 from helpdesk.web.context import WebContext
 
 LIMITS = (25, 50, 100)
@@ -198,7 +198,7 @@ def _load_view(web: WebContext, scope: Scope, query: QueueQuery,
         if customer:
             contact = _customer(session, customer)
             query = QueueQuery(**{**query.__dict__, "contact_id": contact.id if contact else -1})
-        counts = queries.queue_counts(session, scope, KEYS, now)
+        counts = tab_counts.of(web.engine).get(session, scope, KEYS, now)
         rows = _rows(session, web.settings, queries.queue_rows(session, scope, query, KEYS, now),
                      now)
     return {"counts": counts, "rows": rows, "now": now}
@@ -225,9 +225,10 @@ async def view_page(request: Request, who: auth.SignedIn, view: str) -> Response
                                        or query.org_domains
                                        or query.assignee is not None) else None
     page = query.offset // query.limit + 1
-    queues = sorted({*(scope.queues if scope.queues is not None else
-                       {*web.settings.queue, web.settings.helpdesk.default_queue}),
-                     *counts.queues})
+    # an agent's own queues only: a ticket of theirs in another team's queue counts there
+    # (it is in "my tickets"), but that queue is not theirs to list
+    queues = sorted(scope.queues if scope.queues is not None else
+                    {*web.settings.queue, web.settings.helpdesk.default_queue, *counts.queues})
     context = {
         "title": TITLES[view], "view": view, "views": queries.VIEWS, "titles": TITLES,
         "counts": counts, "rows": data["rows"], "queues": queues, "statuses": STATUSES,

@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0010_kb'
-down_revision: str | None = '0007_desk_indexes'
+down_revision: str | None = '0008_desk_speed'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
