@@ -70,7 +70,10 @@ def test_a_name_or_alias_registered_twice_is_refused_and_the_first_kept() -> Non
 def test_every_registered_command_has_its_help_line_in_the_cheat_sheet() -> None:
     sheet = agent_commands.cheat_sheet().splitlines()
     names = [c.name for c in agent_registry.commands()]
-    assert len(names) == len(sheet) == 16  # 13 built in, 3 of the KB (kb_commands)
+    assert len(names) == len(sheet) == len(set(names))
+    # the built-in ones and those of the modules that add theirs (KB, ticket operations)
+    assert {"assign", "status", "close", "approve", "kb", "publish", "merge", "split",
+            "link", "reply", "time"} <= set(names)
     for command, line in zip(agent_registry.commands(), sheet, strict=True):
         assert line == command.help_line() and line.startswith(f"#{command.name}")
         assert line != f"#{command.name}", f"#{command.name} has no help"
