@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -186,6 +187,10 @@ def test_contacts_and_stats(make_desk: Callable[..., Desk]) -> None:
     assert found.status_code == 200, found.text
     contact = found.json()
     assert contact["email"] == CAROL and [t["id"] for t in contact["tickets"]] == [1]
+    assert contact["organisation"] == "customer.test" and contact["vip"] is False
+    assert invoke_cli(desk.settings, "contacts", "vip", CAROL).exit_code == 0
+    assert alice.get(f"/contacts/{contact['id']}").json()["vip"] is True
+    contact["vip"] = True
     assert alice.get(f"/contacts/{contact['id']}").json() == contact
     # omar sees none of carol's tickets: she is nobody he may know of
     assert omar.get(f"/contacts/{contact['id']}").status_code == 404
@@ -239,3 +244,40 @@ def test_a_command_cannot_reach_a_ticket_the_tokens_agent_may_not_see(
         assert f"no ticket HD-{hidden}" in refused.text
     assert [e.kind for e in _events(desk, hidden) if e.kind in ("link", "merged")] == []
     assert alice.get(f"/tickets/{hidden}").json()["status"] == "new"
+
+
+KB_ARTICLE = ("---\ntitle: Reset your password\ncategory: accounts\nvisibility: internal\n"
+              "status: published\n---\n## Question\n\nI forgot my password.\n\n"
+              "## Answer\n\nUse the reset link on the sign-in page.\n")
+
+
+def test_knowledge_base_articles_are_read_and_drafted_through_the_api(
+        make_desk: Callable[..., Desk], tmp_path: Path) -> None:
+    desk = api_desk(make_desk, kb={"enabled": True}, queue={"ops": {"team": "ops"}})
+    (tmp_path / "a.md").write_text(KB_ARTICLE)
+    assert invoke_cli(desk.settings, "kb", "import", str(tmp_path)).exit_code == 0
+    alice = api_client(desk, make_token(desk, "alice"))
+    omar = api_client(desk, make_token(desk, "omar", "read"))
+    listed = alice.get("/kb/articles").json()["items"]
+    assert [(a["title"], a["visibility"], a["status"]) for a in listed] == [
+        ("Reset your password", "internal", "published")]  # internal: agents see it
+    assert [a["id"] for a in alice.get("/kb/articles", params={"q": "password"})
+            .json()["items"]] == [listed[0]["id"]]
+    assert alice.get("/kb/articles", params={"q": "zeppelin"}).json()["items"] == []
+    assert alice.get(f"/kb/articles/{listed[0]['id']}").json()["question"].startswith(
+        "I forgot")
+
+    # a draft from alice's ticket, by #kb through the commands door
+    number = create_ticket(alice)
+    tag = alice.get(f"/tickets/{number}").headers["etag"]
+    drafted = alice.post(f"/tickets/{number}/commands", headers={"If-Match": tag},
+                         json={"commands": ["#kb"], "text": "Unplug it and call the fire "
+                               "brigade."})
+    assert drafted.status_code == 200, drafted.text
+    drafts = alice.get("/kb/articles", params={"status": "draft"}).json()["items"]
+    assert [d["ticket_id"] for d in drafts] == [number]
+    # it quotes a customer omar may not know of: not his to read
+    assert omar.get("/kb/articles", params={"status": "draft"}).json()["items"] == []
+    assert omar.get(f"/kb/articles/{drafts[0]['id']}").status_code == 404
+    assert omar.get(f"/kb/articles/{listed[0]['id']}").status_code == 200
+    assert alice.get("/kb/articles/99999").status_code == 404

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from helpdesk import clock
 from helpdesk.report import stats
-from helpdesk.store import queries
+from helpdesk.store import contacts_ops, queries
 from helpdesk.store.db import snapshot_scope
 from helpdesk.store.models import Contact
 from helpdesk.store.queries import QueueQuery
@@ -34,7 +34,10 @@ def _contact_out(session: Session, call: Call, contact: Contact | None) -> schem
         queues.KEYS, clock.now())
     if not rows and scope.queues is not None:
         raise ApiError(404, "No such contact.")
+    settings = call.web.settings
     return schemas.ContactOut(id=contact.id, email=contact.email, name=contact.name,
+                              organisation=contacts_ops.organisation(settings, contact.email),
+                              vip=contacts_ops.is_vip(session, contact.email),
                               created_at=contact.created_at,
                               tickets=[summary(call.web, r.ticket, r.customer) for r in rows])
 

@@ -3,7 +3,7 @@ documents it."""
 
 from __future__ import annotations
 
-from helpdesk.web.api import people, read, schemas, write
+from helpdesk.web.api import kb, people, read, schemas, write
 from helpdesk.web.api.table import Operation
 
 TICKET = "/tickets/{number}"
@@ -47,6 +47,12 @@ OPERATIONS = [
               schemas.ContactOut, query=schemas.ContactQuery),
     Operation("GET", "/contacts/{number}", people.show_contact, "Show a contact",
               schemas.ContactOut),
+    Operation("GET", "/kb/articles", kb.list_articles, "List knowledge-base articles",
+              schemas.ArticleList, query=schemas.ArticleQuery,
+              description="Published articles, and the drafts of tickets you may see; `q` "
+              "searches the published ones. Write them with #kb and #publish (/commands)."),
+    Operation("GET", "/kb/articles/{number}", kb.show_article, "Show an article",
+              schemas.ArticleOut),
     Operation("GET", "/stats", people.show_stats, "The helpdesk's figures (leads, admins)",
               schemas.Stats, query=schemas.StatsQuery,
               description="What `helpdesk stats --json` prints."),

@@ -234,9 +234,41 @@ class ContactOut(BaseModel):
     id: int
     email: str
     name: str
+    organisation: str = Field(description="By mail domain ([ticket_ops] organisations); "
+                              "empty for free-mail addresses.")
+    vip: bool
     created_at: datetime
     tickets: list[TicketSummary] = Field(description="Their latest tickets you may see "
                                          "(every status, newest activity first, up to 50).")
+
+
+class ArticleQuery(Strict):
+    q: Line = Field("", description="Words the article must have (published ones only).")
+    status: Literal["draft", "published"] | None = None
+    category: Line | None = None
+
+
+class ArticleOut(BaseModel):
+    id: int
+    title: str
+    question: str
+    resolution: str
+    category: str
+    tags: list[str]
+    visibility: str = Field(description="internal (agents only) or public")
+    status: str = Field(description="draft or published")
+    ticket_id: int | None = Field(description="The ticket it was drafted from, if any.")
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    helpful: int
+    unhelpful: int
+    deflections: int = Field(description="Tickets its customers closed with \"this solved "
+                             "my problem\".")
+
+
+class ArticleList(BaseModel):
+    items: list[ArticleOut]
 
 
 class StatsQuery(Strict):
