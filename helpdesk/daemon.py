@@ -40,7 +40,7 @@ from helpdesk.rules.holder import RulesHolder, watch_rules
 from helpdesk.spool import Spool
 from helpdesk.store import db
 from helpdesk.web.health import health_routes
-from helpdesk.web.metrics import make_registry
+from helpdesk.web.metrics import PipelineCollector, make_registry
 from helpdesk.web.server import HttpServer, split_listen
 
 if TYPE_CHECKING:
@@ -127,6 +127,7 @@ class Daemon:
         self.pipeline = Pipeline(s, self.engine, self.spool, self.router,
                                  on_outbox=self.outbox_worker.poke, directory=self.directory,
                                  observe=metrics.observe)
+        self.registry.register(PipelineCollector(self.pipeline, self.spool.waiting))
         self.pipeline_worker = Worker("pipeline", self._pipeline_step, idle=1.0, nice=5)
         self.handler = IntakeHandler(s, self.spool, on_spooled=self.pipeline_worker.poke)
         self.server: asyncio.AbstractServer | None = None
@@ -194,7 +195,8 @@ class Daemon:
     def _outbox_step(self) -> bool:
         if not self._schema_ready:
             return False
-        result = self.outbox.deliver_due()
+        with self.pipeline.times.stage("send"):
+            result = self.outbox.deliver_due()
         if self.outbox.dead_rows:
             dead, self.outbox.dead_rows = self.outbox.dead_rows, []
             self._alert("outgoing mail given up",
@@ -311,7 +313,8 @@ class Daemon:
 
     def _write_snapshot(self, status: dict[str, object]) -> None:
         # in a thread, not on the loop: counting the spool reads directories and bundle heads
-        spool = spool_figures(self.spool)
+        spool = {**spool_figures(self.spool),
+                 "drain_per_s": round(self.pipeline.drain_rate.per_second(), 2)}
         write_snapshot(self.settings.data_dir, {**status, "spool": spool})
 
     async def _write_status(self) -> None:

@@ -37,6 +37,7 @@ from helpdesk.store import blobs, contacts_ops, queries, ticket_ops
 from helpdesk.store import tickets as store
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Message, Quarantine, Status, Ticket
+from helpdesk.throughput import DrainRate, StageTimes
 
 log = logging.getLogger("helpdesk.pipeline")
 
@@ -104,6 +105,9 @@ class Pipeline:
         self.on_outbox = on_outbox
         # metrics hook: called once per mail with how it ended and how long it took
         self.observe = observe
+        # CPU and wall time by stage, and how fast the spool drains (/metrics, status)
+        self.times = StageTimes()
+        self.drain_rate = DrainRate()
 
     # -- driving -----------------------------------------------------------------
 
@@ -126,6 +130,8 @@ class Pipeline:
     def process_entry(self, entry: Entry) -> Outcome:
         started = time.perf_counter()
         outcome = self._handle(entry)
+        if outcome.kind in ("stored", "duplicate", "quarantined"):
+            self.drain_rate.finished()
         if self.observe is not None:
             self.observe(entry.envelope, outcome, time.perf_counter() - started)
         return outcome
@@ -164,10 +170,15 @@ class Pipeline:
 
     def _process(self, entry: Entry) -> Outcome:
         try:
-            mail = parse.parse(entry.raw)
+            with self.times.stage("parse"):
+                mail = parse.parse(entry.raw)
         except ParseError as err:
             return self._quarantine(entry, f"cannot parse: {err}")
         key = store.dedupe_key(mail)
+        with self.times.stage("store"):  # the transaction, less the stages timed inside
+            return self._transaction(entry, mail, key)
+
+    def _transaction(self, entry: Entry, mail: parse.ParsedMail, key: str) -> Outcome:
         try:
             with session_scope(self.engine) as session:
                 if (earlier := queries.stored_message(session, key)) is not None:
@@ -194,9 +205,10 @@ class Pipeline:
 
     def _store(self, session: Session, entry: Entry, mail: parse.ParsedMail) -> Outcome:
         hd = self.settings.helpdesk
-        automatic = autoreply.classify(mail, entry.envelope)  # once, passed down
-        bounce = automatic.bounce
-        own = autoreply.own_mail_reason(session, self.settings, mail)
+        with self.times.stage("thread"):
+            automatic = autoreply.classify(mail, entry.envelope)  # once, passed down
+            bounce = automatic.bounce
+            own = autoreply.own_mail_reason(session, self.settings, mail)
         # an autoresponder answering a survey is not a rating, nor is our own mail
         hooks = () if automatic.machine_written or own else self.reply_hooks
         for hook in hooks:
@@ -205,11 +217,12 @@ class Pipeline:
                 store.store_incoming(session, self.settings.data_dir, claimed, mail, entry.raw,
                                      route=entry.envelope.route, threaded_by="reply hook")
                 return Outcome("stored", f"{hd.ticket_prefix}-{claimed.id}", "reply hook")
-        found = thread.resolve(session, mail, entry.envelope, self.settings)
-        ticket = queries.ticket(session, found.ticket_id) if found.ticket_id else None
-        directory = self.directory()
-        agent, not_agent = agent_reply.identify(session, self.settings, directory, mail,
-                                                automatic, found)
+        with self.times.stage("thread"):
+            found = thread.resolve(session, mail, entry.envelope, self.settings)
+            ticket = queries.ticket(session, found.ticket_id) if found.ticket_id else None
+            directory = self.directory()
+            agent, not_agent = agent_reply.identify(session, self.settings, directory, mail,
+                                                    automatic, found)
         if agent is not None:
             outcome = self._agent_reply(session, entry, mail, agent, directory)
             if outcome is not None:
@@ -230,16 +243,18 @@ class Pipeline:
         linked = found.linked_ticket_id
         if ticket is not None and self._opens_new_ticket(ticket):
             linked, ticket = ticket.id, None
-        ctx = self._context(session, entry.envelope, mail, is_reply=ticket is not None)
-        decision = self.router.decide(ctx)
+        with self.times.stage("rules"):
+            ctx = self._context(session, entry.envelope, mail, is_reply=ticket is not None)
+            decision = self.router.decide(ctx)
         is_new, reassigned, withdrawn = ticket is None, False, ""
         if ticket is None:
             ticket = self._open(session, mail, ctx, decision, linked, found.reason, bounce)
         store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
                              route=entry.envelope.route, threaded_by=found.reason)
         if is_new:
-            customer_mail.acknowledge(session, self.settings, ticket, mail, automatic,
-                                      decision)
+            with self.times.stage("render"):
+                customer_mail.acknowledge(session, self.settings, ticket, mail, automatic,
+                                          decision)
         else:
             # rules that apply to follow-ups
             reassigned = self.apply_decision(session, ticket, decision)
@@ -249,8 +264,9 @@ class Pipeline:
             store.event(session, ticket, "unverified-agent", actor=mail.from_addr,
                         detail=not_agent)
         if not (bounce or decision.spam or ticket.spam):
-            self._notify_agents(session, ticket, mail, directory, is_new, reassigned,
-                                withdrawn)
+            with self.times.stage("render"):
+                self._notify_agents(session, ticket, mail, directory, is_new, reassigned,
+                                    withdrawn)
         return self._stored(session, entry, mail, ticket, found.reason)
 
     def _stored(self, session: Session, entry: Entry, mail: parse.ParsedMail, ticket: Ticket,

@@ -398,12 +398,13 @@ def status(state: CliState, as_json: bool) -> None:
         render,
         rules_figures,
         spool_figures,
+        with_backlog,
     )
 
     settings = state.settings
     snapshot = read_snapshot(settings.data_dir)
     data: dict = {"daemon": snapshot,  # type: ignore[type-arg]
-                  "spool": spool_figures(_existing_spool(settings)),
+                  "spool": with_backlog(spool_figures(_existing_spool(settings)), snapshot),
                   "rules": rules_figures(settings, snapshot)}
     try:
         data["database"] = database_figures(_read_engine(settings))

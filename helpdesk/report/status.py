@@ -24,6 +24,7 @@ from helpdesk.config.settings import Settings
 from helpdesk.spool import Spool
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Outbox, Quarantine
+from helpdesk.throughput import empty_in
 
 STALE_AFTER_S = 60
 
@@ -68,6 +69,36 @@ def spool_figures(spool: Spool | None) -> dict[str, int]:
     if spool is None:
         return {"waiting": 0, "set_aside": 0}
     return {"waiting": spool.waiting(), "set_aside": len(spool.bad_entries())}
+
+
+def with_backlog(spool: dict[str, Any], snapshot: dict[str, Any] | None) -> dict[str, Any]:
+    """The spool figures counted now, plus how fast the running daemon drains it and when
+    it will be empty at that rate (None: mail waits and nothing drains). Without a running
+    daemon there is no rate to tell."""
+    if not _running(snapshot):
+        return spool
+    rate = float((snapshot or {}).get("spool", {}).get("drain_per_s", 0.0))
+    eta = empty_in(spool["waiting"], rate)
+    return {**spool, "drain_per_s": rate, "empty_in_s": None if eta is None else round(eta)}
+
+
+def _spool_detail(spool: dict[str, Any]) -> str:
+    detail = f"{spool['waiting']} waiting, {spool['set_aside']} set aside"
+    if "drain_per_s" not in spool:
+        return detail
+    detail += f", draining {spool['drain_per_s']:.1f}/s over the last minute"
+    if spool["waiting"]:
+        eta = spool["empty_in_s"]
+        detail += (", not draining" if eta is None else f", empty in about {_span(eta)}")
+    return detail
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 7200:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def database_figures(engine: Engine) -> dict[str, Any]:
@@ -180,7 +211,7 @@ def render(data: dict[str, Any]) -> str:
     rows = [*_daemon_rows(data["daemon"]), _rules_row(data["rules"]),
             # counted now, not from the snapshot: mail waits there whether the daemon runs
             ("spool", "set aside" if spool["set_aside"] else "ok",
-             f"{spool['waiting']} waiting, {spool['set_aside']} set aside"),
+             _spool_detail(spool)),
             *_database_rows(data["database"])]
     rows.insert(0, ("PART", "STATE", "DETAIL"))
     rows = [(part, state, _one_line(detail)) for part, state, detail in rows]

@@ -27,11 +27,12 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from helpdesk import clock
-from helpdesk.pipeline import Outcome
+from helpdesk.pipeline import Outcome, Pipeline
 from helpdesk.schedule import sla
 from helpdesk.spool import Envelope
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Message, Outbox, Quarantine, Ticket, TicketStep
+from helpdesk.throughput import empty_in
 
 log = logging.getLogger("helpdesk.web.metrics")
 
@@ -131,6 +132,37 @@ class StateCollector(Collector):
             up.add_metric([status.name], 1.0 if status.connected else 0.0)
         yield errors
         yield up
+
+
+class PipelineCollector(Collector):
+    """This daemon's backlog (how fast its spool drains, when it will be empty) and where
+    its pipeline's time goes, by stage (parse, thread, rules, store, render, send)."""
+
+    def __init__(self, pipeline: Pipeline, spool_waiting: Callable[[], int]) -> None:
+        self.pipeline = pipeline
+        self.spool_waiting = spool_waiting
+
+    def collect(self) -> Iterator[Metric]:
+        rate = self.pipeline.drain_rate.per_second()
+        eta = empty_in(self.spool_waiting(), rate)
+        yield GaugeMetricFamily("helpdesk_spool_drain_rate", "Mails this daemon took out of "
+                                "its spool per second, over the last minute", value=rate)
+        # +Inf: mail waits and nothing drains (the database away, the pipeline stuck)
+        yield GaugeMetricFamily("helpdesk_spool_empty_in_seconds", "When the spool will be "
+                                "empty at the current drain rate; +Inf: not draining",
+                                value=float("inf") if eta is None else eta)
+        cpu = CounterMetricFamily("helpdesk_pipeline_stage_cpu_seconds", "CPU time the "
+                                  "pipeline spent in each stage", labels=["stage"])
+        wall = CounterMetricFamily("helpdesk_pipeline_stage_seconds", "Wall-clock time the "
+                                   "pipeline spent in each stage (CPU plus waiting: disk, "
+                                   "locks, the relay)", labels=["stage"])
+        runs = CounterMetricFamily("helpdesk_pipeline_stage_runs", "Times each stage ran "
+                                   "(send: outbox passes, several mails each)", labels=["stage"])
+        for stage, total in self.pipeline.times.totals().items():
+            cpu.add_metric([stage], total.cpu)
+            wall.add_metric([stage], total.wall)
+            runs.add_metric([stage], total.count)
+        yield from (cpu, wall, runs)
 
 
 def _outbox_family(rows: Iterable[tuple[str, bool, int]]) -> GaugeMetricFamily:

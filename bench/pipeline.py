@@ -1,0 +1,258 @@
+"""End-to-end benchmark: SMTP 250 -> ticket stored -> acknowledgement handed to the relay.
+
+    python bench/pipeline.py [--mails N] [--connections K] [--corpus intake|realistic|both]
+
+For each corpus, in the same run:
+
+1. the baseline: a bare aiosmtpd server that commits each mail to SQLite (WAL,
+   synchronous=FULL) before its 250 (bench/intake.py's), sent the same burst;
+2. the real daemon (its own process, SQLite with its durable settings, its outgoing
+   relay an aiosmtpd sink in this process) sent the burst; timed from the first mail
+   sent until every mail is stored and every mail the pipeline queued for the relay
+   (the acknowledgements) has been accepted by the sink.
+
+It prints both rates, their ratio (issue #18's target: >= 0.5), the CPU per mail of the
+whole daemon (all its processes, from /proc) and, from the daemon's /metrics, the CPU
+and wall time per mail by pipeline stage (parse, thread, rules, store, render, send).
+The realistic corpus (bench/mailcorpus.py) first opens tickets untimed, so that a third
+of the burst answers existing tickets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from intake import (
+    RCPT,
+    Server,
+    build_mails,
+    count_rows,
+    free_port,
+    load,
+    start_baseline,
+    wait_for_smtp,
+)
+from mailcorpus import Mail, burst, originals
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parent.parent
+STAGES = ("parse", "thread", "rules", "store", "render", "send")
+
+
+class Sink:
+    """The outgoing relay: an aiosmtpd server that counts what it accepts."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.count = 0
+        self.lock = threading.Lock()
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        with self.lock:
+            self.count += 1
+        return "250 2.0.0 OK"
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+@dataclass
+class Daemon:
+    server: Server
+    data_dir: Path
+    http_port: int
+
+
+def start_daemon(work: Path, relay_port: int) -> Daemon:
+    port, http_port = free_port(), free_port()
+    data_dir = work / "daemon"
+    config = work / "helpdesk.toml"
+    config.write_text(
+        "[helpdesk]\n"
+        'name = "Bench Helpdesk"\n'
+        f'address = "{RCPT}"\n'
+        'domains = ["example.test"]\n'
+        f'data_dir = "{data_dir}"\n'
+        'secret = "bench-secret"\n'
+        "[smtp]\n"
+        'host = "127.0.0.1"\n'
+        f"port = {port}\n"
+        "[outgoing]\n"
+        'relay_host = "127.0.0.1"\n'
+        f"relay_port = {relay_port}\n"
+        "[http]\n"
+        f'listen = "127.0.0.1:{http_port}"\n'
+    )
+    import subprocess
+
+    log = open(work / "daemon.log", "ab")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen([sys.executable, "-m", "helpdesk", "--config", str(config), "run"],
+                            stdout=log, stderr=log, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    wait_for_smtp(port, proc)
+    return Daemon(Server("helpdesk daemon", port, proc), data_dir, http_port)
+
+
+# -- what the daemon did ----------------------------------------------------------------
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of `pid` and all its descendants, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def stage_totals(http_port: int) -> dict[tuple[str, str], float]:
+    """(kind, stage) -> seconds, kind "cpu" or "wall", from the daemon's /metrics."""
+    url = f"http://127.0.0.1:{http_port}/metrics"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        text = resp.read().decode()
+    names = {"helpdesk_pipeline_stage_cpu_seconds_total": "cpu",
+             "helpdesk_pipeline_stage_seconds_total": "wall"}
+    return {(names[s.name], s.labels["stage"]): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name in names}
+
+
+def wait_done(daemon: Daemon, sink: Sink, stored: int, timeout: float = 900.0) -> float:
+    """Until `stored` incoming messages are in the database and every outgoing row is sent
+    and accepted by the sink; returns when (perf_counter)."""
+    db = daemon.data_dir / "helpdesk.db"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n_in = count_rows(db, "SELECT count(*) FROM message WHERE direction = 'in'")
+        if n_in >= stored:
+            open_rows = count_rows(db, "SELECT count(*) FROM outbox WHERE status IN "
+                                       "('queued', 'sending')")
+            sent = count_rows(db, "SELECT count(*) FROM outbox WHERE status = 'sent'")
+            with sink.lock:
+                relayed = sink.count
+            if open_rows == 0 and relayed >= sent:
+                return time.perf_counter()
+        time.sleep(0.02)
+    raise SystemExit(f"the daemon did not finish {stored} mails in {timeout}s "
+                     f"(see its log)")
+
+
+# -- one corpus ----------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    corpus: str
+    mails: int
+    baseline_rate: float
+    intake_rate: float
+    e2e_seconds: float
+    daemon_cpu: float
+    stages: dict[tuple[str, str], float]
+    acks: int
+
+    @property
+    def e2e_rate(self) -> float:
+        return self.mails / self.e2e_seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.e2e_rate / self.baseline_rate if self.baseline_rate else 0.0
+
+
+def as_pairs(mails: list[Mail]) -> list[tuple[str, bytes]]:
+    return [(m.sender, m.raw) for m in mails]
+
+
+def run_corpus(work: Path, corpus: str, n: int, k: int) -> Result:
+    if corpus == "intake":
+        seed: list[tuple[str, bytes]] = []
+        base_mails, mails = build_mails(n, "base"), build_mails(n, "burst")
+    else:
+        existing = originals(max(1, n // 3), "seed")
+        seed = as_pairs(existing)
+        base_mails = as_pairs(burst(n, "base", existing))
+        mails = as_pairs(burst(n, "burst", existing))
+    (work / corpus).mkdir()
+    baseline = start_baseline(work / corpus)
+    try:
+        base = load(baseline.port, base_mails, k)
+    finally:
+        baseline.stop()
+    sink = Sink()
+    daemon = start_daemon(work / corpus, sink.port)
+    try:
+        if seed:  # the tickets the replies answer: opened before, not timed
+            load(daemon.server.port, seed, k)
+            wait_done(daemon, sink, len(seed))
+        cpu0, stages0, acks0 = process_cpu(daemon.server.proc.pid), \
+            stage_totals(daemon.http_port), sink.count
+        run = load(daemon.server.port, mails, k)
+        done = wait_done(daemon, sink, len(seed) + n)
+        cpu1, stages1 = process_cpu(daemon.server.proc.pid), stage_totals(daemon.http_port)
+    finally:
+        daemon.server.stop()
+        sink.stop()
+    if run.errors or base.errors:
+        raise SystemExit(f"SMTP errors: daemon {run.errors[:3]}, baseline {base.errors[:3]}")
+    return Result(corpus, n, base.rate, run.rate, done - run.started, cpu1 - cpu0,
+                  {key: v - stages0.get(key, 0.0) for key, v in stages1.items()},
+                  sink.count - acks0)
+
+
+def report(r: Result) -> None:
+    print(f"\n{r.corpus} corpus, burst of {r.mails} mails ({r.acks} acknowledgements relayed):")
+    print(f"  baseline (aiosmtpd + SQLite commit)  {r.baseline_rate:8.1f} mails/s")
+    print(f"  daemon intake (250s)                 {r.intake_rate:8.1f} mails/s")
+    print(f"  daemon end to end (stored + acked)   {r.e2e_rate:8.1f} mails/s   "
+          f"= {r.ratio:.2f} x baseline (target >= 0.50) {'OK' if r.ratio >= 0.5 else 'MISSED'}")
+    print(f"  daemon CPU, all processes            {r.daemon_cpu / r.mails * 1000:8.2f} ms/mail")
+    print("  pipeline by stage, ms per mail:        CPU     wall")
+    for stage in STAGES:
+        cpu = r.stages.get(("cpu", stage), 0.0) / r.mails * 1000
+        wall = r.stages.get(("wall", stage), 0.0) / r.mails * 1000
+        print(f"    {stage:<8}                          {cpu:7.2f}  {wall:7.2f}")
+    cpu = sum(v for (kind, _), v in r.stages.items() if kind == "cpu") / r.mails * 1000
+    wall = sum(v for (kind, _), v in r.stages.items() if kind == "wall") / r.mails * 1000
+    print(f"    {'total':<8}                          {cpu:7.2f}  {wall:7.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mails", type=int, default=500)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--corpus", choices=("intake", "realistic", "both"), default="both")
+    args = parser.parse_args()
+    load_avg = os.getloadavg()
+    print(f"pipeline benchmark: bursts of {args.mails} mails over {args.connections} "
+          f"connections; {os.cpu_count()} CPUs, load average {load_avg[0]:.1f} at start; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; sqlite {sqlite3.sqlite_version}")
+    corpora = ("intake", "realistic") if args.corpus == "both" else (args.corpus,)
+    with tempfile.TemporaryDirectory(prefix="helpdesk-bench-") as tmp:
+        for corpus in corpora:
+            report(run_corpus(Path(tmp), corpus, args.mails, args.connections))
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
