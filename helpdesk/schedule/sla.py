@@ -154,7 +154,7 @@ def message_times(session: Session, ticket_id: int) -> list[tuple[int, str, date
 
 def clocks(session: Session, ctx: SlaContext, ticket: Ticket) -> list[SlaClock]:
     """The ticket's SLA clocks under the policy for its priority and queue."""
-    if ctx.policy_for(ticket) is None or ticket.id is None:
+    if ctx.policy_for(ticket) is None or ticket.id is None or ticket.unconfirmed:
         return []
     return clocks_from(ctx, ticket, status_changes(session, ticket.id),
                        message_times(session, ticket.id))
@@ -165,7 +165,7 @@ def clocks_from(ctx: SlaContext, ticket: Ticket, changes: list[tuple[datetime, s
     """`clocks` from the ticket's status changes and message times, read by the caller
     (the desk reads them for a page of tickets at once)."""
     policy = ctx.policy_for(ticket)
-    if policy is None:
+    if policy is None or ticket.unconfirmed:  # a web request nobody confirmed yet
         return []
     initial = changes[0][1] if changes else ticket.status
     spans = active_intervals(ticket.created_at, initial, [(at, new) for at, _, new in changes])
