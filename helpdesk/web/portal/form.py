@@ -129,6 +129,8 @@ async def submit(request: Request) -> Response:
         return _form(request, given, posted.kept(), [
             "You have sent us many requests in the last hour: please wait a while, or "
             "write to us by mail."], 429)
+    given = await run_in_threadpool(form_mail.first_token, settings, asked, given)
+    token = form_mail.read_token(settings, given) or token
     return await _next(request, asked, token, given, posted.kept())
 
 

@@ -11,7 +11,9 @@ pipeline's dedupe (Message-ID and content hash) stores one.
 Between the "next" step's suggested articles and the visitor's answer the mail waits,
 fsynced, in data_dir/web_form/ under a name made from the nonce (a second post of the
 same form overwrites it): "send" moves it into the spool, "this solved it" deletes it.
-Held mail nobody answered is removed after a day.
+Held mail nobody answered is removed after a day. A form drawn afresh (the back
+button reloaded the page) and sent with the same words and files by the same address
+within that day takes the first post's token (`first_token`), so it is the same mail.
 """
 
 from __future__ import annotations
@@ -119,6 +121,26 @@ def compose(settings: Settings, asked: Request, form: FormToken) -> tuple[bytes,
     return mailout.wire_bytes(msg), envelope
 
 
+def first_token(settings: Settings, asked: Request, given: str) -> str:
+    """The form token of the first post of this very request (the same address, words,
+    choices and files) within a day, else `given`, which is then remembered: a form
+    drawn afresh (the back button reloaded it) and sent again is still one mail."""
+    digest = hashlib.sha256()
+    for part in (asked.address, asked.subject, asked.text, asked.category, asked.priority,
+                 *(f"{u.filename}\0{hashlib.sha256(u.data).hexdigest()}"
+                   for u in asked.uploads)):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    marker = _held_dir(settings) / f"{digest.hexdigest()[:32]}.same"
+    try:
+        earlier = marker.read_text()
+        if time.time() - marker.stat().st_mtime < HELD_FOR and read_token(settings, earlier):
+            return earlier
+    except FileNotFoundError:
+        pass
+    write_atomic(marker, given.encode())
+    return given
+
+
 # -- held while the visitor reads the suggested articles ------------------------------
 
 def _held_dir(settings: Settings) -> Path:
@@ -169,7 +191,7 @@ def was_sent(settings: Settings, key: str) -> bool:
 
 def _sweep(folder: Path) -> None:
     cutoff = time.time() - HELD_FOR
-    for path in [*folder.glob("*.mail"), *folder.glob("*.sent")]:
+    for path in [*folder.glob("*.mail"), *folder.glob("*.sent"), *folder.glob("*.same")]:
         with contextlib.suppress(OSError):
             if path.stat().st_mtime < cutoff:
                 path.unlink()
