@@ -139,7 +139,12 @@ def test_an_unknown_visitor_confirms_and_the_ticket_is_held_until_then(
     assert refused.status_code == 403 and row(desk).unconfirmed
     done = client.post(link, data={"csrf_token": CSRF.search(shown.text)[1]})  # type: ignore[index]
     assert done.status_code == 200 and "Request confirmed" in done.text
-    assert not row(desk).unconfirmed and len(events(desk, "confirmed")) == 1
+    confirmed = row(desk)
+    assert not confirmed.unconfirmed and len(events(desk, "confirmed")) == 1
+    assert confirmed.confirmed_at is not None and confirmed.confirmed_at > confirmed.created_at
+    started = sla.clocks(Session(engine_for(desk.settings)), sla.SlaContext(desk.settings),
+                         confirmed)
+    assert [c.started_at for c in started] == [confirmed.confirmed_at]  # not at creation
     assert STATUS_LINK.pattern and "/portal/ticket/" in done.text
     wait_until(lambda: desk.mails_to("alice@staff.test", "[HD-1]"), timeout=15,
                what="the team told of the confirmed ticket")

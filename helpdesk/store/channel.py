@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, func, select
 
+from helpdesk import clock
 from helpdesk.config.settings import Settings
 from helpdesk.rules import MailContext
 from helpdesk.rules import channel as web_form
@@ -51,6 +52,7 @@ def confirm(session: Session, ticket: Ticket) -> bool:
     if not ticket.unconfirmed:
         return False
     ticket.unconfirmed = False
+    ticket.confirmed_at = clock.now()  # the SLA clocks start here (schedule/sla.py)
     store.event(session, ticket, "confirmed", actor="customer",
                 detail="the visitor followed the confirmation link")
     return True

@@ -53,6 +53,7 @@ class Ticket(SQLModel, table=True):
     # for a web form's request, whether the visitor still has to confirm their address
     channel: str = Field(default="mail", max_length=16)
     unconfirmed: bool = Field(default=False)
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # SLA from then
     created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, index=True)
     first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

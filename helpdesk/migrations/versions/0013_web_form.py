@@ -1,4 +1,5 @@
-"""web_form: a ticket's channel (mail, web, api) and the web form's unconfirmed hold
+"""web_form: a ticket's channel (mail, web, api), the web form's unconfirmed hold and
+when it was lifted (the SLA clocks start then)
 
 Revision ID: 0013_web_form
 Revises: 0012_api
@@ -21,9 +22,11 @@ def upgrade() -> None:
                                    nullable=False, server_default='mail'))
         batch.add_column(sa.Column('unconfirmed', sa.Boolean(), nullable=False,
                                    server_default=sa.false()))
+        batch.add_column(sa.Column('confirmed_at', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('ticket') as batch:
+        batch.drop_column('confirmed_at')
         batch.drop_column('unconfirmed')
         batch.drop_column('channel')
