@@ -32,6 +32,7 @@ from tests.helpers import (
     wait_ticket,
     wait_until,
 )
+from tests.kb_helpers import sign_in
 from tests.web_helpers import CSRF, Desk
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -132,6 +133,10 @@ def test_an_unknown_visitor_confirms_and_the_ticket_is_held_until_then(
     assert not [m for m in desk.mails_to(DORA, "") if "Please confirm" not in m["Subject"]]
     assert not desk.mails_to("alice@staff.test", "[HD-1]")  # nobody told yet
 
+    alice = sign_in(desk, "alice")  # flagged in the desk while held
+    assert 'class="badge unconfirmed"' in alice.get("/desk/ticket/1").text
+    assert 'class="badge unconfirmed"' in alice.get("/desk/queue/unassigned").text
+
     shown = client.get(link)  # a link scanner's GET changes nothing
     assert shown.status_code == 200 and "Confirm my request" in shown.text
     assert row(desk).unconfirmed
@@ -150,6 +155,7 @@ def test_an_unknown_visitor_confirms_and_the_ticket_is_held_until_then(
                what="the team told of the confirmed ticket")
     client.post(link, data={"csrf_token": CSRF.search(shown.text)[1]})  # type: ignore[index]
     assert len(events(desk, "confirmed")) == 1
+    assert 'class="badge unconfirmed"' not in alice.get("/desk/ticket/1").text
     assert client.get("/portal/confirm/nonsense").status_code == 404
 
 
