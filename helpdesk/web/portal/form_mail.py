@@ -26,8 +26,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from helpdesk.durable import write_atomic
 from helpdesk.outgoing import compose as mailout
 from helpdesk.rules import channel as web_channel
 from helpdesk.spool import Envelope
+from helpdesk.web import visitor_mail
 
 SALT = "helpdesk.portal.new"
 HELD_FOR = 86400  # seconds a held request waits for the visitor's answer
@@ -101,19 +100,13 @@ def read_token(settings: Settings, value: str) -> FormToken | None:
 def compose(settings: Settings, asked: Request, form: FormToken) -> tuple[bytes, Envelope]:
     """The visitor's mail and its envelope, the same bytes for the same form."""
     hd = settings.helpdesk
-    msg = EmailMessage(policy=mailout.POLICY)
-    msg["From"] = Address(asked.name, addr_spec=asked.address)
-    msg["To"] = Address(hd.name, addr_spec=hd.address)
-    msg["Subject"] = asked.subject
-    msg["Date"] = format_datetime(datetime.fromtimestamp(form.at, UTC))
-    msg["Message-ID"] = f"<web.{form.key}@portal.{hd.domain}>"
-    # for a reader of the raw mail; the pipeline believes the envelope, not this
-    msg["X-Helpdesk-Route"] = "web form"
-    msg.set_content(asked.text.replace("\r\n", "\n"))
-    for upload in asked.uploads:
-        main, _, sub = upload.content_type.partition("/")
-        msg.add_attachment(upload.data, maintype=main, subtype=sub or "octet-stream",
-                           filename=upload.filename)
+    msg = visitor_mail.build(
+        name=asked.name, address=asked.address, to=Address(hd.name, addr_spec=hd.address),
+        subject=asked.subject, text=asked.text, date=datetime.fromtimestamp(form.at, UTC),
+        message_id=f"<web.{form.key}@portal.{hd.domain}>",
+        # for a reader of the raw mail; the pipeline believes the envelope, not this
+        headers={"X-Helpdesk-Route": "web form"},
+        attachments=[(u.filename, u.content_type, u.data) for u in asked.uploads])
     if asked.uploads:
         msg.set_boundary(f"=_web_{form.key}")  # random by default: the bytes would differ
     envelope = web_channel.envelope(asked.address, hd.address, asked.category,
