@@ -33,7 +33,7 @@ from helpdesk.outgoing import to_customer as customer_mail
 from helpdesk.rules import Decision, MailContext
 from helpdesk.rules.context import build_context
 from helpdesk.spool import MAX_RECOVERIES, Entry, Envelope, Spool
-from helpdesk.store import blobs, contacts_ops, queries, ticket_ops
+from helpdesk.store import blobs, channel, contacts_ops, queries, ticket_ops
 from helpdesk.store import tickets as store
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Message, Quarantine, Status, Ticket
@@ -263,7 +263,7 @@ class Pipeline:
         if not_agent:  # an agent's address without proof: kept as customer mail, no commands
             store.event(session, ticket, "unverified-agent", actor=mail.from_addr,
                         detail=not_agent)
-        if not (bounce or decision.spam or ticket.spam):
+        if not (bounce or decision.spam or ticket.spam or ticket.unconfirmed):
             with self.times.stage("render"):
                 self._notify_agents(session, ticket, mail, directory, is_new, reassigned,
                                     withdrawn)
@@ -379,6 +379,7 @@ class Pipeline:
                                      queue=queue, linked_ticket_id=linked)
         store.event(session, ticket, "created", actor=mail.from_addr or "unknown",
                     detail=f"via {ctx.envelope.route}; {reason}")
+        channel.record(session, self.settings, ticket, ctx)
         self.apply_decision(session, ticket, decision)
         if bounce and not ticket.category:
             ticket.category = "bounce"

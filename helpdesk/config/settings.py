@@ -34,6 +34,7 @@ from helpdesk.config.schedule import (
     SurveySection,
     check_priorities,
 )
+from helpdesk.config.web_form import WebFormSection
 from helpdesk.errors import ConfigError
 
 ENV_CONFIG = "HELPDESK_CONFIG"
@@ -537,6 +538,7 @@ class Settings(Section):
     api_hook: list[ApiHookSection] = Field(default_factory=list)
     kb: KbSection = KbSection()
     ticket_ops: TicketOpsSection = TicketOpsSection()
+    web_form: WebFormSection = WebFormSection()
 
     source: Annotated[Path | None, Field(exclude=True)] = None
 

@@ -22,6 +22,7 @@ from helpdesk.config.settings import Settings
 
 TICKET_SALT = "helpdesk.portal.ticket"
 LIST_SALT = "helpdesk.portal.tickets"
+CONFIRM_SALT = "helpdesk.portal.confirm"  # a web form request's "confirm" link
 MAX_TOKEN = 400  # a real token is under 100 characters; longer ones are not even read
 
 Verdict = Literal["valid", "expired", "invalid"]
@@ -94,3 +95,16 @@ def ticket_url(settings: Settings, ticket_id: int | None) -> str:
     if not settings.portal.enabled or not ticket_id:
         return ""
     return f"{base(settings)}/ticket/{ticket_token(settings, ticket_id)}"
+
+
+def confirm_token(settings: Settings, ticket_id: int, at: datetime | None = None) -> str:
+    return str(_serializer(settings, CONFIRM_SALT, at).dumps(int(ticket_id)))
+
+
+def check_confirm(settings: Settings, token: str) -> Checked:
+    return _check(settings, CONFIRM_SALT, token, int)
+
+
+def confirm_url(settings: Settings, ticket_id: int | None) -> str:
+    """The link in the mail asking a web form's visitor to confirm their request."""
+    return f"{base(settings)}/confirm/{confirm_token(settings, int(ticket_id or 0))}"

@@ -68,8 +68,11 @@ def acknowledge(session: Session, settings: Settings, ticket: Ticket, mail: pars
                # published public KB articles matching the mail (deflection), with links
                "kb_articles": kb_suggest.for_acknowledgement(
                    session, settings, ticket, f"{mail.subject}\n{mail.body_text}")}
-    subject, text, html = mailout.render(settings, decision.ack_template or "ack", context,
-                                         ticket.queue)
+    template = decision.ack_template or "ack"
+    if ticket.unconfirmed:  # a web form's request from an unknown address: confirm first
+        template, context["confirm_url"] = "web_confirm", portal_links.confirm_url(
+            settings, ticket.id)
+    subject, text, html = mailout.render(settings, template, context, ticket.queue)
     msg = mailout.build(
         settings, to=[mail.from_addr], subject=subject, text=text, html=html,
         reply_to=tokens.ticket_reply_address(settings, ticket.id),

@@ -14,6 +14,7 @@ from datetime import datetime
 from helpdesk import clock
 from helpdesk.hours import BusinessHours
 from helpdesk.rules import MailContext
+from helpdesk.rules import channel as web_form
 from helpdesk.rules.matchers import Budget
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ TEXT_FIELDS: dict[str, Callable[[MailContext], tuple[str, ...]]] = {
     "attachment_type": lambda c: tuple(a.content_type for a in _attachments(c)),
     "attachment_name": lambda c: tuple(a.filename for a in _attachments(c) if a.filename),
     "organisation": lambda c: (c.organisation,) if c.organisation else (),
+    "channel": lambda c: (web_form.channel(c.envelope),),
+    "reporter_priority": lambda c: (p,) if (p := web_form.reporter_priority(c.envelope))
+    else (),
 }
 
 BOOL_FIELDS: dict[str, Callable[[MailContext], bool]] = {

@@ -154,7 +154,7 @@ def message_times(session: Session, ticket_id: int) -> list[tuple[int, str, date
 
 def clocks(session: Session, ctx: SlaContext, ticket: Ticket) -> list[SlaClock]:
     """The ticket's SLA clocks under the policy for its priority and queue."""
-    if ctx.policy_for(ticket) is None or ticket.id is None:
+    if ctx.policy_for(ticket) is None or ticket.id is None or ticket.unconfirmed:
         return []
     return clocks_from(ctx, ticket, status_changes(session, ticket.id),
                        message_times(session, ticket.id))
@@ -165,21 +165,23 @@ def clocks_from(ctx: SlaContext, ticket: Ticket, changes: list[tuple[datetime, s
     """`clocks` from the ticket's status changes and message times, read by the caller
     (the desk reads them for a page of tickets at once)."""
     policy = ctx.policy_for(ticket)
-    if policy is None:
+    if policy is None or ticket.unconfirmed:  # a web request nobody confirmed yet
         return []
     initial = changes[0][1] if changes else ticket.status
-    spans = active_intervals(ticket.created_at, initial, [(at, new) for at, _, new in changes])
+    # a web form's request counts from its confirmation: we could not answer before
+    opened = ticket.confirmed_at or ticket.created_at
+    spans = active_intervals(opened, initial, [(at, new) for at, _, new in changes])
     hours = ctx.hours_for(ticket.queue)
     found = []
     outbound = [at for _, d, at in msgs if d == "out"]
     if policy.first_response:
         met = ticket.first_response_at or (outbound[0] if outbound else None)
         found.append(_clock(ctx, "first_response", "0", policy.first_response,
-                            ticket.created_at, spans, hours, met))
+                            opened, spans, hours, met))
     if policy.resolution:
         met = ticket.resolved_at or ticket.closed_at \
             if ticket.status in ("resolved", "closed") else None
-        found.append(_clock(ctx, "resolution", "0", policy.resolution, ticket.created_at,
+        found.append(_clock(ctx, "resolution", "0", policy.resolution, opened,
                             spans, hours, met))
     waiting = _waiting_since(msgs)
     if policy.next_response and waiting is not None:

@@ -49,6 +49,11 @@ class Ticket(SQLModel, table=True):
     contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
     linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
     spam: bool = Field(default=False)
+    # where the first message came from (mail, web, api: ingest/web_form.channel) and,
+    # for a web form's request, whether the visitor still has to confirm their address
+    channel: str = Field(default="mail", max_length=16)
+    unconfirmed: bool = Field(default=False)
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # SLA from then
     created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, index=True)
     first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

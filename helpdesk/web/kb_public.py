@@ -40,7 +40,8 @@ _NO_SESSION = "hd_kb_none"  # the public pages have no sign-in: the CSRF cookie 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     settings: Settings = request.app.state.settings
     values = {"helpdesk_name": settings.helpdesk.name,
-              "csrf_token": getattr(request.state, "csrf_token", ""), **context}
+              "csrf_token": getattr(request.state, "csrf_token", ""),
+              "new_request": settings.portal.enabled and settings.web_form.enabled, **context}
     html = pages.environment(settings).get_template(f"kb/{name}.html.j2").render(values)
     return HTMLResponse(html, status_code=status, headers=pages.SECURITY_HEADERS)
 

@@ -17,21 +17,22 @@ clients never overwrite each other silently. Refused commands: 422, nothing appl
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formataddr, make_msgid
 
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from helpdesk import clock
 from helpdesk.agents import actions as agent_actions
 from helpdesk.agents import registry
 from helpdesk.agents.commands import Reply
+from helpdesk.outgoing import compose as mailout
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import queries
 from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Message, msgid_key
 from helpdesk.store.models import Ticket as TicketRow
-from helpdesk.web import access
+from helpdesk.web import access, visitor_mail
 from helpdesk.web.api import schemas
 from helpdesk.web.api.auth import ApiError
 from helpdesk.web.api.read import BASE, etag, ticket_out, visible
@@ -49,17 +50,15 @@ def create_ticket(call: Call) -> Result:
         raise ApiError(422, "That address is an agent's: a ticket is made for a customer.")
     if body.from_addr.lower() == settings.helpdesk.address.lower():
         raise ApiError(422, "That address is the helpdesk's own.")
-    mail = EmailMessage()
-    mail["From"] = formataddr((body.from_name, body.from_addr))
-    mail["To"] = formataddr((settings.helpdesk.name, settings.helpdesk.address))
-    mail["Subject"] = body.subject
-    mail["Date"] = formatdate(localtime=False)
     message_id = make_msgid(domain=settings.helpdesk.domain)
-    mail["Message-ID"] = message_id
-    # who made it, for the history and for a reader of the raw mail
-    mail["X-Helpdesk-Api"] = f"token {call.caller.token_id} of {call.caller.who.agent.name}"
-    mail.set_content(body.text)
-    Spool(settings.data_dir / "spool").put(mail.as_bytes(), Envelope(
+    mail = visitor_mail.build(
+        name=body.from_name, address=body.from_addr,
+        to=formataddr((settings.helpdesk.name, settings.helpdesk.address)),
+        subject=body.subject, text=body.text, date=clock.now(), message_id=message_id,
+        # who made it, for the history and for a reader of the raw mail
+        headers={"X-Helpdesk-Api": f"token {call.caller.token_id} of "
+                                   f"{call.caller.who.agent.name}"})
+    Spool(settings.data_dir / "spool").put(mailout.wire_bytes(mail), Envelope(
         route=_route(call), mail_from=body.from_addr, rcpt_tos=(settings.helpdesk.address,)))
     key = msgid_key(message_id)
     return Result(schemas.Accepted(state="queued", message_id=message_id,

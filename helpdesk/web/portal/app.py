@@ -33,7 +33,7 @@ from helpdesk.store import queries
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Ticket
 from helpdesk.web import context
-from helpdesk.web.portal import changes, guard, mailing, render, reply, view
+from helpdesk.web.portal import changes, form, guard, mailing, render, reply, view
 from helpdesk.web.portal.mailing import ClientLimit
 
 ASK = "ask"  # the link basis of the ask-for-my-tickets form, which has no link
@@ -321,6 +321,8 @@ def portal_app(portal: Portal) -> Starlette:
         Route("/tickets/{token}", listing, methods=["GET"]),
         Route("/tickets/{token}/fresh", fresh_list, methods=["POST"]),
         Route("/static/{name}", static, methods=["GET"]),
+        # the public "new request" form and its confirmation link (form.py)
+        *(form.ROUTES if portal.settings.web_form.enabled else []),
     ], exception_handlers={HTTPException: _http_error})
     app.state.portal = portal
     return app

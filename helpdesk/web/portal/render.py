@@ -38,7 +38,8 @@ def page(settings: Settings, name: str, context: dict[str, Any], status: int = 2
     """templates/portal/NAME.html.j2 with the branding every page shows."""
     portal = settings.portal
     values = {"brand_name": portal.name or settings.helpdesk.name,
-              "logo_url": portal.logo_url, "csrf_token": "", **context}
+              "logo_url": portal.logo_url, "csrf_token": "",
+              "new_request": settings.web_form.enabled, **context}
     env = mailout.templates(settings).environment()
     html = env.get_template(f"portal/{name}.html.j2").render(values)
     return HTMLResponse(html, status_code=status, headers=headers(settings))

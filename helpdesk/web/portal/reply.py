@@ -17,9 +17,6 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -32,6 +29,7 @@ from helpdesk.outgoing import compose as mailout
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import queries
 from helpdesk.store.models import Contact, Message, Ticket, msgid_key
+from helpdesk.web import visitor_mail
 
 FORM_SALT = "helpdesk.portal.reply"
 MAX_TEXT = 20_000  # characters; a longer reply is refused with the text kept
@@ -89,20 +87,16 @@ def compose(settings: Settings, session: Session, ticket: Ticket, form: FormToke
         return None
     hd = settings.helpdesk
     reply_to = tokens.ticket_reply_address(settings, ticket.id)
-    msg = EmailMessage(policy=mailout.POLICY)
-    msg["From"] = Address(contact.name, addr_spec=contact.email)
-    msg["To"] = reply_to
     subject = mailout.tagged_subject(hd.ticket_prefix, int(ticket.id or 0), ticket.subject)
-    msg["Subject"] = f"Re: {subject}"
-    msg["Date"] = format_datetime(datetime.fromtimestamp(form.at, UTC))
     digest = hashlib.sha256(f"{ticket.id}\0{form.nonce}".encode()).hexdigest()[:32]
-    msg["Message-ID"] = f"<portal.{digest}@portal.{hd.domain}>"
     refs = _references(session, int(ticket.id or 0), form.in_reply_to)
-    if refs:
-        msg["In-Reply-To"] = f"<{refs[-1]}>"
-        msg["References"] = " ".join(f"<{r}>" for r in refs)
-    msg["X-Helpdesk-Route"] = "status page"
-    msg.set_content(text.replace("\r\n", "\n"))
+    threading = {"In-Reply-To": f"<{refs[-1]}>",
+                 "References": " ".join(f"<{r}>" for r in refs)} if refs else {}
+    msg = visitor_mail.build(
+        name=contact.name, address=contact.email, to=reply_to, subject=f"Re: {subject}",
+        text=text, date=datetime.fromtimestamp(form.at, UTC),
+        message_id=f"<portal.{digest}@portal.{hd.domain}>",
+        headers={**threading, "X-Helpdesk-Route": "status page"})
     envelope = Envelope(route="portal", mail_from=contact.email, rcpt_tos=(reply_to,))
     return mailout.wire_bytes(msg), envelope
 
