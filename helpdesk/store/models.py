@@ -49,6 +49,8 @@ class Ticket(SQLModel, table=True):
     contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
     linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
     spam: bool = Field(default=False)
+    # opened by an agent with no customer (agents/new_ticket.py): never mails a customer
+    internal: bool = Field(default=False)
     created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, index=True)
     first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
