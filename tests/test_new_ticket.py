@@ -110,7 +110,10 @@ def test_the_desk_opens_an_internal_ticket_once_however_often_submitted(
     with pytest.raises(AssertionError):
         ticket(settings, 2)
     page = alice.get("/desk/ticket/1")
-    assert "internal" in page.text and "log.txt" in page.text
+    assert '<span class="badge internal">internal</span>' in page.text
+    assert "log.txt" in page.text
+    queue = alice.get("/desk/queue/all")
+    assert '<span class="badge internal">internal</span>' in queue.text
     wait_mails_to(relay, "bob@staff.test", 1)  # assigned to bob: he is told
     assert _customer_mail(settings) == []
 
