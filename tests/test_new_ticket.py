@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from helpdesk.config.settings import Settings
 from helpdesk.store import db
 from helpdesk.store.models import Contact, Ticket
@@ -178,3 +179,22 @@ def test_the_command_line_opens_internal_and_customer_tickets(
                      "--as", "alice", stdin="y")
     assert bad.exit_code != 0 and "priority" in bad.output
     assert _customer_mail(settings) == ["ack"]
+
+
+RULES = ('[[rule]]\nname = "All low"\nwhen.subject = { regex = "." }\n'
+         'set = { priority = "low", category = "general" }\n')
+
+
+@pytest.mark.parametrize("desk", [{"rules": RULES}], indirect=True)
+def test_the_agents_fields_win_over_the_rules(
+        desk: tuple[Settings, DaemonThread], relay: RelaySink) -> None:
+    settings, _ = desk
+    spooled = invoke_cli(settings, "tickets", "new", "--subject", "Order lost",
+                         "--customer", DAN, "--priority", "high", "--as", "alice",
+                         stdin="Dan's order never came.\n")
+    assert spooled.exit_code == 0, spooled.output
+    found = wait_ticket(settings, 1, lambda t: t["priority"] == "high")
+    assert found["category"] == "general"  # what the agent left open, the rules decide
+    changes = [(e["actor"], e["new"]) for e in found["events"] if e["field"] == "priority"]
+    assert changes == [("rule:All low", "low"), ("alice", "high")]
+    assert "/portal/ticket/" in body(wait_mails_to(relay, DAN, 1)[0])
