@@ -214,8 +214,8 @@ class Pipeline:
             outcome = self._agent_reply(session, entry, mail, agent, directory)
             if outcome is not None:
                 return outcome
-        elif ticket is None and not (own or found.ticket_id) and (
-                opener := new_ticket.mail_opener(self.settings, directory, mail, automatic)):
+        elif ticket is None and not own and (opener := new_ticket.mail_opener(
+                self.settings, directory, mail, automatic, found)):
             # an agent's own mail to us, no reply to anything: opens a ticket
             number, detail = new_ticket.by_mail(session, self.settings, directory, opener,
                                                 mail, entry.raw, entry.envelope)

@@ -47,6 +47,7 @@ from helpdesk.spool import Envelope, Spool
 from helpdesk.store import queries
 from helpdesk.store import tickets as store
 from helpdesk.store.models import Ticket
+from helpdesk.thread import ThreadResult
 
 OPENED_BY = "opened_by"  # the spool envelope's key (Envelope.extra)
 # the first line of an agent's mail that makes it a customer's ticket
@@ -211,13 +212,17 @@ def on_behalf(session: Session, settings: Settings, directory: Directory, ticket
 # -- by mail -----------------------------------------------------------------------------
 
 def mail_opener(settings: Settings, directory: Directory, mail: parse.ParsedMail,
-                automatic: Automatic) -> Agent | None:
+                automatic: Automatic, found: ThreadResult) -> Agent | None:
     """The agent whose own mail to the support address opens a ticket: from an agent's
-    address, written by a person, and (with [agents_auth] require_authentication_results)
-    DKIM or SPF passing for their domain. The caller has seen it thread onto no ticket
-    and prove no reply to a notification (those are replies, agents/reply.py)."""
+    address, written by a person, a new mail (naming no ticket in any way: no reply
+    address, In-Reply-To, References or [HD-n] subject tag; such a mail without proof
+    stays what it was, customer mail running no command, agents/reply.py) and (with
+    [agents_auth] require_authentication_results) DKIM or SPF passing for the domain."""
     agent = directory.by_address(mail.from_addr)
     if agent is None or automatic.machine_written or automatic.no_answer:
+        return None
+    if found.ticket_id or found.linked_ticket_id or found.reply_target is not None \
+            or mail.in_reply_to or mail.references:
         return None
     auth = settings.agents_auth
     if auth.require_authentication_results:
