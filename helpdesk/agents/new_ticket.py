@@ -50,6 +50,7 @@ from helpdesk.store.models import Ticket
 from helpdesk.thread import ThreadResult
 
 OPENED_BY = "opened_by"  # the spool envelope's key (Envelope.extra)
+REPORTED = "opened by "  # how an internal ticket's first message is threaded (Message)
 # the first line of an agent's mail that makes it a customer's ticket
 CUSTOMER_LINE = re.compile(r"\A\s*#customer[ \t]+<?([^\s<>@]+@[^\s<>]+?)>?[ \t]*(?:\n|\Z)",
                            re.IGNORECASE)
@@ -168,8 +169,9 @@ def open_internal(session: Session, settings: Settings, directory: Directory, ag
     ticket.internal = True
     store.event(session, ticket, "created", actor=agent.name,
                 detail=f"internal ticket, opened by {agent.name} {how}")
-    store.store_incoming(session, settings.data_dir, ticket, mail, raw, route=route,
-                         threaded_by=f"opened by {agent.name}")
+    first = store.store_incoming(session, settings.data_dir, ticket, mail, raw, route=route,
+                                 threaded_by=f"{REPORTED}{agent.name}")
+    first.internal = True  # an agent's mail, as the search and the ticket page say
     errors = apply_fields(session, settings, directory, ticket, agent, fields)
     # an assignee the agent chose was told by #assign; else the queue's team hears of it
     names = [] if ticket.assignee else notify.new_ticket_recipients(settings, directory,
