@@ -177,6 +177,12 @@ def test_the_command_line_opens_internal_and_customer_tickets(
     assert spooled.exit_code == 0 and "spooled as" in spooled.output, spooled.output
     wait_mails_to(relay, DAN, 1)
     assert _row(settings, 2) == (False, DAN)
+    alert = settings.data_dir / "alert.txt"
+    alert.write_text("CRITICAL: backup job failed on db2\n")
+    from_file = invoke_cli(settings, "tickets", "new", "--subject", "Backup failed",
+                           "--file", str(alert), "--assign", "bob", "--as", "alice")
+    assert from_file.output.strip() == "HD-3", from_file.output
+    assert ticket(settings, 3)["assignee"] == "bob"
     bad = invoke_cli(settings, "tickets", "new", "--subject", "x", "--priority", "urgent",
                      "--as", "alice", stdin="y")
     assert bad.exit_code != 0 and "priority" in bad.output

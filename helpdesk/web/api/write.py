@@ -17,14 +17,11 @@ clients never overwrite each other silently. Refused commands: 422, nothing appl
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
-
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from helpdesk.agents import actions as agent_actions
-from helpdesk.agents import registry
+from helpdesk.agents import new_ticket, registry
 from helpdesk.agents.commands import Reply
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import queries
@@ -49,17 +46,12 @@ def create_ticket(call: Call) -> Result:
         raise ApiError(422, "That address is an agent's: a ticket is made for a customer.")
     if body.from_addr.lower() == settings.helpdesk.address.lower():
         raise ApiError(422, "That address is the helpdesk's own.")
-    mail = EmailMessage()
-    mail["From"] = formataddr((body.from_name, body.from_addr))
-    mail["To"] = formataddr((settings.helpdesk.name, settings.helpdesk.address))
-    mail["Subject"] = body.subject
-    mail["Date"] = formatdate(localtime=False)
-    message_id = make_msgid(domain=settings.helpdesk.domain)
-    mail["Message-ID"] = message_id
     # who made it, for the history and for a reader of the raw mail
-    mail["X-Helpdesk-Api"] = f"token {call.caller.token_id} of {call.caller.who.agent.name}"
-    mail.set_content(body.text)
-    Spool(settings.data_dir / "spool").put(mail.as_bytes(), Envelope(
+    raw, message_id = new_ticket.request_mail(
+        settings, from_name=body.from_name, from_addr=body.from_addr, subject=body.subject,
+        text=body.text, made_by=("X-Helpdesk-Api", f"token {call.caller.token_id} of "
+                                                   f"{call.caller.who.agent.name}"))
+    Spool(settings.data_dir / "spool").put(raw, Envelope(
         route=_route(call), mail_from=body.from_addr, rcpt_tos=(settings.helpdesk.address,)))
     key = msgid_key(message_id)
     return Result(schemas.Accepted(state="queued", message_id=message_id,
