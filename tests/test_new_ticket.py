@@ -28,12 +28,15 @@ from tests.helpers import (
 from tests.test_web_actions import AGENTS_AND_OMAR, Browsers, browsers, hidden  # noqa: F401
 
 DAN = "dan@customer.test"
+# what our MTA (mx.example.test, trusted) adds to alice's DKIM-signed mail
+SIGNED = {"Authentication-Results": "mx.example.test; dkim=pass header.d=staff.test"}
 
 
 @pytest.fixture
 def desk_overrides() -> dict[str, Any]:
     return {"agents": AGENTS_AND_OMAR, "web": {"enabled": True},
-            "portal": {"enabled": True}}
+            "portal": {"enabled": True},
+            "agents_auth": {"trusted_authserv_ids": ["mx.example.test"]}}
 
 
 def _row(settings: Settings, number: int) -> tuple[bool, str]:
@@ -54,7 +57,8 @@ def test_an_agent_mailing_the_support_address_opens_an_internal_ticket(
     settings, daemon = desk
     send(daemon.port, make_mail(sender="Alice <alice@staff.test>",
                                 subject="Staging login broken",
-                                body="#priority high\n\nThe login on staging gives a 500."),
+                                body="#priority high\n\nThe login on staging gives a 500.",
+                                headers=SIGNED),
          sender="alice@staff.test")
     found = wait_ticket(settings, 1, lambda t: t["priority"] == "high")
     assert _row(settings, 1) == (True, "")
@@ -71,7 +75,8 @@ def test_customer_on_the_first_line_opens_the_customers_ticket_acknowledged(
         desk: tuple[Settings, DaemonThread], relay: RelaySink) -> None:
     settings, daemon = desk
     msg = make_mail(sender="Alice <alice@staff.test>", subject="Printer jammed",
-                    body=f"#customer {DAN}\n#priority high\n\nDan called: the printer jams.")
+                    body=f"#customer {DAN}\n#priority high\n\nDan called: the printer jams.",
+                    headers=SIGNED)
     send(daemon.port, msg, sender="alice@staff.test")
     ack = wait_mails_to(relay, DAN, 1)[0]
     assert "/portal/ticket/" in body(ack)  # the status link
@@ -83,6 +88,27 @@ def test_customer_on_the_first_line_opens_the_customers_ticket_acknowledged(
     assert len(mails_to(relay, DAN)) == 1
     with pytest.raises(AssertionError):
         ticket(settings, 2)
+
+
+@pytest.mark.parametrize("proof", [
+    {},  # From alone is anyone's to write
+    {"Authentication-Results": "evil.test; dkim=pass header.d=staff.test"},  # not our MTA
+    {"Authentication-Results": "mx.example.test; dkim=fail header.d=staff.test"},
+])
+def test_a_forged_agent_address_opens_no_ticket_of_theirs_and_mails_no_stranger(
+        desk: tuple[Settings, DaemonThread], relay: RelaySink, proof: dict[str, str]) -> None:
+    settings, daemon = desk
+    send(daemon.port, make_mail(sender="Alice <alice@staff.test>", subject="Printer jammed",
+                                body=f"#customer {DAN}\n#priority critical\n\nSend this on.",
+                                headers=proof),
+         sender="alice@staff.test")
+    found = wait_ticket(settings, 1)
+    # what it was before agents could open tickets by mail: customer mail, no command run
+    assert _row(settings, 1) == (False, "alice@staff.test")
+    assert found["priority"] != "critical"
+    assert any(e["kind"] == "unverified-agent" for e in found["events"])
+    wait_mails_to(relay, "bob@staff.test", 1)  # the team was told of the new ticket
+    assert mails_to(relay, DAN) == []
 
 
 def _new_form(browser: Any) -> dict[str, str]:

@@ -23,6 +23,7 @@ under the agent's name.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import time
@@ -54,6 +55,8 @@ REPORTED = "opened by "  # how an internal ticket's first message is threaded (M
 # the first line of an agent's mail that makes it a customer's ticket
 CUSTOMER_LINE = re.compile(r"\A\s*#customer[ \t]+<?([^\s<>@]+@[^\s<>]+?)>?[ \t]*(?:\n|\Z)",
                            re.IGNORECASE)
+
+log = logging.getLogger("helpdesk.agents.new_ticket")
 
 
 @dataclass(frozen=True)
@@ -218,20 +221,28 @@ def mail_opener(settings: Settings, directory: Directory, mail: parse.ParsedMail
     """The agent whose own mail to the support address opens a ticket: from an agent's
     address, written by a person, a new mail (naming no ticket in any way: no reply
     address, In-Reply-To, References or [HD-n] subject tag; such a mail without proof
-    stays what it was, customer mail running no command, agents/reply.py) and (with
-    [agents_auth] require_authentication_results) DKIM or SPF passing for the domain."""
+    stays what it was, customer mail running no command, agents/reply.py), and proven to
+    be theirs by an Authentication-Results header of one of [agents_auth]
+    trusted_authserv_ids (our MTA) showing DKIM or SPF passing for their domain.
+
+    A reply proves its agent by the token of the notification it answers; a new mail has
+    none, and its From is anyone's to write. Without that proof (or with no trusted
+    server configured: any sender can write the header) it is not an agent's new ticket,
+    so a stranger can neither run commands nor, with #customer, make us mail whomever
+    they like: the mail is handled as it was before (customer mail, no commands)."""
     agent = directory.by_address(mail.from_addr)
     if agent is None or automatic.machine_written or automatic.no_answer:
         return None
     if found.ticket_id or found.linked_ticket_id or found.reply_target is not None \
             or mail.in_reply_to or mail.references:
         return None
-    auth = settings.agents_auth
-    if auth.require_authentication_results:
-        domain = mail.from_addr.rpartition("@")[2]
-        if not authres.passes(mail.header_all("Authentication-Results"), domain,
-                              auth.trusted_authserv_ids):
-            return None
+    trusted = settings.agents_auth.trusted_authserv_ids
+    domain = mail.from_addr.rpartition("@")[2]
+    if not trusted or not authres.passes(mail.header_all("Authentication-Results"), domain,
+                                         trusted):
+        log.info("mail from agent %s to the support address without a trusted DKIM/SPF "
+                 "pass: not a new ticket of theirs", agent.name)
+        return None
     return agent
 
 
