@@ -40,6 +40,9 @@ def _register() -> None:
             cli.add_command(command)
     for command in act.TICKET_COMMANDS:
         core.tickets_group.add_command(command)
+    from helpdesk.commands import new_ticket
+
+    core.tickets_group.add_command(new_ticket.new)  # agents open tickets
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from helpdesk import clock, thread
-from helpdesk.agents import notify
+from helpdesk.agents import new_ticket, notify
 from helpdesk.agents import reply as agent_reply
 from helpdesk.agents.actions import withdraw_review
 from helpdesk.config.agents import EMPTY, Directory, DirectorySource
@@ -227,6 +227,12 @@ class Pipeline:
             outcome = self._agent_reply(session, entry, mail, agent, directory)
             if outcome is not None:
                 return outcome
+        elif ticket is None and not own and (opener := new_ticket.mail_opener(
+                self.settings, directory, mail, automatic, found)):
+            # an agent's own mail to us, no reply to anything: opens a ticket
+            number, detail = new_ticket.by_mail(session, self.settings, directory, opener,
+                                                mail, entry.raw, entry.envelope)
+            return Outcome("stored", number, detail)
         if ticket is not None and bounce:
             return self._file_internal(session, entry, mail, ticket, found.reason, "bounce",
                                        found.reason)
@@ -249,6 +255,9 @@ class Pipeline:
         is_new, reassigned, withdrawn = ticket is None, False, ""
         if ticket is None:
             ticket = self._open(session, mail, ctx, decision, linked, found.reason, bounce)
+            # opened by an agent for the customer: their fields over the rules'
+            decision = new_ticket.on_behalf(session, self.settings, directory, ticket,
+                                            entry.envelope, decision)
         store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
                              route=entry.envelope.route, threaded_by=found.reason)
         if is_new:

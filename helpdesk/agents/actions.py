@@ -189,9 +189,12 @@ def _lifecycle(session: Session, settings: Settings, directory: Directory, ticke
     if reply.text:
         customer_mail.reply(session, settings, directory, ticket, agent, reply.text,
                             attachments, status_note=note)
-        _first_response(session, ticket, agent.name)
-        sent = "reply sent"
-        if target is None:
+        if ticket.internal:  # no customer: kept for agents (to_customer), nobody to wait on
+            sent = "kept for agents (internal ticket)"
+        else:
+            _first_response(session, ticket, agent.name)
+            sent = "reply sent"
+        if target is None and not ticket.internal:
             target = Status.PENDING  # a question to the customer: wait for their answer
     elif finishing:
         customer_mail.status_notice(session, settings, ticket, target)  # type: ignore[arg-type]

@@ -84,7 +84,10 @@ def acknowledge(session: Session, settings: Settings, ticket: Ticket, mail: pars
 
 
 def _thread(session: Session, ticket: Ticket) -> tuple[str, list[str], list[str]]:
-    """(customer address, Cc to keep, References) from the customer's last mail."""
+    """(customer address, Cc to keep, References) from the customer's last mail; an
+    internal ticket has no customer: nothing."""
+    if ticket.internal:
+        return "", [], []
     contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
     last = staff.last_customer_message(session, int(ticket.id or 0))
     customer = contact.email if contact else (last.from_addr if last else "")
@@ -116,8 +119,9 @@ def reply(session: Session, settings: Settings, directory: Directory, ticket: Ti
           agent: Agent, text: str, attachments: tuple[Attachment, ...], *,
           status_note: str = "", hold: bool = False) -> Message:
     """Send the agent's text to the customer (or hold it for review); returns the stored
-    outgoing message."""
+    outgoing message. On an internal ticket (no customer) it is kept for agents only."""
     hd = settings.helpdesk
+    hold = hold or ticket.internal
     customer, cc, refs = _thread(session, ticket)
     cc = _keep_cc(session, settings, directory, ticket, customer, cc)
     reveal = hd.reveal_agent_address

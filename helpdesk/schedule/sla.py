@@ -174,7 +174,8 @@ def clocks_from(ctx: SlaContext, ticket: Ticket, changes: list[tuple[datetime, s
     hours = ctx.hours_for(ticket.queue)
     found = []
     outbound = [at for _, d, at in msgs if d == "out"]
-    if policy.first_response:
+    # an internal ticket has no customer waiting for an answer: only its resolution is timed
+    if policy.first_response and not ticket.internal:
         met = ticket.first_response_at or (outbound[0] if outbound else None)
         found.append(_clock(ctx, "first_response", "0", policy.first_response,
                             opened, spans, hours, met))
@@ -183,7 +184,7 @@ def clocks_from(ctx: SlaContext, ticket: Ticket, changes: list[tuple[datetime, s
             if ticket.status in ("resolved", "closed") else None
         found.append(_clock(ctx, "resolution", "0", policy.resolution, opened,
                             spans, hours, met))
-    waiting = _waiting_since(msgs)
+    waiting = None if ticket.internal else _waiting_since(msgs)
     if policy.next_response and waiting is not None:
         msg_id, since = waiting
         found.append(_clock(ctx, "next_response", str(msg_id), policy.next_response, since,

@@ -54,6 +54,8 @@ class Ticket(SQLModel, table=True):
     channel: str = Field(default="mail", max_length=16)
     unconfirmed: bool = Field(default=False)
     confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # SLA from then
+    # opened by an agent with no customer (agents/new_ticket.py): never mails a customer
+    internal: bool = Field(default=False)
     created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime, index=True)
     first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -79,6 +79,8 @@ def excluded(session: Session, ticket: Ticket) -> str:
     """Why a ticket gets no survey ('' if it does)."""
     if ticket.spam:
         return "spam"
+    if ticket.internal:  # no customer to ask
+        return "internal"
     if "merged" in ticket.tags or ticket.category == "bounce":
         return "merged" if "merged" in ticket.tags else "bounce"
     merged = session.exec(select(Event.id).where(

@@ -24,6 +24,7 @@ from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
 from helpdesk.web import actions, auth, csrf, dashboard, desk, pages, queues, search_page, sessions
 from helpdesk.web import kb_desk as kb_pages
+from helpdesk.web import new_ticket as new_ticket_pages
 from helpdesk.web import static as static_files
 from helpdesk.web import ticket as ticket_page
 from helpdesk.web.context import WebContext, default_base_url
@@ -64,7 +65,8 @@ def desk_app(web: WebContext) -> Starlette:
                 *ticket_page.ROUTES,
                 *actions.ROUTES,
                 *static_files.ROUTES,
-                *kb_pages.ROUTES],
+                *kb_pages.ROUTES,
+                *new_ticket_pages.ROUTES],  # agents open tickets (web/new_ticket.py)
         middleware=[Middleware(csrf.CsrfGuard, key=web.secret,  # type: ignore[arg-type]
                                session_cookie=sessions.COOKIE, cookie_path="/desk",
                                secure=web.secure_cookie, refuse=_refusal)],

@@ -31,6 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from helpdesk import clock
+from helpdesk.agents import new_ticket
 from helpdesk.agents.registry import split
 from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
@@ -135,6 +136,8 @@ def _classify(messages: list[Message], events: list[Event], directory: Directory
             shown.append(_outgoing(m, held.get(m.id)))
         elif not m.internal:
             shown.append(Shown(m, "customer", "Customer mail", False))
+        elif m.threaded_by.startswith(new_ticket.REPORTED):  # an internal ticket's first
+            shown.append(Shown(m, "note", "Reported by an agent", True))
         elif directory.by_address(m.from_addr) is not None or m.route in ("cli", "web"):
             note = m.route in ("cli", "web") or split(m.body_text).has("note")
             # an agent's mail that was no note went to the customer as our reply (an

@@ -1,7 +1,8 @@
-"""The mail a person on the web sends us: the status page's reply (portal/reply.py), the
-API's new ticket (api/write.py) and the public form's request (portal/form_mail.py)
-each become an RFC 5322 message From that person, built here by the email package,
-then spool.put like the SMTP listener's mail, so the pipeline treats them as mail.
+"""The mail a person on the web sends us: the status page's reply (portal/reply.py) and
+the public form's request (portal/form_mail.py) each become an RFC 5322 message From
+that person, built here by the email package, then spool.put like the SMTP listener's
+mail, so the pipeline treats them as mail. (A request an agent or the API makes on a
+customer's behalf is built by agents/new_ticket.request_mail.)
 """
 
 from __future__ import annotations

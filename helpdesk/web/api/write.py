@@ -17,22 +17,18 @@ clients never overwrite each other silently. Refused commands: 422, nothing appl
 
 from __future__ import annotations
 
-from email.utils import formataddr, make_msgid
-
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from helpdesk import clock
 from helpdesk.agents import actions as agent_actions
-from helpdesk.agents import registry
+from helpdesk.agents import new_ticket, registry
 from helpdesk.agents.commands import Reply
-from helpdesk.outgoing import compose as mailout
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import queries
 from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Message, msgid_key
 from helpdesk.store.models import Ticket as TicketRow
-from helpdesk.web import access, visitor_mail
+from helpdesk.web import access
 from helpdesk.web.api import schemas
 from helpdesk.web.api.auth import ApiError
 from helpdesk.web.api.read import BASE, etag, ticket_out, visible
@@ -50,15 +46,12 @@ def create_ticket(call: Call) -> Result:
         raise ApiError(422, "That address is an agent's: a ticket is made for a customer.")
     if body.from_addr.lower() == settings.helpdesk.address.lower():
         raise ApiError(422, "That address is the helpdesk's own.")
-    message_id = make_msgid(domain=settings.helpdesk.domain)
-    mail = visitor_mail.build(
-        name=body.from_name, address=body.from_addr,
-        to=formataddr((settings.helpdesk.name, settings.helpdesk.address)),
-        subject=body.subject, text=body.text, date=clock.now(), message_id=message_id,
-        # who made it, for the history and for a reader of the raw mail
-        headers={"X-Helpdesk-Api": f"token {call.caller.token_id} of "
-                                   f"{call.caller.who.agent.name}"})
-    Spool(settings.data_dir / "spool").put(mailout.wire_bytes(mail), Envelope(
+    # who made it, for the history and for a reader of the raw mail
+    raw, message_id = new_ticket.request_mail(
+        settings, from_name=body.from_name, from_addr=body.from_addr, subject=body.subject,
+        text=body.text, made_by=("X-Helpdesk-Api", f"token {call.caller.token_id} of "
+                                                   f"{call.caller.who.agent.name}"))
+    Spool(settings.data_dir / "spool").put(raw, Envelope(
         route=_route(call), mail_from=body.from_addr, rcpt_tos=(settings.helpdesk.address,)))
     key = msgid_key(message_id)
     return Result(schemas.Accepted(state="queued", message_id=message_id,

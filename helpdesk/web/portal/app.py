@@ -104,7 +104,7 @@ def refused(request: Request) -> Response:
 def _ticket_context(portal: Portal, ticket_id: int) -> dict[str, Any] | None:
     with session_scope(portal.engine) as session:
         ticket = session.get(Ticket, ticket_id)
-        if ticket is None:
+        if ticket is None or ticket.internal:  # an agents-only ticket has no status page
             return None
         shown = view.build(session, portal.settings, portal.directory(), ticket)
         return {"view": shown, "reply_token": reply.form_token(portal.settings, session,
@@ -170,7 +170,7 @@ async def _reply(request: Request, ticket_id: int, form: dict[str, str]) -> Resp
         with session_scope(portal.engine) as session:
             ticket = session.get(Ticket, ticket_id)
             return reply.compose(portal.settings, session, ticket, drawn, text) \
-                if ticket is not None else None
+                if ticket is not None and not ticket.internal else None
 
     mail = await run_in_threadpool(composed)
     if mail is None:
@@ -186,7 +186,7 @@ async def _change(request: Request, ticket_id: int, action: str, drawn_status: s
     def change() -> str:
         with session_scope(portal.engine) as session:
             ticket = session.get(Ticket, ticket_id)
-            if ticket is None:
+            if ticket is None or ticket.internal:
                 return "gone"
             if ticket.status != drawn_status:
                 return "stale"
@@ -212,7 +212,7 @@ async def _fresh_ticket_link(request: Request, ticket_id: int) -> Response:
         def send() -> bool:
             with session_scope(portal.engine) as session:
                 ticket = session.get(Ticket, ticket_id)
-                return ticket is not None and mailing.mail_ticket_link(
+                return ticket is not None and not ticket.internal and mailing.mail_ticket_link(
                     session, portal.settings, ticket, portal.base_url())
 
         if await run_in_threadpool(send):
