@@ -178,6 +178,11 @@ def payload_bytes(part: Message, defects: list[str]) -> bytes:
         # the stdlib hands back the undecoded text when one character dangles
         return _lenient_b64decode(payload, defects)
     if isinstance(data, bytes):
+        if str(part.get("Content-Transfer-Encoding", "")).strip().lower() != "base64":
+            # the lines of a 7bit, 8bit or quoted-printable body end as the transport
+            # ended them (CRLF over SMTP, LF from a maildir or a pipe): MIME's canonical
+            # CRLF for both, so one mail is one attachment whichever door it came through
+            return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         return data
     return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
 
