@@ -18,12 +18,12 @@ from helpdesk.agents import new_ticket
 from helpdesk.commands import CliState, pass_state
 from helpdesk.commands.act import _AS, _directory
 from helpdesk.commands.core import _write_engine
-from helpdesk.errors import TemporaryError
+from helpdesk.errors import HelpdeskError, TemporaryError
 from helpdesk.store.db import session_scope
 
 
-class _Refused(Exception):
-    pass
+class _Refused(HelpdeskError):
+    """The ticket cannot be opened as asked; the message says why."""
 
 
 @click.command(name="new")

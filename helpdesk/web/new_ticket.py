@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from helpdesk.agents import new_ticket
 from helpdesk.config.priority import PRIORITIES
+from helpdesk.errors import HelpdeskError
 from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Message, msgid_key
 from helpdesk.web import access, auth, csrf, pages
@@ -86,7 +87,7 @@ def _ask(web: WebContext, who: auth.SignedIn, form: FormData) -> Asked:
     return Asked(kept, fields, errors)
 
 
-class _Refused(Exception):
+class _Refused(HelpdeskError):
     def __init__(self, errors: tuple[str, ...]) -> None:
         super().__init__("; ".join(errors))
         self.errors = errors
