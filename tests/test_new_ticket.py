@@ -143,6 +143,7 @@ def test_the_desk_opens_an_internal_ticket_once_however_often_submitted(
     assert '<span class="badge internal">internal</span>' in queue.text
     search = alice.get("/desk/search", params={"q": "build fails"})
     assert "HD-1: Release blocker" in search.text and "agent mail or note" in search.text
+    assert 'Release blocker</a> <span class="badge internal">internal</span>' in search.text
     wait_mails_to(relay, "bob@staff.test", 1)  # assigned to bob: he is told
     assert _customer_mail(settings) == []
 

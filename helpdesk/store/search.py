@@ -92,6 +92,7 @@ class Hit:
     direction: str  # "in" (customer's or agent's mail) or "out" (what we sent)
     at: datetime  # when the message was stored
     cursor: str = field(default="")  # pass as `cursor` for the hits after this one
+    internal_ticket: bool = False  # an agents-only ticket (no customer: agents/new_ticket)
 
     def snippet_html(self) -> Markup:
         """The snippet as safe HTML: every piece escaped, matches in <mark>."""
@@ -222,6 +223,7 @@ def search(session: Session, query: str, filters: Filters | None = None, limit: 
         rows = _search_pg(session, terms, filters, limit, offset)
     return [Hit(ticket_id=r.ticket_id, message_id=r.message_id, rank=float(r.rank),
                 snippet=segments(r.snip or ""), subject=r.subject, internal=bool(r.internal),
+                internal_ticket=bool(r.ticket_internal),
                 direction=r.direction, at=r.at, cursor=str(offset + i + 1))
             for i, r in enumerate(rows)]
 
@@ -301,7 +303,7 @@ def _page(session: Session, b: _Backend, limit: int, offset: int) -> list[tuple[
 
 _SHOWN = (col(Message.ticket_id).label("ticket_id"), col(Ticket.subject).label("subject"),
           col(Message.internal).label("internal"), col(Message.direction).label("direction"),
-          col(Message.created_at).label("at"))
+          col(Message.created_at).label("at"), col(Ticket.internal).label("ticket_internal"))
 
 
 def _rows(session: Session, found: list[tuple[int, float]], snips: dict[int, str]) -> list[_Row]:
@@ -343,6 +345,7 @@ class _Row:
     internal: bool
     direction: str
     at: datetime
+    ticket_internal: bool
     rank: float
     snip: str
 
