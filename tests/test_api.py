@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -281,3 +282,50 @@ def test_knowledge_base_articles_are_read_and_drafted_through_the_api(
     assert omar.get(f"/kb/articles/{drafts[0]['id']}").status_code == 404
     assert omar.get(f"/kb/articles/{listed[0]['id']}").status_code == 200
     assert alice.get("/kb/articles/99999").status_code == 404
+
+
+def test_ticket_operations_through_the_commands_door(make_desk: Callable[..., Desk]) -> None:
+    """Link, canned reply, time, split and merge: the registry's commands, applied as
+    the token's agent, each recorded under their name."""
+    from tests.test_canned_replies import RESET, write_replies
+
+    desk = api_desk(make_desk)
+    write_replies(desk.settings, **{"printer-reset": RESET})
+    alice = api_client(desk, make_token(desk, "alice"))
+    first = create_ticket(alice)
+    second = create_ticket(alice, subject="Scanner broken", text="The scanner too.")
+
+    def run(number: int, *lines: str, text: str = "") -> dict[str, Any]:
+        tag = alice.get(f"/tickets/{number}").headers["etag"]
+        done = alice.post(f"/tickets/{number}/commands", headers={"If-Match": tag},
+                          json={"commands": list(lines), "text": text})
+        assert done.status_code == 200, done.text
+        return dict(done.json())
+
+    run(first, f"#link HD-{second}", "#reply printer-reset", "#time 25m")
+    assert ("link", "alice", f"HD-{second}") in [
+        (e.kind, e.actor, e.new) for e in _events(desk, first)]
+    assert ("link", "alice", f"HD-{first}") in [
+        (e.kind, e.actor, e.new) for e in _events(desk, second)]
+    canned = wait_until(lambda: [text for m in desk.mails_to(CAROL, f"[HD-{first}]")
+                                 if "switch it off" in (text := m.get_body().get_content())],
+                        timeout=15, what="the canned reply to carol")
+    assert f"HD-{first}" in canned[0]  # its placeholders filled
+    spent = invoke_cli(desk.settings, "stats", "--time-csv", "--since", "2020-01-01")
+    assert spent.exit_code == 0 and f"HD-{first}" in spent.output and ",25" in spent.output
+
+    # carol's second mail on the first ticket becomes a ticket of its own
+    alice.post("/tickets", json={"from_addr": CAROL, "subject": f"Re: [HD-{first}] x",
+                                 "text": "And the fax."})
+    wait_until(lambda: len(alice.get(f"/tickets/{first}/messages").json()["items"]) >= 3,
+               timeout=20, what="carol's follow-up on the first ticket")
+    numbers = [m["id"] for m in alice.get(f"/tickets/{first}/messages").json()["items"]
+               if "And the fax." in m["text"]]
+    assert len(numbers) == 1
+    run(first, f"#split {numbers[0]}")
+    third = wait_ticket(desk.settings, second + 1)
+    assert any(e["kind"] == "split-from" and e["actor"] == "alice" for e in third["events"])
+
+    run(second, f"#merge HD-{first}")
+    assert alice.get(f"/tickets/{second}").json()["status"] == "closed"
+    assert ("merged-in", "alice") in [(e.kind, e.actor) for e in _events(desk, first)]
