@@ -14,7 +14,7 @@ from tests.test_web_actions import Browsers, hidden
 
 def signed_in_browsers(desk: tuple[Settings, DaemonThread]) -> Iterator[Browsers]:
     """For a `browsers` fixture: browsers(name) is a client signed in as that agent by a
-    one-time link (as tests/test_web_actions.py's fixture)."""
+    one-time link (tests/test_web_actions.py's fixture, and the ticket-operations')."""
     settings, daemon = desk
     url = f"http://127.0.0.1:{daemon.daemon.public.port}"  # type: ignore[union-attr]
     made: list[httpx.Client] = []

@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
@@ -26,7 +25,6 @@ from tests.agent_desk import AGENTS, body, mails_to, msgid, reply_to, wait_mails
 from tests.helpers import (
     DaemonThread,
     RelaySink,
-    invoke_cli,
     make_mail,
     outbox_rows,
     send,
@@ -54,25 +52,9 @@ def desk_overrides() -> dict[str, Any]:
 @pytest.fixture
 def browsers(desk: tuple[Settings, DaemonThread]) -> Iterator[Browsers]:
     """browsers(name): a client signed in as that agent by a one-time link."""
-    settings, daemon = desk
-    url = f"http://127.0.0.1:{daemon.daemon.public.port}"  # type: ignore[union-attr]
-    made: list[httpx.Client] = []
+    from tests.ops_helpers import signed_in_browsers  # it imports `hidden` from here
 
-    def sign_in(name: str) -> httpx.Client:
-        browser = httpx.Client(base_url=url, follow_redirects=False, timeout=30)
-        made.append(browser)
-        result = invoke_cli(settings, "web", "login-link", name)
-        assert result.exit_code == 0, result.output
-        link = result.stdout.splitlines()[0].replace("http://127.0.0.1:0", url)
-        page = browser.get(link)
-        answer = browser.post("/desk/login/confirm", data={
-            "t": parse_qs(urlparse(link).query)["t"][0], "csrf_token": hidden(page, "csrf_token")})
-        assert answer.status_code == 303, answer.text
-        return browser
-
-    yield sign_in
-    for browser in made:
-        browser.close()
+    yield from signed_in_browsers(desk)
 
 
 def hidden(page: httpx.Response, name: str) -> str:
