@@ -336,6 +336,8 @@ def test_two_agents_on_one_ticket_page_see_each_other_and_a_stale_form_is_refuse
     """The collision notice on the real ticket page: lisa starts typing a reply, and
     alice's page (its script polling) says so; alice's fields form, drawn before lisa's
     reply went out, is refused with the fresh state, not applied over it."""
+    from playwright.sync_api import expect
+
     desk = make_desk()
     desk.deliver(customer_mail("Two agents, one ticket", "Who answers me?\n",
                                "<two-1@customer.test>"))
@@ -357,11 +359,14 @@ def test_two_agents_on_one_ticket_page_see_each_other_and_a_stale_form_is_refuse
         assert notice.inner_text() == "lisa is replying."
         screenshot(page, "collision-notice")
 
-        lisa.get_by_role("button", name="Send", exact=True).click()
-        lisa.wait_for_url(ticket_url)
+        # lisa's page is on the ticket's address already: wait for her POST's answer
+        # (the redirect back), not for an address it has, or alice may save first
+        with lisa.expect_navigation(url=ticket_url):
+            lisa.get_by_role("button", name="Send", exact=True).click()
         page.get_by_label("Priority").select_option("high")
-        page.get_by_role("button", name="Save fields").click()
-        assert page.get_by_role("heading", name=re.compile("changed while you")).is_visible()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Save fields").click()
+        expect(page.get_by_role("heading", name=re.compile("changed while you"))).to_be_visible()
         assert wait_ticket(desk.settings, number)["priority"] == "normal"
     finally:
         lisa_context.close()
