@@ -7,7 +7,7 @@ import pytest
 
 from helpdesk.config.settings import Settings
 from helpdesk.store.db import session_scope
-from helpdesk.store.models import Review
+from helpdesk.store.models import Review, Ticket
 from tests.conftest import MakeSettings
 from tests.helpers import all_tickets, engine_for, ticket_row
 from tests.sched import at, customer_reply, mails, make_ticket, run_pass, set_status
@@ -60,3 +60,36 @@ def test_a_pending_ticket_whose_resolution_awaits_review_is_reminded_but_not_res
     assert len(run_pass(settings, at("2026-12-03T10:00"))) == 1  # the reminder
     assert run_pass(settings, at("2026-12-20T10:00")) == []
     assert ticket_row(settings, tid).status == "pending"
+
+
+def test_a_web_request_never_confirmed_is_closed_quietly_and_gets_no_survey(
+        make_settings: MakeSettings):
+    """A form's request from an address that never followed its confirmation link is
+    closed after [web_form] unconfirmed_close; nobody is mailed, not even a survey."""
+    settings = make_settings({"web_form": {"unconfirmed_close": "14d"},
+                              "survey": {"enabled": True, "delay": "1h"}})
+    tid = make_ticket(settings, at("2026-11-01T09:00"))
+    confirmed = make_ticket(settings, at("2026-11-01T09:00"), customer="dora@customer.test")
+    with session_scope(engine_for(settings)) as session:
+        session.get(Ticket, tid).unconfirmed = True  # type: ignore[union-attr]
+    assert run_pass(settings, at("2026-11-15T08:59")) == []
+    assert run_pass(settings, at("2026-11-15T09:00")) == [
+        f"HD-{tid} stale:unconfirmed:20261101T090000: closed: the request from the web "
+        "form was never confirmed"]
+    t = ticket_row(settings, tid)
+    assert (t.status, t.closed_at) == ("closed", at("2026-11-15T09:00"))
+    assert ticket_row(settings, confirmed).status != "closed"  # a confirmed one: left alone
+    assert run_pass(settings, at("2026-11-16T09:00")) == [
+        f"HD-{tid} survey:20261115T090000: no survey: unconfirmed"]
+    assert mails(settings) == []
+    kinds = [e["kind"] for e in all_tickets(settings)[0]["events"]]
+    assert "unconfirmed-expired" in kinds
+
+
+def test_an_unconfirmed_request_is_kept_when_expiry_is_off(make_settings: MakeSettings):
+    settings = make_settings({"web_form": {"unconfirmed_close": 0}})
+    tid = make_ticket(settings, at("2026-11-01T09:00"))
+    with session_scope(engine_for(settings)) as session:
+        session.get(Ticket, tid).unconfirmed = True  # type: ignore[union-attr]
+    assert run_pass(settings, at("2027-11-01T09:00")) == []
+    assert ticket_row(settings, tid).status != "closed"

@@ -4,11 +4,13 @@ config.Settings embeds it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from helpdesk.config.base import Section
+from helpdesk.config.schedule import Duration
 
 REPORTER_PRIORITIES = ("normal", "high", "critical")
 
@@ -35,6 +37,10 @@ class WebFormSection(Section):
         "counts: `unknown` (an address that has no ticket yet), `always` or `never`. "
         "Until then the ticket is held unconfirmed: flagged in the desk, no SLA clock, "
         "no agent told.")
+    unconfirmed_close: Duration = Field(
+        timedelta(days=14), description="A request still unconfirmed this long after it "
+        "came is closed by the scheduler (history: `unconfirmed-expired`; nobody is "
+        "mailed: the address never showed it wanted us to write). 0: kept forever.")
     max_size: int = Field(10 * 1024 * 1024, ge=1024, description="The most bytes of "
                           "attachments one request may carry together (text fields are "
                           "bounded apart).")

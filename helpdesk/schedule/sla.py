@@ -94,7 +94,8 @@ class SlaContext:
         is looked at again."""
         s = self.settings
         parts = [s.sla, s.business_hours, {n: (q.sla, q.business_hours) for n, q in
-                 s.queue.items()}, s.escalation, s.stale, s.survey.enabled, s.survey.delay]
+                 s.queue.items()}, s.escalation, s.stale, s.survey.enabled, s.survey.delay,
+                 s.web_form.unconfirmed_close]
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 

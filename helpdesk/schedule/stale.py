@@ -1,6 +1,8 @@
 """Stale tickets ([stale]): a pending ticket the customer has not answered for
 `pending_remind` gets a reminder to the customer; `pending_resolve` after that
 it is resolved with a note. A ticket resolved for `resolved_close` is closed.
+A web form's request never confirmed for [web_form] unconfirmed_close is closed,
+telling nobody (it would be mail to an address that never asked for it).
 
 Step keys carry the moment the waiting began, so a ticket that goes pending
 again later gets a fresh reminder, but one waiting period never gets two.
@@ -41,6 +43,10 @@ def _entered(session: Session, ticket: Ticket, status: str) -> datetime:
 def plan(rt: Runtime, session: Session, ticket: Ticket,
          done: dict[str, TicketStep]) -> list[Step]:
     cfg = rt.settings.stale
+    expire = rt.settings.web_form.unconfirmed_close
+    if ticket.unconfirmed and expire and ticket.status != Status.CLOSED:
+        return [Step(f"stale:unconfirmed:{_stamp(ticket.created_at)}",
+                     ticket.created_at + expire, "expire")]
     if ticket.status == Status.PENDING and (cfg.pending_remind or cfg.pending_resolve):
         return _pending_steps(rt, session, ticket, done)
     if ticket.status == Status.RESOLVED and cfg.resolved_close:
@@ -98,4 +104,12 @@ def close(rt: Runtime, session: Session, ticket: Ticket, step: Step) -> str:
     return "closed"
 
 
-ACTIONS = {"remind": remind, "resolve": resolve, "close": close}
+def expire(rt: Runtime, session: Session, ticket: Ticket, step: Step) -> str:
+    note = "closed: the request from the web form was never confirmed"
+    history(session, ticket, "unconfirmed-expired", note)
+    store.change(session, ticket, "status", Status.CLOSED, actor=ACTOR, detail=note)
+    ticket.closed_at = rt.now
+    return note
+
+
+ACTIONS = {"remind": remind, "resolve": resolve, "close": close, "expire": expire}

@@ -81,6 +81,8 @@ def excluded(session: Session, ticket: Ticket) -> str:
         return "spam"
     if ticket.internal:  # no customer to ask
         return "internal"
+    if ticket.unconfirmed:  # a web request nobody confirmed: we never mail that address
+        return "unconfirmed"
     if "merged" in ticket.tags or ticket.category == "bounce":
         return "merged" if "merged" in ticket.tags else "bounce"
     merged = session.exec(select(Event.id).where(
