@@ -237,3 +237,24 @@ def test_a_link_for_a_ticket_never_surveyed_is_404(surveyed: Surveyed) -> None:
     other = surveyed.ticket + 1000
     token = survey.token(surveyed.settings, other)
     assert surveyed.status("GET", f"/survey/{other}/1?t={token}") == 404
+
+
+def test_rating_pages_allow_no_script_and_leak_no_token_in_a_referer(
+        surveyed: Surveyed) -> None:
+    """The rating page carries a token in its address and shows a customer's comment box:
+    it answers under the desk's strict CSP, unframeable, not cached, no Referer."""
+    pages = [f"/survey/{surveyed.ticket}/1?t={surveyed.token}",
+             f"/survey/{surveyed.ticket}/1?t=forged", "/survey/999999/1?t=x"]
+    for path in pages:
+        conn = http.client.HTTPConnection("127.0.0.1", surveyed.port, timeout=10)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+        finally:
+            conn.close()
+        csp = response.getheader("Content-Security-Policy") or ""
+        assert "default-src 'none'" in csp and "script-src" not in csp, path
+        assert "frame-ancestors 'none'" in csp, path
+        assert response.getheader("Referrer-Policy") == "no-referrer", path
+        assert response.getheader("Cache-Control") == "no-store", path

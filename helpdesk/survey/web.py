@@ -29,6 +29,7 @@ from helpdesk.config.settings import Settings
 from helpdesk.errors import HelpdeskError
 from helpdesk.store.db import session_scope
 from helpdesk.survey import steps as survey
+from helpdesk.web.pages import SECURITY_HEADERS
 
 MAX_FORM = 16_384  # a rating, a token and a comment of 4,000 characters fit many times
 MAX_TICKET_ID = 2**31 - 1  # ticket ids are 32-bit integers in PostgreSQL
@@ -41,7 +42,8 @@ class FormTooLarge(HelpdeskError):
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}"
                         f"</title></head><body><h1>{title}</h1>{body}</body></html>",
-                        status_code=status, headers={"Cache-Control": "no-store"})
+                        status_code=status, headers=SECURITY_HEADERS)  # no-store, CSP,
+    # and no Referer carrying the link's token to wherever the customer goes next
 
 
 def _refused() -> HTMLResponse:
