@@ -158,6 +158,14 @@ class DaemonThread:
         finally:
             self.loop.close()
 
+    def pipeline_waits_for_a_poke(self) -> None:
+        """From now on the idle pipeline looks at the spool only when poked (a test of
+        who pokes it): a long idle wait, entered after one empty look."""
+        worker = self.daemon.pipeline_worker
+        worker.idle = 600.0
+        worker.poke()
+        time.sleep(0.5)  # the poked look finds nothing; the next wait is the long one
+
     def start(self) -> DaemonThread:
         self.thread.start()
         self.ready.wait(30)

@@ -329,3 +329,13 @@ def test_ticket_operations_through_the_commands_door(make_desk: Callable[..., De
     run(second, f"#merge HD-{first}")
     assert alice.get(f"/tickets/{second}").json()["status"] == "closed"
     assert ("merged-in", "alice") in [(e.kind, e.actor) for e in _events(desk, first)]
+
+
+def test_a_ticket_created_through_the_api_wakes_the_pipeline(
+        make_desk: Callable[..., Desk]) -> None:
+    """The API's create spools the request and pokes the pipeline, as the SMTP listener
+    does: it does not wait for the pipeline's next idle look."""
+    desk = api_desk(make_desk)
+    alice = api_client(desk, make_token(desk, "alice", "write", "crm"))
+    desk.daemon.pipeline_waits_for_a_poke()
+    assert create_ticket(alice) == 1  # waits 20 s at most, the idle wait is 600 s

@@ -87,7 +87,8 @@ def public_routes(settings: Settings, engine: Engine, directory: Callable[[], Di
     routes: list[BaseRoute] = []
     if settings.web.enabled:
         web = WebContext(settings, engine, directory, on_outbox,
-                         base_url or (lambda: default_base_url(settings)), settings.secret)
+                         base_url or (lambda: default_base_url(settings)), settings.secret,
+                         on_spooled)
         routes.append(Mount("/desk", app=desk_app(web)))
         # the listener's address, as ./scripts/run prints it, opens the desk
         routes.append(Route("/", lambda request: RedirectResponse("/desk/", 303)))
@@ -96,7 +97,7 @@ def public_routes(settings: Settings, engine: Engine, directory: Callable[[], Di
 
         routes.append(Mount("/api/v1", app=api_app(WebContext(
             settings, engine, directory, on_outbox,
-            base_url or (lambda: default_base_url(settings)), settings.secret))))
+            base_url or (lambda: default_base_url(settings)), settings.secret, on_spooled))))
     if settings.kb.enabled:  # the public knowledge base (web/kb_public.py)
         from helpdesk.web import kb_public
 

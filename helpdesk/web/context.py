@@ -33,6 +33,9 @@ class WebContext:
     on_outbox: Callable[[], None]  # a mail was queued: wake the outbox
     base_url: Callable[[], str]
     secret: bytes  # settings.secret, read once ([helpdesk] secret, or data_dir/secret)
+    # a request was spooled (the desk's "new ticket" for a customer, the API's create):
+    # wake the pipeline instead of leaving it to its next idle look
+    on_spooled: Callable[[], None] = lambda: None
 
     @property
     def signer(self) -> CookieSigner:

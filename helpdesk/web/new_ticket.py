@@ -118,6 +118,7 @@ def _for_customer(web: WebContext, who: auth.SignedIn, asked: Asked, attachments
         subject=kept["subject"], text=kept["text"], attachments=attachments,
         fields=asked.fields, ack=kept["ack"] == "yes", route=f"desk:{who.agent.name}",
         message_id=message_id, sent_at=when)
+    web.on_spooled()
     return msgid_key(message_id)
 
 

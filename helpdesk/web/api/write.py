@@ -53,6 +53,7 @@ def create_ticket(call: Call) -> Result:
                                                    f"{call.caller.who.agent.name}"))
     Spool(settings.data_dir / "spool").put(raw, Envelope(
         route=_route(call), mail_from=body.from_addr, rcpt_tos=(settings.helpdesk.address,)))
+    call.web.on_spooled()
     key = msgid_key(message_id)
     return Result(schemas.Accepted(state="queued", message_id=message_id,
                                    poll=f"{BASE}/submissions/{key}"), status=202,
