@@ -265,12 +265,16 @@ class Daemon:
             host, port = split_listen(http.listen)
             with explained("HTTP", host, port, data_dir):
                 self.http = HttpServer(http.listen, list(health_routes(self, self.registry)),
-                                       "ops: /healthz, /metrics")
+                                       "ops: /healthz, /metrics",
+                                       head_timeout=http.head_timeout,
+                                       max_connections=http.max_connections)
         public = self._public_routes()
         if http.public and public:
             host, port = split_listen(http.public)
             with explained("HTTP (public)", host, port, data_dir):
-                self.public = HttpServer(http.public, public, "public: survey pages, desk")
+                self.public = HttpServer(http.public, public, "public: survey pages, desk",
+                                         head_timeout=http.head_timeout,
+                                         max_connections=http.max_connections)
 
     def _public_routes(self) -> list[BaseRoute]:
         if not (self.settings.survey.enabled or self.settings.web.enabled

@@ -235,6 +235,15 @@ class HttpSection(Section):
         "", description="Base URL of links to the public listener that the desk mails "
         "(sign-in links): how agents reach [http] public, usually https through a reverse "
         "proxy; empty: http:// and [http] public.")
+    head_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds a client of either listener has to send "
+        "a whole request head after connecting (or after its last answer); a silent or "
+        "trickling connection is closed, so idle sockets cannot use up the daemon's file "
+        "descriptors.")
+    max_connections: int = Field(
+        500, ge=1, description="Connections (and requests in progress) each listener "
+        "serves at once; past it a request is answered 503 at once. Keep it well under "
+        "the daemon's open-file limit (systemd: LimitNOFILE).")
     max_outbox_delay: float = Field(
         3600.0, gt=0, description="/healthz reports failure when an outgoing mail has been "
         "due for longer than this many seconds (relay down).")

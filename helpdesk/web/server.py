@@ -13,6 +13,13 @@ This is the one way the daemon hosts HTTP. Several features share a listener by
 giving it their routes, at construction or with `add` before `start`: plain routes
 (or a Mount at a prefix of its own) side by side in one Starlette app, since a Mount
 at "/" would answer every path and hide whatever comes after it.
+
+Slow or idle clients: uvicorn closes a kept-alive connection after a few idle seconds,
+but one that never completes its first request head (connected, silent, or a byte now
+and then) it keeps forever, so a few hundred such sockets would use up the daemon's
+file descriptors. Each connection gets `head_timeout` seconds to send a whole request
+head (h11 still says the client is IDLE: closed), and past `max_connections` requests
+are answered 503 at once (uvicorn's limit_concurrency) rather than queued.
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ import logging
 import socket
 from collections.abc import Sequence
 
+import h11
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("helpdesk.http")
 
@@ -35,8 +44,47 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _protocol(head_timeout: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol (Config's `http` takes a protocol class), closing a
+    connection whose request head is not complete `head_timeout` seconds after it
+    opened or after its last response."""
+
+    class HeadTimeout(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(head_timeout, self._head_late)
+
+        def _head_late(self) -> None:
+            self._head_timer = None
+            # their side IDLE: no whole request head yet (not a slow app or a body)
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                log.info("HTTP: closed a connection from %s that sent no request head "
+                         "within %ss", (self.client or ("?",))[0], head_timeout)
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+    return HeadTimeout
+
+
 class HttpServer:
-    def __init__(self, listen: str, routes: Sequence[BaseRoute], serves: str) -> None:
+    def __init__(self, listen: str, routes: Sequence[BaseRoute], serves: str, *,
+                 head_timeout: float = 10.0, max_connections: int = 500) -> None:
         self.serves = serves  # for the log: what this listener is for
         self.host, port = split_listen(listen)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -49,7 +97,9 @@ class HttpServer:
         self.port = int(self.sock.getsockname()[1])
         self.app = Starlette(routes=list(routes))
         config = uvicorn.Config(self.app, log_config=None, access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=5, http="h11")
+                                lifespan="off", timeout_graceful_shutdown=5,
+                                http=_protocol(head_timeout),
+                                limit_concurrency=max_connections)
         config.load()
         self.server = uvicorn.Server(config)
         self.server.lifespan = config.lifespan_class(config)
