@@ -23,7 +23,9 @@ from helpdesk.kb import articles as kb_articles
 from helpdesk.schedule import sla
 from helpdesk.store.kb_models import KbArticle
 from helpdesk.store.models import Event, Ticket
+from helpdesk.store.web_models import WebAttempt
 from tests.helpers import (
+    DaemonThread,
     engine_for,
     free_port,
     make_mail,
@@ -243,6 +245,33 @@ def test_honeypot_and_rate_limits(make_desk: Callable[..., Desk], tmp_path: Path
     assert len(tickets(desk)) == 2 and all(t.unconfirmed for t in tickets(desk))
     sent = [m["Subject"] for m in desk.mails_to(DORA, "")]  # unconfirmed: asked again
     assert len(sent) == 2 and all(s.startswith("Please confirm") for s in sent), sent
+
+
+def test_rate_limits_are_kept_in_the_database_across_a_restart(
+        make_desk: Callable[..., Desk], tmp_path: Path,
+        start_daemon: Callable[..., DaemonThread]) -> None:
+    """The counts are rows in the database, not a daemon's memory: a restarted daemon
+    (or a second one on the same database) goes on counting; refused requests don't."""
+    desk = form_desk(make_desk, tmp_path, web_form={"per_address_per_hour": 2,
+                                                     "per_client_per_hour": 3})
+    client = desk.client()
+    for n in range(2):
+        assert post_form(client, client.get("/portal/new"),
+                         fields(subject=f"Jam {n}")).status_code == 200
+    desk.daemon.stop()
+    restarted = Desk(desk.settings, start_daemon(desk.settings))
+    client = restarted.client()
+    over = post_form(client, client.get("/portal/new"), fields(subject="Jam 3"))
+    assert over.status_code == 429 and "Jam 3" in over.text
+    other = post_form(client, client.get("/portal/new"),
+                      fields(address="erin@visitor.test", subject="Erin's jam"))
+    assert other.status_code == 200  # the refused one did not count for this client
+    third = post_form(client, client.get("/portal/new"),
+                      fields(address="finn@visitor.test", subject="Finn's jam"))
+    assert third.status_code == 429  # the client's third request this hour was Erin's
+    with Session(engine_for(desk.settings)) as session:
+        kept = [row.key for row in session.exec(select(WebAttempt)).all()]
+    assert len(kept) == 6 and not any("visitor.test" in k for k in kept)  # hashes only
 
 
 def publish_article(desk: Desk) -> int:

@@ -45,10 +45,11 @@ class WebFormSection(Section):
                           "attachments one request may carry together (text fields are "
                           "bounded apart).")
     per_address_per_hour: int = Field(5, ge=1, description="Requests one e-mail address may "
-                                      "send through the form per hour (counted in memory).")
+                                      "send through the form per hour (counted in the "
+                                      "database: every daemon's, kept over restarts).")
     per_client_per_hour: int = Field(20, ge=1, description="Requests one client IP address "
-                                     "may send per hour, whatever the address (counted in "
-                                     "memory).")
+                                     "may send per hour, whatever the address (counted in the "
+                                     "database like per_address_per_hour).")
     max_text: int = Field(20_000, ge=100, description="The most characters of the "
                           "description; a longer one is refused with the text kept.")
 

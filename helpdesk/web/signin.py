@@ -13,21 +13,21 @@ caller owns the transaction.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 from urllib.parse import quote
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, update
-from sqlmodel import Session, col, select
+from sqlalchemy import delete, update
+from sqlmodel import Session, col
 
 from helpdesk import clock
 from helpdesk.config.agents import Agent
 from helpdesk.config.settings import Settings
 from helpdesk.outgoing import compose as mailout
-from helpdesk.store.web_models import WebAttempt, WebLoginToken, WebPassword
+from helpdesk.store import attempts
+from helpdesk.store.web_models import WebLoginToken, WebPassword
 from helpdesk.web.sessions import digest
 
 CONFIRM_PATH = "/desk/login/confirm"
@@ -122,25 +122,11 @@ def check_password(session: Session, agent: Agent | None, password: str) -> bool
 
 # -- rate limit ---------------------------------------------------------------------------
 
-def attempt_key(kind: str, value: str) -> str:
-    """What the attempts table keeps: a hash, not the address or IP itself."""
-    return hashlib.sha256(f"{kind}\0{value.strip().lower()}".encode()).hexdigest()
-
-
 def allow_attempt(session: Session, settings: Settings, address: str, client: str) -> bool:
     """Record one sign-in attempt; False when the address or the client has used up its
     attempts in the window. Refused attempts count too: a guesser who keeps trying
     stays locked out instead of getting a fresh try each window."""
     web = settings.web
-    now = clock.now()
-    since = now - web.signin_window
-    session.execute(delete(WebAttempt).where(col(WebAttempt.at) < since))
-    limits = [(attempt_key("address", address), web.signin_per_address),
-              (attempt_key("client", client), web.signin_per_client)]
-    allowed = True
-    for key, limit in limits:
-        count = session.exec(select(func.count()).select_from(WebAttempt).where(
-            col(WebAttempt.key) == key, col(WebAttempt.at) >= since)).one()
-        allowed = allowed and count < limit
-        session.add(WebAttempt(key=key, at=now))
-    return allowed
+    return attempts.allow(session, settings, [("address", address, web.signin_per_address),
+                                              ("client", client, web.signin_per_client)],
+                          web.signin_window, count_refused=True)

@@ -13,7 +13,7 @@ stands now (internal events the customer cannot see never make their form stale)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
@@ -34,7 +34,6 @@ from helpdesk.store.db import session_scope
 from helpdesk.store.models import Ticket
 from helpdesk.web import context
 from helpdesk.web.portal import changes, form, guard, mailing, render, reply, view
-from helpdesk.web.portal.mailing import ClientLimit
 
 ASK = "ask"  # the link basis of the ask-for-my-tickets form, which has no link
 DONE = {"reply": "We received your message. It will appear below in a moment.",
@@ -52,7 +51,6 @@ class Portal:
     base_url: Callable[[], str]
     secret: bytes
     spool: Spool
-    clients: ClientLimit = field(default_factory=ClientLimit)
 
     @property
     def secure_cookie(self) -> bool:
@@ -208,15 +206,17 @@ async def _change(request: Request, ticket_id: int, action: str, drawn_status: s
 async def _fresh_ticket_link(request: Request, ticket_id: int) -> Response:
     portal = _portal(request)
     client = request.client.host if request.client else ""
-    if portal.clients.allow(client, portal.settings.portal.links_per_hour * 10):
-        def send() -> bool:
-            with session_scope(portal.engine) as session:
-                ticket = session.get(Ticket, ticket_id)
-                return ticket is not None and not ticket.internal and mailing.mail_ticket_link(
-                    session, portal.settings, ticket, portal.base_url())
+    def send() -> bool:
+        with session_scope(portal.engine) as session:
+            if not mailing.client_allowed(session, portal.settings, client):
+                return False
+        with session_scope(portal.engine) as session:
+            ticket = session.get(Ticket, ticket_id)
+            return ticket is not None and not ticket.internal and mailing.mail_ticket_link(
+                session, portal.settings, ticket, portal.base_url())
 
-        if await run_in_threadpool(send):
-            portal.on_outbox()
+    if await run_in_threadpool(send):
+        portal.on_outbox()
     return render.page(portal.settings, "sent", {"to_customer": True})
 
 
@@ -245,10 +245,11 @@ async def ask(request: Request) -> Response:
 async def _mail_list(request: Request, address: str) -> None:
     portal = _portal(request)
     client = request.client.host if request.client else ""
-    if not portal.clients.allow(client, portal.settings.portal.links_per_hour * 10):
-        return
 
     def send() -> bool:
+        with session_scope(portal.engine) as session:
+            if not mailing.client_allowed(session, portal.settings, client):
+                return False
         with session_scope(portal.engine) as session:
             return mailing.mail_list(session, portal.settings, address, portal.base_url())
 

@@ -34,12 +34,12 @@ from helpdesk.kb import articles as kb_articles
 from helpdesk.kb import suggest as kb_suggest
 from helpdesk.outgoing import portal_links
 from helpdesk.spool import Envelope
+from helpdesk.store import attempts
 from helpdesk.store import channel as ticket_channel
 from helpdesk.store.db import session_scope
 from helpdesk.store.kb_models import KbArticle
 from helpdesk.store.models import Ticket
 from helpdesk.web.portal import form_mail, form_read, guard, render
-from helpdesk.web.portal.mailing import ClientLimit
 
 LINK = "new"  # the CSRF basis of the form's pages, which have no link token
 SUGGESTIONS = 3
@@ -48,15 +48,6 @@ log = logging.getLogger("helpdesk.web.portal.form")
 
 def _portal(request: Request) -> Any:
     return request.app.state.portal
-
-
-def _limits(request: Request) -> tuple[ClientLimit, ClientLimit]:
-    """(per address, per client IP), in this app's memory: a restart forgets them."""
-    state = request.app.state
-    if not hasattr(state, "web_form_limits"):
-        state.web_form_limits = (ClientLimit(), ClientLimit())
-    limits: tuple[ClientLimit, ClientLimit] = state.web_form_limits
-    return limits
 
 
 def _page(request: Request, name: str, context: dict[str, Any], status: int = 200,
@@ -125,7 +116,7 @@ async def submit(request: Request) -> Response:
             errors.append("Files cannot be kept between tries: please attach them again.")
         status = 413 if posted.upload_bytes > settings.web_form.max_size else 400
         return _form(request, given, posted.kept(), errors, status)
-    if not _allowed(request, asked.address):
+    if not await run_in_threadpool(_allowed, request, asked.address):
         return _form(request, given, posted.kept(), [
             "You have sent us many requests in the last hour: please wait a while, or "
             "write to us by mail."], 429)
@@ -139,10 +130,15 @@ def _client(request: Request) -> str:
 
 
 def _allowed(request: Request, address: str) -> bool:
-    wf = _portal(request).settings.web_form
-    by_address, by_client = _limits(request)
-    return by_client.allow(_client(request), wf.per_client_per_hour) and \
-        by_address.allow(address, wf.per_address_per_hour)
+    """Within the hour's requests per client IP and per address (store/attempts.py:
+    in the database, shared by every daemon); a refused request is not counted."""
+    portal = _portal(request)
+    wf = portal.settings.web_form
+    with session_scope(portal.engine) as session:
+        return attempts.allow(session, portal.settings, [
+            ("form-client", _client(request), wf.per_client_per_hour),
+            ("form-address", address, wf.per_address_per_hour)], attempts.HOUR,
+            count_refused=False)
 
 
 def _suggested(request: Request, asked: form_mail.Request) -> list[dict[str, Any]]:

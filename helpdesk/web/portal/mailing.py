@@ -10,9 +10,6 @@ address (counted in memory: a restart forgets, which only ever allows more asks)
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
 from datetime import timedelta
 
 from sqlmodel import Session, func, select
@@ -21,7 +18,7 @@ from helpdesk import clock
 from helpdesk.config.settings import Settings
 from helpdesk.outgoing import compose as mailout
 from helpdesk.outgoing import portal_links
-from helpdesk.store import queries
+from helpdesk.store import attempts, queries
 from helpdesk.store.models import Contact, Ticket
 
 LIST_KIND = "portal-list"
@@ -29,25 +26,12 @@ LINK_KIND = "portal-link"
 MAX_ADDRESS = 320
 
 
-class ClientLimit:
-    """Asks per client address within an hour, in memory."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, client: str, limit: int) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._seen) > 10_000:  # bounded memory under a spray of addresses
-                self._seen.clear()
-            seen = self._seen.setdefault(client, deque())
-            while seen and now - seen[0] > 3600:
-                seen.popleft()
-            if len(seen) >= limit:
-                return False
-            seen.append(now)
-            return True
+def client_allowed(session: Session, settings: Settings, client: str) -> bool:
+    """Whether a client IP may ask for another mailed link this hour (whatever the
+    address: mail goes only to a ticket's customer, this bounds the asking)."""
+    return attempts.allow(session, settings,
+                          [("portal-client", client, settings.portal.links_per_hour * 10)],
+                          attempts.HOUR, count_refused=False)
 
 
 def clean_address(text: str) -> str:
