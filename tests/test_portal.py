@@ -356,7 +356,9 @@ def test_status_notices_and_reminders_carry_the_link(customer: Customer) -> None
     assert STATUS_LINK.search(text_of(notice[0]))
 
 
-def test_the_stale_reminder_carries_the_link(make_settings: Any) -> None:
+@pytest.mark.parametrize("kind", ["stale-reminder", "survey"])
+def test_the_stale_reminder_and_the_survey_carry_the_link(make_settings: Any,
+                                                          kind: str) -> None:
     import email
     import email.policy
 
@@ -364,11 +366,13 @@ def test_the_stale_reminder_carries_the_link(make_settings: Any) -> None:
     from tests.sched import mails as outbox_mails
 
     settings = make_settings({"portal": {"enabled": True},
-                              "stale": {"pending_remind": "3d"}})
+                              "stale": {"pending_remind": "3d"},
+                              "survey": {"enabled": True, "delay": "1h"}})
     tid = make_ticket(settings, at("2026-11-30T09:00"))
-    set_status(settings, tid, "pending", at("2026-11-30T10:00"))
+    set_status(settings, tid, "pending" if kind == "stale-reminder" else "closed",
+               at("2026-11-30T10:00"))
     assert len(run_pass(settings, at("2026-12-03T10:00"))) == 1
-    [row] = outbox_mails(settings, "stale-reminder")
+    [row] = outbox_mails(settings, kind)
     msg = email.message_from_bytes(row.raw, policy=email.policy.default)
     link = STATUS_LINK.search(text_of(msg))  # type: ignore[arg-type]
     assert link, text_of(msg)  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from helpdesk import clock
 from helpdesk.config.settings import Settings
 from helpdesk.mail import tokens
 from helpdesk.mail.parse import ParsedMail
+from helpdesk.outgoing import portal_links
 from helpdesk.schedule.runtime import Runtime, Step, base_context, customer_of, history, send
 from helpdesk.store import queries
 from helpdesk.store.models import Event, Outbox, Survey, Ticket, msgid_key
@@ -110,7 +111,8 @@ def send_survey(rt: Runtime, session: Session, ticket: Ticket, step: Step) -> st
         return f"no survey: {why}"
     scale = rt.settings.survey.scale
     links = [(c, link(rt.settings, ticket.id or 0, c)) for c in CHOICES[scale]]
-    context = {**base_context(rt, session, ticket), "scale": scale, "links": links}
+    context = {**base_context(rt, session, ticket), "scale": scale, "links": links,
+               "status_url": portal_links.ticket_url(rt.settings, ticket.id)}
     message_id = send(rt, session, ticket, "survey", [contact.email], context, kind="survey",
                       to_customer=True)
     row = session.exec(select(Survey).where(Survey.ticket_id == ticket.id)).first()
