@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from helpdesk.store import db
+from helpdesk.web import kb_public
 from tests.helpers import invoke_cli, ticket, wait_ticket, wait_until
 from tests.kb_helpers import (
     ANSWER,
@@ -214,8 +215,24 @@ def test_public_pages_show_published_public_articles_only_and_refuse_bad_links(
     assert public.post("/kb/1/helped", data={"helped": "yes"}).status_code == 403  # no CSRF
     voted = public.post("/kb/1/helped", data={"helped": "yes", "csrf_token": token(page)})
     assert voted.status_code == 303
+    assert (articles(desk)[0].helpful, articles(desk)[0].unhelpful) == (1, 0)
+    for _ in range(3):  # pressed again: still one answer
+        public.post("/kb/1/helped", data={"helped": "yes", "csrf_token": token(page)})
+    assert (articles(desk)[0].helpful, articles(desk)[0].unhelpful) == (1, 0)
     public.post("/kb/1/helped", data={"helped": "no", "csrf_token": token(page)})
+    assert (articles(desk)[0].helpful, articles(desk)[0].unhelpful) == (0, 1)  # changed mind
+    other = desk.client()  # another visitor's browser
+    other.post("/kb/1/helped", data={"helped": "yes", "csrf_token": token(other.get("/kb/1"))})
     assert (articles(desk)[0].helpful, articles(desk)[0].unhelpful) == (1, 1)
+    forged = desk.client()
+    forged.cookies.set("hd_kb_votes", "e30.forged", path="/kb")  # a made-up "voted before"
+    forged.post("/kb/1/helped", data={"helped": "no", "csrf_token": token(forged.get("/kb/1"))})
+    assert (articles(desk)[0].helpful, articles(desk)[0].unhelpful) == (1, 2)
+    for _ in range(kb_public.VOTES_PER_HOUR - 3 + 5):  # fresh cookies each time: a script
+        bot = desk.client()
+        bot.post("/kb/1/helped", data={"helped": "yes", "csrf_token": token(bot.get("/kb/1"))})
+    # one client address: its first VOTES_PER_HOUR new answers count, no more
+    assert articles(desk)[0].helpful + articles(desk)[0].unhelpful == kb_public.VOTES_PER_HOUR
     assert public.post("/kb/2/helped", data={"helped": "yes", "csrf_token": token(page)}) \
         .status_code == 404
 

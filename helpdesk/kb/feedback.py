@@ -6,7 +6,9 @@ deflection for the article, once per ticket whatever is pressed again.
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from typing import Any
+
+from sqlalchemy import case, update
 from sqlmodel import Session, col
 
 from helpdesk import clock
@@ -15,12 +17,18 @@ from helpdesk.store.kb_models import KbArticle, KbDeflection
 from helpdesk.store.models import Contact, Status, Ticket
 
 
-def vote(session: Session, article_id: int, helped: bool) -> None:
-    """One answer to "did this help?", counted in one UPDATE (no lost counts when many
-    answer at once)."""
+def vote(session: Session, article_id: int, helped: bool, before: bool | None = None) -> None:
+    """One visitor's answer to "did this help?" in one UPDATE (no lost counts when many
+    answer at once); `before`: their earlier answer, which this one replaces (each
+    visitor counts once, with their latest answer)."""
     column = KbArticle.helpful if helped else KbArticle.unhelpful
-    session.execute(update(KbArticle).where(col(KbArticle.id) == article_id)
-                    .values({column: col(column) + 1}))
+    values: dict[Any, Any] = {column: col(column) + 1}
+    if before is not None and before != helped:
+        other = KbArticle.unhelpful if helped else KbArticle.helpful
+        values[other] = case((col(other) > 0, col(other) - 1), else_=0)
+    elif before is not None:
+        return  # the same answer again
+    session.execute(update(KbArticle).where(col(KbArticle.id) == article_id).values(values))
 
 
 def solved(session: Session, ticket_id: int, article: KbArticle) -> str:

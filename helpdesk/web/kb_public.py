@@ -11,9 +11,11 @@ HTML from templates/kb/ with the desk's strict CSP; no script.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import quote
 
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 from starlette.applications import Starlette
@@ -28,13 +30,19 @@ from starlette.types import ASGIApp
 from helpdesk.config.settings import Settings
 from helpdesk.kb import articles, feedback, suggest
 from helpdesk.kb import search as kb_search
+from helpdesk.store import attempts
 from helpdesk.store.db import session_scope
 from helpdesk.store.kb_models import KbArticle, KbDeflection
 from helpdesk.web import csrf, pages
+from helpdesk.web.context import secure_cookie
 
 MAX_ID = 2**31 - 1
 MAX_QUERY = 200
 _NO_SESSION = "hd_kb_none"  # the public pages have no sign-in: the CSRF cookie is the basis
+_VOTES, _VOTES_SALT = "hd_kb_votes", "helpdesk.kb.votes"
+MAX_VOTES_KEPT = 50  # articles a browser's cookie remembers answering
+VOTES_PER_HOUR = 30  # new answers counted per client IP and hour
+log = logging.getLogger("helpdesk.web.kb_public")
 
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
@@ -125,23 +133,54 @@ async def article_page(request: Request) -> Response:
                                        "voted": request.query_params.get("voted") == "1"})
 
 
+def _votes(request: Request) -> dict[str, bool]:
+    """This browser's answers so far, article id -> helped, from its signed cookie."""
+    settings: Settings = request.app.state.settings
+    try:
+        given = URLSafeSerializer(settings.secret, salt=_VOTES_SALT).loads(
+            request.cookies.get(_VOTES, ""))
+    except BadSignature:
+        return {}
+    return {str(k): bool(v) for k, v in given.items()} if isinstance(given, dict) else {}
+
+
 async def vote(request: Request) -> Response:
+    """Each browser counts once per article, with its latest answer (a signed cookie says
+    what it answered); a client IP's new answers are bounded per hour (in the database),
+    so pressing again, or a script, does not stuff the counts."""
     number = _article_id(request)
     form = await request.form()
     helped = form.get("helped")
     if helped not in ("yes", "no"):
         return _message(request, "Please choose", "Say whether the article helped.", 400)
+    settings: Settings = request.app.state.settings
+    votes = _votes(request)
+    before = votes.get(str(number))
+    client = request.client.host if request.client else ""
 
     def work(session: Session) -> bool:
         if articles.public(session, number) is None:
             return False
-        feedback.vote(session, number, helped == "yes")
+        if before is None and not attempts.allow(
+                session, settings, [("kb-vote", client, VOTES_PER_HOUR)], attempts.HOUR,
+                count_refused=False):
+            log.info("kb: vote on article %s from %s not counted: over %s an hour",
+                     number, client, VOTES_PER_HOUR)
+            return True
+        feedback.vote(session, number, helped == "yes", before)
         return True
     if not await _in_session(request, work):
         raise HTTPException(404)
     tok = form.get("t")
     keep = f"&t={quote(tok)}" if isinstance(tok, str) and tok else ""
-    return RedirectResponse(f"/kb/{number}?voted=1{keep}", 303)
+    response = RedirectResponse(f"/kb/{number}?voted=1{keep}", 303)
+    votes.pop(str(number), None)
+    votes[str(number)] = helped == "yes"  # newest last: the oldest go first past the cap
+    kept = dict(list(votes.items())[-MAX_VOTES_KEPT:])
+    response.set_cookie(_VOTES, URLSafeSerializer(settings.secret, salt=_VOTES_SALT).dumps(kept),
+                        max_age=365 * 86400, path="/kb", httponly=True, samesite="lax",
+                        secure=secure_cookie(settings))
+    return response
 
 
 async def solved(request: Request) -> Response:
