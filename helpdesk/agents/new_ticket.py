@@ -29,8 +29,8 @@ import secrets
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
+from email.headerregistry import Address
+from email.utils import make_msgid
 from typing import Any
 
 from sqlmodel import Session
@@ -43,6 +43,7 @@ from helpdesk.config.settings import Settings
 from helpdesk.mail import authres, parse
 from helpdesk.mail.automatic import Automatic
 from helpdesk.mail.mimeparts import Attachment
+from helpdesk.outgoing import their_mail
 from helpdesk.rules import Decision
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import queries
@@ -107,24 +108,14 @@ def request_mail(settings: Settings, *, from_name: str, from_addr: str, subject:
     `made_by` is one header (name, value) saying which door made it, for the reader.
     Given a Message-ID and time the bytes are the same each time (the MIME boundary too),
     so the same request made twice is one mail to the store's dedupe."""
-    mail = EmailMessage()
-    mail["From"] = formataddr((from_name, from_addr))
-    mail["To"] = formataddr((settings.helpdesk.name, settings.helpdesk.address))
-    mail["Subject"] = subject
-    mail["Date"] = formatdate(sent_at.timestamp() if sent_at else None, localtime=False)
     message_id = message_id or make_msgid(domain=settings.helpdesk.domain)
-    mail["Message-ID"] = message_id
-    if made_by is not None:
-        mail[made_by[0]] = made_by[1]
-    mail.set_content(text)
-    for a in attachments:
-        maintype, _, subtype = a.content_type.partition("/")
-        mail.add_attachment(a.data, maintype=maintype or "application",
-                            subtype=subtype or "octet-stream", filename=a.filename)
-    if mail.is_multipart():
-        digest = hashlib.sha256(message_id.encode()).hexdigest()[:32]
-        mail.set_boundary(f"=_hd{digest}")
-    return mail.as_bytes(), message_id
+    raw = their_mail.build(
+        name=from_name, address=from_addr,
+        to=Address(settings.helpdesk.name, addr_spec=settings.helpdesk.address),
+        subject=subject, text=text, date=sent_at, message_id=message_id,
+        headers=dict([made_by]) if made_by is not None else {},
+        attachments=[(a.filename, a.content_type, a.data) for a in attachments])
+    return raw, message_id
 
 
 def refuse_customer(settings: Settings, directory: Directory, address: str) -> str:

@@ -34,10 +34,9 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from helpdesk import clock
 from helpdesk.config.settings import Settings
 from helpdesk.durable import write_atomic
-from helpdesk.outgoing import compose as mailout
+from helpdesk.outgoing import their_mail
 from helpdesk.rules import channel as web_channel
 from helpdesk.spool import Envelope
-from helpdesk.web import visitor_mail
 
 SALT = "helpdesk.portal.new"
 HELD_FOR = 86400  # seconds a held request waits for the visitor's answer
@@ -100,18 +99,16 @@ def read_token(settings: Settings, value: str) -> FormToken | None:
 def compose(settings: Settings, asked: Request, form: FormToken) -> tuple[bytes, Envelope]:
     """The visitor's mail and its envelope, the same bytes for the same form."""
     hd = settings.helpdesk
-    msg = visitor_mail.build(
+    raw = their_mail.build(
         name=asked.name, address=asked.address, to=Address(hd.name, addr_spec=hd.address),
         subject=asked.subject, text=asked.text, date=datetime.fromtimestamp(form.at, UTC),
         message_id=f"<web.{form.key}@portal.{hd.domain}>",
         # for a reader of the raw mail; the pipeline believes the envelope, not this
         headers={"X-Helpdesk-Route": "web form"},
         attachments=[(u.filename, u.content_type, u.data) for u in asked.uploads])
-    if asked.uploads:
-        msg.set_boundary(f"=_web_{form.key}")  # random by default: the bytes would differ
     envelope = web_channel.envelope(asked.address, hd.address, asked.category,
                                     asked.priority)
-    return mailout.wire_bytes(msg), envelope
+    return raw, envelope
 
 
 def first_token(settings: Settings, asked: Request, given: str) -> str:

@@ -26,10 +26,10 @@ from helpdesk import clock
 from helpdesk.config.settings import Settings
 from helpdesk.mail import tokens
 from helpdesk.outgoing import compose as mailout
+from helpdesk.outgoing import their_mail
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import queries
 from helpdesk.store.models import Contact, Message, Ticket, msgid_key
-from helpdesk.web import visitor_mail
 
 FORM_SALT = "helpdesk.portal.reply"
 MAX_TEXT = 20_000  # characters; a longer reply is refused with the text kept
@@ -92,13 +92,13 @@ def compose(settings: Settings, session: Session, ticket: Ticket, form: FormToke
     refs = _references(session, int(ticket.id or 0), form.in_reply_to)
     threading = {"In-Reply-To": f"<{refs[-1]}>",
                  "References": " ".join(f"<{r}>" for r in refs)} if refs else {}
-    msg = visitor_mail.build(
+    raw = their_mail.build(
         name=contact.name, address=contact.email, to=reply_to, subject=f"Re: {subject}",
         text=text, date=datetime.fromtimestamp(form.at, UTC),
         message_id=f"<portal.{digest}@portal.{hd.domain}>",
         headers={**threading, "X-Helpdesk-Route": "status page"})
     envelope = Envelope(route="portal", mail_from=contact.email, rcpt_tos=(reply_to,))
-    return mailout.wire_bytes(msg), envelope
+    return raw, envelope
 
 
 def put(spool: Spool, raw: bytes, envelope: Envelope) -> str:
