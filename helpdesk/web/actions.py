@@ -25,7 +25,6 @@ actions alone.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +32,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -47,18 +46,19 @@ from helpdesk.mail.mimeparts import Attachment
 from helpdesk.store import queries
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Event, Message, Ticket
-from helpdesk.web import access, auth, csrf, pages, presence
+from helpdesk.web import access, auth, csrf, form_input, pages, presence
 from helpdesk.web import ticket as ticket_page
 from helpdesk.web.context import WebContext
-from helpdesk.web.ticket_forms import FIELDS, HEADERS, attachment_cap, form_context, shown_names
+from helpdesk.web.ticket_forms import (
+    FIELDS,
+    HEADERS,
+    attachment_cap,
+    body_cap,
+    form_context,
+    shown_names,
+)
 
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-_CONTENT_TYPE = re.compile(r"[\w.+-]{1,100}/[\w.+-]{1,100}")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _body_cap(web: WebContext) -> int:
-    return web.settings.outgoing.max_message_size + csrf.MAX_BODY
 
 
 # -- what a form asks for -----------------------------------------------------------------
@@ -74,38 +74,18 @@ class Asked:
     kept: dict[str, str] = field(default_factory=dict)
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value.replace("\r\n", "\n").strip() if isinstance(value, str) else ""
-
-
-async def _uploads(form: FormData) -> tuple[Attachment, ...]:
-    found = []
-    for item in form.getlist("attachments"):
-        if not isinstance(item, UploadFile):
-            continue
-        data = await item.read()
-        if not item.filename and not data:
-            continue  # the file input left empty
-        name = _CONTROLS.sub("", re.split(r"[/\\]", item.filename or "")[-1])[:255]
-        ctype = (item.content_type or "").split(";")[0].strip().lower()
-        found.append(Attachment(name or "attachment", ctype if _CONTENT_TYPE.fullmatch(ctype)
-                                else "application/octet-stream", data))
-    return tuple(found)
-
-
 def _with_time(reply: Reply, form: FormData) -> Reply:
     """The reply and note boxes' "time spent" field: #time, checked by the registry."""
-    spent = " ".join(_text(form, "time").split())
+    spent = " ".join(form_input.text(form, "time").split())
     if not spent or reply.has("time"):
         return reply
     return Reply((*reply.commands, registry.command("time", spent)), reply.text)
 
 
 def _ask_reply(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
-    text = _text(form, "text")
+    text = form_input.text(form, "text")
     reply = agent_commands.split(text)
-    chosen = _text(form, "canned")
+    chosen = form_input.text(form, "canned")
     if chosen and not reply.has("reply"):  # the reply box's canned reply: #reply NAME
         reply = Reply((*reply.commands, registry.command("reply", chosen)), reply.text)
     reply = _with_time(reply, form)
@@ -114,25 +94,25 @@ def _ask_reply(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
 
     def build(ticket: Ticket) -> Reply | str:
         return reply if reply.text or reply.commands else "The reply is empty."
-    return Asked(_text(form, "version"), build, attachments, {"reply": text, "canned": chosen,
-                                                      "time": _text(form, "time")})
+    return Asked(form_input.text(form, "version"), build, attachments,
+                 {"reply": text, "canned": chosen, "time": form_input.text(form, "time")})
 
 
 def _ask_note(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
-    text = _text(form, "text")
+    text = form_input.text(form, "text")
     split = agent_commands.split(text)
     note = _with_time(split if split.has("note") else Reply(
         (*split.commands, registry.command("note")), split.text), form)
 
     def build(ticket: Ticket) -> Reply | str:
         return note if split.text else "The note is empty."
-    return Asked(_text(form, "version"), build, attachments, {"note": text,
-                                                              "note_time": _text(form, "time")})
+    return Asked(form_input.text(form, "version"), build, attachments,
+                 {"note": text, "note_time": form_input.text(form, "time")})
 
 
 def _ask_fields(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
-    wanted = {name: _text(form, name) for name in FIELDS}
-    tags = " ".join(_text(form, "tag").split())
+    wanted = {name: form_input.text(form, name) for name in FIELDS}
+    tags = " ".join(form_input.text(form, "tag").split())
 
     def build(ticket: Ticket) -> Reply | str:
         # only what the agent changed: a control left as it was is no command (#status
@@ -142,21 +122,21 @@ def _ask_fields(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
         if tags:
             given.append(registry.command("tag", tags))
         return Reply(tuple(given))
-    return Asked(_text(form, "version"), build, attachments,
+    return Asked(form_input.text(form, "version"), build, attachments,
                  {"category": wanted["category"], "tag": tags})
 
 
 def _ask_command(form: FormData, attachments: tuple[Attachment, ...]) -> Asked:
-    name = _text(form, "command").lstrip("#")
-    arg = " ".join(_text(form, "arg").split())
-    text = _text(form, "text")
+    name = form_input.text(form, "command").lstrip("#")
+    arg = " ".join(form_input.text(form, "arg").split())
+    text = form_input.text(form, "text")
 
     def build(ticket: Ticket) -> Reply | str:
         if not name:
             return "Choose a command."
         # the registry decides: an unknown name is refused by its check, by name
         return Reply((registry.command(name, arg),), text)
-    return Asked(_text(form, "version"), build, attachments,
+    return Asked(form_input.text(form, "version"), build, attachments,
                  {"command": name, f"arg_{name}": arg, "text": text})
 
 
@@ -246,7 +226,7 @@ async def _post(request: Request, ask: Callable[[FormData, tuple[Attachment, ...
     number = _number(request)
     web = auth.ctx(request)
     async with request.form(max_files=50, max_fields=50) as form:
-        attachments = await _uploads(form)
+        attachments = await form_input.files(form)
         asked = ask(form, attachments)
     if sum(a.size for a in attachments) > attachment_cap(web):
         return await _too_large(request, web, who, number, asked)
@@ -294,8 +274,8 @@ async def run_command(request: Request) -> Response:
 
 
 # uploads: the reply and note boxes take attachments up to attachment_cap
-csrf.larger_body(_body_cap)(reply)
-csrf.larger_body(_body_cap)(note)
+csrf.larger_body(body_cap)(reply)
+csrf.larger_body(body_cap)(note)
 
 
 async def actions_page(request: Request) -> Response:

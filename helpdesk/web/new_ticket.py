@@ -28,10 +28,9 @@ from helpdesk.config.priority import PRIORITIES
 from helpdesk.errors import HelpdeskError
 from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Message, msgid_key
-from helpdesk.web import access, auth, csrf, pages
-from helpdesk.web.actions import _body_cap, _text, _uploads
+from helpdesk.web import access, auth, csrf, form_input, pages
 from helpdesk.web.context import WebContext
-from helpdesk.web.ticket_forms import attachment_cap
+from helpdesk.web.ticket_forms import attachment_cap, body_cap
 
 _KEPT = ("kind", "customer", "customer_name", "subject", "text", "queue", "category",
          "priority", "assign", "ack", "nonce")
@@ -68,7 +67,7 @@ async def form_page(request: Request, who: auth.SignedIn) -> Response:
 
 
 def _ask(web: WebContext, who: auth.SignedIn, form: FormData) -> Asked:
-    kept = {name: _text(form, name) for name in _KEPT}
+    kept = {name: form_input.text(form, name) for name in _KEPT}
     kept["customer"] = kept["customer"].lower()
     errors = [f"The {name} is empty." for name in ("subject", "text") if not kept[name]]
     if len(kept["subject"]) > 300:
@@ -126,7 +125,7 @@ async def create(request: Request) -> Response:
     who = await auth.require(request)
     web = auth.ctx(request)
     async with request.form(max_files=20, max_fields=30) as form:
-        attachments = await _uploads(form)
+        attachments = await form_input.files(form)
         asked = _ask(web, who, form)
     if sum(a.size for a in attachments) > attachment_cap(web):
         asked.errors.append(f"The attachments are too large together: at most "
@@ -144,7 +143,7 @@ async def create(request: Request) -> Response:
     return RedirectResponse(f"/desk/ticket/{number}", status_code=303)
 
 
-csrf.larger_body(_body_cap)(create)
+csrf.larger_body(body_cap)(create)
 
 
 @auth.signed_in()

@@ -18,7 +18,7 @@ from helpdesk.config.priority import PRIORITIES
 from helpdesk.kb import postmortem as kb_postmortem
 from helpdesk.store import queries
 from helpdesk.store.models import Ticket
-from helpdesk.web import auth, pages, presence
+from helpdesk.web import auth, csrf, pages, presence
 from helpdesk.web.context import WebContext
 
 # our pages run our own script (and it fetches from us); nothing else changes
@@ -36,6 +36,12 @@ def attachment_cap(web: WebContext) -> int:
     """Attachments of one reply together: what fits into the largest mail we send
     ([outgoing] max_message_size) once base64 has made it a third larger."""
     return web.settings.outgoing.max_message_size * 3 // 4
+
+
+def body_cap(web: WebContext) -> int:
+    """A form with attachments (reply, note, new ticket): the attachments' room and the
+    form's own fields beside them."""
+    return web.settings.outgoing.max_message_size + csrf.MAX_BODY
 
 
 def shown_names(directory: Directory, names: list[str]) -> list[str]:

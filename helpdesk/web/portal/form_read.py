@@ -19,6 +19,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from helpdesk.config.settings import Settings
+from helpdesk.web import form_input
 from helpdesk.web.csrf import BodyTooLarge
 from helpdesk.web.portal import mailing
 from helpdesk.web.portal.form_mail import Request as Asked
@@ -36,7 +37,6 @@ _LINE_BREAKS = re.compile(r"[\r\n]")
 # agent never has to wonder what a request "really" said
 _SCRIPT = re.compile(r"<\s*/?\s*(?:script|iframe|object|embed|svg|style)\b|javascript\s*:"
                      r"|<[^>]*\son[a-z]+\s*=", re.IGNORECASE)
-_CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 LABELS = {"name": "name", "address": "e-mail address", "subject": "subject",
           "text": "description", "category": "category", "priority": "priority"}
 
@@ -115,13 +115,9 @@ async def read(request: Request, settings: Settings) -> Posted:
 
 
 async def _upload(posted: Posted, item: UploadFile) -> None:
-    data = await item.read()
-    if not item.filename and not data:
-        return  # the file input left empty
-    name = _CONTROLS.sub("", re.split(r"[/\\]", item.filename or "")[-1])[:255]
-    ctype = (item.content_type or "").split(";")[0].strip().lower()
-    posted.uploads.append(Upload(name or "attachment", ctype if _CONTENT_TYPE.fullmatch(ctype)
-                                 else "application/octet-stream", data))
+    got = await form_input.read_file(item)
+    if got is not None:
+        posted.uploads.append(Upload(got.filename, got.content_type, got.data))
 
 
 def check(settings: Settings, posted: Posted, is_agent: bool) -> tuple[Asked | None, list[str]]:
