@@ -120,8 +120,9 @@ class Daemon:
         self.outbox = OutboxWorker(s, self.engine)
         self.outbox_worker = Worker("outbox", self._outbox_step, idle=1.0)
         # webhooks ([[api_hook]]): their own worker, so a slow receiver never delays mail
-        self.hooks = HookWorker(s, self.engine) if s.api_hook else None
-        self.hooks_worker = Worker("hooks", self._hooks_step, idle=1.0)
+        # without hooks it only clears the events every change records (store/hook_events)
+        self.hooks = HookWorker(s, self.engine)
+        self.hooks_worker = Worker("hooks", self._hooks_step, idle=1.0 if s.api_hook else 30.0)
         self.registry, metrics = make_registry(self.engine, self.imap_status,
                                                self.spool.waiting)
         self.pipeline = Pipeline(s, self.engine, self.spool, self.router,
@@ -206,7 +207,7 @@ class Daemon:
         return result.sent > 0 and result.failed == 0
 
     def _hooks_step(self) -> bool:
-        if not self._schema_ready or self.hooks is None:
+        if not self._schema_ready:
             return False
         return self.hooks.deliver_due() > 0
 
@@ -223,8 +224,7 @@ class Daemon:
             log.error("database unavailable at start (%s); accepting mail into the spool", err)
         self.pipeline_worker.start()
         self.outbox_worker.start()
-        if self.hooks is not None:
-            self.hooks_worker.start()
+        self.hooks_worker.start()
         await self._start_smtp()
         for poller in self.pollers:
             poller.start()

@@ -169,3 +169,44 @@ def test_a_claimed_delivery_is_not_posted_twice_and_a_crash_is_recovered(
     with Session(engine) as session:
         row = session.exec(select(HookDelivery)).one()
         assert (row.status, row.attempts) == ("sent", 2)
+
+
+def test_events_no_hook_wants_are_not_kept(make_settings: Any, receiver: Receiver) -> None:
+    """Every change records a webhook event in its transaction; the fan-out keeps only
+    those a hook wants, so without hooks the table does not grow with every change."""
+    from sqlmodel import Session, select
+
+    from helpdesk.outgoing.hooks import HookWorker
+    from helpdesk.store import db
+    from helpdesk.store.api_models import HookDelivery, HookEvent
+    from helpdesk.store.models import Ticket
+    from helpdesk.store.tickets import change, event
+    from tests.helpers import engine_for
+
+    def changes(settings: Any) -> None:
+        db.upgrade(settings.database_url)
+        with db.session_scope(engine_for(settings)) as session:
+            t = Ticket(subject="s")
+            session.add(t)
+            session.flush()
+            event(session, t, "created", actor="carol@customer.test")
+            change(session, t, "status", "pending", actor="alice")
+            change(session, t, "priority", "high", actor="alice")  # no event kind of its own
+
+    def kinds(settings: Any) -> tuple[list[str], list[str]]:
+        with Session(engine_for(settings)) as session:
+            events = [e.kind for e in session.exec(select(HookEvent)).all()]
+            deliveries = [d.hook for d in session.exec(select(HookDelivery)).all()]
+        return events, deliveries
+
+    none = make_settings({})
+    changes(none)
+    assert kinds(none)[0] == ["ticket.created", "ticket.status_changed"]
+    HookWorker(none, engine_for(none)).deliver_due()
+    assert kinds(none) == ([], [])
+
+    some = make_settings({"api_hook": [{"name": "crm", "url": receiver.url, "secret": SECRET,
+                                        "events": ["ticket.created"]}]})
+    changes(some)
+    HookWorker(some, engine_for(some)).fan_out()
+    assert kinds(some) == (["ticket.created"], ["crm"])

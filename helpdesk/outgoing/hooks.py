@@ -41,6 +41,7 @@ from helpdesk.store.db import session_scope
 log = logging.getLogger("helpdesk.outgoing.hooks")
 LEASE = timedelta(minutes=2)
 FIRST_WAIT = 10.0
+FAN_OUT_BATCH = 200
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -91,7 +92,7 @@ class HookWorker:
         self.hooks = {h.name: h for h in settings.api_hook}
         self._unrecorded: set[int] = set()
 
-    def fan_out(self, limit: int = 200) -> int:
+    def fan_out(self, limit: int = FAN_OUT_BATCH) -> int:
         with session_scope(self.engine) as session:
             events = session.exec(select(HookEvent).where(col(HookEvent.fanned_out).is_(False))
                                   .order_by(col(HookEvent.id)).limit(limit)
@@ -100,9 +101,13 @@ class HookWorker:
             # be kept trying, are not news: a hook added today gets no months-old flood
             oldest = clock.now() - self.settings.api.hook_give_up_after
             for ev in events:
-                for hook in self.hooks.values():
-                    if ev.kind in hook.events and ev.at >= oldest:
-                        session.add(HookDelivery(event_id=int(ev.id or 0), hook=hook.name))
+                wanted = [hook.name for hook in self.hooks.values()
+                          if ev.kind in hook.events and ev.at >= oldest]
+                if not wanted:  # no hook wants it (or there are none): not kept forever
+                    session.delete(ev)
+                    continue
+                session.add_all(HookDelivery(event_id=int(ev.id or 0), hook=name)
+                                for name in wanted)
                 ev.fanned_out = True
                 session.add(ev)
             return len(events)
@@ -144,7 +149,9 @@ class HookWorker:
 
     def deliver_due(self, limit: int = 100) -> int:
         """Fan out new events, then post what is due; returns how many were delivered."""
-        self.fan_out()
+        for _ in range(50):  # a storm's events, a batch at a time, before any posting
+            if self.fan_out() < FAN_OUT_BATCH:
+                break
         for row_id in sorted(self._unrecorded):
             with session_scope(self.engine) as session:
                 self._finish(session, row_id, status=200)

@@ -8,7 +8,8 @@ complete wherever the models are.
   or write; a revoked token keeps its row (revoked_at) so the log still names it.
 - HookEvent: a webhook event, written by store/hook_events.py in the transaction that
   made the change it tells of (so an event exists exactly when its change committed).
-  `fanned_out` is set when the hooks' deliveries have been made from it.
+  `fanned_out` is set when the hooks' deliveries have been made from it; an event no
+  hook wants is deleted then instead (outgoing/hooks.py), so none pile up without hooks.
 - HookDelivery: one event to one hook: the outbox of webhooks, claimed with a lease
   and marked sent as outgoing/outbox.py does with mail, and the delivery log.
 """
