@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 import ssl
 import subprocess
 from email.message import EmailMessage
 from pathlib import Path
 
+from sqlmodel import select
+
+from helpdesk.store import blobs, db
+from helpdesk.store.blob_models import Blob
 from tests.conftest import MakeSettings
-from tests.helpers import cli_json, make_mail, run_cli, wait_until
+from tests.helpers import cli_json, engine_for, make_mail, run_cli, wait_until
 
 
 def _with_attachment(subject: str, data: bytes) -> EmailMessage:
@@ -18,23 +23,35 @@ def _with_attachment(subject: str, data: bytes) -> EmailMessage:
     return msg
 
 
-def test_the_same_attachment_in_two_mails_is_stored_once_on_disk(
-    make_settings: MakeSettings,
-) -> None:
+def test_the_same_attachment_in_two_mails_is_stored_once(make_settings: MakeSettings) -> None:
+    """On disk with SQLite; in the database with PostgreSQL (store/blobs.py)."""
     settings = make_settings()
     pdf = b"%PDF-1.4 pretend invoice " * 200
     for subject in ("first invoice", "the same invoice again"):
         result = run_cli(settings, "ingest", stdin=_with_attachment(subject, pdf).as_bytes())
         assert result.returncode == 0, result.stderr.decode()
     files = [p for p in (settings.data_dir / "attachments").rglob("*") if p.is_file()]
-    assert len(files) == 1 and files[0].read_bytes() == pdf
+    engine = engine_for(settings)
+    with db.session_scope(engine) as session:
+        in_db = session.exec(select(Blob.sha256)).all()
+    sha = hashlib.sha256(pdf).hexdigest()
+    if settings.database_url.startswith("sqlite"):
+        assert len(files) == 1 and files[0].read_bytes() == pdf and in_db == []
+    else:
+        assert files == [] and not (settings.data_dir / "raw").exists()
+        assert in_db.count(sha) == 1 and len(in_db) == 3  # the pdf and the two raw mails
     for ticket_id in ("HD-1", "HD-2"):
         ticket = cli_json(settings, "tickets", "show", ticket_id)
         (att,) = ticket["messages"][0]["attachments"]
-        assert (att["filename"], att["content_type"], att["size"]) == (
-            "invoice.pdf", "application/pdf", len(pdf))
-        raw = settings.data_dir / ticket["messages"][0]["raw_path"]
-        assert b"Subject:" in raw.read_bytes()
+        assert (att["filename"], att["content_type"], att["size"], att["sha256"]) == (
+            "invoice.pdf", "application/pdf", len(pdf), sha)
+        with db.session_scope(engine) as session:
+            raw = blobs.for_session(session, settings.data_dir).read(
+                ticket["messages"][0]["raw_path"])
+        assert b"Subject: " + ticket["subject"].encode() in raw
+        source = blobs.open_attachment(engine, settings.data_dir, sha)
+        assert source is not None
+        assert (source.read_bytes() if isinstance(source, Path) else b"".join(source)) == pdf
 
 
 def test_an_html_only_mail_gets_readable_text_and_sanitised_html(
