@@ -9,10 +9,12 @@ import subprocess
 from email.message import EmailMessage
 from pathlib import Path
 
-from sqlmodel import select
+import pytest
+from sqlmodel import delete, select
 
 from helpdesk.store import blobs, db
-from helpdesk.store.blob_models import Blob
+from helpdesk.store.blob_models import Blob, BlobChunk
+from helpdesk.store.models import Message
 from tests.conftest import MakeSettings
 from tests.helpers import cli_json, engine_for, make_mail, run_cli, wait_until
 
@@ -93,3 +95,36 @@ def test_starttls_with_a_configured_certificate(
         client.sendmail("carol@customer.test", ["support@example.test"],
                         make_mail(subject="over TLS").as_bytes())
     wait_until(lambda: cli_json(settings, "tickets", "list"), timeout=15, what="ticket")
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_files_of_rows_written_before_the_blob_table_still_read_on_postgresql(
+    make_settings: MakeSettings,
+) -> None:
+    """A row that points at a file (written before 0016_blobs_pg, when PostgreSQL too
+    kept files in data_dir) is read from data_dir; new rows go to the database."""
+    settings = make_settings()
+    pdf = b"%PDF-1.4 an old invoice " * 100
+    assert run_cli(settings, "ingest", stdin=_with_attachment("old", pdf).as_bytes()
+                   ).returncode == 0
+    engine = engine_for(settings)
+    old_raw = b"Subject: kept as a file\r\n\r\nhello\r\n"
+    rel = Path("raw") / "ab" / "old.eml"
+    (settings.data_dir / rel).parent.mkdir(parents=True)
+    (settings.data_dir / rel).write_bytes(old_raw)
+    sha = hashlib.sha256(pdf).hexdigest()
+    with db.session_scope(engine) as session:
+        (message,) = session.exec(select(Message)).all()
+        assert message.raw_path.startswith("db:")
+        message.raw_path = str(rel)
+        for blob_table in (BlobChunk, Blob):  # as if the attachment were a file too
+            session.exec(delete(blob_table))  # type: ignore[call-overload]
+    path = blobs.attachment_path(settings.data_dir, sha)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pdf)
+    with db.session_scope(engine) as session:
+        (message,) = session.exec(select(Message)).all()
+        assert blobs.for_session(session, settings.data_dir).read(message.raw_path) == old_raw
+    assert blobs.open_attachment(engine, settings.data_dir, sha) == path
+    path.unlink()  # elsewhere: not on this machine
+    assert blobs.open_attachment(engine, settings.data_dir, sha) is None
