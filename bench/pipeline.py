@@ -1,6 +1,7 @@
 """End-to-end benchmark: SMTP 250 -> ticket stored -> acknowledgement handed to the relay.
 
     python bench/pipeline.py [--mails N] [--connections K] [--corpus intake|realistic|both]
+                             [--database-url postgresql+psycopg://... [--daemons 1|2]]
 
 For each corpus, in the same run:
 
@@ -16,6 +17,11 @@ whole daemon (all its processes, from /proc) and, from the daemon's /metrics, th
 and wall time per mail by pipeline stage (parse, thread, rules, store, render, send).
 The realistic corpus (bench/mailcorpus.py) first opens tickets untimed, so that a third
 of the burst answers existing tickets.
+
+With --database-url (PostgreSQL) each corpus gets a fresh database of its own on that
+server (created, then dropped), and --daemons 2 starts two daemons with separate
+data_dirs on it, the burst split between their SMTP ports (the baseline stays SQLite);
+CPU and stages are summed over the daemons.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pathlib import Path
 
 from intake import (
     RCPT,
+    Run,
     Server,
     build_mails,
     count_rows,
@@ -74,19 +81,22 @@ class Daemon:
     server: Server
     data_dir: Path
     http_port: int
+    database_url: str = ""  # "": SQLite in data_dir
 
 
-def start_daemon(work: Path, relay_port: int) -> Daemon:
+def start_daemon(work: Path, relay_port: int, database_url: str = "",
+                 name: str = "daemon") -> Daemon:
     port, http_port = free_port(), free_port()
-    data_dir = work / "daemon"
-    config = work / "helpdesk.toml"
+    data_dir = work / name
+    config = work / f"{name}.toml"
     config.write_text(
         "[helpdesk]\n"
         'name = "Bench Helpdesk"\n'
         f'address = "{RCPT}"\n'
         'domains = ["example.test"]\n'
         f'data_dir = "{data_dir}"\n'
-        'secret = "bench-secret"\n'
+        + (f'database_url = "{database_url}"\n' if database_url else "")
+        + 'secret = "bench-secret"\n'
         "[smtp]\n"
         'host = "127.0.0.1"\n'
         f"port = {port}\n"
@@ -98,12 +108,83 @@ def start_daemon(work: Path, relay_port: int) -> Daemon:
     )
     import subprocess
 
-    log = open(work / "daemon.log", "ab")  # noqa: SIM115 - lives as long as the process
+    log = open(work / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen([sys.executable, "-m", "helpdesk", "--config", str(config), "run"],
                             stdout=log, stderr=log, cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     wait_for_smtp(port, proc)
-    return Daemon(Server("helpdesk daemon", port, proc), data_dir, http_port)
+    return Daemon(Server("helpdesk daemon", port, proc), data_dir, http_port, database_url)
+
+
+# -- PostgreSQL and several daemons (--database-url, --daemons) -------------------------
+
+
+def fresh_database(url: str) -> str:
+    """A new, empty database on the server of `url`; its URL."""
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = f"helpdesk_bench_{uuid.uuid4().hex[:10]}"
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+
+
+def count(daemon: Daemon, sql: str) -> int:
+    if not daemon.database_url:
+        return count_rows(daemon.data_dir / "helpdesk.db", sql)
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(daemon.database_url).set(drivername="postgresql")
+    with psycopg.connect(dsn.render_as_string(hide_password=False)) as conn:
+        row = conn.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def load_split(daemons: list[Daemon], mails: list[tuple[str, bytes]], k: int) -> Run:
+    """The burst split between the daemons' SMTP ports, sent at the same time."""
+    if len(daemons) == 1:
+        return load(daemons[0].server.port, mails, k)
+    runs: list[Run] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        run = load(daemons[i].server.port, mails[i::len(daemons)], max(1, k // len(daemons)))
+        with lock:
+            runs.append(run)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(daemons))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total = Run(started=min(r.started for r in runs), ended=max(r.ended for r in runs))
+    for r in runs:
+        total.latencies += r.latencies
+        total.errors += r.errors
+    return total
+
+
+def summed(parts: list[dict[tuple[str, str], float]]) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    for part in parts:
+        for key, value in part.items():
+            out[key] = out.get(key, 0.0) + value
+    return out
 
 
 # -- what the daemon did ----------------------------------------------------------------
@@ -140,14 +221,13 @@ def stage_totals(http_port: int) -> dict[tuple[str, str], float]:
 def wait_done(daemon: Daemon, sink: Sink, stored: int, timeout: float = 900.0) -> float:
     """Until `stored` incoming messages are in the database and every outgoing row is sent
     and accepted by the sink; returns when (perf_counter)."""
-    db = daemon.data_dir / "helpdesk.db"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        n_in = count_rows(db, "SELECT count(*) FROM message WHERE direction = 'in'")
+        n_in = count(daemon, "SELECT count(*) FROM message WHERE direction = 'in'")
         if n_in >= stored:
-            open_rows = count_rows(db, "SELECT count(*) FROM outbox WHERE status IN "
-                                       "('queued', 'sending')")
-            sent = count_rows(db, "SELECT count(*) FROM outbox WHERE status = 'sent'")
+            open_rows = count(daemon, "SELECT count(*) FROM outbox WHERE status IN "
+                                      "('queued', 'sending')")
+            sent = count(daemon, "SELECT count(*) FROM outbox WHERE status = 'sent'")
             with sink.lock:
                 relayed = sink.count
             if open_rows == 0 and relayed >= sent:
@@ -170,6 +250,7 @@ class Result:
     daemon_cpu: float
     stages: dict[tuple[str, str], float]
     acks: int
+    where: str = "SQLite, one daemon"
 
     @property
     def e2e_rate(self) -> float:
@@ -184,7 +265,8 @@ def as_pairs(mails: list[Mail]) -> list[tuple[str, bytes]]:
     return [(m.sender, m.raw) for m in mails]
 
 
-def run_corpus(work: Path, corpus: str, n: int, k: int) -> Result:
+def run_corpus(work: Path, corpus: str, n: int, k: int, database_url: str = "",
+               daemons: int = 1) -> Result:
     if corpus == "intake":
         seed: list[tuple[str, bytes]] = []
         base_mails, mails = build_mails(n, "base"), build_mails(n, "burst")
@@ -200,28 +282,43 @@ def run_corpus(work: Path, corpus: str, n: int, k: int) -> Result:
     finally:
         baseline.stop()
     sink = Sink()
-    daemon = start_daemon(work / corpus, sink.port)
+    url = fresh_database(database_url) if database_url else ""
+    started: list[Daemon] = []
     try:
+        for i in range(daemons):  # one after the other: the first migrates the database
+            started.append(start_daemon(work / corpus, sink.port, url, f"daemon{i or ''}"))
+        daemon = started[0]
+
+        def cpu() -> float:
+            return sum(process_cpu(d.server.proc.pid) for d in started)
+
+        def stages() -> dict[tuple[str, str], float]:
+            return summed([stage_totals(d.http_port) for d in started])
         if seed:  # the tickets the replies answer: opened before, not timed
-            load(daemon.server.port, seed, k)
+            load_split(started, seed, k)
             wait_done(daemon, sink, len(seed))
-        cpu0, stages0, acks0 = process_cpu(daemon.server.proc.pid), \
-            stage_totals(daemon.http_port), sink.count
-        run = load(daemon.server.port, mails, k)
+        cpu0, stages0, acks0 = cpu(), stages(), sink.count
+        run = load_split(started, mails, k)
         done = wait_done(daemon, sink, len(seed) + n)
-        cpu1, stages1 = process_cpu(daemon.server.proc.pid), stage_totals(daemon.http_port)
+        cpu1, stages1 = cpu(), stages()
     finally:
-        daemon.server.stop()
+        for d in started:
+            d.server.stop()
         sink.stop()
+        if url:
+            drop_database(url)
     if run.errors or base.errors:
         raise SystemExit(f"SMTP errors: daemon {run.errors[:3]}, baseline {base.errors[:3]}")
+    where = (f"PostgreSQL, {daemons} daemon{'s' if daemons > 1 else ''}" if database_url
+             else "SQLite, one daemon")
     return Result(corpus, n, base.rate, run.rate, done - run.started, cpu1 - cpu0,
                   {key: v - stages0.get(key, 0.0) for key, v in stages1.items()},
-                  sink.count - acks0)
+                  sink.count - acks0, where)
 
 
 def report(r: Result) -> None:
-    print(f"\n{r.corpus} corpus, burst of {r.mails} mails ({r.acks} acknowledgements relayed):")
+    print(f"\n{r.corpus} corpus, burst of {r.mails} mails ({r.acks} acknowledgements relayed; "
+          f"{r.where}):")
     print(f"  baseline (aiosmtpd + SQLite commit)  {r.baseline_rate:8.1f} mails/s")
     print(f"  daemon intake (250s)                 {r.intake_rate:8.1f} mails/s")
     print(f"  daemon end to end (stored + acked)   {r.e2e_rate:8.1f} mails/s   "
@@ -242,7 +339,14 @@ def main() -> None:
     parser.add_argument("--mails", type=int, default=500)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--corpus", choices=("intake", "realistic", "both"), default="both")
+    parser.add_argument("--database-url", default="",
+                        help="a PostgreSQL server (URL of any database on it): each corpus "
+                             "runs on a fresh database there; default SQLite")
+    parser.add_argument("--daemons", type=int, choices=(1, 2), default=1,
+                        help="daemons on the one PostgreSQL database (needs --database-url)")
     args = parser.parse_args()
+    if args.daemons > 1 and not args.database_url:
+        parser.error("--daemons 2 needs --database-url (SQLite is one daemon's)")
     load_avg = os.getloadavg()
     print(f"pipeline benchmark: bursts of {args.mails} mails over {args.connections} "
           f"connections; {os.cpu_count()} CPUs, load average {load_avg[0]:.1f} at start; "
@@ -250,7 +354,8 @@ def main() -> None:
     corpora = ("intake", "realistic") if args.corpus == "both" else (args.corpus,)
     with tempfile.TemporaryDirectory(prefix="helpdesk-bench-") as tmp:
         for corpus in corpora:
-            report(run_corpus(Path(tmp), corpus, args.mails, args.connections))
+            report(run_corpus(Path(tmp), corpus, args.mails, args.connections,
+                              args.database_url, args.daemons))
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 

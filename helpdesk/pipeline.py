@@ -461,7 +461,8 @@ class Pipeline:
             if existing is not None:
                 log.info("%s: duplicate of quarantined Q%s (%s)", entry.name, existing.id, reason)
                 return Outcome("duplicate", detail=f"already quarantined as Q{existing.id}")
-            raw_path = blobs.put(self.settings.data_dir, "quarantine", entry.raw, ".eml")
+            raw_path = blobs.for_session(session, self.settings.data_dir).put(
+                "quarantine", entry.raw, ".eml")
             row = Quarantine(reason=reason[:4000], route=entry.envelope.route,
                              mail_from=entry.envelope.mail_from,
                              rcpt_tos=list(entry.envelope.rcpt_tos), content_hash=chash,
@@ -488,7 +489,7 @@ class Pipeline:
             row = session.get(Quarantine, quarantine_id)
             if row is None or row.status != "held":
                 raise KeyError(f"no held quarantine entry Q{quarantine_id}")
-            raw = blobs.read(self.settings.data_dir, row.raw_path)
+            raw = blobs.for_session(session, self.settings.data_dir).read(row.raw_path)
             envelope = Envelope(route=row.route or "release", mail_from=row.mail_from,
                                 rcpt_tos=tuple(row.rcpt_tos),
                                 extra={"released_from": quarantine_id})

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import inspect, text
 
 from helpdesk.config.settings import Settings
@@ -106,10 +107,12 @@ def test_garbage_is_quarantined_with_a_reason_and_can_be_released(
     assert cli_json(settings, "tickets", "list") == []
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_quarantined_mail_stored_on_another_machine_gets_a_clear_answer(
     make_settings: MakeSettings,
 ) -> None:
-    # two daemons on one database, each with its own data_dir: the other one took it
+    # a file written on another machine's data_dir (SQLite, or PostgreSQL before
+    # 0016_blobs_pg; now PostgreSQL keeps it in the database: tests/test_blobs_pg.py)
     settings = make_settings()
     run_cli(settings, "ingest", stdin=b"\x00 not a mail at all")
     qid = str(cli_json(settings, "quarantine", "list")[0]["id"])

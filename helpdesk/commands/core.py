@@ -152,12 +152,14 @@ def upgrade(state: CliState) -> None:
 @click.argument("url")
 @pass_state
 def migrate_to(state: CliState, url: str) -> None:
-    """Copy every table to a new, empty database at URL (stop the daemon first)."""
+    """Copy every table to a new, empty database at URL (stop the daemon first); into
+    PostgreSQL, the raw mails, attachments and quarantine of data_dir move too."""
     from helpdesk.store.migrate import MigrationRefused, migrate
 
     try:
         migrate(state.settings.database_url, url,
-                progress=lambda c: click.echo(f"{c.table}: {c.rows} rows"))
+                progress=lambda c: click.echo(f"{c.table}: {c.rows} {c.unit}"),
+                data_dir=state.settings.data_dir)
     except (MigrationRefused, TemporaryError) as err:
         raise click.ClickException(str(err)) from None
     click.echo("done; set database_url (or HELPDESK_DATABASE_URL) to the new URL")
@@ -316,12 +318,12 @@ def quarantine_show(state: CliState, qid: str) -> None:
         row = session.get(Quarantine, _quarantine_id(qid))
         if row is None:
             raise click.ClickException(f"no quarantine entry {qid}")
+        try:
+            raw = blobs.for_session(session, settings.data_dir).read(row.raw_path)
+        except TemporaryError as err:
+            raise click.ClickException(str(err)) from None
     echo(f"Q{row.id} ({row.status}) via {row.route} from {row.mail_from or '-'}")
     echo(f"reason: {row.reason}\n")
-    try:
-        raw = blobs.read(settings.data_dir, row.raw_path)
-    except TemporaryError as err:
-        raise click.ClickException(str(err)) from None
     sys.stdout.buffer.write(raw)
     sys.stdout.flush()
 

@@ -161,7 +161,7 @@ def _reply_to(settings: Settings, ticket: Ticket, agent: Agent) -> str:
 
 def release(session: Session, settings: Settings, ticket: Ticket, held: Message) -> None:
     """Send a reply that was held for review, exactly as it was written."""
-    raw = blobs.read(settings.data_dir, held.raw_path)
+    raw = blobs.for_session(session, settings.data_dir).read(held.raw_path)
     msg = email.message_from_bytes(raw, policy=mailout.POLICY)
     assert isinstance(msg, EmailMessage)
     mailout.queue(session, msg, kind="agent-reply", ticket_id=ticket.id,

@@ -6,6 +6,11 @@ daemon runs, then every table is copied in foreign-key order through the models,
 so types (UTC datetimes, JSON, bytes) convert the way the daemon reads and writes
 them. The target must be empty: copying into a live database would mix two
 helpdesks' ticket numbers. Stop the daemon first; nothing here locks the source.
+
+When the target is PostgreSQL, the files in data_dir that the rows point at (raw
+mails, quarantined mails, attachments) move into it as well, as the daemon would have
+stored them there (store/blobs.py), in the same transaction as the rows: afterwards
+no daemon on the target needs this data_dir. The files themselves are left in place.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine, Table, func, inspect, select, text
 from sqlmodel import SQLModel
 
 from helpdesk.errors import HelpdeskError
 from helpdesk.kb import search as kb_search
-from helpdesk.store import db, models, search  # noqa: F401  (models registers the tables)
+from helpdesk.store import blob_files, db, models, search  # noqa: F401  (models: the tables)
 
 log = logging.getLogger("helpdesk.migrate")
 BATCH = 500
@@ -33,6 +39,7 @@ class MigrationRefused(HelpdeskError):
 class Copied:
     table: str
     rows: int
+    unit: str = "rows"
 
 
 def _tables() -> list[Table]:
@@ -60,8 +67,10 @@ def _check(source: Engine, target: Engine) -> None:
 def _copy_table(src: Connection, dst: Connection, table: Table) -> int:
     copied = 0
     order = list(table.primary_key.columns)
-    result = src.execution_options(yield_per=BATCH).execute(select(table).order_by(*order))
-    for rows in result.partitions(BATCH):
+    # a chunk is up to 1 MiB (store/blobs.py): a few at a time, not BATCH MiB
+    batch = 4 if table.name == "blob_chunk" else BATCH
+    result = src.execution_options(yield_per=batch).execute(select(table).order_by(*order))
+    for rows in result.partitions(batch):
         dst.execute(table.insert(), [dict(r._mapping) for r in rows])
         copied += len(rows)
     return copied
@@ -80,8 +89,10 @@ def _reset_sequences(dst: Connection) -> None:
 
 
 def migrate(source_url: str, target_url: str,
-            progress: Callable[[Copied], None] | None = None) -> list[Copied]:
-    """Build the target schema, copy every table, fix sequences; returns rows per table."""
+            progress: Callable[[Copied], None] | None = None,
+            data_dir: Path | None = None) -> list[Copied]:
+    """Build the target schema, copy every table, fix sequences, and (PostgreSQL, with
+    `data_dir`) move the files the rows point at into it; returns what was done."""
     db.upgrade(source_url)  # same schema version on both sides
     db.upgrade(target_url)
     source, target = db.make_engine(source_url), db.make_engine(target_url)
@@ -97,6 +108,12 @@ def migrate(source_url: str, target_url: str,
                     progress(item)
                 done.append(item)
             _reset_sequences(dst)
+            if data_dir is not None and blob_files.moves_into(dst):
+                for item in (Copied(*moved) for moved in blob_files.move(dst, data_dir)):
+                    log.info("%s: %d %s", item.table, item.rows, item.unit)
+                    if progress:
+                        progress(item)
+                    done.append(item)
             search.rebuild(dst)  # the index is not a model table: built from the copy
             kb_search.rebuild(dst)
         return done

@@ -250,6 +250,7 @@ class Survey(SQLModel, table=True):
 # it here registers them wherever the models are
 from helpdesk.store import (  # noqa: E402
     api_models,  # noqa: F401  (tokens, webhooks: 0012_api)
+    blob_models,  # noqa: F401  (originals and attachments in PostgreSQL: 0016_blobs_pg)
     kb_models,  # noqa: F401  (the knowledge base: 0010_kb)
     ops_models,  # noqa: F401  (links, merges: 0011_ticket_ops)
     web_models,  # noqa: F401

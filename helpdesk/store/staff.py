@@ -114,19 +114,20 @@ def store_outgoing(session: Session, data_dir: Path, ticket: Ticket, *, message_
                    in_reply_to: str = "", references: Sequence[str] = (),
                    attachments: Sequence[MailAttachment] = ()) -> Message:
     """Keep what we sent (or hold for review) on the ticket as a direction "out" message."""
+    stored = blobs.for_session(session, data_dir)
     dedupe = hashlib.sha256(f"out\0{message_id}".encode()).hexdigest()
     message = Message(
         ticket_id=ticket.id, direction="out", internal=internal, message_id=message_id,
         msgid_key=msgid_key(message_id), dedupe_key=dedupe, from_addr=from_addr,
         from_name=author, to=list(to), cc=list(cc), subject=subject, body_text=text,
         in_reply_to=in_reply_to, references=" ".join(references),
-        raw_path=blobs.put(data_dir, "raw", raw, ".eml") if raw else "",
+        raw_path=stored.put("raw", raw, ".eml") if raw else "",
         route=f"agent:{author}", threaded_by=f"reply by {author}", size=len(raw),
         sent_date=None if internal else clock.now())
     session.add(message)
     session.flush()
     for att in attachments:
-        sha = blobs.put(data_dir, "attachments", att.data).rsplit("/", 1)[-1]
+        sha = stored.put_attachment(att.data)
         session.add(Attachment(message_id=message.id, filename=att.filename,
                                content_type=att.content_type, size=att.size, sha256=sha,
                                inline=att.inline, content_id=att.content_id))

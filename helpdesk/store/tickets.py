@@ -77,7 +77,8 @@ def change(session: Session, ticket: Ticket, field: str, new: str, *, actor: str
 
 def store_incoming(session: Session, data_dir: Path, ticket: Ticket, mail: ParsedMail,
                    raw: bytes, *, route: str, threaded_by: str) -> Message:
-    raw_path = blobs.put(data_dir, "raw", raw, ".eml")
+    stored = blobs.for_session(session, data_dir)
+    raw_path = stored.put("raw", raw, ".eml")
     message = Message(
         ticket_id=ticket.id,
         direction="in",
@@ -104,7 +105,7 @@ def store_incoming(session: Session, data_dir: Path, ticket: Ticket, mail: Parse
     session.add(message)
     session.flush()
     for att in mail.attachments:
-        sha = blobs.put(data_dir, "attachments", att.data).rsplit("/", 1)[-1]
+        sha = stored.put_attachment(att.data)
         session.add(Attachment(message_id=message.id, filename=att.filename,
                                content_type=att.content_type, size=att.size, sha256=sha,
                                inline=att.inline, content_id=att.content_id))

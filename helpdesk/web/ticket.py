@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -261,8 +260,9 @@ def _html_of(web: WebContext, m: Message) -> str:
     if not m.raw_path or not m.body_html:
         return m.body_html  # no HTML part: parse() stores one whenever the mail has it
     try:
-        return parse.html_as_sent(blobs.read(web.settings.data_dir, m.raw_path)) \
-            or m.body_html
+        with session_scope(web.engine) as session:
+            raw = blobs.for_session(session, web.settings.data_dir).read(m.raw_path)
+        return parse.html_as_sent(raw) or m.body_html
     except TemporaryError:
         return m.body_html
 
@@ -295,11 +295,12 @@ async def attachment(request: Request, who: auth.SignedIn) -> Response:
     a = await run_in_threadpool(_attachment, web, who, number, aid)
     if a is None:
         return not_found(request)
-    path = Path(web.settings.data_dir) / "attachments" / a.sha256[:2] / a.sha256
-    if not path.is_file():  # several daemons without a shared data_dir (docs/scaling.md)
+    source = await run_in_threadpool(blobs.open_attachment, web.engine, web.settings.data_dir,
+                                     a.sha256)
+    if source is None:  # a file another daemon wrote before 0016_blobs_pg (docs/scaling.md)
         return pages.message(request, "File not available",
                              "This attachment is not stored on this server.", 503)
-    return ticket_html.download(path, a.filename, a.content_type)
+    return ticket_html.download(source, a.filename, a.content_type)
 
 
 ROUTES = [

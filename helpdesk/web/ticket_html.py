@@ -20,7 +20,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import nh3
-from starlette.responses import FileResponse, HTMLResponse
+from starlette.responses import FileResponse, HTMLResponse, Response, StreamingResponse
+
+from helpdesk.store.blobs import DbBlob
 
 TAGS = {
     "a", "abbr", "b", "big", "blockquote", "br", "caption", "center", "cite", "code",
@@ -146,10 +148,22 @@ def safe_filename(name: str) -> str:
     return cleaned[:200] or "attachment"
 
 
-def download(path: Path, filename: str, content_type: str) -> FileResponse:
-    """The file as a download (starlette writes `filename*=` for any name that needs it)."""
-    return FileResponse(path, media_type=safe_content_type(content_type),
-                        filename=safe_filename(filename), content_disposition_type="attachment",
-                        headers={"X-Content-Type-Options": "nosniff",
-                                 "Content-Security-Policy": "default-src 'none'; sandbox",
-                                 "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
+_DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff",
+                     "Content-Security-Policy": "default-src 'none'; sandbox",
+                     "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
+def download(source: Path | DbBlob, filename: str, content_type: str) -> Response:
+    """A stored file, or a blob in the database streamed chunk by chunk, as a download
+    (starlette writes `filename*=` for any name that needs it; the same rule for both)."""
+    name = safe_filename(filename)
+    if isinstance(source, Path):
+        return FileResponse(source, media_type=safe_content_type(content_type), filename=name,
+                            content_disposition_type="attachment", headers=_DOWNLOAD_HEADERS)
+    quoted = quote(name)
+    disposition = (f"attachment; filename*=utf-8''{quoted}" if quoted != name
+                   else f'attachment; filename="{name}"')
+    # a sync iterator: starlette reads it in its thread pool, one chunk query at a time
+    return StreamingResponse(iter(source), media_type=safe_content_type(content_type),
+                             headers={**_DOWNLOAD_HEADERS, "Content-Disposition": disposition,
+                                      "Content-Length": str(source.size)})

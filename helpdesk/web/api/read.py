@@ -11,14 +11,13 @@ own cursor.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from helpdesk import clock
 from helpdesk.agents import registry
-from helpdesk.store import queries, search
+from helpdesk.store import blobs, queries, search
 from helpdesk.store.db import snapshot_scope
 from helpdesk.store.models import Attachment, Contact, Message
 from helpdesk.store.models import Ticket as TicketRow
@@ -160,12 +159,12 @@ def attachment(call: Call) -> Result:
         m = session.get(Message, a.message_id) if a is not None else None
         if a is None or m is None or m.ticket_id != number:
             raise ApiError(404, "No such attachment on this ticket.")
-    path = Path(call.web.settings.data_dir) / "attachments" / a.sha256[:2] / a.sha256
-    if not path.is_file():  # several daemons without a shared data_dir (docs/scaling.md)
+    source = blobs.open_attachment(call.web.engine, call.web.settings.data_dir, a.sha256)
+    if source is None:  # a file another daemon wrote before 0016_blobs_pg (docs/scaling.md)
         raise ApiError(503, "This attachment is not stored on this server.",
                        headers={"Retry-After": "60"})
     # served as the desk serves it: a download, never inline, nosniff
-    return Result(ticket_html.download(path, a.filename, a.content_type))
+    return Result(ticket_html.download(source, a.filename, a.content_type))
 
 
 # -- search, queues, commands -------------------------------------------------------------
