@@ -10,11 +10,23 @@ server process, and on a busy machine each one waits for that process to be sche
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, func, literal, null, union_all
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    and_,
+    any_,
+    bindparam,
+    func,
+    literal,
+    null,
+    union_all,
+)
 from sqlmodel import Session, col, select
 
 from helpdesk.store.models import Event, Message
@@ -38,17 +50,17 @@ def row_facts(session: Session, ticket_ids: Collection[int]) -> RowFacts:
     facts = RowFacts({}, {i: [] for i in ids}, {i: [] for i in ids})
     if not ids:
         return facts
+    among = _among(session, ids)
     # the first select's column types decode every row (created_at's on SQLite)
     messages = select(literal(_MESSAGE), Message.ticket_id, Message.id, Message.created_at,
                       Message.direction, literal(""), Message.internal) \
-        .where(col(Message.ticket_id).in_(ids))
+        .where(among(Message.ticket_id))
     statuses = select(literal(_STATUS), Event.ticket_id, Event.id, Event.at, Event.old,
                       Event.new, literal(False)) \
-        .where(col(Event.ticket_id).in_(ids),
-               and_(Event.kind == "change", Event.field == "status"))
+        .where(among(Event.ticket_id), and_(Event.kind == "change", Event.field == "status"))
     newest = select(literal(_NEWEST_EVENT), Event.ticket_id, func.max(Event.id), null(),
                     literal(""), literal(""), literal(False)) \
-        .where(col(Event.ticket_id).in_(ids)).group_by(Event.ticket_id)
+        .where(among(Event.ticket_id)).group_by(Event.ticket_id)
     newest_message: dict[int, int] = {}
     newest_event: dict[int, int] = {}
     changes: list[tuple[int, datetime, int, str, str]] = []
@@ -69,3 +81,13 @@ def row_facts(session: Session, ticket_ids: Collection[int]) -> RowFacts:
         facts.times[tid].append((mid, direction, at))
     facts.versions = {i: version_token(newest_event.get(i), newest_message.get(i)) for i in ids}
     return facts
+
+
+def _among(session: Session, ids: list[int]) -> Callable[[Any], ColumnElement[bool]]:
+    """`column IN ids` for the three parts: on PostgreSQL one array parameter they share
+    (`= ANY`), not three lists of a parameter per id, which SQLAlchemy and psycopg
+    render anew on every page (~1.5 ms of the desk's CPU for 50 rows)."""
+    if session.get_bind().dialect.name == "postgresql":
+        shared = bindparam("ticket_ids", ids, type_=ARRAY(Integer))
+        return lambda column: column == any_(shared)
+    return lambda column: col(column).in_(ids)
