@@ -19,7 +19,7 @@ import pytest
 
 from helpdesk import clock
 from helpdesk.config.settings import Settings
-from helpdesk.store import db, queries
+from helpdesk.store import db, queries, row_facts
 from tests import agent_mails
 from tests.agent_desk import reply_to, wait_mails_to
 from tests.helpers import (
@@ -351,7 +351,7 @@ def test_versions_of_a_page_match_the_single_ticket_version(
     mail_in(desk, "Two")
     wait_ticket(desk.settings, 2)
     with db.session_scope(engine_for(desk.settings)) as s:
-        many = queries.ticket_versions(s, [1, 2, 3])
+        many = row_facts.row_facts(s, [1, 2, 3]).versions
         assert many == {i: queries.ticket_version(s, i) for i in (1, 2, 3)}
 
 

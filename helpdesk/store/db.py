@@ -62,6 +62,17 @@ def snapshot_scope(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
+def single_read_scope(engine: Engine) -> Iterator[Session]:
+    """A read of one statement, outside a transaction: on PostgreSQL a transaction costs
+    a BEGIN and a COMMIT round trip beside the statement's own (the desk's sign-in check
+    on every request). Only for a single statement: several would each see their own
+    moment."""
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    with session_scope(autocommit) as session:  # type: ignore[arg-type]
+        yield session
+
+
+@contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: commit on success, roll back on error; outages become TemporaryError."""
     session = Session(engine, expire_on_commit=False)

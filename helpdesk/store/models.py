@@ -34,7 +34,8 @@ class Contact(SQLModel, table=True):
 
 
 class Ticket(SQLModel, table=True):
-    # the desk's open-ticket lists and tab counts read this index alone (0007_desk_indexes)
+    # the desk's open-ticket lists and tab counts read this index alone (0007_desk_indexes;
+    # on PostgreSQL it is ix_ticket_desk_pg, the same with the id included: 0015_desk_pg)
     __table_args__ = (Index("ix_ticket_desk", "status", "queue", "assignee", "priority",
                             "first_response_at"),)
 

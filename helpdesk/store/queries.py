@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -246,6 +246,12 @@ def ticket_version(session: Session, ticket_id: int) -> str:
     last_event = session.exec(select(func.max(Event.id)).where(Event.ticket_id == ticket_id)).one()
     last_message = session.exec(
         select(func.max(Message.id)).where(Message.ticket_id == ticket_id)).one()
+    return version_token(last_event, last_message)
+
+
+def version_token(last_event: int | None, last_message: int | None) -> str:
+    """`ticket_version` from a ticket's newest event and message ids (store.row_facts
+    reads them for a page of tickets at once)."""
     return f"{last_event or 0}.{last_message or 0}"
 
 
@@ -373,14 +379,18 @@ def _statuses(query: QueueQuery) -> ColumnElement[bool]:
     return col(Ticket.status).in_(OPEN_STATUSES)
 
 
+# built once: expressions are immutable, and building them is a queue page's CPU
+_ORDERS: dict[str, list[Any]] = {
+    "priority": [case({p: i for i, p in enumerate(PRIORITIES)}, value=Ticket.priority,
+                      else_=-1).desc(), col(Ticket.id)],  # the oldest of a priority first
+    "age": [col(Ticket.id)],  # ids rise with creation: the primary key sorts by age
+    "sla": [col(TicketTimer.due_at).is_(None), col(TicketTimer.due_at), col(Ticket.id)],
+    "activity": [col(Ticket.updated_at).desc(), col(Ticket.id).desc()],
+}
+
+
 def _order(sort: str) -> list[Any]:
-    rank = case({p: i for i, p in enumerate(PRIORITIES)}, value=Ticket.priority, else_=-1)
-    return {
-        "priority": [rank.desc(), col(Ticket.id)],  # the oldest of a priority first
-        "age": [col(Ticket.id)],  # ids rise with creation: the primary key sorts by age
-        "sla": [col(TicketTimer.due_at).is_(None), col(TicketTimer.due_at), col(Ticket.id)],
-        "activity": [col(Ticket.updated_at).desc(), col(Ticket.id).desc()],
-    }[sort]
+    return _ORDERS[sort]
 
 
 @dataclass(frozen=True)
@@ -394,7 +404,8 @@ class QueueRow:
 def queue_rows(session: Session, scope: Scope, query: QueueQuery, keys: SlaKeys,
                now: datetime) -> list[QueueRow]:
     """One page of a queue view, filtered and sorted: the page's ids first (sorting only
-    narrow rows), then those tickets with their customer and next SLA step."""
+    narrow rows), then those tickets with their customer and next SLA step, in one
+    statement (on PostgreSQL each statement is a round trip to the server)."""
     timer = and_(col(TicketTimer.ticket_id) == col(Ticket.id),
                  col(TicketTimer.key).like(keys.any_step))
     page = select(Ticket.id)
@@ -410,16 +421,16 @@ def queue_rows(session: Session, scope: Scope, query: QueueQuery, keys: SlaKeys,
         page = page.where(Ticket.contact_id == query.contact_id)
     if query.org_domains:
         page = page.where(contacts_ops.domains_filter(query.org_domains))
-    ids = list(session.exec(page.order_by(*_order(query.sort))
-                            .limit(query.limit).offset(query.offset)).all())
-    if not ids:
-        return []
+    ids = page.order_by(*_order(query.sort)).limit(query.limit).offset(query.offset) \
+        .subquery()
+    # the same order again over the page's rows: every order ends in the id, so it is
+    # the page's (a ticket has at most one timer and one contact: no row twice)
     stmt = (select(Ticket, Contact.email, Contact.name, TicketTimer.due_at)
+            .join(ids, ids.c.id == col(Ticket.id))
             .outerjoin(Contact, col(Contact.id) == col(Ticket.contact_id))
-            .outerjoin(TicketTimer, timer).where(col(Ticket.id).in_(ids)))
-    found = {t.id: QueueRow(t, email or "", name or "", due)
-             for t, email, name, due in session.exec(stmt).all()}
-    return [found[i] for i in ids if i in found]
+            .outerjoin(TicketTimer, timer).order_by(*_order(query.sort)))
+    return [QueueRow(t, email or "", name or "", due)
+            for t, email, name, due in session.exec(stmt).all()]
 
 
 # the closed statuses are counted up to this many: they grow without end, and walking
@@ -472,37 +483,18 @@ def queue_counts(session: Session, scope: Scope, keys: SlaKeys, now: datetime) -
     return counts
 
 
-def ticket_versions(session: Session, ticket_ids: Collection[int]) -> dict[int, str]:
-    """`ticket_version` of many tickets in two grouped queries (a page's bulk form)."""
-    ids = list(ticket_ids)
-    events = dict(session.exec(select(Event.ticket_id, func.max(Event.id))
-                               .where(col(Event.ticket_id).in_(ids))
-                               .group_by(Event.ticket_id)).all())
-    messages = dict(session.exec(select(Message.ticket_id, func.max(Message.id))
-                                 .where(col(Message.ticket_id).in_(ids))
-                                 .group_by(Message.ticket_id)).all())
-    return {i: f"{events.get(i) or 0}.{messages.get(i) or 0}" for i in ids}
-
-
-def sla_inputs(session: Session, ticket_ids: Collection[int]) -> tuple[
-        dict[int, list[tuple[datetime, str, str]]], dict[int, list[tuple[int, str, datetime]]]]:
-    """What schedule.sla.clocks_from needs for many tickets, in two queries: their status
-    changes (at, old, new) and their conversation's (id, direction, created_at)."""
-    ids = list(ticket_ids)
-    changes: dict[int, list[tuple[datetime, str, str]]] = {i: [] for i in ids}
-    for tid, at, old, new in session.exec(
-            select(Event.ticket_id, Event.at, Event.old, Event.new)
-            .where(col(Event.ticket_id).in_(ids), Event.kind == "change",
-                   Event.field == "status")
-            .order_by(col(Event.at), col(Event.id))).all():
-        changes[tid].append((at, old, new))
-    times: dict[int, list[tuple[int, str, datetime]]] = {i: [] for i in ids}
-    for mid, tid, direction, at in session.exec(
-            select(Message.id, Message.ticket_id, Message.direction, Message.created_at)
-            .where(col(Message.ticket_id).in_(ids), col(Message.internal).is_(False))
-            .order_by(col(Message.id))).all():
-        times[tid].append((int(mid or 0), direction, at))
-    return changes, times
+def queue_names(session: Session) -> list[str]:
+    """Every queue some ticket is in (in the database's collation order), from each name
+    to the next by the queue index (a loose index scan): DISTINCT reads the whole index,
+    an entry per ticket (100,000 tickets: ~45 ms on PostgreSQL, ~130 ms on SQLite,
+    against ~0.3 and ~2 ms)."""
+    later = aliased(Ticket)
+    names = select(func.min(Ticket.queue).label("queue")).cte("names", recursive=True)
+    following = select(func.min(later.queue)).where(later.queue > names.c.queue) \
+        .scalar_subquery()
+    names = names.union_all(select(following).where(names.c.queue.is_not(None)))
+    return [str(q) for q in session.exec(select(names.c.queue)
+                                         .where(names.c.queue.is_not(None))).all()]
 
 
 def customer_events(session: Session, contact_id: int, scope: Scope,

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from helpdesk.config.agents import Agent, Directory
 from helpdesk.errors import HelpdeskError
-from helpdesk.store.db import session_scope
+from helpdesk.store.db import session_scope, single_read_scope
 from helpdesk.web import pages, sessions, signin
 from helpdesk.web.context import WebContext
 
@@ -87,7 +87,7 @@ async def current(request: Request) -> SignedIn | None:
 
 
 def _lookup(web: WebContext, token: str) -> SignedIn | None:
-    with session_scope(web.engine) as session:
+    with single_read_scope(web.engine) as session:  # every request: no BEGIN, no COMMIT
         row = sessions.find(session, token)
         name, key = (row.agent, row.key) if row is not None else ("", "")
     if not name:

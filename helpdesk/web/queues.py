@@ -33,7 +33,7 @@ from helpdesk.agents import actions as agent_actions
 from helpdesk.agents.commands import Reply, command
 from helpdesk.config.settings import Settings
 from helpdesk.schedule import sla
-from helpdesk.store import contacts_ops, queries
+from helpdesk.store import contacts_ops, queries, row_facts
 from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Contact, Status, Ticket
 from helpdesk.store.queries import QueueQuery, Scope, SlaKeys
@@ -174,10 +174,8 @@ def row_clock(clocks: list[sla.SlaClock], now: datetime) -> Clock:
 def _rows(session: Session, settings: Settings, rows: list[queries.QueueRow],
           now: datetime) -> list[dict[str, Any]]:
     """The rows as the template shows them, with the SLA clocks and versions of the page
-    read in a few grouped queries, not per row."""
-    ids = [int(r.ticket.id or 0) for r in rows]
-    versions = queries.ticket_versions(session, ids) if ids else {}
-    changes, times = queries.sla_inputs(session, ids) if ids else ({}, {})
+    read in one statement for all of them, not per row."""
+    facts = row_facts.row_facts(session, [int(r.ticket.id or 0) for r in rows])
     ctx = sla.SlaContext(settings)
     prefix = settings.helpdesk.ticket_prefix
     out = []
@@ -186,8 +184,9 @@ def _rows(session: Session, settings: Settings, rows: list[queries.QueueRow],
         tid = int(t.id or 0)
         out.append({"id": tid, "ref": f"{prefix}-{tid}", "ticket": t, "customer": r.customer,
                     "customer_name": r.customer_name, "contact_id": t.contact_id,
-                    "clock": row_clock(sla.clocks_from(ctx, t, changes[tid], times[tid]), now),
-                    "version": versions[tid]})
+                    "clock": row_clock(sla.clocks_from(ctx, t, facts.changes[tid],
+                                                       facts.times[tid]), now),
+                    "version": facts.versions[tid]})
     return out
 
 

@@ -17,15 +17,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from helpdesk.store import search
+from helpdesk.store import queries, search
 from helpdesk.store.db import snapshot_scope
-from helpdesk.store.models import Status, Ticket
+from helpdesk.store.models import Status
 from helpdesk.web import access, auth, pages
 from helpdesk.web.context import WebContext
 
@@ -107,7 +106,7 @@ def run(web: WebContext, who: auth.SignedIn, asked: Asked) -> Found:
     with snapshot_scope(web.engine) as session:
         allowed = visible_queues(who, web)
         choices = allowed if allowed is not None else sorted(
-            {*web.settings.queue, *session.exec(select(Ticket.queue).distinct()).all()})
+            {*web.settings.queue, *queries.queue_names(session)})
         queues = asked.queue if allowed is None else [q for q in asked.queue if q in allowed]
         words = bool(search.parse_query(asked.q))
         if not words or (asked.queue and not queues):
