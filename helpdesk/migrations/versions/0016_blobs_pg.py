@@ -3,7 +3,7 @@ content-addressed by sha256 and kept in chunks (helpdesk/store/blobs.py). Create
 both dialects so the schema is one; only PostgreSQL writes to it.
 
 Revision ID: 0016_blobs_pg
-Revises: 0014_internal
+Revises: 0015_desk_pg
 """
 from collections.abc import Sequence
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0016_blobs_pg'
-down_revision: str | None = '0014_internal'
+down_revision: str | None = '0015_desk_pg'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
