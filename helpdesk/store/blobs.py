@@ -14,6 +14,7 @@ from pathlib import Path
 
 from helpdesk.durable import fsync_dir, write_atomic
 from helpdesk.errors import TemporaryError
+from helpdesk.store import blobsync
 
 
 def put(root: Path, kind: str, data: bytes, suffix: str = "") -> str:
@@ -21,17 +22,24 @@ def put(root: Path, kind: str, data: bytes, suffix: str = "") -> str:
     digest = hashlib.sha256(data).hexdigest()
     rel = Path(kind) / digest[:2] / f"{digest}{suffix}"
     target = root / rel
-    if target.exists():
+    group = blobsync.current()  # a batch: made durable together before its commit
+    if target.exists() or (group is not None and group.pending(target)):
         return str(rel)
     if not target.parent.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
         fsync_dir(target.parent.parent)
-    write_atomic(target, data)
+    if group is not None:
+        group.write(target, data)
+    else:
+        write_atomic(target, data)
     return str(rel)
 
 
 def read(root: Path, rel: str) -> bytes:
     """The stored bytes; TemporaryError when the file is not (or not yet) on this machine."""
+    group = blobsync.current()
+    if group is not None:  # written earlier in this batch, perhaps not in place yet
+        group.wait_for(root / rel)
     try:
         return (root / rel).read_bytes()
     except FileNotFoundError:
