@@ -1,9 +1,11 @@
-"""The sole orchestrator: claim a spool entry, parse, thread, route, store+notify, finish.
+"""The sole orchestrator: claim spool entries, parse, thread, route, store+notify, finish.
 
-Errors are caught here and only here (STYLE habit 3): a TemporaryError (database
-down) gives the entry back to the spool to wait; any other failure is counted,
-and a mail that fails MAX_RECOVERIES times is quarantined with the reason, so one
-bad mail never blocks the ones behind it.
+What is waiting is claimed as a batch and stored in one transaction, each mail in a
+savepoint of its own (helpdesk/batch.py). Errors are caught here and only here (STYLE
+habit 3): a TemporaryError (database down) gives the whole batch back to the spool to
+wait; any other failure rolls back that mail's savepoint only and is counted, and a
+mail that fails MAX_RECOVERIES times is quarantined with the reason, so one bad mail
+never blocks the ones beside or behind it.
 """
 
 from __future__ import annotations
