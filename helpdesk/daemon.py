@@ -186,12 +186,11 @@ class Daemon:
 
     def _pipeline_step(self) -> bool:
         self._ensure_schema()
-        outcome = self.pipeline.process_next()
-        if outcome is None:
-            return False
-        if outcome.kind == "deferred":
-            raise TemporaryError(outcome.detail)
-        return True
+        outcomes = self.pipeline.process_batch()
+        deferred = [o for o in outcomes if o.kind == "deferred"]
+        if deferred:
+            raise TemporaryError(deferred[0].detail)
+        return bool(outcomes)
 
     def _outbox_step(self) -> bool:
         if not self._schema_ready:

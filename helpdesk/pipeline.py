@@ -1,9 +1,11 @@
-"""The sole orchestrator: claim a spool entry, parse, thread, route, store+notify, finish.
+"""The sole orchestrator: claim spool entries, parse, thread, route, store+notify, finish.
 
-Errors are caught here and only here (STYLE habit 3): a TemporaryError (database
-down) gives the entry back to the spool to wait; any other failure is counted,
-and a mail that fails MAX_RECOVERIES times is quarantined with the reason, so one
-bad mail never blocks the ones behind it.
+What is waiting is claimed as a batch and stored in one transaction, each mail in a
+savepoint of its own (helpdesk/batch.py). Errors are caught here and only here (STYLE
+habit 3): a TemporaryError (database down) gives the whole batch back to the spool to
+wait; any other failure rolls back that mail's savepoint only and is counted, and a
+mail that fails MAX_RECOVERIES times is quarantined with the reason, so one bad mail
+never blocks the ones beside or behind it.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
-from helpdesk import clock, thread
+from helpdesk import batch, clock, thread
 from helpdesk.agents import new_ticket, notify
 from helpdesk.agents import reply as agent_reply
 from helpdesk.agents.actions import withdraw_review
@@ -33,9 +35,9 @@ from helpdesk.outgoing import to_customer as customer_mail
 from helpdesk.rules import Decision, MailContext
 from helpdesk.rules.context import build_context
 from helpdesk.spool import MAX_RECOVERIES, Entry, Envelope, Spool
-from helpdesk.store import blobs, channel, contacts_ops, queries, ticket_ops
+from helpdesk.store import blobs, blobsync, channel, contacts_ops, queries, ticket_ops
 from helpdesk.store import tickets as store
-from helpdesk.store.db import session_scope
+from helpdesk.store.db import batch_engine, is_unavailable, session_scope
 from helpdesk.store.models import Message, Quarantine, Status, Ticket
 from helpdesk.throughput import DrainRate, StageTimes
 
@@ -108,89 +110,153 @@ class Pipeline:
         # CPU and wall time by stage, and how fast the spool drains (/metrics, status)
         self.times = StageTimes()
         self.drain_rate = DrainRate()
+        # the batches' transactions: savepoints must nest (store.db.batch_engine)
+        self.writer = batch_engine(engine)
+        self._one_at_a_time = 0
 
     # -- driving -----------------------------------------------------------------
 
-    def process_next(self) -> Outcome | None:
-        entry = self.spool.claim()
-        return None if entry is None else self.process_entry(entry)
+    def process_batch(self, limit: int = batch.MAX_MAILS) -> list[Outcome]:
+        """Claim what is waiting (up to `limit` mails) and process it in one transaction;
+        [] when the spool is empty."""
+        if self._one_at_a_time:  # after a batch failed as a whole: find the mail that did it
+            limit = 1
+            self._one_at_a_time -= 1
+        entries = batch.claim(self.spool, limit)
+        return self.process_entries(entries) if entries else []
 
     def drain(self, limit: int = 100_000) -> list[Outcome]:
-        """Process until the spool is empty or an outage defers a mail (tests, ingest)."""
+        """Process until the spool is empty or an outage defers the mail (tests, ingest)."""
         outcomes: list[Outcome] = []
-        for _ in range(limit):
-            outcome = self.process_next()
-            if outcome is None:
-                break
-            outcomes.append(outcome)
-            if outcome.kind == "deferred":
+        while len(outcomes) < limit:
+            done = self.process_batch(min(batch.MAX_MAILS, limit - len(outcomes)))
+            outcomes += done
+            if not done or any(o.kind == "deferred" for o in done):
                 break
         return outcomes
 
     def process_entry(self, entry: Entry) -> Outcome:
-        started = time.perf_counter()
-        outcome = self._handle(entry)
+        """One claimed entry, in a transaction of its own (helpdesk ingest, release)."""
+        return self.process_entries([entry])[0]
+
+    def process_entries(self, entries: list[Entry]) -> list[Outcome]:
+        """Claimed entries in one transaction, a savepoint each (see helpdesk/batch.py)."""
+        run = batch.Batch(self.spool, entries)
+        results: list[tuple[Entry, Outcome, float]] = []
+        try:
+            with blobsync.group() as files, session_scope(self.writer) as session:
+                for entry in entries:
+                    started = time.perf_counter()
+                    results.append((entry, self._in_batch(session, run, entry), started))
+                with self.times.stage("store", counted=False):  # durable files, one commit
+                    files.sync()
+                    session.commit()
+        except TemporaryError as err:
+            return self._deferred(run, str(err), results)
+        except Exception as err:  # not one mail's (those are caught below): the commit's
+            if len(entries) == 1:
+                return [self._failed_alone(run, entries[0], err)]
+            log.exception("batch of %d mails failed as a whole; trying them one by one",
+                          len(entries))
+            self._one_at_a_time = len(entries)
+            return self._deferred(run, f"{type(err).__name__}: {err}", results)
+        run.committed()
+        for entry, outcome, started in results:
+            self._observe(entry, outcome, started)
+        if self.on_outbox and any(o.kind == "stored" for _, o, _ in results):
+            self.on_outbox()
+        return [outcome for _, outcome, _ in results]
+
+    def _observe(self, entry: Entry, outcome: Outcome, started: float) -> None:
         if outcome.kind in ("stored", "duplicate", "quarantined"):
             self.drain_rate.finished()
-        if self.observe is not None:
+        if self.observe is not None:  # from its start to its batch's commit
             self.observe(entry.envelope, outcome, time.perf_counter() - started)
-        return outcome
 
-    def _handle(self, entry: Entry) -> Outcome:
+    def _failed_alone(self, run: batch.Batch, entry: Entry, err: Exception) -> Outcome:
+        """A mail alone in its batch whose commit failed: its failure, counted as ever."""
         try:
-            outcome = self._process(entry)
-        except TemporaryError as err:
-            self.spool.release(entry)
-            log.warning("deferred %s: %s", entry.name, err)
-            return Outcome("deferred", detail=str(err))
-        except Exception as err:
-            return self._failed(entry, err)
-        self.spool.finish(entry)
-        if outcome.kind == "stored" and self.on_outbox:
-            self.on_outbox()
+            with blobsync.group() as files, session_scope(self.writer) as session:
+                outcome = self._failed(session, run, entry, err)
+                files.sync()
+        except TemporaryError as again:
+            return self._deferred(run, str(again), [])[0]
+        run.committed()
+        self._observe(entry, outcome, time.perf_counter())
         return outcome
 
-    def _failed(self, entry: Entry, err: Exception) -> Outcome:
+    def _deferred(self, run: batch.Batch, why: str,
+                  results: list[tuple[Entry, Outcome, float]]) -> list[Outcome]:
+        """Nothing committed: the entries go back, but for those that failed on their own
+        (already retried or shunted, their outcome stands)."""
+        back = {entry.name for entry in run.give_back()}
+        if back:
+            log.warning("deferred %d mail(s) (%s%s): %s", len(back), min(back),
+                        ", ..." if len(back) > 1 else "", why)
+        settled = {e.name: o for e, o, _ in results if e.name not in back}
+        outcomes = []
+        for entry in run.entries:
+            outcome = settled.get(entry.name) or Outcome("deferred", detail=why)
+            self._observe(entry, outcome, time.perf_counter())
+            outcomes.append(outcome)
+        return outcomes
+
+    def _in_batch(self, session: Session, run: batch.Batch, entry: Entry) -> Outcome:
+        """One mail; its failure is settled here and rolls back only its own savepoint.
+        An outage (TemporaryError, or a connection lost) is the whole batch's."""
+        try:
+            return self._process(session, entry)
+        except TemporaryError:
+            raise
+        except DBAPIError as err:
+            if is_unavailable(err):
+                raise
+            return self._failed(session, run, entry, err)
+        except Exception as err:
+            return self._failed(session, run, entry, err)
+
+    def _failed(self, session: Session, run: batch.Batch, entry: Entry,
+                err: Exception) -> Outcome:
         reason = f"{type(err).__name__}: {err}"
         log.error("failed %s (attempt %d): %s\n%s", entry.name, entry.recoveries + 1, reason,
                   traceback.format_exc())
         if entry.recoveries + 1 < MAX_RECOVERIES:
-            self.spool.retry(entry)
+            run.settle_retry(entry)
             return Outcome("retry", detail=reason)
         try:
-            outcome = self._quarantine(entry, f"processing failed {MAX_RECOVERIES} times: {reason}")
+            return self._quarantine(session, entry,
+                                    f"processing failed {MAX_RECOVERIES} times: {reason}")
         except Exception as qerr:  # not even the quarantine table: keep the file in bad/
-            path = self.spool.shunt(entry)
+            path = run.settle_shunt(entry)
             log.error("could not quarantine %s (%s); kept in %s", entry.name, qerr, path)
             return Outcome("retry", detail=f"shunted to {path}")
-        self.spool.finish(entry)
-        return outcome
 
     # -- one mail ----------------------------------------------------------------
 
-    def _process(self, entry: Entry) -> Outcome:
+    def _process(self, session: Session, entry: Entry) -> Outcome:
         try:
             with self.times.stage("parse"):
                 mail = parse.parse(entry.raw)
         except ParseError as err:
-            return self._quarantine(entry, f"cannot parse: {err}")
+            return self._quarantine(session, entry, f"cannot parse: {err}")
         key = store.dedupe_key(mail)
-        with self.times.stage("store"):  # the transaction, less the stages timed inside
-            return self._transaction(entry, mail, key)
+        with self.times.stage("store"):  # the savepoint, less the stages timed inside
+            return self._transaction(session, entry, mail, key)
 
-    def _transaction(self, entry: Entry, mail: parse.ParsedMail, key: str) -> Outcome:
+    def _transaction(self, session: Session, entry: Entry, mail: parse.ParsedMail,
+                     key: str) -> Outcome:
         try:
-            with session_scope(self.engine) as session:
+            with session.begin_nested():
                 if (earlier := queries.stored_message(session, key)) is not None:
                     return self._duplicate(entry, mail, earlier)
                 return self._store(session, entry, mail)
         except _Hold as held:
-            return self._quarantine(entry, held.reason)
+            return self._quarantine(session, entry, held.reason)
         except IntegrityError:
-            # another daemon stored the same mail between our check and our insert
-            with session_scope(self.engine) as session:
-                if (earlier := queries.stored_message(session, key)) is not None:
-                    return self._duplicate(entry, mail, earlier)
+            # another daemon stored the same mail between our check and our insert (it
+            # committed: PostgreSQL made our insert wait for it); our savepoint is undone
+            if (earlier := queries.stored_message(session, key)) is not None:
+                return self._duplicate(entry, mail, earlier)
             raise
 
     def _duplicate(self, entry: Entry, mail: parse.ParsedMail, earlier: Message) -> Outcome:
@@ -454,9 +520,10 @@ class Pipeline:
 
     # -- quarantine --------------------------------------------------------------
 
-    def _quarantine(self, entry: Entry, reason: str) -> Outcome:
+    def _quarantine(self, session: Session, entry: Entry, reason: str) -> Outcome:
+        """Hold the mail in the quarantine table, in a savepoint of the batch's transaction."""
         chash = parse.content_hash(entry.raw)
-        with session_scope(self.engine) as session:
+        with session.begin_nested():
             existing = queries.quarantined_hash(session, chash)
             if existing is not None:
                 log.info("%s: duplicate of quarantined Q%s (%s)", entry.name, existing.id, reason)
@@ -478,7 +545,10 @@ class Pipeline:
         moved = 0
         for path in self.spool.bad_entries():
             entry = self.spool.read_bad(path)
-            self._quarantine(entry, "crashed the daemon repeatedly while being processed")
+            with blobsync.group() as files, session_scope(self.writer) as session:
+                self._quarantine(session, entry,
+                                 "crashed the daemon repeatedly while being processed")
+                files.sync()
             self.spool.finish(entry)
             moved += 1
         return moved

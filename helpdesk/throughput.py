@@ -51,8 +51,10 @@ class StageTimes:
             total.count += done
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Time the block as `name`; an enclosing stage is paused meanwhile."""
+    def stage(self, name: str, counted: bool = True) -> Iterator[None]:
+        """Time the block as `name`; an enclosing stage is paused meanwhile. Not `counted`:
+        the time is the stage's, but not a run of it (a batch's commit, shared by its
+        mails, each of which ran "store" once)."""
         stack = self._stack()
         cpu, wall = time.thread_time(), time.perf_counter()
         if stack:  # what the outer stage spent until now is its own
@@ -63,7 +65,7 @@ class StageTimes:
             yield
         finally:
             cpu, wall = time.thread_time(), time.perf_counter()
-            self._charge(stack.pop(), cpu - self._local.cpu, wall - self._local.wall, True)
+            self._charge(stack.pop(), cpu - self._local.cpu, wall - self._local.wall, counted)
             self._local.cpu, self._local.wall = cpu, wall  # the outer stage resumes now
 
     def totals(self) -> dict[str, StageTotal]:

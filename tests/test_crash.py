@@ -14,6 +14,7 @@ import contextlib
 import email.policy
 import os
 import queue
+import random
 import signal
 import smtplib
 import sqlite3
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlmodel import func, select
 
 from helpdesk.config.settings import Settings
 from helpdesk.rules import Decision, MailContext
@@ -286,6 +287,90 @@ def _duplicate_acks_only_from_the_documented_window(
     assert firsts[0] < relayed_before_kill <= firsts[1], "duplicate not caused by the kill"
     row = next(r for r in rows if dupes[0] in r.raw.decode(errors="replace"))
     assert row.attempts == 2, "the duplicated ack was not claimed again after the restart"
+
+
+SPOOLED = 400
+KILLS = 4
+
+
+def stored_count(settings: Settings) -> int:
+    with db.session_scope(engine_for(settings)) as session:
+        return int(session.exec(select(func.count()).select_from(Message)
+                                .where(Message.direction == "in")).one())
+
+
+def test_sigkill_at_random_points_while_draining_a_spooled_burst_loses_and_doubles_nothing(
+    process_settings: Settings, relay: RelaySink,
+    daemon_process: Callable[[Settings], DaemonProcess],
+) -> None:
+    """The pipeline takes spooled mail in batches (one transaction, a savepoint each).
+    Killed anywhere in a batch (processing, writing its files, committing, deleting its
+    spool entries) or while acknowledgements go out, and restarted, the daemon stores
+    each mail exactly once and queues its acknowledgement exactly once."""
+    settings = process_settings
+    db.upgrade(settings.database_url)
+    spool = Spool(settings.data_dir / "spool")
+    mails = burst_mails(SPOOLED)
+    for _, sender, raw in mails:  # acknowledged with 250: in the spool, durably
+        spool.put(raw, Envelope(route="smtp", mail_from=sender,
+                                rcpt_tos=("support@example.test",)))
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    daemon = daemon_process(settings)
+    relayed_at_kills: list[int] = []
+    claimed_at_kills: list[list[str]] = []
+    for _ in range(KILLS):
+        target = stored_count(settings) + rng.randint(1, 32)
+        daemon.start()
+        wait_until(lambda t=target: stored_count(settings) >= t, timeout=90, interval=0.01,
+                   what=f"{target} mails stored (seed {seed})")
+        time.sleep(rng.uniform(0, _next_commit(settings)))  # anywhere in the next batch
+        daemon.kill()
+        relayed_at_kills.append(len(relay.received))
+        claimed_at_kills.append(spool_entries(settings, "work"))
+    assert stored_count(settings) < SPOOLED, f"the kills came too late (seed {seed})"
+    assert any(claimed_at_kills), f"no kill caught a batch in flight (seed {seed})"
+
+    daemon.start()
+    wait_until(lambda: drained(settings) and stored_count(settings) >= SPOOLED, timeout=120,
+               interval=0.2, what=f"the restarted daemon to drain (seed {seed})")
+
+    stored = stored_message_ids(settings)
+    assert stored == Counter({msgid: 1 for msgid, _, _ in mails}), f"seed {seed}"
+    with db.session_scope(engine_for(settings)) as session:
+        paths = session.exec(select(Message.raw_path)).all()
+        assert session.exec(select(Quarantine)).all() == []
+    assert all((settings.data_dir / p).is_file() for p in paths)
+    rows = outbox_rows(settings)
+    queued = Counter(str(email.message_from_bytes(r.raw, policy=email.policy.default)
+                         ["In-Reply-To"]).strip("<>") for r in rows)
+    assert queued == Counter(set(stored)), "one acknowledgement queued per mail"
+    assert all(r.status == "sent" for r in rows)
+    acks = acks_by_original(relay)
+    assert set(acks) == set(stored), "a stored mail got no acknowledgement"
+    for msgid in [m for m, n in acks.items() if n > 1]:
+        _resent_only_across_a_kill(msgid, acks, relay, relayed_at_kills, rows)
+    assert spool_entries(settings, "bad") == []
+
+
+def _next_commit(settings: Settings) -> float:
+    """Wait for the next batch to commit; returns how long that took (a batch's time)."""
+    started, count = time.monotonic(), stored_count(settings)
+    wait_until(lambda: stored_count(settings) > count, timeout=60, interval=0.01,
+               what="the next batch")
+    return time.monotonic() - started
+
+
+def _resent_only_across_a_kill(msgid: str, acks: Counter[str], relay: RelaySink,
+                               relayed_at_kills: list[int], rows: list[Outbox]) -> None:
+    """outbox: a kill between the relay's 250 and the 'sent' commit sends that one mail
+    again after the restart, and nothing else may come twice."""
+    assert acks[msgid] == 2, f"{msgid} acknowledged {acks[msgid]} times"
+    at = [i for i, r in enumerate(relay.received)
+          if str(r.message["In-Reply-To"]).strip("<>") == msgid]
+    assert any(at[0] < k <= at[1] for k in relayed_at_kills), f"{msgid} twice without a kill"
+    row = next(r for r in rows if msgid in r.raw.decode(errors="replace"))
+    assert row.attempts >= 2, "the resent ack was not claimed again after the restart"
 
 
 def _hold_the_database(settings: Settings) -> contextlib.AbstractContextManager[None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from sqlmodel import Session
 
 from helpdesk import clock
 from helpdesk.config.settings import Settings
@@ -60,11 +61,12 @@ class _DatabaseBlinksAfterSend(OutboxWorker):
 
     blinked = False
 
-    def _finish(self, row_id: int, *, error: str = "", dead: bool = False) -> None:
+    def _record(self, session: Session, row_id: int, *, error: str = "",
+                dead: bool = False) -> None:
         if not error and not self.blinked:
             self.blinked = True
             raise TemporaryError("database unavailable: connection dropped")
-        super()._finish(row_id, error=error, dead=dead)
+        super()._record(session, row_id, error=error, dead=dead)
 
 
 def test_a_delivery_whose_record_fails_is_not_sent_again(

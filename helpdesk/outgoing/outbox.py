@@ -1,13 +1,15 @@
 """Deliver outbox rows: to the SMTP relay, or into a local maildir when none is set.
 
-A row is claimed (status "sending" with a lease) in its own short transaction,
-sent, and marked "sent" in the next one. On PostgreSQL the claim uses
-SELECT ... FOR UPDATE SKIP LOCKED, so several daemons never take the same row.
-The only window for a duplicate is a crash after the relay's 250 and before the
-"sent" commit: one small UPDATE, done immediately after each send, keeps that
-window to milliseconds, and the resent mail carries the same Message-ID so the
-recipient's client can fold it. Maildir delivery uses a file name derived from
-the row, so a redelivery after a crash finds the file and does not write twice.
+A row is claimed (status "sending" with a lease) in a short transaction, sent,
+and marked "sent" in the next one, which also claims the row after it: one
+commit per mail, and every send still recorded the moment it is done. On
+PostgreSQL the claim uses SELECT ... FOR UPDATE SKIP LOCKED, so several daemons
+never take the same row. The only window for a duplicate is a crash after the
+relay's 250 and before the "sent" commit: that commit comes immediately after
+each send, keeping the window to milliseconds (and to one mail), and the resent
+mail carries the same Message-ID so the recipient's client can fold it. Maildir
+delivery uses a file name derived from the row, so a redelivery after a crash
+finds the file and does not write twice.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from helpdesk import clock
 from helpdesk.config.settings import Settings
@@ -168,9 +170,13 @@ class OutboxWorker:
         self.dead_rows: list[int] = []  # the daemon tells the admins about these
         self._unrecorded: set[int] = set()  # sent, but the "sent" commit failed
 
-    def _claim(self) -> Outbox | None:
-        now = clock.now()
+    def _claim(self, sent: int | None = None) -> Outbox | None:
+        """The next due row, leased to us; `sent`: record that row as sent first, in the
+        same transaction (one commit per mail instead of two)."""
         with session_scope(self.engine) as session:
+            if sent is not None:
+                self._record(session, sent)
+            now = clock.now()
             stmt = (
                 select(Outbox)
                 .where(col(Outbox.status).in_(("queued", "sending")), Outbox.next_attempt_at <= now)
@@ -189,18 +195,22 @@ class OutboxWorker:
 
     def _finish(self, row_id: int, *, error: str = "", dead: bool = False) -> None:
         with session_scope(self.engine) as session:
-            row = session.get(Outbox, row_id)
-            if row is None:
-                return
-            if not error:
-                row.status, row.sent_at, row.last_error = "sent", clock.now(), ""
-            elif dead or clock.now() - row.created_at > self._give_up:
-                row.status, row.last_error = "dead", error
-                self.dead_rows.append(row_id)
-            else:
-                row.status, row.last_error = "queued", error
-                row.next_attempt_at = clock.now() + _backoff(self.settings, row.attempts)
-            session.add(row)
+            self._record(session, row_id, error=error, dead=dead)
+
+    def _record(self, session: Session, row_id: int, *, error: str = "",
+                dead: bool = False) -> None:
+        row = session.get(Outbox, row_id)
+        if row is None:
+            return
+        if not error:
+            row.status, row.sent_at, row.last_error = "sent", clock.now(), ""
+        elif dead or clock.now() - row.created_at > self._give_up:
+            row.status, row.last_error = "dead", error
+            self.dead_rows.append(row_id)
+        else:
+            row.status, row.last_error = "queued", error
+            row.next_attempt_at = clock.now() + _backoff(self.settings, row.attempts)
+        session.add(row)
 
     def deliver_due(self, limit: int = 100) -> Result:
         """Send what is due now; returns counts. Stops early when the relay is down."""
@@ -208,13 +218,13 @@ class OutboxWorker:
         self._record_unrecorded()
         transport = self.transport_factory()
         try:
-            for _ in range(limit):
-                row = self._claim()
+            row = self._claim()
+            for n in range(limit):
                 if row is None:
                     break
                 if row.id in self._unrecorded:  # delivered; only the record was missing
-                    self._finish(row.id)  # type: ignore[arg-type]
                     self._unrecorded.discard(row.id)  # type: ignore[arg-type]
+                    row = self._sent_and_claim(row, more=n + 1 < limit, log_it=False)
                     continue
                 try:
                     transport.send(row)
@@ -222,29 +232,37 @@ class OutboxWorker:
                     self._finish(row.id, error=str(err), dead=True)  # type: ignore[arg-type]
                     log.error("outbox %s to %s is dead: %s", row.id, row.rcpt_tos, err)
                     dead += 1
+                    row = self._claim() if n + 1 < limit else None
                     continue
                 except TemporaryError as err:
                     self._finish(row.id, error=str(err))  # type: ignore[arg-type]
                     self._note_down(err)
                     failed += 1
                     break  # the rest would fail the same way; they wait their turn
-                self._sent(row)
-                self._log_sent(row)
                 self._note_up()
                 sent += 1
+                row = self._sent_and_claim(row, more=n + 1 < limit)
         finally:
             transport.close()
         return Result(sent, failed, dead)
 
-    def _sent(self, row: Outbox) -> None:
-        """Record a delivery. If the database fails right now, remember it in memory so
-        this process never sends the mail again once its lease runs out; only a crash
-        of the process in this instant can still repeat it."""
+    def _sent_and_claim(self, row: Outbox, more: bool, log_it: bool = True) -> Outbox | None:
+        """Record a delivery, and claim the next row in the same commit (when `more`).
+        If the database fails right now, remember the delivery in memory so this
+        process never sends the mail again once its lease runs out; only a crash of the
+        process in this instant can still repeat it."""
         try:
-            self._finish(row.id)  # type: ignore[arg-type]
+            if more:
+                following = self._claim(sent=row.id)
+            else:
+                self._finish(row.id)  # type: ignore[arg-type]
+                following = None
         except TemporaryError:
             self._unrecorded.add(row.id)  # type: ignore[arg-type]
             raise
+        if log_it:
+            self._log_sent(row)
+        return following
 
     def _record_unrecorded(self) -> None:
         for row_id in sorted(self._unrecorded):

@@ -37,6 +37,7 @@ from sqlmodel import Session
 
 from helpdesk.durable import fsync_dir, write_atomic
 from helpdesk.errors import TemporaryError
+from helpdesk.store import blobsync
 from helpdesk.store.blob_models import Blob, BlobChunk
 
 DB_PREFIX = "db:"
@@ -176,17 +177,24 @@ def _put_file(root: Path, kind: str, data: bytes, suffix: str = "") -> str:
     digest = hashlib.sha256(data).hexdigest()
     rel = Path(kind) / digest[:2] / f"{digest}{suffix}"
     target = root / rel
-    if target.exists():
+    group = blobsync.current()  # a batch: made durable together before its commit
+    if target.exists() or (group is not None and group.pending(target)):
         return str(rel)
     if not target.parent.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
         fsync_dir(target.parent.parent)
-    write_atomic(target, data)
+    if group is not None:
+        group.write(target, data)
+    else:
+        write_atomic(target, data)
     return str(rel)
 
 
 def _read_file(root: Path, rel: str) -> bytes:
     """The stored bytes; TemporaryError when the file is not (or not yet) on this machine."""
+    group = blobsync.current()
+    if group is not None:  # written earlier in this batch, perhaps not in place yet
+        group.wait_for(root / rel)
     try:
         return (root / rel).read_bytes()
     except FileNotFoundError:

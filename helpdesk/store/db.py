@@ -34,6 +34,40 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
+def batch_engine(engine: Engine) -> Engine:
+    """The engine for a transaction holding many savepoints (the pipeline's batches).
+
+    PostgreSQL: the engine itself. SQLite: a second engine on the same file, set up by
+    SQLAlchemy's documented recipe for savepoints with the sqlite3 driver ("Enabling
+    Non-Legacy SQLite Transactional Modes": the driver's own BEGIN switched off, ours
+    emitted from the "begin" event). The driver's legacy mode begins a transaction
+    only before an INSERT/UPDATE/DELETE, never before a SAVEPOINT, so the first
+    savepoint of a batch would be a transaction of its own, committed on release; one
+    mail's savepoint rolled back later could not take it back, nor could the batch.
+    Only this engine changes: the daemon's other sessions keep the legacy mode, whose
+    reads take no snapshot that a later write would find stale.
+
+    Its BEGIN is IMMEDIATE: a batch writes, and a deferred one that read first would
+    fail outright (SQLITE_BUSY_SNAPSHOT, no busy wait) when another connection wrote
+    between its first read and its first write.
+    """
+    if engine.dialect.name != "sqlite":
+        return engine
+    batch = create_engine(engine.url, connect_args={"timeout": 30, "check_same_thread": False})
+    event.listen(batch, "connect", _sqlite_pragmas)
+    event.listen(batch, "connect", _no_driver_begin)
+    event.listen(batch, "begin", _begin_immediate)
+    return batch
+
+
+def _no_driver_begin(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_conn.isolation_level = None
+
+
+def _begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
