@@ -33,7 +33,7 @@ from sqlmodel import func, select
 from helpdesk.config.settings import Settings
 from helpdesk.rules import Decision, MailContext
 from helpdesk.spool import MAX_RECOVERIES, Envelope, Spool
-from helpdesk.store import db
+from helpdesk.store import blobs, db
 from helpdesk.store.models import Contact, Message, Outbox, Quarantine, Ticket
 from tests.helpers import (
     REPO,
@@ -340,7 +340,8 @@ def test_sigkill_at_random_points_while_draining_a_spooled_burst_loses_and_doubl
     with db.session_scope(engine_for(settings)) as session:
         paths = session.exec(select(Message.raw_path)).all()
         assert session.exec(select(Quarantine)).all() == []
-    assert all((settings.data_dir / p).is_file() for p in paths)
+        stored_blobs = blobs.for_session(session, settings.data_dir)  # files or PostgreSQL's
+        assert all(stored_blobs.read(p) for p in paths)
     rows = outbox_rows(settings)
     queued = Counter(str(email.message_from_bytes(r.raw, policy=email.policy.default)
                          ["In-Reply-To"]).strip("<>") for r in rows)

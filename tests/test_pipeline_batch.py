@@ -20,7 +20,7 @@ from helpdesk.errors import TemporaryError
 from helpdesk.mail.parse import ParsedMail
 from helpdesk.pipeline import Outcome, Pipeline
 from helpdesk.spool import MAX_RECOVERIES, Envelope, Spool
-from helpdesk.store import db
+from helpdesk.store import blobs, db
 from helpdesk.store import tickets as store
 from helpdesk.store.models import Contact, Event, Message, Outbox, Quarantine, Ticket
 from tests.helpers import engine_for, make_mail, spool_entries
@@ -101,8 +101,9 @@ def test_a_failing_mail_in_the_middle_of_a_batch_takes_back_only_its_own_writes(
         assert any(e.ticket_id == ticket.id and e.kind == "created" for e in rows["events"])
     assert _acks_by_original(rows["outbox"]) == Counter(
         f"batch-{i}@customer.test" for i in (0, 1, 3, 4))
-    for message in rows["messages"]:  # the raw mail is in place, where the row says
-        assert (settings.data_dir / message.raw_path).read_bytes()
+    with db.session_scope(engine_for(settings)) as session:  # each raw mail where its row says
+        stored = blobs.for_session(session, settings.data_dir)
+        assert all(stored.read(message.raw_path) for message in rows["messages"])
     # the stored mails' entries are gone; only the failed one waits, counted once
     assert spool_entries(settings, "work") == []
     [left] = spool.pending()
