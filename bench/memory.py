@@ -55,14 +55,19 @@ TARGET_MIB = 150.0
 
 
 def process_tree(root: int) -> list[int]:
-    """`root` and all its descendants (threads' children included)."""
-    found, todo = [], [root]
+    """`root` and all its descendants (threads' children included), less any child
+    forked but not yet exec'd: until exec its RSS is its parent's pages, shared, and
+    counting them would add the parent twice for that instant."""
+    found, todo = [], [(root, b"")]
     while todo:
-        pid = todo.pop()
-        found.append(pid)
+        pid, parent_cmdline = todo.pop()
         try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if cmdline == parent_cmdline:
+                continue
+            found.append(pid)
             for task in Path(f"/proc/{pid}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
+                todo += [(int(c), cmdline) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):
             continue
     return found
