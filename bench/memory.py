@@ -36,6 +36,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -240,7 +241,7 @@ class BigResult:
 
 
 def big_on(name: str, port: int, mail: tuple[str, bytes], interval: float,
-           wait: object = None) -> tuple[BigResult, Sampler]:
+           wait: Callable[[], object] | None = None) -> tuple[BigResult, Sampler]:
     sampler = Sampler(interval)
     sampler.start()
     idle = sampler.settle(2.0)
@@ -248,7 +249,7 @@ def big_on(name: str, port: int, mail: tuple[str, bytes], interval: float,
     sampler.mark()
     t0 = time.perf_counter()
     send_one(port, *mail)
-    if callable(wait):
+    if wait is not None:
         wait()
     seconds = time.perf_counter() - t0
     time.sleep(3 * interval)
@@ -300,7 +301,7 @@ def report_big(base: BigResult, res: BigResult) -> None:
 # -- the drain -------------------------------------------------------------------------
 
 
-def corpus_chunks(n: int, corpus: str, chunk: int = 500) -> object:
+def corpus_chunks(n: int, corpus: str, chunk: int = 500) -> Iterator[list[Mail]]:
     """Mails in spool order, `chunk` at a time (a 20,000-mail corpus is not held whole)."""
     from intake import build_mails
 
@@ -323,7 +324,7 @@ def fill_spool(spool_dir: Path, n: int, corpus: str) -> tuple[int, float]:
     total, t0 = 0, time.perf_counter()
     # several writers share the directory fsyncs (Spool's group commit)
     with ThreadPoolExecutor(8) as pool:
-        for mails in corpus_chunks(n, corpus):  # type: ignore[attr-defined]
+        for mails in corpus_chunks(n, corpus):
             envs = [Envelope(route="smtp", mail_from=m.sender, rcpt_tos=(RCPT,),
                              extra={"peer": "127.0.0.1", "helo": "bench"}) for m in mails]
             list(pool.map(spool.put, [m.raw for m in mails], envs))
