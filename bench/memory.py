@@ -342,6 +342,7 @@ class DrainResult:
     hwm: dict[int, int]
     timeline: list[tuple[float, int, int]]  # (seconds, stored, total RSS)
     load: tuple[float, float]
+    start: Window  # from the daemon's start until its first mail is stored
 
 
 def run_drain(work: Path, n: int, corpus: str, interval: float) -> DrainResult:
@@ -357,10 +358,13 @@ def run_drain(work: Path, n: int, corpus: str, interval: float) -> DrainResult:
     daemon = start_daemon(work / "drain", sink.port)
     timeline: list[tuple[float, int, int]] = []
     db = daemon.data_dir / "helpdesk.db"
+    start = Window()
     try:
         next_mark = 0
         while True:
             stored = count_rows(db, "SELECT count(*) FROM message WHERE direction = 'in'")
+            if stored and not start.samples:
+                start = sampler.mark()
             if stored >= next_mark or stored >= n:
                 timeline.append((time.perf_counter() - t0, stored, sampler.last_total))
                 next_mark = stored + max(1, n // 10)
@@ -378,7 +382,7 @@ def run_drain(work: Path, n: int, corpus: str, interval: float) -> DrainResult:
         daemon.server.stop()
         sink.stop()
     return DrainResult(n, spool_bytes, seconds, window, names, hwm, timeline,
-                       (load0, os.getloadavg()[0]))
+                       (load0, os.getloadavg()[0]), start)
 
 
 def report_drain(r: DrainResult, idle: int) -> None:
@@ -393,10 +397,12 @@ def report_drain(r: DrainResult, idle: int) -> None:
     print("  peak per process (sampled; VmHWM):")
     for pid, peak in sorted(r.window.peak_per_pid.items()):
         print(f"    {r.names.get(pid, pid)!s:<34} {mib(peak)}   {mib(r.hwm.get(pid, 0))}")
+    print(f"  start, until the first mail is stored  {mib(r.start.peak_total)}  (migrations, "
+          f"imports, the listener starting)")
     peak = r.window.peak_total
     hwm_sum = sum(r.hwm.values())
     ok = peak / MIB < TARGET_MIB
-    print(f"  peak total RSS (sampled)             {mib(peak)}  (target < {TARGET_MIB:.0f} "
+    print(f"  peak total RSS while draining        {mib(peak)}  (target < {TARGET_MIB:.0f} "
           f"MiB) {'OK' if ok else 'MISSED'}")
     print(f"  sum of the processes' VmHWM          {mib(hwm_sum)}  (an upper bound: their "
           f"peaks need not coincide)")
