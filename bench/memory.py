@@ -103,6 +103,26 @@ def process_name(pid: int) -> str:
     return f"{text[-40:]} ({pid})"
 
 
+def shared_counted_once(pids: list[int]) -> tuple[int, int]:
+    """(sum of Pss, sum of anonymous memory) in bytes, from smaps_rollup: Pss splits each
+    shared page (libpython, the libraries) between the processes mapping it, so the
+    daemon's two processes do not count them twice (nor do other Python programs on
+    the machine using the same files, which lowers it a little more); anonymous memory
+    is what no file backs: the heap, the mails, the caches."""
+    pss = anon = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        for line in text.splitlines():
+            if line.startswith("Pss:"):
+                pss += int(line.split()[1]) * 1024
+            elif line.startswith("Anonymous:"):
+                anon += int(line.split()[1]) * 1024
+    return pss, anon
+
+
 @dataclass
 class Window:
     """What the sampler saw between two marks."""
@@ -340,7 +360,7 @@ class DrainResult:
     window: Window
     names: dict[int, str]
     hwm: dict[int, int]
-    timeline: list[tuple[float, int, int]]  # (seconds, stored, total RSS)
+    timeline: list[tuple[float, int, int, int, int]]  # (s, stored, RSS, Pss, anon)
     load: tuple[float, float]
     start: Window  # from the daemon's start until its first mail is stored
 
@@ -356,7 +376,7 @@ def run_drain(work: Path, n: int, corpus: str, interval: float) -> DrainResult:
     sampler = Sampler(interval)
     sampler.start()
     daemon = start_daemon(work / "drain", sink.port)
-    timeline: list[tuple[float, int, int]] = []
+    timeline: list[tuple[float, int, int, int, int]] = []
     db = daemon.data_dir / "helpdesk.db"
     start = Window()
     try:
@@ -366,7 +386,9 @@ def run_drain(work: Path, n: int, corpus: str, interval: float) -> DrainResult:
             if stored and not start.samples:
                 start = sampler.mark()
             if stored >= next_mark or stored >= n:
-                timeline.append((time.perf_counter() - t0, stored, sampler.last_total))
+                pids = list(sampler.last_per_pid)
+                timeline.append((time.perf_counter() - t0, stored, sampler.last_total,
+                                 *shared_counted_once(pids)))
                 next_mark = stored + max(1, n // 10)
             if stored >= n:
                 break
@@ -391,9 +413,10 @@ def report_drain(r: DrainResult, idle: int) -> None:
           f"{r.mails / r.seconds:.1f} mails/s; {r.window.samples} samples; "
           f"load average {r.load[0]:.1f} at start, {r.load[1]:.1f} at the end")
     print(f"  idle daemon (part 1, all processes)  {mib(idle)}")
-    print("  RSS as the drain went (s, stored, all processes):")
-    for seconds, stored, total in r.timeline:
-        print(f"    {seconds:7.0f} s  {stored:7d}  {mib(total)}")
+    print("  as the drain went, all processes: seconds, mails stored, sum of RSS, sum of Pss "
+          "(shared pages counted once), sum of anonymous memory:")
+    for seconds, stored, total, pss, anon in r.timeline:
+        print(f"    {seconds:7.0f} s  {stored:7d}  {mib(total)}  {mib(pss)}  {mib(anon)}")
     print("  peak per process (sampled; VmHWM):")
     for pid, peak in sorted(r.window.peak_per_pid.items()):
         print(f"    {r.names.get(pid, pid)!s:<34} {mib(peak)}   {mib(r.hwm.get(pid, 0))}")
