@@ -11,11 +11,12 @@ and its message is the reason shown next to the quarantined file.
 from __future__ import annotations
 
 import email
+import email.feedparser
 import email.parser
 import email.policy
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
@@ -69,6 +70,7 @@ MAX_ADDRESS_HEADER = 16 * 1024
 # compat32: no header objects (5x faster on many-part mail) and it accepts the
 # unquoted `boundary=----=_NextPart...` that the default policy truncates.
 _POLICY = email.policy.compat32
+_FEED_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -120,12 +122,14 @@ def content_hash(raw: bytes) -> str:
     otherwise every such mail (a one-liner, a ZIP, an alert script's output)
     would share one key and all but the first would be dropped as duplicates.
     Never raises, so even a mail that cannot be parsed has a dedupe key.
+
+    The lines are read one at a time (`_lines`): a 25 MiB mail split into a list and
+    joined again cost some six times its size at once.
     """
-    lines = raw.replace(b"\r\n", b"\n").split(b"\n")
-    fields, body_at = _head_fields(lines)
+    fields, body_at = _head_fields(_lines(raw))
     named = [(_field_name(f), f) for f in fields]
     if body_at is None or not any(name in _HASHED_HEADERS for name, _ in named):
-        return _whole_hash(lines)
+        return _whole_hash(raw)
     if any(name == "message-id" for name, _ in named):
         wanted = [f for name, f in named if name in _HASHED_HEADERS]
     else:
@@ -136,17 +140,48 @@ def content_hash(raw: bytes) -> str:
     for item in sorted(wanted):
         digest.update(b" ".join(item.split()) + b"\n")
     digest.update(b"\n")
-    body = b"\n".join(lines[body_at:])
-    for line in body.rstrip().split(b"\n"):  # transports add or drop trailing newlines
-        digest.update(line.rstrip() + b"\n")
+    _hash_text(digest.update, _lines(raw, skip=body_at))
     return digest.hexdigest()
 
 
-def _head_fields(lines: list[bytes]) -> tuple[list[bytes], int | None]:
+def _lines(raw: bytes, skip: int = 0) -> Iterator[bytes]:
+    """The lines `raw.replace(b"\r\n", b"\n").split(b"\n")` gives, one at a time, from
+    the `skip`th on (the hash's line format: it must never change, stored keys use it)."""
+    pos = index = 0
+    while (end := raw.find(b"\n", pos)) >= 0:
+        if index >= skip:
+            # the CR of a CRLF; a line of its own (end == pos) has none
+            yield raw[pos:end - 1] if end > pos and raw[end - 1] == 13 else raw[pos:end]
+        index += 1
+        pos = end + 1
+    if index >= skip:
+        yield raw[pos:]
+
+
+def _hash_text(update: Callable[[bytes], object], lines: Iterator[bytes]) -> None:
+    """Hash `lines` as `b"\n".join(lines).rstrip().split(b"\n")`, each line rstripped:
+    transports add or drop trailing newlines and spaces. Blank lines are counted, not
+    kept, until a line with text shows they are not the trailing ones."""
+    blank = 0
+    hashed = False
+    for line in lines:
+        text = line.rstrip()
+        if not text:
+            blank += 1
+            continue
+        update(b"\n" * blank + text + b"\n")
+        blank, hashed = 0, True
+    if not hashed:  # nothing but whitespace: the one empty line split() gives
+        update(b"\n")
+
+
+def _head_fields(lines: Iterable[bytes]) -> tuple[list[bytes], int | None]:
     """The head's fields (unfolded) and the index of the body's first line; None for
     the index when a line before the blank line is neither a field nor a fold."""
     fields: list[bytes] = []
+    count = 0
     for i, line in enumerate(lines):
+        count = i + 1
         if not line.strip(b"\r"):
             return fields, i + 1
         if line[:1] in (b" ", b"\t") and fields:
@@ -155,25 +190,27 @@ def _head_fields(lines: list[bytes]) -> tuple[list[bytes], int | None]:
             fields.append(line.strip())
         else:
             return fields, None
-    return fields, len(lines)
+    return fields, count
 
 
 def _field_name(field: bytes) -> str:
     return field.split(b":", 1)[0].strip().lower().decode("latin-1")
 
 
-def _whole_hash(lines: list[bytes]) -> str:
+def _whole_hash(raw: bytes) -> str:
     """Every line but the trace fields a hop puts on top (so a redelivery matches)."""
     start = 0
-    while start < len(lines) and (
-        _FIELD.match(lines[start]) and _field_name(lines[start]).startswith(_TRANSPORT_HEADERS)
-    ):
+    lines = _lines(raw)
+    line = next(lines)  # split() gives at least one line
+    while line is not None and _FIELD.match(line) and \
+            _field_name(line).startswith(_TRANSPORT_HEADERS):
         start += 1
-        while start < len(lines) and lines[start][:1] in (b" ", b"\t"):
+        line = next(lines, None)
+        while line is not None and line[:1] in (b" ", b"\t"):
             start += 1
+            line = next(lines, None)
     digest = hashlib.sha256(b"whole mail\n")  # never equal to a head-and-body hash
-    for line in b"\n".join(lines[start:]).rstrip().split(b"\n"):
-        digest.update(line.rstrip() + b"\n")
+    _hash_text(digest.update, _lines(raw, skip=start))
     return digest.hexdigest()
 
 
@@ -250,7 +287,7 @@ def _parse(raw: bytes) -> ParsedMail:
 def _structure(data: bytes, defects: list[str]) -> tuple[Message, Parts]:
     """The stdlib's tree and what we read from it; headers only when nesting is hostile."""
     try:
-        msg = email.message_from_bytes(data, policy=_POLICY)
+        msg = _feed(data)
         defects.extend(type(d).__name__ for d in msg.defects)
         return msg, collect(msg, data, defects)
     except RecursionError:
@@ -262,6 +299,18 @@ def _structure(data: bytes, defects: list[str]) -> tuple[Message, Parts]:
     body = data.replace(b"\r\n", b"\n").partition(b"\n\n")[2]
     unparsed = Attachment("unparsed-body.txt", "application/octet-stream", body)
     return msg, Parts(attachments=[unparsed], defects=defects)
+
+
+def _feed(data: bytes) -> Message:
+    """What `email.message_from_bytes` gives, fed in slices: it decodes the whole mail to
+    one str and copies that into a StringIO (4 bytes a character), some five times a
+    big mail's size at once. ASCII with surrogateescape decodes byte by byte, so where
+    the slices fall changes nothing."""
+    parser = email.feedparser.BytesFeedParser(policy=_POLICY)
+    view = memoryview(data)
+    for start in range(0, len(data), _FEED_CHUNK):
+        parser.feed(bytes(view[start:start + _FEED_CHUNK]))
+    return parser.close()
 
 
 def _content_type(msg: Message, defects: list[str]) -> str:

@@ -13,6 +13,7 @@ caller owns the transaction.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from datetime import timedelta
 from urllib.parse import quote
@@ -33,8 +34,17 @@ from helpdesk.web.sessions import digest
 CONFIRM_PATH = "/desk/login/confirm"
 MIN_PASSWORD = 10
 _HASHER = PasswordHasher()  # argon2id; parameters ride in each hash, so they can change
-# verified when there is no hash to check against, so an unknown name takes as long
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when there is no hash to check against, so an unknown name takes as long.
+
+    Made on first use, not on import: an argon2 hash holds 64 MiB for a moment, which
+    every process importing this module (the daemon, each CLI command) paid at start,
+    whether or not anyone ever signs in with a password (issue #18's memory budget).
+    """
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 # -- magic links --------------------------------------------------------------------------
@@ -109,7 +119,7 @@ def check_password(session: Session, agent: Agent | None, password: str) -> bool
     same work, so the answer's timing does not tell whether a name is an agent's."""
     row = session.get(WebPassword, agent.name) if agent is not None else None
     try:
-        _HASHER.verify(row.hash if row is not None else _DUMMY_HASH, password)
+        _HASHER.verify(row.hash if row is not None else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
     if row is None:
