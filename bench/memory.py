@@ -1,6 +1,7 @@
 """Memory benchmark: the whole daemon's peak RSS draining a spool, and one 25 MiB mail.
 
     python bench/memory.py [--mails N] [--corpus realistic|intake] [--big-mib M]
+                           [--existing-database]
 
 The daemon is `helpdesk run` in its own process (SQLite with its durable settings, its
 outgoing relay an aiosmtpd sink in this process, as in bench/pipeline.py); it starts an
@@ -21,7 +22,9 @@ reports each process's VmHWM (the kernel's own peak, which no sampling can miss)
    acknowledgement relayed. A third of the realistic corpus replies to tickets opened by
    the mails before it in the spool. Reported: peak total RSS, each process's peak, the
    RSS as the drain goes (a leak grows with the mails drained, a working set does not),
-   beside the idle daemon of part 1.
+   beside the idle daemon of part 1. With --existing-database the schema is made
+   before the daemon starts, as when a daemon is restarted: it then has no migration to
+   run and never imports alembic.
 """
 
 from __future__ import annotations
@@ -365,9 +368,14 @@ class DrainResult:
     start: Window  # from the daemon's start until its first mail is stored
 
 
-def run_drain(work: Path, n: int, corpus: str, interval: float) -> DrainResult:
+def run_drain(work: Path, n: int, corpus: str, interval: float,
+              existing: bool = False) -> DrainResult:
     (work / "drain").mkdir()
     spool_bytes, fill_s = fill_spool(work / "drain" / "daemon" / "spool", n, corpus)
+    if existing:  # a restart: the schema is there, the daemon has no migration to run
+        from helpdesk.store import db as store_db
+
+        store_db.upgrade(f"sqlite:///{work / 'drain' / 'daemon' / 'helpdesk.db'}")
     print(f"\nspool filled: {n} mails, {spool_bytes / MIB:.0f} MiB, in {fill_s:.0f} s; "
           f"draining ...", flush=True)
     sink = Sink()
@@ -440,6 +448,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.05)
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--skip-drain", action="store_true")
+    parser.add_argument("--existing-database", action="store_true",
+                        help="drain with the schema already made, as after a restart "
+                             "(the daemon then runs no migration and never imports alembic)")
     args = parser.parse_args()
     print(f"memory benchmark: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
@@ -452,7 +463,8 @@ def main() -> None:
             report_big(base, res)
             idle = res.idle
         if not args.skip_drain:
-            report_drain(run_drain(work, args.mails, args.corpus, args.interval), idle)
+            report_drain(run_drain(work, args.mails, args.corpus, args.interval,
+                                   args.existing_database), idle)
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 

@@ -6,11 +6,12 @@ after a commit, so the commit must survive a power cut, not just a crash.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
@@ -134,11 +135,47 @@ def alembic_config(url: str):  # type: ignore[no-untyped-def]
     return cfg
 
 
+# `revision: str = '0016_x'`, `down_revision = "0015_y"`: whatever the annotation and quotes
+_REVISION = re.compile(r"""^revision\b[^=\n]*=\s*['"](\w+)['"]""", re.M)
+_DOWN = re.compile(r"""^down_revision\b[^=\n]*=\s*['"](\w+)['"]""", re.M)
+
+
+def head_revision() -> str:
+    """The newest migration's id, read from the scripts' text: the chain is linear
+    (tests/test_migrations.py checks this against alembic's own answer)."""
+    revisions, downs = set(), set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text()
+        revisions.update(_REVISION.findall(text))
+        downs.update(_DOWN.findall(text))
+    heads = revisions - downs
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
+
+
+def _at_head(url: str) -> bool:
+    """Whether the database exists and has the newest schema; asked with one query, so
+    that a daemon restarted on a current database never imports alembic (some 15 MiB
+    it would keep for the rest of its life)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:
+        return False  # no schema yet, or no database: alembic says which
+    finally:
+        engine.dispose()
+    return found == [head_revision()]
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to `revision` (the daemon does this at start)."""
+    _ensure_sqlite_dir(url)
+    if revision == "head" and _at_head(url):
+        return
     from alembic import command
 
-    _ensure_sqlite_dir(url)
     try:
         command.upgrade(alembic_config(url), revision)
     except OperationalError as err:
