@@ -171,6 +171,8 @@ def build_mails(count: int, tag: str) -> list[tuple[str, bytes]]:
 class Run:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # when each sender's mail got its 250 (time.time(): bench/latency.py follows it on)
+    answered: dict[str, float] = field(default_factory=dict)
     started: float = 0.0
     ended: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -206,9 +208,10 @@ def _sender(port: int, work: queue.Queue[tuple[float, str, bytes]], run: Run) ->
             client.rcpt(RCPT)
             t0 = time.perf_counter()
             code, reply = client.data(raw)
-            elapsed = time.perf_counter() - t0
+            wall, elapsed = time.time(), time.perf_counter() - t0
             with run.lock:
                 if code == 250:
+                    run.answered[sender] = wall
                     run.latencies.append(elapsed)
                 else:
                     run.errors.append(f"{code} {reply!r}")

@@ -26,17 +26,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
-import smtplib
 import sqlite3
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from intake import RCPT, Run, build_mails, load, start_baseline
+from intake import Run, build_mails, load, start_baseline
 from pipeline import Sink, start_daemon
 
 TARGET_MS = 250.0
@@ -93,58 +91,6 @@ def _epoch(value: str) -> float:
     return stamp.timestamp()
 
 
-@dataclass
-class Paced:
-    """When each mail got its 250 (time.time()), by sender, and the DATA -> 250 times."""
-
-    answered: dict[str, float] = field(default_factory=dict)
-    run: Run = field(default_factory=Run)
-
-
-def _sender(port: int, work: queue.Queue[tuple[float, str, bytes]], out: Paced) -> None:
-    client = smtplib.SMTP("127.0.0.1", port, timeout=60)
-    try:
-        client.ehlo()
-        while True:
-            try:
-                due, sender, raw = work.get_nowait()
-            except queue.Empty:
-                return
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            client.mail(sender)
-            client.rcpt(RCPT)
-            t0 = time.perf_counter()
-            code, reply = client.data(raw)
-            wall, elapsed = time.time(), time.perf_counter() - t0
-            with out.run.lock:
-                if code == 250:
-                    out.answered[sender] = wall
-                    out.run.latencies.append(elapsed)
-                else:
-                    out.run.errors.append(f"{code} {reply!r}")
-    finally:
-        client.quit()
-
-
-def paced(port: int, mails: list[tuple[str, bytes]], connections: int, rate: float) -> Paced:
-    """bench/intake.py's paced load, noting when each mail was answered."""
-    out = Paced()
-    work: queue.Queue[tuple[float, str, bytes]] = queue.Queue()
-    out.run.started = time.perf_counter() + 0.2
-    for i, (sender, raw) in enumerate(mails):
-        work.put((out.run.started + i / rate, sender, raw))
-    threads = [threading.Thread(target=_sender, args=(port, work, out))
-               for _ in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    out.run.ended = time.perf_counter()
-    return out
-
-
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -179,7 +125,7 @@ def run_rate(work: Path, rate: float, seconds: float, k: int, poll: float) -> Re
     watcher.start()
     try:
         mails = build_mails(n, f"paced-{rate:g}")
-        out = paced(daemon.server.port, mails, k, rate)
+        out = load(daemon.server.port, mails, k, rate)
         deadline = time.monotonic() + 120 + n / 5
         while watcher.count() < len(out.answered) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -195,7 +141,7 @@ def run_rate(work: Path, rate: float, seconds: float, k: int, poll: float) -> Re
             created.append((watcher.created[sender] - out.answered[sender]) * 1000)
     first = min(out.answered.values(), default=0.0)
     drain = len(observed) / (last_seen - first) if last_seen > first else 0.0
-    return Result(rate, n, base, out.run, observed, created,
+    return Result(rate, n, base, out, observed, created,
                   len(out.answered) - len(observed), drain, (load0, os.getloadavg()[0]))
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -203,21 +203,30 @@ async def _change(request: Request, ticket_id: int, action: str, drawn_status: s
     return RedirectResponse(f"/portal/ticket/{request.path_params['token']}?done={action}", 303)
 
 
-async def _fresh_ticket_link(request: Request, ticket_id: int) -> Response:
+async def _mail_if_client_allowed(request: Request,
+                                  send: Callable[[Session, Portal], bool]) -> None:
+    """`send` a mailed link in one transaction with the client IP's count of asks (the
+    page says "sent" either way: whether an address is known is not told)."""
     portal = _portal(request)
     client = request.client.host if request.client else ""
-    def send() -> bool:
-        with session_scope(portal.engine) as session:
-            if not mailing.client_allowed(session, portal.settings, client):
-                return False
-        with session_scope(portal.engine) as session:
-            ticket = session.get(Ticket, ticket_id)
-            return ticket is not None and not ticket.internal and mailing.mail_ticket_link(
-                session, portal.settings, ticket, portal.base_url())
 
-    if await run_in_threadpool(send):
+    def work() -> bool:
+        with session_scope(portal.engine) as session:
+            return mailing.client_allowed(session, portal.settings, client) and \
+                send(session, portal)
+
+    if await run_in_threadpool(work):
         portal.on_outbox()
-    return render.page(portal.settings, "sent", {"to_customer": True})
+
+
+async def _fresh_ticket_link(request: Request, ticket_id: int) -> Response:
+    def send(session: Session, portal: Portal) -> bool:
+        ticket = session.get(Ticket, ticket_id)
+        return ticket is not None and not ticket.internal and mailing.mail_ticket_link(
+            session, portal.settings, ticket, portal.base_url())
+
+    await _mail_if_client_allowed(request, send)
+    return render.page(_portal(request).settings, "sent", {"to_customer": True})
 
 
 # -- a customer's tickets ------------------------------------------------------------------
@@ -243,18 +252,8 @@ async def ask(request: Request) -> Response:
 
 
 async def _mail_list(request: Request, address: str) -> None:
-    portal = _portal(request)
-    client = request.client.host if request.client else ""
-
-    def send() -> bool:
-        with session_scope(portal.engine) as session:
-            if not mailing.client_allowed(session, portal.settings, client):
-                return False
-        with session_scope(portal.engine) as session:
-            return mailing.mail_list(session, portal.settings, address, portal.base_url())
-
-    if await run_in_threadpool(send):
-        portal.on_outbox()
+    await _mail_if_client_allowed(request, lambda session, portal: mailing.mail_list(
+        session, portal.settings, address, portal.base_url()))
 
 
 def _tickets(portal: Portal, address: str) -> list[dict[str, str]]:
