@@ -133,11 +133,15 @@ async def article_page(request: Request) -> Response:
                                        "voted": request.query_params.get("voted") == "1"})
 
 
+def _votes_signer(settings: Settings) -> URLSafeSerializer:
+    return URLSafeSerializer(settings.secret, salt=_VOTES_SALT)
+
+
 def _votes(request: Request) -> dict[str, bool]:
     """This browser's answers so far, article id -> helped, from its signed cookie."""
     settings: Settings = request.app.state.settings
     try:
-        given = URLSafeSerializer(settings.secret, salt=_VOTES_SALT).loads(
+        given = _votes_signer(settings).loads(
             request.cookies.get(_VOTES, ""))
     except BadSignature:
         return {}
@@ -177,7 +181,7 @@ async def vote(request: Request) -> Response:
     votes.pop(str(number), None)
     votes[str(number)] = helped == "yes"  # newest last: the oldest go first past the cap
     kept = dict(list(votes.items())[-MAX_VOTES_KEPT:])
-    response.set_cookie(_VOTES, URLSafeSerializer(settings.secret, salt=_VOTES_SALT).dumps(kept),
+    response.set_cookie(_VOTES, _votes_signer(settings).dumps(kept),
                         max_age=365 * 86400, path="/kb", httponly=True, samesite="lax",
                         secure=secure_cookie(settings))
     return response
