@@ -9,30 +9,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from tests.agents_toml import agent, agents_toml, team
 from tests.helpers import RelaySink, wait_until
 
-AGENTS = """
-[[agent]]
-name = "alice"
-email = "alice@staff.test"
-teams = ["support"]
-
-[[agent]]
-name = "bob"
-email = "bob@staff.test"
-alternates = ["bob.builder@staff.test"]
-teams = ["support"]
-
-[[agent]]
-name = "lisa"
-email = "lisa@staff.test"
-teams = ["support"]
-role = "lead"
-
-[[team]]
-name = "support"
-lead = "lisa"
-"""
+AGENTS = agents_toml(agent("alice", "support"),
+                     agent("bob", "support", alternates=("bob.builder@staff.test",)),
+                     agent("lisa", "support", role="lead"), team("support", lead="lisa"))
 
 
 def write_agents(tmp_path: Path, agents: str = AGENTS) -> None:

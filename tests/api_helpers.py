@@ -8,30 +8,12 @@ from typing import Any
 
 import httpx
 
+from tests.agents_toml import agent, agents_toml, team
 from tests.helpers import invoke_cli, wait_until
 from tests.web_helpers import Desk
 
-AGENTS = """
-[[agent]]
-name = "alice"
-email = "alice@staff.test"
-teams = ["support"]
-
-[[agent]]
-name = "lisa"
-email = "lisa@staff.test"
-teams = ["support"]
-role = "lead"
-
-[[agent]]
-name = "omar"
-email = "omar@staff.test"
-teams = ["ops"]
-
-[[team]]
-name = "support"
-lead = "lisa"
-"""
+AGENTS = agents_toml(agent("alice", "support"), agent("lisa", "support", role="lead"),
+                     agent("omar", "ops"), team("support", lead="lisa"))
 CAROL = "carol@customer.test"
 
 

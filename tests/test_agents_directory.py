@@ -14,6 +14,7 @@ from helpdesk import clock
 from helpdesk.config import agents
 from helpdesk.schedule.runtime import Runtime
 from helpdesk.store.models import Ticket
+from tests.agents_toml import agent, agents_toml, team
 from tests.conftest import MakeSettings
 from tests.helpers import DaemonThread, wait_until
 from tests.sched import SLA, at, mails, make_ticket, step_keys, with_agents
@@ -57,27 +58,8 @@ def test_a_bad_agents_edit_keeps_the_last_good_directory_for_the_scheduler(
     assert failures == []
 
 
-LEAD_BY_ROLE = """
-[[agent]]
-name = "alice"
-email = "alice@staff.test"
-teams = ["support"]
-
-[[agent]]
-name = "lisa"
-email = "lisa@staff.test"
-teams = ["support"]
-role = "lead"
-
-[[agent]]
-name = "omar"
-email = "omar@staff.test"
-teams = ["ops"]
-
-[[team]]
-name = "ops"
-lead = "omar"
-"""
+LEAD_BY_ROLE = agents_toml(agent("alice", "support"), agent("lisa", "support", role="lead"),
+                           agent("omar", "ops"), team("ops", lead="omar"))
 
 
 def test_one_lead_rule_for_notifications_and_the_scheduler(make_settings: MakeSettings,

@@ -22,6 +22,7 @@ from helpdesk.config.settings import Settings
 from helpdesk.store import db, queries, row_facts
 from tests import agent_mails
 from tests.agent_desk import reply_to, wait_mails_to
+from tests.agents_toml import agent, agents_toml, team
 from tests.helpers import (
     DaemonThread,
     RelaySink,
@@ -46,32 +47,9 @@ SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 ROW = re.compile(r'<th scope="row"><a href="/desk/ticket/(\d+)">')
 
-AGENTS = """
-[[agent]]
-name = "alice"
-email = "alice@staff.test"
-teams = ["support"]
-
-[[agent]]
-name = "bob"
-email = "bob@staff.test"
-teams = ["support"]
-
-[[agent]]
-name = "lisa"
-email = "lisa@staff.test"
-teams = ["support"]
-role = "lead"
-
-[[agent]]
-name = "olga"
-email = "olga@staff.test"
-teams = ["ops"]
-
-[[team]]
-name = "support"
-lead = "lisa"
-"""
+AGENTS = agents_toml(agent("alice", "support"), agent("bob", "support"),
+                     agent("lisa", "support", role="lead"), agent("olga", "ops"),
+                     team("support", lead="lisa"))
 CONFIG: dict[str, Any] = {
     "web": {"enabled": True},
     "queue": {"ops": {"team": "ops", "address": "ops@example.test"},
