@@ -168,6 +168,16 @@ def test_a_clean_base64_body_decodes_as_the_stdlib_decodes_it(body: str) -> None
                                                         mimeparts.payload_bytes(part, []))
 
 
+@SETTINGS
+@given(st.text(alphabet="ABab09+/=\r\n!é-", max_size=60))
+@example("QUJD\r\n=\r\n=")
+@example("QQ==\n=")
+def test_the_clean_base64_check_is_the_regex(body: str) -> None:
+    letters = len(body) - body.count("\r") - body.count("\n")
+    expected = letters % 4 == 0 and bool(mimeparts._CLEAN_BASE64.fullmatch(body))
+    assert mimeparts._is_clean_base64(body) == expected
+
+
 def _big_mail(size: int) -> bytes:
     msg = EmailMessage()
     msg["From"] = "Big <big@customer.test>"

@@ -345,6 +345,8 @@ def _parse_addresses(
     Splitting before RFC 2047 decoding matters: an encoded name may contain a comma.
     Raw 8-bit bytes are read like any other header's (`charsets`: the body's).
     """
+    if not values:
+        return []
     values = [undo_surrogates(v, charsets, defects) for v in values]
     joined = ", ".join(values)
     pairs: list[tuple[str, str]] = []
