@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from helpdesk.mail import feed as feed_module
 from helpdesk.mail import mimeparts
-from helpdesk.mail import parse as parse_module
 from helpdesk.mail.parse import (
     _FIELD,
     _HASHED_HEADERS,
@@ -104,14 +104,44 @@ def test_content_hash_of_any_bytes_is_unchanged(raw: bytes) -> None:
 def test_feeding_the_parser_in_slices_builds_the_same_tree(head: bytes, tail: bytes) -> None:
     data = head + tail
     whole = email.message_from_bytes(data, policy=email.policy.compat32)
-    original = parse_module._FEED_CHUNK
-    parse_module._FEED_CHUNK = 3  # slices that cut lines, CRLFs and surrogates anywhere
+    original = feed_module.FEED_CHUNK
+    feed_module.FEED_CHUNK = 3  # slices that cut lines, CRLFs and surrogates anywhere
     try:
-        sliced = parse_module._feed(data)
+        sliced = feed_module.feed(data)
     finally:
-        parse_module._FEED_CHUNK = original
+        feed_module.FEED_CHUNK = original
     assert sliced.as_string() == whole.as_string()
     assert [type(d) for d in sliced.defects] == [type(d) for d in whole.defects]
+
+
+def _tree(msg: email.message.Message) -> object:
+    """Everything the parser put into a Message tree, as plain values."""
+    payload = msg._payload
+    return (msg._headers, msg.get_unixfrom(), msg.get_default_type(), msg.preamble,
+            msg.epilogue, [type(d).__name__ for d in msg.defects],
+            [_tree(p) for p in payload] if isinstance(payload, list) else payload)
+
+
+# trees with runs of base64 lines in every place the parser can meet them: heads,
+# bodies, preambles, epilogues, delivery-status blocks, nested messages, lost boundaries
+_tree_pieces = st.sampled_from([
+    b"Content-Type: multipart/mixed; boundary=b\n", b"Content-Type: multipart/mixed\n",
+    b"Content-Type: message/rfc822\n", b"Content-Type: message/delivery-status\n",
+    b"Content-Type: text/plain\n", b"Content-Transfer-Encoding: base64\n",
+    b"Subject: x\r\n", b" folded\n", b"From nobody\n", b"\n", b"\r\n", b"\r", b"--b\n",
+    b"--b--\n", b"--b\r\n", b"--b", b"text line\n", b"QUJD\n" * 40, b"QUJD\r\n" * 33,
+    b"QUJD\n" * 31, b"QQ==\n" * 35 + b"QQ", b"QUJD\r\n" * 32 + b"\r\n", b"QUJD" * 30 + b"\n",
+    b"QUJD\rQUJD\n" * 40, b"hdrun0123456789abcdefx0\n", b"=\n" * 40, b"\xff\xfe\n",
+])
+
+
+@SETTINGS
+@given(st.lists(_tree_pieces, max_size=40).map(b"".join))
+@example(b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\n" + b"QUJD\n" * 40 + b"--b--\n")
+@example(b"Subject: x\n" + b"QUJD\n" * 40 + b"\n")
+def test_base64_runs_fed_as_placeholders_give_the_same_tree(data: bytes) -> None:
+    whole = email.message_from_bytes(data, policy=email.policy.compat32)
+    assert _tree(feed_module.feed(data)) == _tree(whole)
 
 
 base64_bodies = st.text(alphabet="ABCDEFGHabcdefgh0123456789+/=\r\n!", max_size=200)
@@ -136,6 +166,16 @@ def test_a_clean_base64_body_decodes_as_the_stdlib_decodes_it(body: str) -> None
     fresh = email.message_from_bytes(raw, policy=email.policy.compat32)
     assert mimeparts.payload_bytes(fresh, defects) == (ours if ours is not None else
                                                         mimeparts.payload_bytes(part, []))
+
+
+@SETTINGS
+@given(st.text(alphabet="ABab09+/=\r\n!é-", max_size=60))
+@example("QUJD\r\n=\r\n=")
+@example("QQ==\n=")
+def test_the_clean_base64_check_is_the_regex(body: str) -> None:
+    letters = len(body) - body.count("\r") - body.count("\n")
+    expected = letters % 4 == 0 and bool(mimeparts._CLEAN_BASE64.fullmatch(body))
+    assert mimeparts._is_clean_base64(body) == expected
 
 
 def _big_mail(size: int) -> bytes:

@@ -21,6 +21,8 @@ _BAD_HEADER_CHARS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 # cleaned text changes nothing.
 _LEFTOVER_WORD = re.compile(r"(?<==)(?=\?)|(?<=\?)(?==)")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+# what surrogateescape makes of a raw 8-bit byte
+_SURROGATE = re.compile("[\udc80-\udcff]")
 MAX_HTML_FOR_TEXT = 2 * 1024 * 1024
 MAX_HEADER_DECODE = 64 * 1024
 
@@ -121,7 +123,7 @@ def undo_surrogates(
     parts (a mail program writes its headers in the body's charset), then cp1252 and
     Latin-1. Anything but UTF-8 is a guess, and recorded as one.
     """
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    if not _SURROGATE.search(value):
         return value
     data = value.encode("utf-8", "surrogateescape")
     try:

@@ -9,6 +9,7 @@ explicitly. Its default signature rule also eats any line that starts with
 
 from __future__ import annotations
 
+import functools
 import re
 
 from mailparser_reply.constants import MAIL_LANGUAGES
@@ -60,6 +61,170 @@ _SENT_LINE = re.compile(r"^\s*\*?(?:Sent|Date|Gesendet|Datum|Envoyé|Enviado|Inv
 # a longer text only (an answer and the quote below it start near the top)
 _SCAN_MAX = 256 * 1024
 
+# What splitlines() ends a line at: all of them whitespace to str.strip() and to \s.
+_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+# a line ending in a colon (an attribution), whichever line break ends it
+_COLON_AT_END = re.compile(rf":\s*(?:[{_BREAKS}]|\Z)")
+_NEVER = re.compile(r"(?!)")
+
+
+def _line_start(pattern: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """`pattern` at the start of the text, and after a line feed: a search for a literal
+    first character skips ahead fast, one for "^" under MULTILINE tries every position."""
+    flags = re.IGNORECASE
+    return re.compile(pattern, flags), re.compile(rf"\n{pattern}", flags)
+
+
+def _at_line_start(text: str, patterns: tuple[re.Pattern[str], re.Pattern[str]]) -> bool:
+    return bool(patterns[0].match(text) or patterns[1].search(text))
+
+
+class _Scan:
+    """What a text has that makes any cutting possible, found with fast scans."""
+
+    def __init__(self, text: str) -> None:
+        # "--", "__": signature delimiters, rules, separators
+        self.rule = "--" in text or "__" in text or "-_" in text or "_-" in text
+        self.colon = ":" in text
+        self.colon_at_end = self.colon and bool(_COLON_AT_END.search(text))
+        # without these, _answers_after_quote and _cut_leftovers find nothing to cut
+        self.quoting = self.rule or self.colon_at_end or ">" in text
+
+
+class _Library:
+    """mail-parser-reply's three regexes for our languages, built once.
+
+    EmailMessage builds them from its language tables on every instance (joining some
+    30 KB of pattern text, then a lookup in re's cache); prebuilt ones can be handed
+    to it, and are taken from an instance of its own, so they are exactly its patterns.
+    """
+
+    def __init__(self) -> None:
+        made = EmailMessage(text="", languages=list(LANGUAGES), keep_hyphen_lists=True)
+        self.languages = made.languages
+        self.header = made.HEADER_REGEX
+        self.disclaimers = made.DISCLAIMERS_REGEX
+        self.signature = made.SIGNATURE_REGEX
+
+
+_LIBRARY = _Library()
+
+
+def _language_list(key: str) -> list[str]:
+    """The library's per-language regex strings under `key`, for our languages."""
+    found: list[str] = []
+    for language in _LIBRARY.languages:
+        value = MAIL_LANGUAGES.get(language, {}).get(key, [])
+        found += value if isinstance(value, list) else [value]
+    return [v for v in found if v]
+
+
+def _unescape(pattern: str) -> str:
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), pattern)
+
+
+class _Hints:
+    """Cheap tests that nothing in a text can match one of the library's regexes.
+
+    Each is a necessary condition read off the library's patterns: a header is an
+    attribution line ending in a colon, an Outlook block of lines that start with one
+    word and a colon, or a separator of dashes; a disclaimer is always followed by
+    "mail"; a signature is "--"/"__" or a line that starts with a client's "Sent from
+    my" or a salutation of its lists. They are looked for in the text as given: the
+    library strips every line, so its line starts are whitespace and a line start
+    here. IGNORECASE as the library's, so letters match alike (even "ſ" and "s").
+    Where the library's patterns are not built as assumed (another version), the test
+    says "may match" and the library's regex runs.
+    """
+
+    def __init__(self, library: _Library) -> None:
+        self._block = re.compile(r"[\s>*]*\w*\s?:") \
+            if self._headers_as_assumed(library) else None
+        self._mail = re.compile("mail", re.IGNORECASE) \
+            if "?(?:mail)" in library.disclaimers.pattern \
+            and library.disclaimers.pattern.endswith("){1,2}") else None
+        sent = "|".join(_language_list("sent_from"))
+        salutations = "|".join(_language_list("signatures"))
+        assumed = self._signatures_as_assumed(library, sent, salutations)
+        self._sent = _line_start(rf"[\s>]*(?:{sent})") if assumed else None
+        # "(?<!\A)": never on the text's first line, nor at the start of a part cut at
+        # a header (those start with the header)
+        self._salutation = re.compile(rf"\n[\s>]*(?:{salutations})", re.IGNORECASE)
+
+    @staticmethod
+    def _headers_as_assumed(library: _Library) -> bool:
+        """Its header regex is the languages' wrote_header and from_header patterns and
+        the "-----Original Message-----" separator, "|"-joined in groups; each wrote
+        pattern ends in ":" at a line end, each from pattern wants a line starting with
+        one of its keywords (a word, an optional space) and a colon."""
+        from mailparser_reply.constants import GENERIC_MAIL_SEPARATOR
+        wrote, froms = _language_list("wrote_header"), _language_list("from_header")
+        start = r"((?:(?:^|\n|\n(?:> ?)*)[* ]*(?:"
+        for pattern in froms:
+            keywords = pattern[len(start):].partition("):")[0]
+            if not pattern.startswith(start) or not all(
+                    re.fullmatch(r"\s*\w*\s?", _unescape(k)) for k in keywords.split("|")):
+                return False
+        if not all(p.endswith(":)$") for p in wrote) or \
+                not GENERIC_MAIL_SEPARATOR.startswith("^-{5,}"):
+            return False
+        rest = library.header.pattern
+        for piece in (*wrote, *froms, GENERIC_MAIL_SEPARATOR):
+            rest = rest.replace(piece, "", 1)
+        return set(rest) <= set("|()")
+
+    @staticmethod
+    def _signatures_as_assumed(library: _Library, sent: str, salutations: str) -> bool:
+        """Its signature regex alternates "--"/"__" rules, the Outlook rule of 32 dashes
+        or underscores, a line starting with a "Sent from" phrase, and one starting
+        with a salutation (each after optional ">" quote marks)."""
+        from mailparser_reply.constants import NOLIST_SIGNATURE_REGEX, OUTLOOK_MAIL_SEPARATOR
+        pattern = library.signature.pattern
+        return (
+            pattern.startswith(f"(({NOLIST_SIGNATURE_REGEX}|{OUTLOOK_MAIL_SEPARATOR}|")
+            and NOLIST_SIGNATURE_REGEX.endswith(r"(?:[-_]{2}\n).*")
+            and OUTLOOK_MAIL_SEPARATOR.endswith(r"[_-]{32,})")
+            and rf"\s*^(?:> ?)*(?:{sent}) ?" in pattern
+            and pattern.endswith(rf"|(?<!\A)^(?:> ?)*(?:{salutations}))(.|\s)*)")
+        )
+
+    def header(self, text: str, scan: _Scan) -> bool:
+        if self._block is None:
+            return True
+        return scan.rule or scan.colon_at_end or (scan.colon and self._block_lines(text))
+
+    def _block_lines(self, text: str) -> bool:
+        """Two lines that start with a word and a colon: an Outlook block has them
+        (its pattern repeats {2,}, each from a line start)."""
+        assert self._block is not None
+        found = 0
+        for line in text.split("\n"):
+            if self._block.match(line):
+                found += 1
+                if found == 2:
+                    return True
+        return False
+
+    def disclaimer(self, text: str) -> bool:
+        if self._mail is None:
+            return True
+        # in ASCII text IGNORECASE matches exactly what lower() folds
+        return "mail" in text.lower() if text.isascii() else bool(self._mail.search(text))
+
+    def signature(self, text: str, scan: _Scan) -> bool:
+        if self._sent is None:
+            return True
+        return scan.rule or _at_line_start(text, self._sent) or \
+            bool(self._salutation.search(text))
+
+
+_LIBRARY_HINTS = _Hints(_LIBRARY)
+
+
+# The same text is cut more than once (the customer portal cuts every message of a
+# ticket on every view): small texts are remembered, a few dozen at most
+_CACHED_MAX = 16 * 1024
+
 
 def latest_reply(text: str) -> str:
     """The newest part of a reply: quoted history and signature removed.
@@ -70,6 +235,8 @@ def latest_reply(text: str) -> str:
     A text longer than _SCAN_MAX is judged by its head: when nothing there is
     quote, signature or separator, the whole text is the reply.
     """
+    if len(text) <= _CACHED_MAX:
+        return _cached_reply(text)
     if len(text) <= _SCAN_MAX:
         return _latest_reply(text)
     head = text[:_SCAN_MAX]
@@ -77,15 +244,47 @@ def latest_reply(text: str) -> str:
     return reply if reply.split() != head.split() else text.strip()
 
 
-def _latest_reply(text: str) -> str:
+@functools.lru_cache(maxsize=32)
+def _cached_reply(text: str) -> str:
+    return _latest_reply(text)
+
+
+def _latest_reply(text: str, shortcuts: bool = True) -> str:
+    """`shortcuts=False`: every rule and every library regex runs (what the shortcuts
+    must give the same as; the tests compare the two)."""
     if not text.strip():
         return ""
-    lines = text.splitlines()
-    if _answers_after_quote(lines):
-        return _unquoted(lines).strip()
-    message = EmailMessage(text=text, languages=list(LANGUAGES), keep_hyphen_lists=True).read()
+    scan = _Scan(text) if shortcuts else None
+    if scan is None or scan.quoting:
+        lines = text.splitlines()
+        if _answers_after_quote(lines):
+            return _unquoted(lines).strip()
+    if scan is None:
+        header = disclaimer = signature = True
+    else:
+        header = _LIBRARY_HINTS.header(text, scan)
+        disclaimer = _LIBRARY_HINTS.disclaimer(text)
+        signature = _LIBRARY_HINTS.signature(text, scan)
+        if not (scan.quoting or header or disclaimer or signature):
+            # nothing for the library or _cut_leftovers to cut: what they return, the
+            # library's normalised text (each line stripped), split into lines again
+            return "\n".join(_normalised(text).strip().splitlines()).strip()
+    # the library's own regexes, compiled once; one that cannot match this text is
+    # swapped for a pattern that fails at once (each costs ~1 ms per 5 KB of text)
+    message = EmailMessage(
+        text=text, languages=list(LANGUAGES), keep_hyphen_lists=True,
+        _header_regex=_LIBRARY.header if header else _NEVER,
+        _disclaimers_regex=_LIBRARY.disclaimers if disclaimer else _NEVER,
+        _signature_regex=_LIBRARY.signature if signature else _NEVER,
+    ).read()
     body = _with_sign_off(message.replies[0]) if message.replies else text
     return _cut_leftovers(body).strip()
+
+
+def _normalised(text: str) -> str:
+    """The text as EmailMessage reads it when it has no run of "_" or "-" (its only
+    other change, which moves an Outlook rule onto a line of its own, needs one)."""
+    return "\n".join(line.strip() for line in text.replace("\r\n", "\n").split("\n"))
 
 
 def _with_sign_off(reply: EmailReply) -> str:
