@@ -38,7 +38,7 @@ from helpdesk.spool import MAX_RECOVERIES, Entry, Envelope, Spool
 from helpdesk.store import blobs, blobsync, channel, contacts_ops, queries, ticket_ops
 from helpdesk.store import tickets as store
 from helpdesk.store.db import batch_engine, is_unavailable, session_scope
-from helpdesk.store.models import Message, Quarantine, Status, Ticket
+from helpdesk.store.models import Contact, Quarantine, Status, Ticket
 from helpdesk.throughput import DrainRate, StageTimes
 
 log = logging.getLogger("helpdesk.pipeline")
@@ -259,7 +259,8 @@ class Pipeline:
                 return self._duplicate(entry, mail, earlier)
             raise
 
-    def _duplicate(self, entry: Entry, mail: parse.ParsedMail, earlier: Message) -> Outcome:
+    def _duplicate(self, entry: Entry, mail: parse.ParsedMail,
+                   earlier: queries.StoredRef) -> Outcome:
         """A mail stored before (redelivered, or fetched by IMAP too): dropped, and logged
         with what it duplicates so that a wrong match can be found and undone."""
         public_id = f"{self.settings.helpdesk.ticket_prefix}-{earlier.ticket_id}"
@@ -274,7 +275,10 @@ class Pipeline:
         with self.times.stage("thread"):
             automatic = autoreply.classify(mail, entry.envelope)  # once, passed down
             bounce = automatic.bounce
-            own = autoreply.own_mail_reason(session, self.settings, mail)
+            # every Message-ID the mail carries or names, looked up once for all below
+            owners = queries.message_id_owners(
+                session, [mail.message_id, *mail.in_reply_to, *mail.references])
+            own = autoreply.own_mail_reason(session, self.settings, mail, owners)
         # an autoresponder answering a survey is not a rating, nor is our own mail
         hooks = () if automatic.machine_written or own else self.reply_hooks
         for hook in hooks:
@@ -284,7 +288,7 @@ class Pipeline:
                                      route=entry.envelope.route, threaded_by="reply hook")
                 return Outcome("stored", f"{hd.ticket_prefix}-{claimed.id}", "reply hook")
         with self.times.stage("thread"):
-            found = thread.resolve(session, mail, entry.envelope, self.settings)
+            found = thread.resolve(session, mail, entry.envelope, self.settings, owners)
             ticket = queries.ticket(session, found.ticket_id) if found.ticket_id else None
             directory = self.directory()
             agent, not_agent = agent_reply.identify(session, self.settings, directory, mail,
@@ -306,7 +310,7 @@ class Pipeline:
             return self._file_internal(session, entry, mail, ticket, found.reason,
                                        "auto-reply", not_agent or automatic.auto_reply)
         # after agent_reply.identify: an agent's proven reply to a notification is theirs
-        own = own or autoreply.notification_loop_reason(session, mail)
+        own = own or autoreply.notification_loop_reason(session, mail, owners)
         if own:
             return self._own_mail(session, entry, mail, ticket, found, own, not_agent)
         if ticket is not None and not found.trusted:
@@ -316,16 +320,19 @@ class Pipeline:
         if ticket is not None and self._opens_new_ticket(ticket):
             linked, ticket = ticket.id, None
         with self.times.stage("rules"):
-            ctx = self._context(session, entry.envelope, mail, is_reply=ticket is not None)
+            ctx, sender = self._context(session, entry.envelope, mail,
+                                        is_reply=ticket is not None)
             decision = self.router.decide(ctx)
         is_new, reassigned, withdrawn = ticket is None, False, ""
         if ticket is None:
-            ticket = self._open(session, mail, ctx, decision, linked, found.reason, bounce)
+            ticket = self._open(session, mail, ctx, decision, linked, found.reason, bounce,
+                                sender.contact)
             # opened by an agent for the customer: their fields over the rules'
             decision = new_ticket.on_behalf(session, self.settings, directory, ticket,
                                             entry.envelope, decision)
         store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
-                             route=entry.envelope.route, threaded_by=found.reason)
+                             route=entry.envelope.route, threaded_by=found.reason,
+                             ticket_is_new=is_new)
         if is_new:
             with self.times.stage("render"):
                 customer_mail.acknowledge(session, self.settings, ticket, mail, automatic,
@@ -438,16 +445,18 @@ class Pipeline:
                          reassigned=reassigned, lead_too=bool(withdrawn))
 
     def _context(self, session: Session, envelope: Envelope, mail: parse.ParsedMail,
-                 is_reply: bool) -> MailContext:
+                 is_reply: bool) -> tuple[MailContext, contacts_ops.Sender]:
+        """The rules' view of the mail, and its sender (their contact, looked up once)."""
+        sender = contacts_ops.sender(session, mail.from_addr)
         return build_context(
             self.settings, mail, envelope, is_reply=is_reply,
-            previous_tickets=queries.previous_ticket_count(session, mail.from_addr),
-            arrived_at=clock.now(), vip=contacts_ops.is_vip(session, mail.from_addr),
-            organisation=contacts_ops.organisation(self.settings, mail.from_addr))
+            previous_tickets=sender.previous_tickets, arrived_at=clock.now(), vip=sender.vip,
+            organisation=contacts_ops.organisation(self.settings, mail.from_addr)), sender
 
     def _open(self, session: Session, mail: parse.ParsedMail, ctx: MailContext,
-              decision: Decision, linked: int | None, reason: str, bounce: bool) -> Ticket:
-        contact = store.contact_for(session, mail.from_addr, mail.from_name) \
+              decision: Decision, linked: int | None, reason: str, bounce: bool,
+              known: Contact | None) -> Ticket:
+        contact = store.contact_for(session, mail.from_addr, mail.from_name, known) \
             if mail.from_addr else None
         queue = ctx.routed_queue or ctx.default_queue  # rules change it below, with history
         ticket = store.create_ticket(session, subject=mail.subject, contact=contact,
@@ -508,9 +517,12 @@ class Pipeline:
         """Record the people a follow-up copies who do not join the conversation (it
         proves no receipt of our mail, see thread.brings_people), so the agents know
         who the customer wanted on copy and why they are not."""
-        people = thread.participants(session, self.settings, int(ticket.id or 0))
-        left = [a for a in mail.cc if a not in people and not self.settings.is_own_address(a)
+        left = [a for a in mail.cc if not self.settings.is_own_address(a)
                 and not directory.is_agent_address(a)]
+        if not left:  # nobody to look for among the people on the ticket
+            return
+        people = thread.participants(session, self.settings, int(ticket.id or 0))
+        left = [a for a in left if a not in people]
         if left:
             shown = ", ".join(left[:10]) + (f" and {len(left) - 10} more" if len(left) > 10
                                             else "")

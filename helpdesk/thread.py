@@ -53,10 +53,11 @@ def subject_tag(prefix: str) -> re.Pattern[str]:
 
 
 def resolve(session: Session, mail: ParsedMail, envelope: Envelope,
-            settings: Settings) -> ThreadResult:
+            settings: Settings, owners: queries.MessageIdOwners | None = None) -> ThreadResult:
     """The ticket the mail belongs to; one merged into another is a pointer to it, so
-    mail for it lands on the survivor (store.ticket_ops.survivor), saying so."""
-    found = _resolve(session, mail, envelope, settings)
+    mail for it lands on the survivor (store.ticket_ops.survivor), saying so. `owners`:
+    the mail's In-Reply-To and References looked up already (queries.message_id_owners)."""
+    found = _resolve(session, mail, envelope, settings, owners)
     for attr in ("ticket_id", "linked_ticket_id"):
         number = getattr(found, attr)
         survivor = ticket_ops.survivor(session, number) if number is not None else None
@@ -69,14 +70,14 @@ def resolve(session: Session, mail: ParsedMail, envelope: Envelope,
 
 
 def _resolve(session: Session, mail: ParsedMail, envelope: Envelope,
-             settings: Settings) -> ThreadResult:
+             settings: Settings, owners: queries.MessageIdOwners | None) -> ThreadResult:
     hd = settings.helpdesk
     candidates = [*envelope.rcpt_tos, *mail.delivered_to, *mail.to, *mail.cc]
     target, note = find_reply_target(candidates, hd.local_part, hd.ticket_prefix,
                                      settings.secret)
     if target and queries.ticket(session, target.ticket):
         return ThreadResult(target.ticket, f"reply address {target.address}", None, target)
-    found = _by_message_ids(session, settings, mail)
+    found = _by_message_ids(session, settings, mail, owners)
     if found is not None:
         return found
     bounced = _bounced_message_id(mail)
@@ -95,19 +96,21 @@ def _resolve(session: Session, mail: ParsedMail, envelope: Envelope,
     return ThreadResult(None, "new" + (f" ({note})" if note else ""))
 
 
-def _by_message_ids(session: Session, settings: Settings,
-                    mail: ParsedMail) -> ThreadResult | None:
+def _by_message_ids(session: Session, settings: Settings, mail: ParsedMail,
+                    owners: queries.MessageIdOwners | None) -> ThreadResult | None:
     """The ticket the mail answers by In-Reply-To or References: one of our own
     Message-IDs first (whoever holds it got our mail), else a stored customer mail's,
     which only someone on the conversation may thread by."""
     named = [("In-Reply-To", mid) for mid in mail.in_reply_to]
     named += [("References", mid) for mid in reversed(mail.references)]
+    if owners is None:
+        owners = queries.message_id_owners(session, [mid for _, mid in named])
     for header, mid in named:
-        number = queries.ticket_we_sent(session, mid)
+        number = owners.we_sent(mid)
         if number is not None:
             return ThreadResult(number, f"{header} <{mid}>")
     for header, mid in named:
-        number = queries.ticket_for_message_id(session, mid)
+        number = owners.ticket_for(mid)
         if number is None:
             continue
         if mail.from_addr in participants(session, settings, number):
@@ -120,9 +123,10 @@ def participants(session: Session, settings: Settings, ticket_id: int) -> set[st
     """The people on a ticket's conversation, lower-cased: the customer, the senders of
     its customer-side mail, everyone we sent to, and the To and Cc of the mails that
     may bring people (see `brings_people`). Never one of the helpdesk's own addresses."""
-    found = set(queries.contact_addresses(session, ticket_id))
-    messages = queries.conversation(session, ticket_id)
-    ours = queries.our_message_keys(session, ticket_id)
+    customer, ours = queries.customer_and_ours(session, ticket_id)
+    found = set(customer)
+    # addresses and headers only: the conversation's text is not read here
+    messages = queries.conversation_heads(session, ticket_id)
     for position, message in enumerate(messages):
         found.add(message.from_addr)
         if message.direction == "out" or brings_people(settings, message, ours,
@@ -132,7 +136,7 @@ def participants(session: Session, settings: Settings, ticket_id: int) -> set[st
     return {a.lower() for a in found if a and not settings.is_own_address(a)}
 
 
-def brings_people(settings: Settings, message: Message, ours: set[str], *,
+def brings_people(settings: Settings, message: Message | queries.Heard, ours: set[str], *,
                   first: bool) -> bool:
     """Whether this customer-side mail's To and Cc join the conversation: the mail that
     opened the ticket, or a reply proven to answer our mail (one of our Message-IDs in

@@ -154,33 +154,44 @@ def rate_limited(session: Session, sender: str, kind: str, *, loop_limit: int,
     """Why an acknowledgement of `kind` to `sender` would be one too many this hour; ""
     when it would not. Only acknowledgements count, not our other automatic mail."""
     since = clock.now() - timedelta(hours=1)
+    counts = queries.mails_to_since_by_kind(session, sender, since, [ACK, ACK_OF_ANSWER])
     if kind == ACK_OF_ANSWER:
-        sent = queries.mails_to_since(session, sender, since, [ACK_OF_ANSWER])
+        sent = counts[ACK_OF_ANSWER]
         if sent >= loop_limit:
             return (f"rate limit: {sent} acknowledgements of answers to our automatic mail "
                     f"to {sender} in the last hour")
-    sent = queries.mails_to_since(session, sender, since, [ACK, ACK_OF_ANSWER])
+    sent = counts[ACK] + counts[ACK_OF_ANSWER]
     if sent >= ack_limit:
         return f"rate limit: {sent} acknowledgements to {sender} in the last hour"
     return ""
 
 
-def own_mail_reason(session: Session, settings: Settings, mail: ParsedMail) -> str:
+def own_mail_reason(session: Session, settings: Settings, mail: ParsedMail,
+                    owners: queries.MessageIdOwners | None = None) -> str:
     """Why this mail is the helpdesk's own come back (a redirect, a forwarding rule, a
     relay loop); "" when it is not. From is only a claim, but a claim to be us is never
-    a customer's reply either way (docs/security.md)."""
+    a customer's reply either way (docs/security.md). `owners`: the mail's
+    Message-IDs looked up already (queries.message_id_owners, the mail's own among them)."""
     if settings.is_own_address(mail.from_addr):
         return f"from this helpdesk's own address {mail.from_addr}"
-    if mail.message_id and queries.ticket_we_sent(session, mail.message_id) is not None:
+    if not mail.message_id:
+        return ""
+    if owners is None:
+        owners = queries.message_id_owners(session, [mail.message_id])
+    if owners.we_sent(mail.message_id) is not None:
         return f"Message-ID <{mail.message_id}> is one this helpdesk sent"
     return ""
 
 
-def notification_loop_reason(session: Session, mail: ParsedMail) -> str:
+def notification_loop_reason(session: Session, mail: ParsedMail,
+                             owners: queries.MessageIdOwners | None = None) -> str:
     """Why this mail is an agent's notification coming back (answered or forwarded by
     something other than the agent's proven reply, which the caller has ruled out):
-    telling the agents of it would send the next notification round the same way."""
-    sent = queries.notification_with_id(session, [*mail.in_reply_to, *mail.references])
+    telling the agents of it would send the next notification round the same way.
+    `owners`: as for own_mail_reason, the mail's references among them."""
+    named = [*mail.in_reply_to, *mail.references]
+    sent = queries.notification_with_id(session, named) if owners is None \
+        else owners.notification(named)
     if sent is None:
         return ""
     return f"refers to our notification <{sent.message_id}> to {sent.agent}"

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from helpdesk.store.columns import UTCDateTime, _now
+from helpdesk.store.columns import UTCDateTime, _dict, _now
 
 
 class ApiToken(SQLModel, table=True):
@@ -44,7 +44,7 @@ class HookEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(index=True)
     kind: str = Field(max_length=40)
-    payload: dict[str, Any] = Field(default_factory=dict,
+    payload: dict[str, Any] = Field(default_factory=_dict,
                                     sa_column=Column(JSON, nullable=False))
     at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     fanned_out: bool = Field(default=False, index=True)

@@ -10,7 +10,9 @@ filter and `helpdesk contacts org`).
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, false, or_
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, bindparam, exists, false, func, or_
 from sqlmodel import Session, col, select
 
 from helpdesk import clock
@@ -82,6 +84,33 @@ def organisations(session: Session, settings: Settings) -> dict[str, int]:
         if org:
             counts[org] = counts.get(org, 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+# -- the sender of a mail -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sender:
+    """What the pipeline asks of a mail's sender, in one statement (`sender`)."""
+
+    contact: Contact | None  # None: no contact has the address
+    previous_tickets: int  # queries.previous_ticket_count
+    vip: bool  # is_vip
+
+
+_SENDER = select(
+    Contact,
+    select(func.count()).select_from(Ticket).where(col(Ticket.contact_id) == col(Contact.id))
+    .scalar_subquery(),
+    exists().where(col(ContactVip.contact_id) == col(Contact.id)),
+).where(Contact.email == bindparam("email"))
+
+
+def sender(session: Session, address: str) -> Sender:
+    """The contact of `address`, how many tickets it has and whether it is a VIP."""
+    row = session.execute(_SENDER, {"email": address.lower()}).first()
+    if row is None:
+        return Sender(None, 0, False)
+    return Sender(row[0], int(row[1]), bool(row[2]) and bool(address))
 
 
 # -- VIP -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, SQLModel
 
-from helpdesk.store.columns import UTCDateTime, _now
+from helpdesk.store.columns import UTCDateTime, _list, _now
 
 
 class KbArticle(SQLModel, table=True):
@@ -30,11 +30,11 @@ class KbArticle(SQLModel, table=True):
     question: str = Field(default="", sa_type=Text)
     resolution: str = Field(default="", sa_type=Text)
     category: str = Field(default="", index=True, max_length=100)
-    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    tags: list[str] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))
     visibility: str = Field(default="internal", max_length=16)  # internal or public
     status: str = Field(default="draft", index=True, max_length=16)  # draft or published
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
-    flags: list[dict[str, str]] = Field(default_factory=list,
+    flags: list[dict[str, str]] = Field(default_factory=_list,
                                         sa_column=Column(JSON, nullable=False))
     created_by: str = Field(default="", max_length=100)
     published_by: str = Field(default="", max_length=100)

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Column, Index, Integer, LargeBinary, Text, UniqueCo
 from sqlmodel import Field, SQLModel
 
 from helpdesk.config.priority import Priority
-from helpdesk.store.columns import UTCDateTime, _now
+from helpdesk.store.columns import UTCDateTime, _list, _now
 
 
 class Status(StrEnum):
@@ -46,7 +46,7 @@ class Ticket(SQLModel, table=True):
     category: str = Field(default="", max_length=100)
     queue: str = Field(default="support", index=True, max_length=100)
     assignee: str = Field(default="", index=True, max_length=100)
-    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    tags: list[str] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))
     contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
     linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
     spam: bool = Field(default=False)
@@ -77,15 +77,15 @@ class Message(SQLModel, table=True):
     references: str = Field(default="", sa_type=Text)
     from_addr: str = Field(default="", max_length=320)
     from_name: str = Field(default="", sa_type=Text)
-    to: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    cc: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    to: list[str] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))
+    cc: list[str] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))
     subject: str = Field(default="", sa_type=Text)
     body_text: str = Field(default="", sa_type=Text)
     body_html: str = Field(default="", sa_type=Text)
     raw_path: str = Field(default="", sa_type=Text)
     route: str = Field(default="", max_length=100)
     threaded_by: str = Field(default="", sa_type=Text)
-    defects: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    defects: list[str] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))
     size: int = Field(default=0)
     sent_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
@@ -120,7 +120,7 @@ class Outbox(SQLModel, table=True):
     kind: str = Field(max_length=40)
     automatic: bool = Field(default=True)
     mail_from: str = Field(max_length=320)
-    rcpt_tos: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    rcpt_tos: list[str] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))
     recipient: str = Field(default="", index=True, max_length=320)
     message_id: str = Field(default="", sa_type=Text)
     msgid_key: str = Field(default="", index=True, max_length=64)
@@ -141,7 +141,7 @@ class Quarantine(SQLModel, table=True):
     reason: str = Field(sa_type=Text)
     route: str = Field(default="", max_length=100)
     mail_from: str = Field(default="", sa_type=Text)
-    rcpt_tos: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    rcpt_tos: list[str] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))
     message_id: str = Field(default="", sa_type=Text)
     content_hash: str = Field(default="", index=True, max_length=64)
     raw_path: str = Field(sa_type=Text)

@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, ForeignKey, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from helpdesk.store.columns import UTCDateTime, _now
+from helpdesk.store.columns import UTCDateTime, _list, _now
 
 
 class TicketLink(SQLModel, table=True):
@@ -44,9 +44,9 @@ class TicketMerge(SQLModel, table=True):
     actor: str = Field(default="", max_length=100)
     at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     status_before: str = Field(default="", max_length=16)
-    message_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    event_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    watchers_added: list[str] = Field(default_factory=list,
+    message_ids: list[int] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))
+    event_ids: list[int] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))
+    watchers_added: list[str] = Field(default_factory=_list,
                                       sa_column=Column(JSON, nullable=False))
     undone_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     undone_by: str = Field(default="", max_length=100)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    bindparam,
     case,
     exists,
     func,
@@ -43,10 +44,106 @@ def ticket(session: Session, number: int) -> Ticket | None:
     return session.get(Ticket, number)
 
 
-def stored_message(session: Session, dedupe_key: str) -> Message | None:
+# The pipeline's questions, asked of every mail, are built once: a statement built per
+# call costs more CPU in SQLAlchemy (building it, computing its cache key) than running it.
+
+# `contact_for`'s `known` when nobody looked the address up before (None: looked, none)
+NOT_LOOKED_UP: Any = object()
+
+
+class StoredRef(NamedTuple):
+    id: int
+    ticket_id: int
+
+
+_STORED = select(Message.id, Message.ticket_id).where(
+    Message.dedupe_key == bindparam("key"))
+
+
+def stored_message(session: Session, dedupe_key: str) -> StoredRef | None:
     """The message already stored under this dedupe key (the mail is a duplicate of it)."""
-    stmt = select(Message).where(Message.dedupe_key == dedupe_key)
-    return session.exec(stmt).first()
+    row = session.execute(_STORED, {"key": dedupe_key}).first()
+    return StoredRef(int(row[0]), int(row[1])) if row is not None else None
+
+
+class Notified(NamedTuple):
+    """A notification we sent an agent (`notification_with_id`)."""
+
+    message_id: str
+    agent: str
+
+
+@dataclass(frozen=True)
+class MessageIdOwners:
+    """The tickets some Message-IDs belong to, asked in one statement (the pipeline asks
+    it once for every Message-ID a mail carries and names): what `ticket_we_sent`,
+    `ticket_for_message_id` and `notification_with_id` answer for them."""
+
+    sent: dict[str, int]  # by msgid_key: the ticket of a mail we sent under it
+    stored: dict[str, int]  # by msgid_key: the ticket of the first mail stored under it
+    notified: dict[str, tuple[int, Notified]]  # by msgid_key: (outbox id, notification)
+
+    def we_sent(self, message_id: str) -> int | None:
+        return self.sent.get(msgid_key(message_id))
+
+    def ticket_for(self, message_id: str) -> int | None:
+        key = msgid_key(message_id)
+        found = self.stored.get(key)
+        return found if found is not None else self.sent.get(key)
+
+    def notification(self, message_ids: Iterable[str]) -> Notified | None:
+        """The first notification to an agent sent under one of `message_ids`."""
+        found = [self.notified[k] for k in {msgid_key(m) for m in message_ids if m}
+                 if k in self.notified]
+        return min(found)[1] if found else None
+
+
+_KEYS = bindparam("keys", expanding=True)
+_NONE = literal("")
+# per key, the first of each: outbox mail with a ticket, stored message, stored outgoing
+# message, notification to an agent (a few rows a key, however often a Message-ID recurs)
+_OWNERS = union_all(
+    select(literal(0).label("src"), Outbox.msgid_key, col(Outbox.ticket_id), Outbox.id,
+           _NONE.label("agent"), _NONE.label("message_id"))
+    .where(col(Outbox.id).in_(
+        select(func.min(Outbox.id)).where(col(Outbox.msgid_key).in_(_KEYS),
+                                          col(Outbox.ticket_id).is_not(None))
+        .group_by(Outbox.msgid_key))),
+    select(literal(1), Message.msgid_key, Message.ticket_id, Message.id, _NONE, _NONE)
+    .where(col(Message.id).in_(
+        select(func.min(Message.id)).where(col(Message.msgid_key).in_(_KEYS))
+        .group_by(Message.msgid_key))),
+    select(literal(2), Message.msgid_key, Message.ticket_id, Message.id, _NONE, _NONE)
+    .where(col(Message.id).in_(
+        select(func.min(Message.id)).where(col(Message.msgid_key).in_(_KEYS),
+                                           Message.direction == "out")
+        .group_by(Message.msgid_key))),
+    select(literal(3), Outbox.msgid_key, col(Outbox.ticket_id), Outbox.id, Outbox.agent,
+           Outbox.message_id)
+    .where(col(Outbox.id).in_(
+        select(func.min(Outbox.id)).where(col(Outbox.msgid_key).in_(_KEYS),
+                                          Outbox.agent != "")
+        .group_by(Outbox.msgid_key))),
+)
+
+
+def message_id_owners(session: Session, message_ids: Iterable[str]) -> MessageIdOwners:
+    """Which tickets `message_ids` belong to (see MessageIdOwners), in one statement."""
+    keys = list(dict.fromkeys(msgid_key(m) for m in message_ids if m))
+    if not keys:
+        return MessageIdOwners({}, {}, {})
+    outbox: dict[str, int] = {}
+    first: dict[str, int] = {}
+    first_out: dict[str, int] = {}
+    notified: dict[str, tuple[int, Notified]] = {}
+    for src, key, ticket_id, row_id, agent, message_id in session.execute(
+            _OWNERS, {"keys": keys}).all():
+        if src == 3:
+            notified[key] = (int(row_id), Notified(message_id, agent))
+        else:
+            (outbox, first, first_out)[src][key] = int(ticket_id)
+    # a mail we sent: its outbox row first, else the message we keep of it
+    return MessageIdOwners({**first_out, **outbox}, first, notified)
 
 
 def ticket_for_message_id(session: Session, message_id: str) -> int | None:
@@ -65,40 +162,67 @@ def ticket_for_message_id(session: Session, message_id: str) -> int | None:
 def ticket_we_sent(session: Session, message_id: str) -> int | None:
     """The ticket of a mail we sent under `message_id` (acknowledgement, reply, notice,
     notification); None when the Message-ID is not one of ours."""
-    key = msgid_key(message_id)
-    out = select(Outbox.ticket_id).where(
-        Outbox.msgid_key == key, col(Outbox.ticket_id).is_not(None)
-    )
-    found = session.exec(out).first()
-    if found is not None:
-        return found
-    stmt = select(Message.ticket_id).where(Message.msgid_key == key,
-                                           Message.direction == "out")
-    return session.exec(stmt).first()
+    return message_id_owners(session, [message_id]).we_sent(message_id)
 
 
-def notification_with_id(session: Session, message_ids: list[str]) -> Outbox | None:
-    """A notification we sent an agent under one of `message_ids`."""
-    keys = [msgid_key(m) for m in message_ids if m]
-    if not keys:
-        return None
-    stmt = select(Outbox).where(col(Outbox.msgid_key).in_(keys), Outbox.agent != "")
-    return session.exec(stmt.order_by(Outbox.id)).first()
+def notification_with_id(session: Session, message_ids: list[str]) -> Notified | None:
+    """A notification we sent an agent under one of `message_ids` (the first one)."""
+    return message_id_owners(session, message_ids).notification(message_ids)
 
 
 def our_message_keys(session: Session, ticket_id: int) -> set[str]:
     """The msgid_keys of every mail we sent (or hold) on a ticket."""
-    out = select(Outbox.msgid_key).where(Outbox.ticket_id == ticket_id)
-    stored = select(Message.msgid_key).where(Message.ticket_id == ticket_id,
-                                             Message.direction == "out")
-    return {*session.exec(out).all(), *session.exec(stored).all()} - {""}
+    return customer_and_ours(session, ticket_id)[1]
 
 
 def contact_addresses(session: Session, ticket_id: int) -> list[str]:
     """The ticket's customer's address ([] when it has none)."""
-    t = session.get(Ticket, ticket_id)
-    contact = session.get(Contact, t.contact_id) if t and t.contact_id else None
-    return [contact.email] if contact else []
+    return customer_and_ours(session, ticket_id)[0]
+
+
+_TICKET = bindparam("ticket")
+_CUSTOMER_AND_OURS = union_all(
+    select(literal(0).label("src"), Contact.email)
+    .join(Ticket, col(Ticket.contact_id) == col(Contact.id)).where(Ticket.id == _TICKET),
+    select(literal(1).label("src"), Outbox.msgid_key).where(Outbox.ticket_id == _TICKET),
+    select(literal(1).label("src"), Message.msgid_key)
+    .where(Message.ticket_id == _TICKET, Message.direction == "out"),
+)
+
+
+def customer_and_ours(session: Session, ticket_id: int) -> tuple[list[str], set[str]]:
+    """In one statement: the ticket's customer's address ([] when it has none) and the
+    msgid_keys of every mail we sent (or hold) on it."""
+    customer: list[str] = []
+    ours: set[str] = set()
+    for src, value in session.execute(_CUSTOMER_AND_OURS, {"ticket": ticket_id}).all():
+        if src == 0:
+            customer.append(value)
+        elif value:
+            ours.add(value)
+    return customer, ours
+
+
+class Heard(NamedTuple):
+    """What thread.participants reads of a message on the conversation (not its text)."""
+
+    ticket_id: int
+    direction: str
+    from_addr: str
+    to: list[str]
+    cc: list[str]
+    in_reply_to: str
+    references: str
+
+
+_HEARD = select(Message.ticket_id, Message.direction, Message.from_addr, Message.to,
+                Message.cc, Message.in_reply_to, Message.references).where(
+    Message.ticket_id == _TICKET, col(Message.internal).is_(False)).order_by(Message.id)
+
+
+def conversation_heads(session: Session, ticket_id: int) -> list[Heard]:
+    """`conversation` without the messages' text (addresses and threading headers)."""
+    return [Heard(*row) for row in session.execute(_HEARD, {"ticket": ticket_id}).all()]
 
 
 def conversation(session: Session, ticket_id: int) -> list[Message]:
@@ -120,6 +244,24 @@ def previous_ticket_count(session: Session, email: str) -> int:
         return 0
     stmt = select(func.count()).select_from(Ticket).where(Ticket.contact_id == contact.id)
     return int(session.exec(stmt).one())
+
+
+_MAILS_TO_BY_KIND = (
+    select(Outbox.kind, func.count())
+    .where(Outbox.recipient == bindparam("recipient"),
+           col(Outbox.kind).in_(bindparam("kinds", expanding=True)),
+           Outbox.created_at >= bindparam("since"))
+    .group_by(Outbox.kind))
+
+
+def mails_to_since_by_kind(session: Session, recipient: str, since: datetime,
+                           kinds: Sequence[str]) -> dict[str, int]:
+    """How many outbox mails of each of `kinds` went to `recipient` since `since`."""
+    counts = dict.fromkeys(kinds, 0)
+    for kind, n in session.execute(_MAILS_TO_BY_KIND, {
+            "recipient": recipient.lower(), "kinds": list(kinds), "since": since}).all():
+        counts[kind] = int(n)
+    return counts
 
 
 def mails_to_since(session: Session, recipient: str, since: datetime,

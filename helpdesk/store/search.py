@@ -181,17 +181,26 @@ def _is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
-def index_message(session: Session, message_id: int | None) -> None:
+_SQLITE_FORGET = text(f"DELETE FROM {TABLE} WHERE rowid = :id")
+_SQLITE_ONE = text(_SQLITE_INSERT.format(where="m.id = :id"))
+_PG_ONE = text(_PG_UPSERT.format(where="m.id = :id"))
+
+
+def index_message(session: Session, message_id: int | None, *, new: bool = False) -> None:
     """(Re)index one message from its stored row and attachments, in the caller's
-    transaction. Call it again after changing the message's text."""
+    transaction. Call it again after changing the message's text. `new`: the message
+    was inserted in this transaction, so the index has nothing of it to replace (on
+    SQLite, where message ids can be reused, the trigger message_search_forget took a
+    deleted message's row out with it)."""
     if message_id is None:
         raise ValueError("index_message needs a flushed message (it has no id yet)")
     session.flush()  # the attachments and any change to the row must be in the database
     if _is_sqlite(session):
-        session.execute(text(f"DELETE FROM {TABLE} WHERE rowid = :id"), {"id": message_id})
-        session.execute(text(_SQLITE_INSERT.format(where="m.id = :id")), {"id": message_id})
+        if not new:
+            session.execute(_SQLITE_FORGET, {"id": message_id})
+        session.execute(_SQLITE_ONE, {"id": message_id})
     else:
-        session.execute(text(_PG_UPSERT.format(where="m.id = :id")), {"id": message_id})
+        session.execute(_PG_ONE, {"id": message_id})
 
 
 def rebuild(conn) -> None:  # type: ignore[no-untyped-def]

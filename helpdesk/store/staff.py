@@ -131,7 +131,7 @@ def store_outgoing(session: Session, data_dir: Path, ticket: Ticket, *, message_
         session.add(Attachment(message_id=message.id, filename=att.filename,
                                content_type=att.content_type, size=att.size, sha256=sha,
                                inline=att.inline, content_id=att.content_id))
-    search.index_message(session, message.id)
+    search.index_message(session, message.id, new=True)
     if not internal:  # a reply held for review is not sent: no event (see docs/api.md)
         hook_events.replied_by_agent(session, ticket, author)
     return message

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from sqlalchemy import insert
 from sqlmodel import Session
 
 from helpdesk import clock
@@ -23,8 +24,17 @@ def dedupe_key(mail: ParsedMail) -> str:
     return hashlib.sha256(f"{mail.message_id}\0{mail.content_hash}".encode()).hexdigest()
 
 
-def contact_for(session: Session, email_addr: str, name: str = "") -> Contact:
-    contact = queries.contact_by_email(session, email_addr)
+# `contact_for`'s `known` when the caller has not looked the address up
+NOT_LOOKED_UP = queries.NOT_LOOKED_UP
+
+
+def contact_for(session: Session, email_addr: str, name: str = "",
+                known: Contact | None = NOT_LOOKED_UP) -> Contact:
+    """The contact of an address, made if there is none. `known`: what the caller found
+    for the address earlier in this transaction (contacts_ops.sender; None: nobody), so
+    that it is not looked up twice."""
+    contact = queries.contact_by_email(session, email_addr) if known is NOT_LOOKED_UP \
+        else known
     if contact is None:
         contact = Contact(email=email_addr.lower(), name=name)
         session.add(contact)
@@ -47,13 +57,20 @@ def create_ticket(session: Session, *, subject: str, contact: Contact | None, qu
     return ticket
 
 
+_INSERT_EVENT = insert(Event.__table__)  # type: ignore[attr-defined]  # built once: cached
+
+
 def event(session: Session, ticket: Ticket, kind: str, *, actor: str = "system",
-          field: str = "", old: str = "", new: str = "", detail: str = "") -> Event:
-    ev = Event(ticket_id=ticket.id, kind=kind, actor=actor, field=field, old=old, new=new,
-               detail=detail, at=clock.now())
-    session.add(ev)
-    hook_events.from_history(session, ticket, ev)  # a webhook event, in this transaction
-    return ev
+          field: str = "", old: str = "", new: str = "", detail: str = "") -> None:
+    """Record a history event (and its webhook event, if any), written at once: a plain
+    insert, since nothing needs the row as an object (an ORM object costs its
+    construction and a flush, several times the insert)."""
+    session.connection().execute(_INSERT_EVENT, {
+        "ticket_id": ticket.id, "kind": kind, "actor": actor, "field": field, "old": old,
+        "new": new, "detail": detail, "at": clock.now()})
+    # a webhook event, in this transaction
+    hook_events.from_history(session, ticket, kind, actor=actor, field=field, old=old,
+                             new=new)
 
 
 def credit(session: Session, ticket: Ticket, figure: str, agent: str, detail: str = "") -> None:
@@ -76,7 +93,10 @@ def change(session: Session, ticket: Ticket, field: str, new: str, *, actor: str
 
 
 def store_incoming(session: Session, data_dir: Path, ticket: Ticket, mail: ParsedMail,
-                   raw: bytes, *, route: str, threaded_by: str) -> Message:
+                   raw: bytes, *, route: str, threaded_by: str,
+                   ticket_is_new: bool = False) -> Message:
+    """Store an incoming mail on `ticket`. `ticket_is_new`: the ticket was made for this
+    mail (in this transaction), so its updated_at is already now: no second write."""
     stored = blobs.for_session(session, data_dir)
     raw_path = stored.put("raw", raw, ".eml")
     message = Message(
@@ -109,8 +129,9 @@ def store_incoming(session: Session, data_dir: Path, ticket: Ticket, mail: Parse
         session.add(Attachment(message_id=message.id, filename=att.filename,
                                content_type=att.content_type, size=att.size, sha256=sha,
                                inline=att.inline, content_id=att.content_id))
-    ticket.updated_at = clock.now()
-    search.index_message(session, message.id)  # searchable exactly when it commits
+    if not ticket_is_new:
+        ticket.updated_at = clock.now()
+    search.index_message(session, message.id, new=True)  # searchable exactly when it commits
     return message
 
 
