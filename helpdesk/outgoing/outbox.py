@@ -100,6 +100,7 @@ class _Tally:
     failed: int = 0
     dead: int = 0
     stop: bool = False  # the relay is down or deferring: the rest waits its turn
+    cut: bool = False  # the send window ended a batch: its rest is due again now
 
 
 def _backoff(settings: Settings, attempts: int) -> timedelta:
@@ -145,8 +146,9 @@ class OutboxWorker:
                     batch, more = self._claim(conn, want)
                     claimed += len(batch)
                     self._deliver(conn, transport, batch, tally)
-                    if not more:
+                    if not (more or tally.cut):
                         break
+                    tally.cut = False
         finally:
             transport.close()
         return Result(tally.sent, tally.failed, tally.dead)
@@ -191,6 +193,7 @@ class OutboxWorker:
                 self._send(conn, transport, row, tally)
         finally:
             if pending:
+                tally.cut = not tally.stop
                 self._give_back(conn, list(pending))
 
     def _send(self, conn: Connection, transport: Transport, row: Claimed,
