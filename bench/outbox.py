@@ -78,7 +78,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mails", type=int, default=1000)
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--per-pass", type=int, default=100,
+                        help="rows per deliver_due call (the daemon: 100, or what a poke finds)")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="cumulative", help="pstats order: tottime, ...")
     args = parser.parse_args()
     sink = Sink()
     sink.controller.start()
@@ -110,7 +113,7 @@ def main() -> None:
                 profiler.enable()
             sent = 0
             while True:
-                result = worker.deliver_due()
+                result = worker.deliver_due(limit=args.per_pass)
                 sent += result.sent
                 if not result.sent:
                     break
@@ -126,7 +129,7 @@ def main() -> None:
     print(f"outbox: {sent} mails, {engine.dialect.name}: {cpu / sent * 1000:.3f} ms CPU/mail, "
           f"{wall / sent * 1000:.3f} ms wall/mail, {statements / sent:.2f} SQL statements/mail")
     if profiler:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(40)
 
 
 if __name__ == "__main__":

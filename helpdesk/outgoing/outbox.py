@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from helpdesk import clock
@@ -52,19 +52,21 @@ BATCH_BYTES = 8 * 1024 * 1024  # of mail held in memory at once (beyond the firs
 SEND_WINDOW = 10.0  # seconds after a claim in which its rows may be sent (at most lease/2)
 
 _T = Outbox.__table__  # type: ignore[attr-defined]
-_DUE = ("queued", "sending")  # "sending" is due only once its lease has run out
+# "sending" is due only once its lease has run out; two comparisons, not IN (...): an
+# IN list is expanded into the SQL text again on every execution
+_DUE = or_(_T.c.status == "queued", _T.c.status == "sending")
 
 # built once: SQLAlchemy then reuses their compiled form
 _PICK = (select(_T.c.id, _T.c.status, _T.c.attempts, _T.c.next_attempt_at,
                 func.length(_T.c.raw))
-         .where(_T.c.status.in_(_DUE), _T.c.next_attempt_at <= bindparam("now"))
+         .where(_DUE, _T.c.next_attempt_at <= bindparam("now"))
          .order_by(_T.c.next_attempt_at, _T.c.id)
          .limit(bindparam("want"))
          .with_for_update(skip_locked=True))
 # the condition again: without row locks (SQLite) another process may have leased a row
 # between the read and this write; the rowcount tells
 _LEASE = (update(_T)
-          .where(_T.c.id.in_(bindparam("ids", expanding=True)), _T.c.status.in_(_DUE),
+          .where(_T.c.id.in_(bindparam("ids", expanding=True)), _DUE,
                  _T.c.next_attempt_at <= bindparam("now"))
           .values(status="sending", attempts=_T.c.attempts + 1,
                   next_attempt_at=bindparam("until", type_=_T.c.next_attempt_at.type)))
@@ -143,9 +145,10 @@ class OutboxWorker:
                 claimed = 0
                 while claimed < limit and not tally.stop:
                     want = min(BATCH, limit - claimed)
+                    deadline = time.monotonic() + self._window  # before the lease is set
                     batch, more = self._claim(conn, want)
                     claimed += len(batch)
-                    self._deliver(conn, transport, batch, tally)
+                    self._deliver(conn, transport, batch, deadline, tally)
                     if not (more or tally.cut):
                         break
                     tally.cut = False
@@ -177,11 +180,10 @@ class OutboxWorker:
         return [_claimed(mail[row.id], row) for row in take], len(picked) == want
 
     def _deliver(self, conn: Connection, transport: Transport, batch: list[Claimed],
-                 tally: _Tally) -> None:
+                 deadline: float, tally: _Tally) -> None:
         """Send a claimed batch over one connection, each mail recorded as it goes; what
         is left untried (the relay is down, the send window is over, an error) is given
         back as it was."""
-        deadline = time.monotonic() + self._window
         pending = deque(batch)
         try:
             while pending and not tally.stop and time.monotonic() < deadline:

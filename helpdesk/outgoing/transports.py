@@ -76,6 +76,11 @@ def _local_line_endings(raw: bytes) -> bytes:
     return raw.replace(b"\r\n", b"\n")
 
 
+# the name smtplib works out for EHLO (socket.getfqdn(): a reverse lookup) on the first
+# connection, given to the next ones: a pass of the outbox opens one
+_ehlo_name: dict[str, str] = {}
+
+
 class RelayTransport(Transport):
     """smtplib over one connection reused for a pass of the outbox: a mail the relay
     refuses (smtplib has sent RSET after it) leaves the connection to the next one."""
@@ -93,11 +98,14 @@ class RelayTransport(Transport):
             if cfg.ssl:
                 conn: smtplib.SMTP = smtplib.SMTP_SSL(
                     cfg.relay_host, cfg.relay_port, timeout=cfg.timeout,
+                    local_hostname=_ehlo_name.get("name"),
                     context=ssl.create_default_context())
             else:
-                conn = smtplib.SMTP(cfg.relay_host, cfg.relay_port, timeout=cfg.timeout)
+                conn = smtplib.SMTP(cfg.relay_host, cfg.relay_port, timeout=cfg.timeout,
+                                    local_hostname=_ehlo_name.get("name"))
                 if cfg.starttls:
                     conn.starttls(context=ssl.create_default_context())
+            _ehlo_name["name"] = conn.local_hostname
             if cfg.username:
                 conn.login(cfg.username, self.password)
         except smtplib.SMTPAuthenticationError as err:
