@@ -13,9 +13,10 @@ the resent mail carries the same Message-ID so the recipient's client can fold i
 Maildir delivery uses a file name derived from the row, so a redelivery after a crash
 finds the file and does not write twice.
 
-A mail the relay refuses affects only its row (dead, or retried with backoff); when the
-relay is unreachable or defers, the pass stops and the batch's untried rows are given
-back as they were. Rows are sent only within SEND_WINDOW of their claim; the rest are
+A mail the relay refuses for good (5xx) affects only its row, which is dead; when the
+relay is unreachable or defers (4xx), that row is retried with backoff, the pass stops
+and the batch's untried rows are given back as they were (due at once, attempts as
+before). Rows are sent only within SEND_WINDOW of their claim; the rest are
 given back and claimed again with a fresh lease, so a slow relay never sends a row
 whose lease is about to run out.
 
