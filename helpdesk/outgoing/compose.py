@@ -8,6 +8,7 @@ the HTML templates are autoescaped.
 from __future__ import annotations
 
 import email.policy
+import random
 import re
 import threading
 from collections.abc import Sequence
@@ -52,13 +53,17 @@ class _CachedRegistry(HeaderRegistry):
         return super().__getitem__(name)
 
 
+def _fold_msgids(name: str, value: str, policy: email.policy.Policy) -> str:
+    return f"{name}: " + f"{policy.linesep} ".join(value.split()) + policy.linesep
+
+
 class _MsgIdList(UnstructuredHeader):
     """In-Reply-To and References: msg-ids, folded between ids and never written as
     RFC 2047 encoded words, which the stdlib does to a token longer than a line (Gmail's
     ids often are): mail clients match ids byte for byte, so an encoded id unthreads."""
 
     def fold(self, *, policy: email.policy.Policy) -> str:
-        return f"{self.name}: " + f"{policy.linesep} ".join(str(self).split()) + policy.linesep
+        return _fold_msgids(self.name, str(self), policy)
 
 
 class _Subject(UnstructuredHeader):
@@ -79,7 +84,75 @@ _REGISTRY = _CachedRegistry()
 _REGISTRY.map_to_type("subject", _Subject)
 _REGISTRY.map_to_type("in-reply-to", _MsgIdList)
 _REGISTRY.map_to_type("references", _MsgIdList)
+
+# A value the stdlib writes as it is, "Name: value" on one line: printable ASCII words
+# with single spaces and no encoded-word marker ("=?", which it would decode), when
+# the line fits the policy's length (checked as it folds).
+_PLAIN_VALUE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
+# The headers build() and set_content() write; not Content-Disposition, whose parsed
+# form EmailMessage.is_attachment reads
+_PLAIN_NAMES = frozenset({
+    "from", "to", "cc", "reply-to", "subject", "date", "message-id", "in-reply-to",
+    "references", "auto-submitted", "x-auto-response-suppress", "mime-version",
+    "content-type", "content-transfer-encoding"})
+
+
+# dot-atom@hostname, ", " between: addresses whose addr_spec is their text
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_ADDR_SPEC_LIST = re.compile(rf"{_ADDR_SPEC}(?:, {_ADDR_SPEC})*")
+
+
+class _Plain(str):
+    """A header value that needs neither encoding nor folding, kept as text.
+
+    Parsing a header into the registry's token tree and folding the tree back costs
+    more than the rest of composing a mail, and for a value like these gives the text
+    back unchanged (tests/test_compose.py holds the two to the same bytes). A line too
+    long for the policy is folded by the registry's header, parsed then.
+    """
+
+    defects: tuple[Any, ...] = ()
+
+    def __new__(cls, name: str, value: str) -> _Plain:
+        self = super().__new__(cls, value)
+        self.name = name
+        return self
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        if self.name.lower() in ("in-reply-to", "references"):
+            return _fold_msgids(self.name, self, policy)
+        line = f"{self.name}: {self}"
+        if len(line) <= (policy.max_line_length or len(line)):
+            return line + policy.linesep
+        return self.parsed().fold(policy=policy)
+
+    def parsed(self) -> BaseHeader:
+        """The registry's header of this value: what the policy would have made of it."""
+        return _REGISTRY[self.name](self.name, str(self))
+
+    @property
+    def addresses(self) -> tuple[Address, ...]:
+        return self.parsed().addresses  # type: ignore[attr-defined, no-any-return]
+
+
+class _PlainFirst:
+    """The header factory of the mail we build: a plain value as it is, else the
+    registry's parsed header (whose classes also give each header's max_count)."""
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        return _REGISTRY[name]
+
+    def __call__(self, name: str, value: Any) -> Any:
+        if (isinstance(value, str) and name.lower() in _PLAIN_NAMES and "=?" not in value
+                and _PLAIN_VALUE.fullmatch(value)):
+            return _Plain(name, value)
+        return _REGISTRY(name, value)
+
+
 POLICY = email.policy.default.clone(header_factory=_REGISTRY)
+# for mail we build ourselves (build(), their_mail): POLICY with plain values kept plain
+BUILD_POLICY = POLICY.clone(header_factory=_PlainFirst())
 SMTP_POLICY = email.policy.SMTP.clone(header_factory=_REGISTRY)
 SMTPUTF8_POLICY = email.policy.SMTPUTF8.clone(header_factory=_REGISTRY)
 
@@ -244,8 +317,8 @@ def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
     """A mail from the helpdesk address; `from_name` (default: the helpdesk's name) is
     the display name, e.g. the agent's for their reply."""
     hd = settings.helpdesk
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = Address(from_name or hd.name, addr_spec=hd.address)
+    msg = EmailMessage(policy=BUILD_POLICY)
+    msg["From"] = _address(from_name or hd.name, hd.address)
     msg["To"] = ", ".join(_in_header(a) for a in to)
     if cc:
         msg["Cc"] = ", ".join(_in_header(a) for a in cc)
@@ -267,7 +340,10 @@ def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
                                        attachments)
     msg.set_content(text)
     if html:
+        msg.make_alternative(boundary=_boundary(text, html))
         msg.add_alternative(html, subtype="html")
+    if attachments:
+        msg.make_mixed(boundary=_boundary(text, html or ""))
     for filename, ctype, data in attachments:
         if not _CONTENT_TYPE.fullmatch(ctype):
             ctype = "application/octet-stream"  # mailed-in: never trusted into a header
@@ -275,6 +351,24 @@ def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
         msg.add_attachment(data, maintype=maintype or "application",
                            subtype=subtype or "octet-stream", filename=filename)
     return msg
+
+
+def _boundary(*texts: str) -> str:
+    """A MIME boundary that none of the texts holds, short enough for the Content-Type
+    line to need no folding. A quoted-printable or base64 body never holds "=_" (the
+    Generator would draw a boundary and compile a regular expression to check it,
+    for every multipart mail)."""
+    while True:
+        boundary = f"=_hd{random.getrandbits(96):024x}"
+        if not any(boundary in text for text in texts):
+            return boundary
+
+
+@lru_cache(maxsize=64)
+def _address(name: str, addr_spec: str) -> str:
+    """`name <addr_spec>` quoted as need be (Address checks and formats it; the
+    registry parses a header made of an Address from this very text)."""
+    return str(Address(name, addr_spec=addr_spec))
 
 
 def _in_header(value: str) -> str:
@@ -301,10 +395,21 @@ def wire_bytes(msg: EmailMessage) -> bytes:
     return _as_bytes(msg)
 
 
+def _addr_specs(header: Any) -> list[str]:
+    """The addresses of a To, Cc or Bcc header (None: none). A plain list of bare
+    addresses, as build() writes a customer's or agents', is split as it is (the
+    registry's parse gives the same addr_specs); anything else is parsed."""
+    if not header:
+        return []
+    if isinstance(header, _Plain) and _ADDR_SPEC_LIST.fullmatch(header):
+        return header.split(", ")
+    return [a.addr_spec for a in header.addresses]
+
+
 def queue(session: Session, msg: EmailMessage, *, kind: str, ticket_id: int | None,
           mail_from: str, automatic: bool) -> Outbox:
     """Add the mail to the outbox; it leaves when the surrounding transaction commits."""
-    rcpts = [a.addr_spec for h in ("To", "Cc", "Bcc") for a in (msg[h].addresses if msg[h] else ())]
+    rcpts = [a for h in ("To", "Cc", "Bcc") for a in _addr_specs(msg[h])]
     if msg["Bcc"]:
         del msg["Bcc"]
     message_id = str(msg["Message-ID"]).strip().strip("<>")
