@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from email.header import Header
 from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parsedate_to_datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -85,22 +85,41 @@ _REGISTRY.map_to_type("subject", _Subject)
 _REGISTRY.map_to_type("in-reply-to", _MsgIdList)
 _REGISTRY.map_to_type("references", _MsgIdList)
 
-# A value the stdlib writes as it is, "Name: value" on one line: printable ASCII words
-# with single spaces and no encoded-word marker ("=?", which it would decode), when
-# the line fits the policy's length (checked as it folds).
-_PLAIN_VALUE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
-# The headers build() and set_content() write; not Content-Disposition, whose parsed
-# form EmailMessage.is_attachment reads
-_PLAIN_NAMES = frozenset({
-    "from", "to", "cc", "reply-to", "subject", "date", "message-id", "in-reply-to",
-    "references", "auto-submitted", "x-auto-response-suppress", "mime-version",
-    "content-type", "content-transfer-encoding"})
-
-
-# dot-atom@hostname, ", " between: addresses whose addr_spec is their text
+# Values the stdlib writes as they are, "Name: value" on one line when it fits the
+# policy's length (checked as it folds): for each header build() and set_content()
+# write, the forms whose parse gives the text back unchanged. Never an encoded-word
+# marker ("=?", which it would decode). Not Content-Disposition: EmailMessage reads
+# its parsed form (is_attachment).
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_ADDR_SPEC = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_ADDR_SPEC = rf"{_DOT_ATOM}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"  # dot-atom@hostname
+_MAILBOX = rf"(?:{_ATEXT}(?: {_ATEXT})* <{_ADDR_SPEC}>|{_ADDR_SPEC})"
+_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"  # RFC 2045
+_WORDS = r"[\x21-\x7e]+(?: [\x21-\x7e]+)*"  # printable ASCII, single spaces
+_PLAIN_FORMS = {name: re.compile(form) for names, form in (
+    (("from", "to", "cc", "reply-to"), rf"{_MAILBOX}(?:, {_MAILBOX})*"),
+    (("subject", "auto-submitted", "x-auto-response-suppress", "in-reply-to", "references"),
+     _WORDS),
+    (("message-id",), rf"<{_DOT_ATOM}@{_DOT_ATOM}>"),
+    (("mime-version",), r"1\.0"),
+    (("content-type",), rf'{_TOKEN}/{_TOKEN}(?:; {_TOKEN}=(?:{_TOKEN}|"[ !#-\[\]-~]*"))*'),
+    (("content-transfer-encoding",), r"7bit|8bit|quoted-printable|base64"),
+    (("date",), r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug"
+                r"|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d [+-]\d{4}"),
+) for name in names}
 _ADDR_SPEC_LIST = re.compile(rf"{_ADDR_SPEC}(?:, {_ADDR_SPEC})*")
+
+
+def _is_plain(name: str, value: str) -> bool:
+    form = _PLAIN_FORMS.get(name.lower())
+    if form is None or "=?" in value or not form.fullmatch(value):
+        return False
+    if name.lower() != "date":
+        return True
+    try:  # the registry writes a date as format_datetime() does: one already so is plain
+        return format_datetime(parsedate_to_datetime(value)) == value
+    except ValueError:
+        return False
 
 
 class _Plain(str):
@@ -144,8 +163,7 @@ class _PlainFirst:
         return _REGISTRY[name]
 
     def __call__(self, name: str, value: Any) -> Any:
-        if (isinstance(value, str) and name.lower() in _PLAIN_NAMES and "=?" not in value
-                and _PLAIN_VALUE.fullmatch(value)):
+        if isinstance(value, str) and _is_plain(name, value):
             return _Plain(name, value)
         return _REGISTRY(name, value)
 
