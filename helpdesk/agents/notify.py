@@ -142,8 +142,10 @@ def follow_up(session: Session, settings: Settings, directory: Directory, ticket
 
 def send(session: Session, settings: Settings, directory: Directory, ticket: Ticket,
          notice: Notice, names: Iterable[str]) -> int:
-    """Queue one notification per named agent (not to the agent who caused it)."""
-    sent = 0
+    """Queue one notification per named agent (not to the agent who caused it). What
+    all of them share (the ticket's facts, the cut text, the attachments) is worked
+    out once; each agent's mail names them and has their own reply address."""
+    told = []
     for name in dict.fromkeys(names):
         agent = directory.agent(name)
         if agent is None or name == notice.by_agent:
@@ -152,18 +154,24 @@ def send(session: Session, settings: Settings, directory: Directory, ticket: Tic
             log.warning("not notifying %s: their address %s is the helpdesk's own",
                         name, agent.email)
             continue
-        _queue(session, settings, ticket, notice, agent)
-        sent += 1
-    return sent
+        told.append(agent)
+    if not told:
+        return 0
+    # numbered before any mail is queued: each lookup would first flush the row before
+    numbers = [staff.agent_number(session, agent.name) for agent in told]
+    context = _context(session, settings, ticket, notice)
+    listed, attach = _attachment_plan(settings, notice.attachments)
+    context["attachments"] = listed
+    for agent, number in zip(told, numbers, strict=True):
+        _queue(session, settings, ticket, notice, agent, number,
+               {**context, "agent_name": agent.shown_name}, attach)
+    return len(told)
 
 
 def _queue(session: Session, settings: Settings, ticket: Ticket, notice: Notice,
-           agent: Agent) -> None:
+           agent: Agent, number: int, context: dict[str, object],
+           attach: list[tuple[str, str, bytes]]) -> None:
     hd = settings.helpdesk
-    number = staff.agent_number(session, agent.name)
-    context = _context(session, settings, ticket, notice, agent)
-    listed, attach = _attachment_plan(settings, notice.attachments)
-    context["attachments"] = listed
     subject, text, html = mailout.render(settings, "notify", context, ticket.queue)
     msg = mailout.build(
         settings, to=[agent.email], subject=subject, text=text, html=html,
@@ -176,8 +184,9 @@ def _queue(session: Session, settings: Settings, ticket: Ticket, notice: Notice,
     log.info("notify %s of %s on %s-%s", agent.name, notice.event, hd.ticket_prefix, ticket.id)
 
 
-def _context(session: Session, settings: Settings, ticket: Ticket, notice: Notice,
-             agent: Agent) -> dict[str, object]:
+def _context(session: Session, settings: Settings, ticket: Ticket,
+             notice: Notice) -> dict[str, object]:
+    """The template context of a notice, but for the agent's name (the same for all)."""
     hd = settings.helpdesk
     contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
     public_id = f"{hd.ticket_prefix}-{ticket.id}"
@@ -192,7 +201,7 @@ def _context(session: Session, settings: Settings, ticket: Ticket, notice: Notic
         "category": ticket.category or "-", "queue": ticket.queue, "status": ticket.status,
         "assignee": ticket.assignee or "-", "message": message, "message_cut": message_cut,
         "ticket_pointer": ticket_pointer(settings, public_id), "author": notice.author,
-        "reason": notice.reason, "agent_name": agent.shown_name, "helpdesk_name": hd.name,
+        "reason": notice.reason, "helpdesk_name": hd.name,
         "commands": agent_commands.cheat_sheet(),
     }
 

@@ -8,13 +8,14 @@ the HTML templates are autoescaped.
 from __future__ import annotations
 
 import email.policy
+import random
 import re
 import threading
 from collections.abc import Sequence
 from email.header import Header
 from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parsedate_to_datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -52,13 +53,17 @@ class _CachedRegistry(HeaderRegistry):
         return super().__getitem__(name)
 
 
+def _fold_msgids(name: str, value: str, policy: email.policy.Policy) -> str:
+    return f"{name}: " + f"{policy.linesep} ".join(value.split()) + policy.linesep
+
+
 class _MsgIdList(UnstructuredHeader):
     """In-Reply-To and References: msg-ids, folded between ids and never written as
     RFC 2047 encoded words, which the stdlib does to a token longer than a line (Gmail's
     ids often are): mail clients match ids byte for byte, so an encoded id unthreads."""
 
     def fold(self, *, policy: email.policy.Policy) -> str:
-        return f"{self.name}: " + f"{policy.linesep} ".join(str(self).split()) + policy.linesep
+        return _fold_msgids(self.name, str(self), policy)
 
 
 class _Subject(UnstructuredHeader):
@@ -79,7 +84,93 @@ _REGISTRY = _CachedRegistry()
 _REGISTRY.map_to_type("subject", _Subject)
 _REGISTRY.map_to_type("in-reply-to", _MsgIdList)
 _REGISTRY.map_to_type("references", _MsgIdList)
+
+# Values the stdlib writes as they are, "Name: value" on one line when it fits the
+# policy's length (checked as it folds): for each header build() and set_content()
+# write, the forms whose parse gives the text back unchanged. Never an encoded-word
+# marker ("=?", which it would decode). Not Content-Disposition: EmailMessage reads
+# its parsed form (is_attachment).
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_ADDR_SPEC = rf"{_DOT_ATOM}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"  # dot-atom@hostname
+_MAILBOX = rf"(?:{_ATEXT}(?: {_ATEXT})* <{_ADDR_SPEC}>|{_ADDR_SPEC})"
+_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"  # RFC 2045
+_WORDS = r"[\x21-\x7e]+(?: [\x21-\x7e]+)*"  # printable ASCII, single spaces
+_PLAIN_FORMS = {name: re.compile(form) for names, form in (
+    (("from", "to", "cc", "reply-to"), rf"{_MAILBOX}(?:, {_MAILBOX})*"),
+    (("subject", "auto-submitted", "x-auto-response-suppress", "in-reply-to", "references"),
+     _WORDS),
+    (("message-id",), rf"<{_DOT_ATOM}@{_DOT_ATOM}>"),
+    (("mime-version",), r"1\.0"),
+    (("content-type",), rf'{_TOKEN}/{_TOKEN}(?:; {_TOKEN}=(?:{_TOKEN}|"[ !#-\[\]-~]*"))*'),
+    (("content-transfer-encoding",), r"7bit|8bit|quoted-printable|base64"),
+    (("date",), r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug"
+                r"|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d [+-]\d{4}"),
+) for name in names}
+_ADDR_SPEC_LIST = re.compile(rf"{_ADDR_SPEC}(?:, {_ADDR_SPEC})*")
+
+
+def _is_plain(name: str, value: str) -> bool:
+    form = _PLAIN_FORMS.get(name.lower())
+    if form is None or "=?" in value or not form.fullmatch(value):
+        return False
+    if name.lower() != "date":
+        return True
+    try:  # the registry writes a date as format_datetime() does: one already so is plain
+        return format_datetime(parsedate_to_datetime(value)) == value
+    except ValueError:
+        return False
+
+
+class _Plain(str):
+    """A header value that needs neither encoding nor folding, kept as text.
+
+    Parsing a header into the registry's token tree and folding the tree back costs
+    more than the rest of composing a mail, and for a value like these gives the text
+    back unchanged (tests/test_compose.py holds the two to the same bytes). A line too
+    long for the policy is folded by the registry's header, parsed then.
+    """
+
+    defects: tuple[Any, ...] = ()
+
+    def __new__(cls, name: str, value: str) -> _Plain:
+        self = super().__new__(cls, value)
+        self.name = name
+        return self
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        if self.name.lower() in ("in-reply-to", "references"):
+            return _fold_msgids(self.name, self, policy)
+        line = f"{self.name}: {self}"
+        if len(line) <= (policy.max_line_length or len(line)):
+            return line + policy.linesep
+        return self.parsed().fold(policy=policy)
+
+    def parsed(self) -> BaseHeader:
+        """The registry's header of this value: what the policy would have made of it."""
+        return _REGISTRY[self.name](self.name, str(self))
+
+    @property
+    def addresses(self) -> tuple[Address, ...]:
+        return self.parsed().addresses  # type: ignore[attr-defined, no-any-return]
+
+
+class _PlainFirst:
+    """The header factory of the mail we build: a plain value as it is, else the
+    registry's parsed header (whose classes also give each header's max_count)."""
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        return _REGISTRY[name]
+
+    def __call__(self, name: str, value: Any) -> Any:
+        if isinstance(value, str) and _is_plain(name, value):
+            return _Plain(name, value)
+        return _REGISTRY(name, value)
+
+
 POLICY = email.policy.default.clone(header_factory=_REGISTRY)
+# for mail we build ourselves (build(), their_mail): POLICY with plain values kept plain
+BUILD_POLICY = POLICY.clone(header_factory=_PlainFirst())
 SMTP_POLICY = email.policy.SMTP.clone(header_factory=_REGISTRY)
 SMTPUTF8_POLICY = email.policy.SMTPUTF8.clone(header_factory=_REGISTRY)
 
@@ -244,8 +335,8 @@ def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
     """A mail from the helpdesk address; `from_name` (default: the helpdesk's name) is
     the display name, e.g. the agent's for their reply."""
     hd = settings.helpdesk
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = Address(from_name or hd.name, addr_spec=hd.address)
+    msg = EmailMessage(policy=BUILD_POLICY)
+    msg["From"] = _address(from_name or hd.name, hd.address)
     msg["To"] = ", ".join(_in_header(a) for a in to)
     if cc:
         msg["Cc"] = ", ".join(_in_header(a) for a in cc)
@@ -267,7 +358,10 @@ def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
                                        attachments)
     msg.set_content(text)
     if html:
+        msg.make_alternative(boundary=_boundary(text, html))
         msg.add_alternative(html, subtype="html")
+    if attachments:
+        msg.make_mixed(boundary=_boundary(text, html or ""))
     for filename, ctype, data in attachments:
         if not _CONTENT_TYPE.fullmatch(ctype):
             ctype = "application/octet-stream"  # mailed-in: never trusted into a header
@@ -275,6 +369,24 @@ def build(settings: Settings, *, to: Sequence[str], subject: str, text: str,
         msg.add_attachment(data, maintype=maintype or "application",
                            subtype=subtype or "octet-stream", filename=filename)
     return msg
+
+
+def _boundary(*texts: str) -> str:
+    """A MIME boundary that none of the texts holds, short enough for the Content-Type
+    line to need no folding. A quoted-printable or base64 body never holds "=_" (the
+    Generator would draw a boundary and compile a regular expression to check it,
+    for every multipart mail)."""
+    while True:
+        boundary = f"=_hd{random.getrandbits(96):024x}"
+        if not any(boundary in text for text in texts):
+            return boundary
+
+
+@lru_cache(maxsize=64)
+def _address(name: str, addr_spec: str) -> str:
+    """`name <addr_spec>` quoted as need be (Address checks and formats it; the
+    registry parses a header made of an Address from this very text)."""
+    return str(Address(name, addr_spec=addr_spec))
 
 
 def _in_header(value: str) -> str:
@@ -301,10 +413,21 @@ def wire_bytes(msg: EmailMessage) -> bytes:
     return _as_bytes(msg)
 
 
+def _addr_specs(header: Any) -> list[str]:
+    """The addresses of a To, Cc or Bcc header (None: none). A plain list of bare
+    addresses, as build() writes a customer's or agents', is split as it is (the
+    registry's parse gives the same addr_specs); anything else is parsed."""
+    if not header:
+        return []
+    if isinstance(header, _Plain) and _ADDR_SPEC_LIST.fullmatch(header):
+        return header.split(", ")
+    return [a.addr_spec for a in header.addresses]
+
+
 def queue(session: Session, msg: EmailMessage, *, kind: str, ticket_id: int | None,
           mail_from: str, automatic: bool) -> Outbox:
     """Add the mail to the outbox; it leaves when the surrounding transaction commits."""
-    rcpts = [a.addr_spec for h in ("To", "Cc", "Bcc") for a in (msg[h].addresses if msg[h] else ())]
+    rcpts = [a for h in ("To", "Cc", "Bcc") for a in _addr_specs(msg[h])]
     if msg["Bcc"]:
         del msg["Bcc"]
     message_id = str(msg["Message-ID"]).strip().strip("<>")

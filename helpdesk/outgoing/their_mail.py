@@ -28,7 +28,7 @@ def build(*, name: str, address: str, to: str | Address, subject: str, text: str
     """The mail's bytes as they would come over SMTP. `headers` are added in order
     (In-Reply-To, a note of which door made it); each attachment is (filename, content
     type, bytes)."""
-    msg = EmailMessage(policy=compose.POLICY)
+    msg = EmailMessage(policy=compose.BUILD_POLICY)
     msg["From"] = Address(name, addr_spec=address)
     msg["To"] = to
     msg["Subject"] = subject
