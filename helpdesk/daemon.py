@@ -25,7 +25,6 @@ from helpdesk.config import agents
 from helpdesk.config.agents import DirectorySource
 from helpdesk.config.settings import Settings
 from helpdesk.errors import TemporaryError
-from helpdesk.ingest.imap import ImapPoller, default_state_dir
 from helpdesk.ingest.imap_state import PollerStatus
 from helpdesk.ingest.smtp import IntakeHandler, smtp_factory, tls_context
 from helpdesk.ingest.smtp_process import ListenerProcess
@@ -44,6 +43,7 @@ from helpdesk.web.metrics import PipelineCollector, make_registry
 from helpdesk.web.server import HttpServer, split_listen
 
 if TYPE_CHECKING:
+    from helpdesk.ingest.imap import ImapPoller
     from helpdesk.schedule.service import SchedulerService
 
 log = logging.getLogger("helpdesk.daemon")
@@ -133,11 +133,15 @@ class Daemon:
         self.handler = IntakeHandler(s, self.spool, on_spooled=self.pipeline_worker.poke)
         self.server: asyncio.AbstractServer | None = None
         self.listener: ListenerProcess | None = None
-        self.pollers = [
-            ImapPoller(entry, self.spool, self.pipeline_worker.poke,
-                       default_state_dir(s.data_dir), on_stall=self._mailbox_stalled)
-            for entry in s.imap
-        ]
+        self.pollers: list[ImapPoller] = []
+        if s.imap:  # the IMAP client is imported only when there is a mailbox to poll
+            from helpdesk.ingest.imap import ImapPoller, default_state_dir
+
+            self.pollers = [
+                ImapPoller(entry, self.spool, self.pipeline_worker.poke,
+                           default_state_dir(s.data_dir), on_stall=self._mailbox_stalled)
+                for entry in s.imap
+            ]
         self.http: HttpServer | None = None  # ops: /healthz, /metrics
         self.public: HttpServer | None = None  # what customers open: survey pages
         self._schema_ready = False

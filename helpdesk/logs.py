@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
-from helpdesk.config.settings import Settings
+if TYPE_CHECKING:  # the listener process runs without pydantic (smtp_process.py)
+    from helpdesk.config.settings import Settings
 
 # passed as `extra=` by the pipeline and the outbox, so log lines can be searched by
 # ticket or Message-ID without parsing the message text

@@ -83,14 +83,21 @@ class DrainRate:
         self._lock = threading.Lock()
 
     def finished(self) -> None:
+        now = time.monotonic()
         with self._lock:
-            self._done.append(time.monotonic())
+            self._done.append(now)
+            # pruned here too, not only when read: a process nobody asks (`helpdesk ingest`
+            # of a whole maildir) keeps the last window's times, not one per mail ever
+            self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        while self._done and self._done[0] < now - self.window:
+            self._done.popleft()
 
     def per_second(self) -> float:
         now = time.monotonic()
         with self._lock:
-            while self._done and self._done[0] < now - self.window:
-                self._done.popleft()
+            self._prune(now)
             n = len(self._done)
         # a daemon up for 5 s has 5 s of evidence, not a minute's
         span = min(self.window, max(now - self._started, 1.0))

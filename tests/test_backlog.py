@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpdesk.throughput import StageTimes, empty_in
+from helpdesk.throughput import DrainRate, StageTimes, empty_in
 from tests.conftest import MakeSettings
 from tests.helpers import (
     DaemonThread,
@@ -120,3 +121,15 @@ def test_the_estimate_and_nested_stages() -> None:
     totals = times.totals()
     # an inner stage pauses the outer one: each run counted once, under its own name
     assert (totals["store"].count, totals["render"].count, totals["parse"].count) == (1, 2, 0)
+
+
+def test_the_drain_rate_keeps_only_its_window_even_unread() -> None:
+    # `helpdesk ingest` of a big maildir never reads the rate: it must not keep a time
+    # for every mail it stored (issue #18: memory bounded however long the drain)
+    rate = DrainRate(window=0.05)
+    for _ in range(1000):
+        rate.finished()
+    time.sleep(0.06)
+    rate.finished()
+    assert len(rate._done) == 1
+    assert rate.per_second() > 0

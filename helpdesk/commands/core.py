@@ -50,6 +50,9 @@ def run(state: CliState) -> None:
     """Run the daemon: SMTP listener, pipeline, outbox (and IMAP, scheduler when configured)."""
     settings = state.settings
     logs.setup(settings)
+    from helpdesk import malloc
+
+    malloc.tune_for_daemon()  # before the daemon's threads start (helpdesk/malloc.py)
     daemon = build_daemon(settings)
     try:
         asyncio.run(daemon.serve())

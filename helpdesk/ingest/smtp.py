@@ -26,15 +26,17 @@ import logging
 import ssl
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from helpdesk.config.settings import Settings
 from helpdesk.errors import TemporaryError
 from helpdesk.spool import Envelope as SpoolEnvelope
 from helpdesk.spool import Spool
+
+if TYPE_CHECKING:  # the listener process runs without pydantic (smtp_process.py)
+    from helpdesk.config.settings import Settings
 
 log = logging.getLogger("helpdesk.smtp")
 

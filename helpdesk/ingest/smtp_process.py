@@ -8,6 +8,12 @@ The daemon binds the socket and hands the file descriptor to the child, so the
 port is known (even port 0) and a restarted child keeps the same socket. The
 child reads its stdin: end of file (the daemon stopped, or was killed) makes it
 stop accepting, finish the transactions in flight, and exit.
+
+The daemon also hands the child the few settings it reads, as JSON, already
+validated (ListenerSettings): the child never loads the config file, so it never
+imports pydantic and the settings schema (about 15 MiB of its 38 MiB; issue #18),
+and a child restarted after the file was edited runs with the daemon's settings,
+not the new file's.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import json
 import logging
 import os
 import signal
@@ -26,9 +33,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
 import helpdesk
-from helpdesk.config.settings import Settings
+
+if TYPE_CHECKING:  # not at run time: the child must not import pydantic (see above)
+    from helpdesk.config.settings import Settings
 
 log = logging.getLogger("helpdesk.smtp")
 DRAIN_SECONDS = 20.0
@@ -52,7 +63,6 @@ class ListenerProcess:
 
     def __init__(self, settings: Settings, on_spooled: Callable[[], None],
                  sock: socket.socket | None = None) -> None:
-        assert settings.source is not None, "the child reads the same config file"
         self.settings = settings
         self.on_spooled = on_spooled
         # `sock`: a listening socket from systemd (socket activation); else bind our own
@@ -77,7 +87,7 @@ class ListenerProcess:
         self.ready.clear()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "helpdesk.ingest.smtp_process",
-             "--config", str(self.settings.source), "--fd", str(fd)],
+             "--settings", json.dumps(listener_settings(self.settings)), "--fd", str(fd)],
             pass_fds=[fd], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._reader = threading.Thread(target=self._read, args=(self.proc,),
                                         name="smtp-listener", daemon=True)
@@ -116,6 +126,37 @@ class ListenerProcess:
                 proc.kill()
                 proc.wait()
         self.sock.close()
+
+
+# -- what the child is told -----------------------------------------------------------
+
+
+def listener_settings(settings: Settings) -> dict[str, Any]:
+    """The settings the listener reads (IntakeHandler, smtp_factory, tls_context and
+    logs.setup), as JSON for the child's command line: no secret is among them."""
+    return {
+        "helpdesk": {"domains": list(settings.helpdesk.domains),
+                     "domain": settings.helpdesk.domain},
+        "data_dir": str(settings.data_dir),
+        "smtp": settings.smtp.model_dump(mode="json"),
+        "log": {"level": settings.log.level, "json_lines": settings.log.json_lines},
+    }
+
+
+class ListenerSettings:
+    """In the child: those settings under the names Settings gives them, so the
+    listener's code reads them as the in-process listener does. Built from values the
+    daemon validated, so nothing is checked again."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.helpdesk = SimpleNamespace(domains=tuple(data["helpdesk"]["domains"]),
+                                        domain=data["helpdesk"]["domain"])
+        self.data_dir = Path(data["data_dir"])
+        smtp = dict(data["smtp"])
+        for key in ("tls_cert", "tls_key"):
+            smtp[key] = Path(smtp[key]) if smtp[key] else None
+        self.smtp = SimpleNamespace(**smtp)
+        self.log = SimpleNamespace(**data["log"])
 
 
 # -- child side ------------------------------------------------------------------------
@@ -157,13 +198,12 @@ async def _serve(settings: Settings, fd: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     from helpdesk import logs
-    from helpdesk.config import settings as config
 
     parser = argparse.ArgumentParser(prog="helpdesk-smtp-listener")
-    parser.add_argument("--config", required=True)
+    parser.add_argument("--settings", required=True, help="listener_settings() as JSON")
     parser.add_argument("--fd", type=int, required=True)
     args = parser.parse_args(argv)
-    settings = config.load(args.config)
+    settings = cast("Settings", ListenerSettings(json.loads(args.settings)))
     logs.setup(settings)
     asyncio.run(_serve(settings, args.fd))
 
