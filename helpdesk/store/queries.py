@@ -25,7 +25,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from helpdesk.config.priority import PRIORITIES
-from helpdesk.store import contacts_ops
+from helpdesk.store import contacts_ops, reads
 from helpdesk.store.models import (
     Contact,
     Event,
@@ -62,7 +62,7 @@ _STORED = select(Message.id, Message.ticket_id).where(
 
 def stored_message(session: Session, dedupe_key: str) -> StoredRef | None:
     """The message already stored under this dedupe key (the mail is a duplicate of it)."""
-    row = session.execute(_STORED, {"key": dedupe_key}).first()
+    row = reads.rows(session, _STORED, {"key": dedupe_key}).first()
     return StoredRef(int(row[0]), int(row[1])) if row is not None else None
 
 
@@ -136,8 +136,8 @@ def message_id_owners(session: Session, message_ids: Iterable[str]) -> MessageId
     first: dict[str, int] = {}
     first_out: dict[str, int] = {}
     notified: dict[str, tuple[int, Notified]] = {}
-    for src, key, ticket_id, row_id, agent, message_id in session.execute(
-            _OWNERS, {"keys": keys}).all():
+    for src, key, ticket_id, row_id, agent, message_id in reads.rows(
+            session, _OWNERS, {"keys": keys}).all():
         if src == 3:
             notified[key] = (int(row_id), Notified(message_id, agent))
         else:
@@ -258,7 +258,7 @@ def mails_to_since_by_kind(session: Session, recipient: str, since: datetime,
                            kinds: Sequence[str]) -> dict[str, int]:
     """How many outbox mails of each of `kinds` went to `recipient` since `since`."""
     counts = dict.fromkeys(kinds, 0)
-    for kind, n in session.execute(_MAILS_TO_BY_KIND, {
+    for kind, n in reads.rows(session, _MAILS_TO_BY_KIND, {
             "recipient": recipient.lower(), "kinds": list(kinds), "since": since}).all():
         counts[kind] = int(n)
     return counts

@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from helpdesk import clock
@@ -82,10 +83,13 @@ def reviews(session: Session, ticket_id: int) -> list[Review]:
                              .order_by(col(Review.id))).all())
 
 
+# built once (asked of every agent reply); the caller may decide the review: an ORM object
+_PENDING_REVIEW = select(Review).where(Review.ticket_id == bindparam("ticket"),
+                                       Review.status == "pending").order_by(col(Review.id).desc())
+
+
 def pending_review(session: Session, ticket_id: int) -> Review | None:
-    stmt = select(Review).where(Review.ticket_id == ticket_id, Review.status == "pending") \
-        .order_by(col(Review.id).desc())
-    return session.exec(stmt).first()
+    return session.exec(_PENDING_REVIEW, params={"ticket": ticket_id}).first()
 
 
 def decide_review(review: Review, status: str, *, by: str, reason: str = "") -> None:

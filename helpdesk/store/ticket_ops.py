@@ -14,11 +14,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, or_, update
 from sqlmodel import Session, col, select
 
 from helpdesk import clock
-from helpdesk.store import staff
+from helpdesk.store import reads, staff
 from helpdesk.store.models import (
     Contact,
     Event,
@@ -148,14 +148,21 @@ def merged_into(session: Session, target_id: int) -> list[TicketMerge]:
     return list(session.exec(stmt).all())
 
 
+# `active_merge`'s target alone, built once: `survivor` is asked of mail threaded to a ticket
+_MERGED_INTO = (select(TicketMerge.target_id)
+                .where(TicketMerge.source_id == bindparam("source"),
+                       col(TicketMerge.undone_at).is_(None))
+                .order_by(col(TicketMerge.id).desc()))
+
+
 def survivor(session: Session, ticket_id: int) -> int:
     """Where mail for `ticket_id` belongs: the ticket it was merged into (followed through
     a merged target, at most a few steps), else itself."""
     seen = {ticket_id}
     current = ticket_id
-    while (merge := active_merge(session, current)) is not None \
-            and merge.target_id not in seen and len(seen) < 20:
-        current = merge.target_id
+    while (row := reads.rows(session, _MERGED_INTO, {"source": current}).first()) is not None \
+            and row[0] not in seen and len(seen) < 20:
+        current = int(row[0])
         seen.add(current)
     return current
 
