@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Select,
     and_,
     bindparam,
@@ -99,33 +100,42 @@ class MessageIdOwners:
         return min(found)[1] if found else None
 
 
-_KEYS = bindparam("keys", expanding=True)
 _NONE = literal("")
-# per key, the first of each: outbox mail with a ticket, stored message, stored outgoing
-# message, notification to an agent (a few rows a key, however often a Message-ID recurs)
-_OWNERS = union_all(
-    select(literal(0).label("src"), Outbox.msgid_key, col(Outbox.ticket_id), Outbox.id,
-           _NONE.label("agent"), _NONE.label("message_id"))
-    .where(col(Outbox.id).in_(
-        select(func.min(Outbox.id)).where(col(Outbox.msgid_key).in_(_KEYS),
-                                          col(Outbox.ticket_id).is_not(None))
-        .group_by(Outbox.msgid_key))),
-    select(literal(1), Message.msgid_key, Message.ticket_id, Message.id, _NONE, _NONE)
-    .where(col(Message.id).in_(
-        select(func.min(Message.id)).where(col(Message.msgid_key).in_(_KEYS))
-        .group_by(Message.msgid_key))),
-    select(literal(2), Message.msgid_key, Message.ticket_id, Message.id, _NONE, _NONE)
-    .where(col(Message.id).in_(
-        select(func.min(Message.id)).where(col(Message.msgid_key).in_(_KEYS),
-                                           Message.direction == "out")
-        .group_by(Message.msgid_key))),
-    select(literal(3), Outbox.msgid_key, col(Outbox.ticket_id), Outbox.id, Outbox.agent,
-           Outbox.message_id)
-    .where(col(Outbox.id).in_(
-        select(func.min(Outbox.id)).where(col(Outbox.msgid_key).in_(_KEYS),
-                                          Outbox.agent != "")
-        .group_by(Outbox.msgid_key))),
-)
+_FIXED_KEYS = 16  # up to this many keys, a statement of that many plain parameters
+
+
+@functools.cache
+def _owners(n_keys: int) -> CompoundSelect:
+    """`message_id_owners`' statement for `n_keys` keys (0: any number, an expanding IN,
+    which SQLAlchemy rewrites on every run; a mail names a few Message-IDs, so a
+    statement per number of them, built and compiled once, is what most mails run)."""
+    keys: Any = bindparam("keys", expanding=True) if not n_keys \
+        else [bindparam(f"key{i}") for i in range(n_keys)]
+    # per key, the first of each: outbox mail with a ticket, stored message, stored outgoing
+    # message, notification to an agent (a few rows a key, however often a Message-ID recurs)
+    return union_all(
+        select(literal(0).label("src"), Outbox.msgid_key, col(Outbox.ticket_id), Outbox.id,
+               _NONE.label("agent"), _NONE.label("message_id"))
+        .where(col(Outbox.id).in_(
+            select(func.min(Outbox.id)).where(col(Outbox.msgid_key).in_(keys),
+                                              col(Outbox.ticket_id).is_not(None))
+            .group_by(Outbox.msgid_key))),
+        select(literal(1), Message.msgid_key, Message.ticket_id, Message.id, _NONE, _NONE)
+        .where(col(Message.id).in_(
+            select(func.min(Message.id)).where(col(Message.msgid_key).in_(keys))
+            .group_by(Message.msgid_key))),
+        select(literal(2), Message.msgid_key, Message.ticket_id, Message.id, _NONE, _NONE)
+        .where(col(Message.id).in_(
+            select(func.min(Message.id)).where(col(Message.msgid_key).in_(keys),
+                                               Message.direction == "out")
+            .group_by(Message.msgid_key))),
+        select(literal(3), Outbox.msgid_key, col(Outbox.ticket_id), Outbox.id, Outbox.agent,
+               Outbox.message_id)
+        .where(col(Outbox.id).in_(
+            select(func.min(Outbox.id)).where(col(Outbox.msgid_key).in_(keys),
+                                              Outbox.agent != "")
+            .group_by(Outbox.msgid_key))),
+    )
 
 
 def message_id_owners(session: Session, message_ids: Iterable[str]) -> MessageIdOwners:
@@ -137,8 +147,12 @@ def message_id_owners(session: Session, message_ids: Iterable[str]) -> MessageId
     first: dict[str, int] = {}
     first_out: dict[str, int] = {}
     notified: dict[str, tuple[int, Notified]] = {}
+    if len(keys) <= _FIXED_KEYS:
+        stmt, params = _owners(len(keys)), {f"key{i}": key for i, key in enumerate(keys)}
+    else:
+        stmt, params = _owners(0), {"keys": keys}
     for src, key, ticket_id, row_id, agent, message_id in reads.rows(
-            session, _OWNERS, {"keys": keys}).all():
+            session, stmt, params).all():
         if src == 3:
             notified[key] = (int(row_id), Notified(message_id, agent))
         else:
