@@ -199,12 +199,13 @@ def index_message(session: Session, message_id: int | None, *, new: bool = False
         raise ValueError("index_message needs a flushed message (it has no id yet)")
     if flush:  # the attachments and any change to the row must be in the database
         session.flush()
-    if _is_sqlite(session):
+    conn = session.connection()  # plain statements: the session's execute adds only cost
+    if conn.dialect.name == "sqlite":
         if not new:
-            session.execute(_SQLITE_FORGET, {"id": message_id})
-        session.execute(_SQLITE_ONE, {"id": message_id})
+            conn.execute(_SQLITE_FORGET, {"id": message_id})
+        conn.execute(_SQLITE_ONE, {"id": message_id})
     else:
-        session.execute(_PG_ONE, {"id": message_id})
+        conn.execute(_PG_ONE, {"id": message_id})
 
 
 def rebuild(conn) -> None:  # type: ignore[no-untyped-def]
