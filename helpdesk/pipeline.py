@@ -284,8 +284,8 @@ class Pipeline:
         for hook in hooks:
             claimed = hook(session, mail)
             if claimed is not None:
-                store.store_incoming(session, self.settings.data_dir, claimed, mail, entry.raw,
-                                     route=entry.envelope.route, threaded_by="reply hook")
+                store.add_incoming(session, self.settings.data_dir, claimed, mail, entry.raw,
+                                   route=entry.envelope.route, threaded_by="reply hook")
                 return Outcome("stored", f"{hd.ticket_prefix}-{claimed.id}", "reply hook")
         with self.times.stage("thread"):
             found = thread.resolve(session, mail, entry.envelope, self.settings, owners)
@@ -330,9 +330,9 @@ class Pipeline:
             # opened by an agent for the customer: their fields over the rules'
             decision = new_ticket.on_behalf(session, self.settings, directory, ticket,
                                             entry.envelope, decision)
-        store.store_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
-                             route=entry.envelope.route, threaded_by=found.reason,
-                             ticket_is_new=is_new)
+        store.add_incoming(session, self.settings.data_dir, ticket, mail, entry.raw,
+                           route=entry.envelope.route, threaded_by=found.reason,
+                           ticket_is_new=is_new)
         if is_new:
             with self.times.stage("render"):
                 customer_mail.acknowledge(session, self.settings, ticket, mail, automatic,

@@ -41,8 +41,9 @@ NEW_MAIL = 15
 #   SELECT ticket_merge        merged into another ticket? (ticket_ops.survivor)
 #   SELECT ticket
 #   SELECT contact             the sender (contacts_ops.sender)
-#   INSERT message, UPDATE ticket (updated_at), INSERT message_search
+#   INSERT message, INSERT message_search
 #   INSERT event, hook_event   "reply" and its webhook event
+#   UPDATE ticket              updated_at, at the next flush (store_incoming does not flush)
 #   SELECT review              a resolution held for review to withdraw?
 #   SELECT watcher             whom to tell (agents/notify.py)
 #   RELEASE SAVEPOINT

@@ -186,21 +186,26 @@ _SQLITE_ONE = text(_SQLITE_INSERT.format(where="m.id = :id"))
 _PG_ONE = text(_PG_UPSERT.format(where="m.id = :id"))
 
 
-def index_message(session: Session, message_id: int | None, *, new: bool = False) -> None:
+def index_message(session: Session, message_id: int | None, *, new: bool = False,
+                  flush: bool = True) -> None:
     """(Re)index one message from its stored row and attachments, in the caller's
     transaction. Call it again after changing the message's text. `new`: the message
     was inserted in this transaction, so the index has nothing of it to replace (on
     SQLite, where message ids can be reused, the trigger message_search_forget took a
-    deleted message's row out with it)."""
+    deleted message's row out with it). `flush=False`: the caller wrote the message row
+    and its attachments to the database itself, so the session has nothing pending that
+    the index reads (its other changes wait for the next flush)."""
     if message_id is None:
         raise ValueError("index_message needs a flushed message (it has no id yet)")
-    session.flush()  # the attachments and any change to the row must be in the database
-    if _is_sqlite(session):
+    if flush:  # the attachments and any change to the row must be in the database
+        session.flush()
+    conn = session.connection()  # plain statements: the session's execute adds only cost
+    if conn.dialect.name == "sqlite":
         if not new:
-            session.execute(_SQLITE_FORGET, {"id": message_id})
-        session.execute(_SQLITE_ONE, {"id": message_id})
+            conn.execute(_SQLITE_FORGET, {"id": message_id})
+        conn.execute(_SQLITE_ONE, {"id": message_id})
     else:
-        session.execute(_PG_ONE, {"id": message_id})
+        conn.execute(_PG_ONE, {"id": message_id})
 
 
 def rebuild(conn) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import insert
 from sqlmodel import Session
@@ -92,47 +93,88 @@ def change(session: Session, ticket: Ticket, field: str, new: str, *, actor: str
     return True
 
 
+_INSERT_MESSAGE = insert(Message.__table__)  # type: ignore[attr-defined]  # built once
+_INSERT_ATTACHMENT = insert(Attachment.__table__)  # type: ignore[attr-defined]
+
+
+def _incoming_row(stored: blobs.BlobStore, ticket: Ticket, mail: ParsedMail, raw: bytes,
+                  route: str, threaded_by: str) -> dict[str, Any]:
+    """The message row of an incoming mail (its original stored first), every column
+    given: a plain insert has none of the model's Python-side defaults."""
+    return {
+        "ticket_id": ticket.id,
+        "direction": "in",
+        "internal": False,
+        "message_id": mail.message_id,
+        "msgid_key": msgid_key(mail.message_id) if mail.message_id else "",
+        "dedupe_key": dedupe_key(mail),
+        "content_hash": mail.content_hash,
+        "in_reply_to": " ".join(mail.in_reply_to),
+        "references": " ".join(mail.references),
+        "from_addr": mail.from_addr,
+        "from_name": mail.from_name,
+        "to": list(mail.to),
+        "cc": list(mail.cc),
+        "subject": mail.subject,
+        "body_text": mail.body_text,
+        "body_html": mail.body_html,
+        "raw_path": stored.put("raw", raw, ".eml"),
+        "route": route,
+        "threaded_by": threaded_by,
+        "defects": list(mail.defects),
+        "size": mail.size,
+        "sent_date": mail.date,
+        "created_at": clock.now(),
+    }
+
+
+def _incoming_rest(session: Session, stored: blobs.BlobStore, ticket: Ticket,
+                   mail: ParsedMail, message_id: int, ticket_is_new: bool) -> None:
+    """What follows the message row: its attachments, the ticket's updated_at, the search
+    row. The attachments are plain inserts (nothing needs them as objects in this
+    transaction; attachments_of reads them back), after the message row they point at."""
+    if mail.attachments:
+        session.connection().execute(_INSERT_ATTACHMENT, [
+            {"message_id": message_id, "filename": att.filename,
+             "content_type": att.content_type, "size": att.size,
+             "sha256": stored.put_attachment(att.data), "inline": att.inline,
+             "content_id": att.content_id}
+            for att in mail.attachments])
+    if not ticket_is_new:
+        ticket.updated_at = clock.now()
+    # searchable exactly when it commits; the message row and its attachments are in the
+    # database already (nothing else the index reads is pending in the session)
+    search.index_message(session, message_id, new=True, flush=False)
+
+
 def store_incoming(session: Session, data_dir: Path, ticket: Ticket, mail: ParsedMail,
                    raw: bytes, *, route: str, threaded_by: str,
                    ticket_is_new: bool = False) -> Message:
     """Store an incoming mail on `ticket`. `ticket_is_new`: the ticket was made for this
-    mail (in this transaction), so its updated_at is already now: no second write."""
+    mail (in this transaction), so its updated_at is already now: no second write.
+    A caller that needs no Message object calls `add_incoming`, which is cheaper."""
     stored = blobs.for_session(session, data_dir)
-    raw_path = stored.put("raw", raw, ".eml")
-    message = Message(
-        ticket_id=ticket.id,
-        direction="in",
-        message_id=mail.message_id,
-        msgid_key=msgid_key(mail.message_id) if mail.message_id else "",
-        dedupe_key=dedupe_key(mail),
-        content_hash=mail.content_hash,
-        in_reply_to=" ".join(mail.in_reply_to),
-        references=" ".join(mail.references),
-        from_addr=mail.from_addr,
-        from_name=mail.from_name,
-        to=list(mail.to),
-        cc=list(mail.cc),
-        subject=mail.subject,
-        body_text=mail.body_text,
-        body_html=mail.body_html,
-        raw_path=raw_path,
-        route=route,
-        threaded_by=threaded_by,
-        defects=list(mail.defects),
-        size=mail.size,
-        sent_date=mail.date,
-    )
+    message = Message(**_incoming_row(stored, ticket, mail, raw, route, threaded_by))
     session.add(message)
     session.flush()
-    for att in mail.attachments:
-        sha = stored.put_attachment(att.data)
-        session.add(Attachment(message_id=message.id, filename=att.filename,
-                               content_type=att.content_type, size=att.size, sha256=sha,
-                               inline=att.inline, content_id=att.content_id))
-    if not ticket_is_new:
-        ticket.updated_at = clock.now()
-    search.index_message(session, message.id, new=True)  # searchable exactly when it commits
+    assert message.id is not None
+    _incoming_rest(session, stored, ticket, mail, message.id, ticket_is_new)
     return message
+
+
+def add_incoming(session: Session, data_dir: Path, ticket: Ticket, mail: ParsedMail,
+                 raw: bytes, *, route: str, threaded_by: str,
+                 ticket_is_new: bool = False) -> int:
+    """`store_incoming` for a caller that needs no Message object (the pipeline's usual
+    mail): the same rows, the message's a plain insert (an ORM object costs its
+    construction and a flush, several times the insert); returns its id. It is in the
+    caller's transaction like any row: a rolled-back savepoint takes it out."""
+    stored = blobs.for_session(session, data_dir)
+    row = _incoming_row(stored, ticket, mail, raw, route, threaded_by)
+    message_id = int(session.connection().execute(_INSERT_MESSAGE, row)
+                     .inserted_primary_key[0])
+    _incoming_rest(session, stored, ticket, mail, message_id, ticket_is_new)
+    return message_id
 
 
 def resolve_assignee(session: Session, request: AssignRequest) -> str:
