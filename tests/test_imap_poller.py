@@ -154,7 +154,11 @@ def test_a_connection_dropped_while_idling_is_noticed_at_once(
         assert "connection lost" in (poller.status().last_error or "")
         wait_for(lambda: poller.status().state == "idle" and poller.status().connected)
         imap_account.append(make_mail(1))
-        wait_for(lambda: len(waiting(spool)) == 1, timeout=5)
+        # the reconnected session still works; how fast IDLE reports mail is
+        # test_idle_spools_new_mail_within_2s_then_moves's to check, and a loaded CI
+        # machine once took over 5 s here. A mail left until the IDLE refresh (60 s)
+        # still fails this wait.
+        wait_for(lambda: len(waiting(spool)) == 1)
     finally:
         proxy.stop()
 
