@@ -460,7 +460,8 @@ class Pipeline:
             if mail.from_addr else None
         queue = ctx.routed_queue or ctx.default_queue  # rules change it below, with history
         ticket = store.create_ticket(session, subject=mail.subject, contact=contact,
-                                     queue=queue, linked_ticket_id=linked)
+                                     queue=queue, linked_ticket_id=linked,
+                                     channel=channel.of(ctx))
         store.event(session, ticket, "created", actor=mail.from_addr or "unknown",
                     detail=f"via {ctx.envelope.route}; {reason}")
         channel.record(session, self.settings, ticket, ctx)

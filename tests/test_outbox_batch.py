@@ -96,8 +96,7 @@ def _queue(settings: Settings, rcpts: list[str]) -> list[int]:
                                                      text=f"hi {rcpt}"),
                               kind="ack", ticket_id=None, mail_from="", automatic=True)
                 for rcpt in rcpts]
-        session.flush()
-        return [int(row.id or 0) for row in rows]
+        return [row.id for row in rows]
 
 
 def _by_rcpt(settings: Settings) -> dict[str, Outbox]:

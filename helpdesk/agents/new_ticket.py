@@ -159,8 +159,7 @@ def open_internal(session: Session, settings: Settings, directory: Directory, ag
         assert found is not None
         return found, False, ()
     ticket = store.create_ticket(session, subject=mail.subject, contact=None,
-                                 queue=settings.helpdesk.default_queue)
-    ticket.internal = True
+                                 queue=settings.helpdesk.default_queue, internal=True)
     store.event(session, ticket, "created", actor=agent.name,
                 detail=f"internal ticket, opened by {agent.name} {how}")
     first = store.store_incoming(session, settings.data_dir, ticket, mail, raw, route=route,

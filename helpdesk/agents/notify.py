@@ -178,9 +178,8 @@ def _queue(session: Session, settings: Settings, ticket: Ticket, notice: Notice,
         reply_to=tokens.ticket_reply_address(settings, ticket.id, agent=number),
         automatic=True, id_hint=f"{hd.ticket_prefix.lower()}-{ticket.id}.{notice.event}",
         attachments=attach)
-    row = mailout.queue(session, msg, kind=f"notify-{notice.event}", ticket_id=ticket.id,
-                        mail_from="", automatic=True)
-    row.agent = agent.name
+    mailout.queue(session, msg, kind=f"notify-{notice.event}", ticket_id=ticket.id,
+                  mail_from="", automatic=True, agent=agent.name)
     log.info("notify %s of %s on %s-%s", agent.name, notice.event, hd.ticket_prefix, ticket.id)
 
 
@@ -223,6 +222,5 @@ def command_error(session: Session, settings: Settings, ticket: Ticket, agent: A
         reply_to=tokens.ticket_reply_address(settings, ticket.id, agent=number),
         in_reply_to=in_reply_to, references=[in_reply_to], automatic=True,
         id_hint=f"{hd.ticket_prefix.lower()}-{ticket.id}.error")
-    row = mailout.queue(session, msg, kind="command-error", ticket_id=ticket.id, mail_from="",
-                        automatic=True)
-    row.agent = agent.name
+    mailout.queue(session, msg, kind="command-error", ticket_id=ticket.id, mail_from="",
+                  automatic=True, agent=agent.name)

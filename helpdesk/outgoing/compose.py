@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parsedate_to_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 from sqlmodel import Session
@@ -27,6 +27,7 @@ from helpdesk import clock
 from helpdesk.config.settings import Settings
 from helpdesk.errors import HelpdeskError
 from helpdesk.mail.parse import clean_header_text
+from helpdesk.store import inserts
 from helpdesk.store.models import Outbox, msgid_key
 
 _HEADER_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -424,14 +425,21 @@ def _addr_specs(header: Any) -> list[str]:
     return [a.addr_spec for a in header.addresses]
 
 
+class Queued(NamedTuple):
+    id: int  # the outbox row's
+    message_id: str  # without the angle brackets
+
+
 def queue(session: Session, msg: EmailMessage, *, kind: str, ticket_id: int | None,
-          mail_from: str, automatic: bool) -> Outbox:
-    """Add the mail to the outbox; it leaves when the surrounding transaction commits."""
+          mail_from: str, automatic: bool, agent: str = "") -> Queued:
+    """Add the mail to the outbox; it leaves when the surrounding transaction commits.
+    `agent`: the agent a notification goes to (a reply In-Reply-To it proves them)."""
     rcpts = [a for h in ("To", "Cc", "Bcc") for a in _addr_specs(msg[h])]
     if msg["Bcc"]:
         del msg["Bcc"]
     message_id = str(msg["Message-ID"]).strip().strip("<>")
-    row = Outbox(
+    row = inserts.values(
+        Outbox,
         ticket_id=ticket_id,
         kind=kind,
         automatic=automatic,
@@ -441,6 +449,7 @@ def queue(session: Session, msg: EmailMessage, *, kind: str, ticket_id: int | No
         message_id=message_id,
         msgid_key=msgid_key(message_id),
         raw=_as_bytes(msg),
+        agent=agent,
     )
-    session.add(row)
-    return row
+    # a plain insert, at once: nothing reads the row back as an object
+    return Queued(inserts.insert(session, Outbox, row), message_id)

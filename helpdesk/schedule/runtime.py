@@ -105,9 +105,8 @@ def send(rt: Runtime, session: Session, ticket: Ticket, template: str, to: Seque
         reply_to = ticket_reply_address(rt.settings, ticket.id)
     msg = mailout.build(rt.settings, to=list(to), subject=subject, text=text, html=html,
                         reply_to=reply_to, automatic=True, id_hint=kind)
-    row = mailout.queue(session, msg, kind=kind, ticket_id=ticket.id, mail_from="",
-                        automatic=True)
-    return row.message_id
+    return mailout.queue(session, msg, kind=kind, ticket_id=ticket.id, mail_from="",
+                         automatic=True).message_id
 
 
 def history(session: Session, ticket: Ticket, kind: str, detail: str) -> None:

@@ -31,10 +31,15 @@ def needs_confirming(session: Session, settings: Settings, ticket: Ticket) -> bo
     return ticket.contact_id is None or not earlier
 
 
+def of(ctx: MailContext) -> str:
+    """The channel of a ticket `ctx`'s mail opens (mail, web, api), given to create_ticket."""
+    return web_form.channel(ctx.envelope)
+
+
 def record(session: Session, settings: Settings, ticket: Ticket, ctx: MailContext) -> None:
-    """Set a ticket just opened by `ctx`'s mail: its channel; from the form, the category
-    the visitor chose (rules run after and may change it) and the confirmation hold."""
-    ticket.channel = web_form.channel(ctx.envelope)
+    """Set a ticket just opened by `ctx`'s mail with its channel (create_ticket's
+    `channel`): from the form, the category the visitor chose (rules run after and may
+    change it) and the confirmation hold."""
     if ticket.channel != "web":
         return
     chosen = web_form.category(ctx.envelope)

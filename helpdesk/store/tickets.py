@@ -16,7 +16,7 @@ from sqlmodel import Session
 from helpdesk import clock
 from helpdesk.mail.parse import ParsedMail
 from helpdesk.rules import AssignRequest, assign
-from helpdesk.store import blobs, hook_events, queries, search
+from helpdesk.store import blobs, hook_events, inserts, queries, search
 from helpdesk.store.models import Attachment, Contact, Event, Message, Ticket, msgid_key
 
 
@@ -37,25 +37,22 @@ def contact_for(session: Session, email_addr: str, name: str = "",
     contact = queries.contact_by_email(session, email_addr) if known is NOT_LOOKED_UP \
         else known
     if contact is None:
-        contact = Contact(email=email_addr.lower(), name=name)
-        session.add(contact)
-        session.flush()
+        row = inserts.values(Contact, email=email_addr.lower(), name=name)
+        contact = inserts.attach(session, Contact, inserts.insert(session, Contact, row), row)
     elif name and not contact.name:
         contact.name = name
     return contact
 
 
 def create_ticket(session: Session, *, subject: str, contact: Contact | None, queue: str,
-                  linked_ticket_id: int | None = None) -> Ticket:
-    ticket = Ticket(
-        subject=subject or "(no subject)",
-        contact_id=contact.id if contact else None,
-        queue=queue,
-        linked_ticket_id=linked_ticket_id,
-    )
-    session.add(ticket)
-    session.flush()
-    return ticket
+                  linked_ticket_id: int | None = None, channel: str = "mail",
+                  internal: bool = False) -> Ticket:
+    """A new ticket, written at once (its id is needed for its history)."""
+    row = inserts.values(Ticket, subject=subject or "(no subject)",
+                         contact_id=contact.id if contact else None, queue=queue,
+                         linked_ticket_id=linked_ticket_id, channel=channel,
+                         internal=internal)
+    return inserts.attach(session, Ticket, inserts.insert(session, Ticket, row), row)
 
 
 _INSERT_EVENT = insert(Event.__table__)  # type: ignore[attr-defined]  # built once: cached
