@@ -128,25 +128,3 @@ def test_files_of_rows_written_before_the_blob_table_still_read_on_postgresql(
     assert blobs.open_attachment(engine, settings.data_dir, sha) == path
     path.unlink()  # elsewhere: not on this machine
     assert blobs.open_attachment(engine, settings.data_dir, sha) is None
-
-
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_the_pipelines_plain_insert_of_a_message_gives_every_column(
-    make_settings: MakeSettings,
-) -> None:
-    """store.add_incoming inserts the message row without the model, so none of the
-    model's Python-side defaults apply: a column added to Message must be added to
-    _incoming_row too (a NOT NULL column would fail every mail, a nullable one stay empty)."""
-    from helpdesk.mail import parse
-    from helpdesk.store import tickets
-
-    settings = make_settings()
-    db.upgrade(settings.database_url)
-    mail = parse.parse(make_mail().as_bytes())
-    with db.session_scope(engine_for(settings)) as session:
-        ticket = tickets.create_ticket(session, subject=mail.subject, contact=None,
-                                       queue="support", linked_ticket_id=None)
-        row = tickets._incoming_row(blobs.for_session(session, settings.data_dir), ticket,
-                                    mail, b"raw", "smtp", "new")
-    columns = {c.name for c in Message.__table__.columns} - {"id"}  # type: ignore[attr-defined]
-    assert set(row) == columns

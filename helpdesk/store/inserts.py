@@ -67,6 +67,11 @@ def insert(session: Session, model: type[SQLModel], row: dict[str, Any]) -> int:
     return int(result.inserted_primary_key[0])
 
 
+def insert_many(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+    """Write several rows (from `values`) now, in one statement."""
+    session.connection().execute(_statement(model), rows)
+
+
 def attach(session: Session, model: type[M], row_id: int, row: dict[str, Any]) -> M:
     """The row just inserted as an object the session holds as persistent."""
     # An object the session still holds under this id is a row a rolled-back savepoint

@@ -10,7 +10,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
 from sqlmodel import Session
 
 from helpdesk import clock
@@ -55,17 +54,14 @@ def create_ticket(session: Session, *, subject: str, contact: Contact | None, qu
     return inserts.attach(session, Ticket, inserts.insert(session, Ticket, row), row)
 
 
-_INSERT_EVENT = insert(Event.__table__)  # type: ignore[attr-defined]  # built once: cached
-
-
 def event(session: Session, ticket: Ticket, kind: str, *, actor: str = "system",
           field: str = "", old: str = "", new: str = "", detail: str = "") -> None:
     """Record a history event (and its webhook event, if any), written at once: a plain
     insert, since nothing needs the row as an object (an ORM object costs its
     construction and a flush, several times the insert)."""
-    session.connection().execute(_INSERT_EVENT, {
-        "ticket_id": ticket.id, "kind": kind, "actor": actor, "field": field, "old": old,
-        "new": new, "detail": detail, "at": clock.now()})
+    inserts.insert(session, Event, inserts.values(
+        Event, ticket_id=ticket.id, kind=kind, actor=actor, field=field, old=old, new=new,
+        detail=detail))
     # a webhook event, in this transaction
     hook_events.from_history(session, ticket, kind, actor=actor, field=field, old=old,
                              new=new)
@@ -90,39 +86,33 @@ def change(session: Session, ticket: Ticket, field: str, new: str, *, actor: str
     return True
 
 
-_INSERT_MESSAGE = insert(Message.__table__)  # type: ignore[attr-defined]  # built once
-_INSERT_ATTACHMENT = insert(Attachment.__table__)  # type: ignore[attr-defined]
-
-
 def _incoming_row(stored: blobs.BlobStore, ticket: Ticket, mail: ParsedMail, raw: bytes,
                   route: str, threaded_by: str) -> dict[str, Any]:
-    """The message row of an incoming mail (its original stored first), every column
-    given: a plain insert has none of the model's Python-side defaults."""
-    return {
-        "ticket_id": ticket.id,
-        "direction": "in",
-        "internal": False,
-        "message_id": mail.message_id,
-        "msgid_key": msgid_key(mail.message_id) if mail.message_id else "",
-        "dedupe_key": dedupe_key(mail),
-        "content_hash": mail.content_hash,
-        "in_reply_to": " ".join(mail.in_reply_to),
-        "references": " ".join(mail.references),
-        "from_addr": mail.from_addr,
-        "from_name": mail.from_name,
-        "to": list(mail.to),
-        "cc": list(mail.cc),
-        "subject": mail.subject,
-        "body_text": mail.body_text,
-        "body_html": mail.body_html,
-        "raw_path": stored.put("raw", raw, ".eml"),
-        "route": route,
-        "threaded_by": threaded_by,
-        "defects": list(mail.defects),
-        "size": mail.size,
-        "sent_date": mail.date,
-        "created_at": clock.now(),
-    }
+    """The message row of an incoming mail (its original stored first)."""
+    return inserts.values(
+        Message,
+        ticket_id=ticket.id,
+        direction="in",
+        message_id=mail.message_id,
+        msgid_key=msgid_key(mail.message_id) if mail.message_id else "",
+        dedupe_key=dedupe_key(mail),
+        content_hash=mail.content_hash,
+        in_reply_to=" ".join(mail.in_reply_to),
+        references=" ".join(mail.references),
+        from_addr=mail.from_addr,
+        from_name=mail.from_name,
+        to=list(mail.to),
+        cc=list(mail.cc),
+        subject=mail.subject,
+        body_text=mail.body_text,
+        body_html=mail.body_html,
+        raw_path=stored.put("raw", raw, ".eml"),
+        route=route,
+        threaded_by=threaded_by,
+        defects=list(mail.defects),
+        size=mail.size,
+        sent_date=mail.date,
+    )
 
 
 def _incoming_rest(session: Session, stored: blobs.BlobStore, ticket: Ticket,
@@ -131,12 +121,11 @@ def _incoming_rest(session: Session, stored: blobs.BlobStore, ticket: Ticket,
     row. The attachments are plain inserts (nothing needs them as objects in this
     transaction; attachments_of reads them back), after the message row they point at."""
     if mail.attachments:
-        session.connection().execute(_INSERT_ATTACHMENT, [
-            {"message_id": message_id, "filename": att.filename,
-             "content_type": att.content_type, "size": att.size,
-             "sha256": stored.put_attachment(att.data), "inline": att.inline,
-             "content_id": att.content_id}
-            for att in mail.attachments])
+        inserts.insert_many(session, Attachment, [inserts.values(
+            Attachment, message_id=message_id, filename=att.filename,
+            content_type=att.content_type, size=att.size,
+            sha256=stored.put_attachment(att.data), inline=att.inline,
+            content_id=att.content_id) for att in mail.attachments])
     if not ticket_is_new:
         ticket.updated_at = clock.now()
     # searchable exactly when it commits; the message row and its attachments are in the
@@ -147,15 +136,15 @@ def _incoming_rest(session: Session, stored: blobs.BlobStore, ticket: Ticket,
 def store_incoming(session: Session, data_dir: Path, ticket: Ticket, mail: ParsedMail,
                    raw: bytes, *, route: str, threaded_by: str,
                    ticket_is_new: bool = False) -> Message:
-    """Store an incoming mail on `ticket`. `ticket_is_new`: the ticket was made for this
-    mail (in this transaction), so its updated_at is already now: no second write.
-    A caller that needs no Message object calls `add_incoming`, which is cheaper."""
+    """Store an incoming mail on `ticket`, its rows written at once; the message as an
+    object the session holds (a change to it is an UPDATE at the next flush; a caller
+    that needs no object calls `add_incoming`). `ticket_is_new`: the ticket was made
+    for this mail (in this transaction), so its updated_at is already now: no second
+    write."""
     stored = blobs.for_session(session, data_dir)
-    message = Message(**_incoming_row(stored, ticket, mail, raw, route, threaded_by))
-    session.add(message)
-    session.flush()
-    assert message.id is not None
-    _incoming_rest(session, stored, ticket, mail, message.id, ticket_is_new)
+    row = _incoming_row(stored, ticket, mail, raw, route, threaded_by)
+    message = inserts.attach(session, Message, inserts.insert(session, Message, row), row)
+    _incoming_rest(session, stored, ticket, mail, int(message.id or 0), ticket_is_new)
     return message
 
 
@@ -163,13 +152,11 @@ def add_incoming(session: Session, data_dir: Path, ticket: Ticket, mail: ParsedM
                  raw: bytes, *, route: str, threaded_by: str,
                  ticket_is_new: bool = False) -> int:
     """`store_incoming` for a caller that needs no Message object (the pipeline's usual
-    mail): the same rows, the message's a plain insert (an ORM object costs its
-    construction and a flush, several times the insert); returns its id. It is in the
+    mail): the same rows, no object built; returns the message's id. It is in the
     caller's transaction like any row: a rolled-back savepoint takes it out."""
     stored = blobs.for_session(session, data_dir)
-    row = _incoming_row(stored, ticket, mail, raw, route, threaded_by)
-    message_id = int(session.connection().execute(_INSERT_MESSAGE, row)
-                     .inserted_primary_key[0])
+    message_id = inserts.insert(session, Message,
+                                _incoming_row(stored, ticket, mail, raw, route, threaded_by))
     _incoming_rest(session, stored, ticket, mail, message_id, ticket_is_new)
     return message_id
 
