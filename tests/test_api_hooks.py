@@ -210,3 +210,51 @@ def test_events_no_hook_wants_are_not_kept(make_settings: Any, receiver: Receive
     changes(some)
     HookWorker(some, engine_for(some)).fan_out()
     assert kinds(some) == (["ticket.created"], ["crm"])
+
+
+def test_the_daemons_engine_records_only_the_events_some_hook_is_sent(
+        make_settings: Any, receiver: Receiver) -> None:
+    """The daemon's engine knows the configured hooks' events (Settings.
+    hook_events_wanted): a mail storm without hooks writes no webhook events at all,
+    and with a hook only the kinds it is sent; the history is whole either way."""
+    from sqlmodel import Session, select
+
+    from helpdesk.mail.parse import parse
+    from helpdesk.pipeline import Pipeline
+    from helpdesk.spool import Envelope, Spool
+    from helpdesk.store import db
+    from helpdesk.store.api_models import HookEvent
+    from helpdesk.store.models import Event
+    from tests.helpers import make_mail
+
+    def mails(settings: Any, tag: str) -> tuple[list[str], list[str]]:
+        """A new mail and its reply; the history and webhook event kinds they wrote."""
+        db.upgrade(settings.database_url)
+        engine = db.make_engine(settings.database_url,
+                                hook_events=settings.hook_events_wanted())
+        spool = Spool(settings.data_dir / "spool")
+        first = make_mail(message_id=f"<first-{tag}@customer.test>").as_bytes()
+        spool.put(first, Envelope(route="smtp", mail_from="carol@customer.test",
+                                  rcpt_tos=("support@example.test",)))
+        reply = make_mail(subject="Re: it", message_id=f"<second-{tag}@customer.test>",
+                          in_reply_to=f"<first-{tag}@customer.test>").as_bytes()
+        spool.put(reply, Envelope(route="smtp", mail_from="carol@customer.test",
+                                  rcpt_tos=("support@example.test",)))
+        outcomes = Pipeline(settings, engine, spool, reply_hooks=[]).drain()
+        assert [o.kind for o in outcomes] == ["stored", "stored"]
+        assert parse(reply).in_reply_to == (f"first-{tag}@customer.test",)
+        try:
+            with Session(engine) as session:
+                return ([e.kind for e in session.exec(select(Event)).all()],
+                        [e.kind for e in session.exec(select(HookEvent)).all()])
+        finally:
+            engine.dispose()
+
+    history, hook_events = mails(make_settings({}), "none")
+    assert {"created", "ack", "reply"} <= set(history)
+    assert hook_events == []
+
+    crm = {"name": "crm", "url": receiver.url, "secret": SECRET, "events": ["ticket.replied"]}
+    history, hook_events = mails(make_settings({"api_hook": [crm]}), "some")
+    assert {"created", "ack", "reply"} <= set(history)
+    assert hook_events == ["ticket.replied"]

@@ -609,6 +609,11 @@ class Settings(Section):
         domains = frozenset({*self.helpdesk.domains, *(d for _, _, d in ours)})
         return frozenset(lp for lp, _, _ in ours), domains
 
+    def hook_events_wanted(self) -> frozenset[str]:
+        """The webhook events some [[api_hook]] is sent: the only ones worth recording
+        (outgoing/hooks.py would drop the rest unsent)."""
+        return frozenset(kind for hook in self.api_hook for kind in hook.events)
+
     def public_base_url(self, port: int | None = None) -> str:
         """Where links in mail point (the desk, sign-in links): [http] public_url, else
         the public listener itself (with the port it really got, when configured as 0)."""

@@ -7,7 +7,7 @@ after a commit, so the commit must survive a power cut, not just a crash.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,13 +26,22 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(url: str) -> Engine:
+# the execution option naming the webhook events worth recording (store/hook_events.py)
+HOOK_EVENTS_OPTION = "helpdesk_hook_events"
+
+
+def make_engine(url: str, *, hook_events: Collection[str] | None = None) -> Engine:
+    """`hook_events`: the webhook events some configured hook is sent
+    (Settings.hook_events_wanted), the only ones its sessions record; None: all."""
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    if hook_events is None:
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return engine.execution_options(**{HOOK_EVENTS_OPTION: frozenset(hook_events)})
 
 
 def batch_engine(engine: Engine) -> Engine:
@@ -58,7 +67,8 @@ def batch_engine(engine: Engine) -> Engine:
     event.listen(batch, "connect", _sqlite_pragmas)
     event.listen(batch, "connect", _no_driver_begin)
     event.listen(batch, "begin", _begin_immediate)
-    return batch
+    options = engine.get_execution_options()
+    return batch.execution_options(**options) if options else batch
 
 
 def _no_driver_begin(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from sqlalchemy import insert
 from sqlmodel import Session
 
 from helpdesk import clock
+from helpdesk.store import db
 from helpdesk.store.api_models import HookEvent
 from helpdesk.store.models import Ticket
 
@@ -33,8 +34,19 @@ def _ticket(ticket: Ticket) -> dict[str, Any]:
 _INSERT = insert(HookEvent.__table__)  # type: ignore[attr-defined]  # built once: cached
 
 
+def wanted(session: Session, kind: str) -> bool:
+    """Whether some configured hook is sent `kind` (the engine's db.HOOK_EVENTS_OPTION;
+    an engine made without it records every kind). An event no hook wants would be
+    recorded only for outgoing/hooks.py to delete it unsent."""
+    kinds = session.get_bind().get_execution_options().get(db.HOOK_EVENTS_OPTION)
+    return kinds is None or kind in kinds
+
+
 def record(session: Session, ticket: Ticket, kind: str, **details: Any) -> None:
-    """Write the event at once, a plain insert (nothing needs the row as an object)."""
+    """Write the event at once, a plain insert (nothing needs the row as an object),
+    when a hook wants it."""
+    if not wanted(session, kind):
+        return
     at = clock.now()
     session.connection().execute(_INSERT, {
         "ticket_id": int(ticket.id or 0), "kind": kind, "at": at, "fanned_out": False,
