@@ -2,7 +2,8 @@
 
 store/tickets.py `event` (every history event) and staff.store_outgoing (every reply we
 send a customer) call `from_history` / `replied_by_agent`; whichever door made the change
-(mail, desk, CLI, API, scheduler), the event row commits with it or not at all. The
+(mail, desk, CLI, API, scheduler), the event row commits with it or not at all, when
+some configured hook is sent its kind (`wanted`: none are written without hooks). The
 hooks' deliveries are made from these rows later (outgoing/hooks.py), so a webhook
 receiver that is down delays nothing here.
 
