@@ -247,9 +247,13 @@ class Pipeline:
                      key: str) -> Outcome:
         try:
             with session.begin_nested():
-                if (earlier := queries.stored_message(session, key)) is not None:
-                    return self._duplicate(entry, mail, earlier)
-                return self._store(session, entry, mail)
+                # every Message-ID the mail carries or names, and its dedupe key, looked
+                # up at once for all below
+                owners = queries.message_id_owners(
+                    session, [mail.message_id, *mail.in_reply_to, *mail.references], key)
+                if owners.duplicate is not None:
+                    return self._duplicate(entry, mail, owners.duplicate)
+                return self._store(session, entry, mail, owners)
         except _Hold as held:
             return self._quarantine(session, entry, held.reason)
         except IntegrityError:
@@ -270,14 +274,12 @@ class Pipeline:
                         "route": entry.envelope.route})
         return Outcome("duplicate", public_id, detail)
 
-    def _store(self, session: Session, entry: Entry, mail: parse.ParsedMail) -> Outcome:
+    def _store(self, session: Session, entry: Entry, mail: parse.ParsedMail,
+               owners: queries.MessageIdOwners) -> Outcome:
         hd = self.settings.helpdesk
         with self.times.stage("thread"):
             automatic = autoreply.classify(mail, entry.envelope)  # once, passed down
             bounce = automatic.bounce
-            # every Message-ID the mail carries or names, looked up once for all below
-            owners = queries.message_id_owners(
-                session, [mail.message_id, *mail.in_reply_to, *mail.references])
             own = autoreply.own_mail_reason(session, self.settings, mail, owners)
         # an autoresponder answering a survey is not a rating, nor is our own mail
         hooks = () if automatic.machine_written or own else self.reply_hooks

@@ -22,8 +22,8 @@ ENVELOPE = Envelope(route="smtp", mail_from="carol@customer.test",
 
 # A customer's first mail, opening a ticket and acknowledged:
 #   BEGIN IMMEDIATE, SAVEPOINT
-#   SELECT message             the dedupe key: stored before?
-#   SELECT outbox/message      its Message-ID and references: ours? (queries.message_id_owners)
+#   SELECT outbox/message      its dedupe key: stored before? its Message-ID and references:
+#                              ours? (queries.message_id_owners)
 #   SELECT contact             the sender: contact, ticket count, VIP (contacts_ops.sender)
 #   INSERT contact, INSERT ticket
 #   INSERT event               "created" (no webhook event: no [[api_hook]] wants one)
@@ -31,11 +31,11 @@ ENVELOPE = Envelope(route="smtp", mail_from="carol@customer.test",
 #   SELECT outbox              acknowledgements to the sender this hour (rate limit)
 #   INSERT event, INSERT outbox  the acknowledgement
 #   RELEASE SAVEPOINT
-NEW_MAIL = 14
+NEW_MAIL = 13
 # The customer's reply to it (In-Reply-To and References name their first mail):
 #   BEGIN IMMEDIATE, SAVEPOINT
-#   SELECT message             the dedupe key
-#   SELECT outbox/message      its Message-ID and references (queries.message_id_owners)
+#   SELECT outbox/message      the dedupe key, its Message-ID and references
+#                              (queries.message_id_owners)
 #   SELECT contact/outbox/message  the ticket's customer and our Message-IDs on it
 #   SELECT message             the conversation's addresses (thread.participants)
 #   SELECT ticket_merge        merged into another ticket? (ticket_ops.survivor)
@@ -47,7 +47,7 @@ NEW_MAIL = 14
 #   SELECT review              a resolution held for review to withdraw?
 #   SELECT watcher             whom to tell (agents/notify.py)
 #   RELEASE SAVEPOINT
-REPLY = 16
+REPLY = 15
 
 
 def _statements(pipeline: Pipeline, spool: Spool, raw: bytes) -> list[str]:

@@ -84,6 +84,7 @@ class MessageIdOwners:
     sent: dict[str, int]  # by msgid_key: the ticket of a mail we sent under it
     stored: dict[str, int]  # by msgid_key: the ticket of the first mail stored under it
     notified: dict[str, tuple[int, Notified]]  # by msgid_key: (outbox id, notification)
+    duplicate: StoredRef | None = None  # the message stored under the dedupe key asked
 
     def we_sent(self, message_id: str) -> int | None:
         return self.sent.get(msgid_key(message_id))
@@ -105,15 +106,17 @@ _FIXED_KEYS = 16  # up to this many keys, a statement of that many plain paramet
 
 
 @functools.cache
-def _owners(n_keys: int) -> CompoundSelect:
+def _owners(n_keys: int, dedupe: bool = False) -> CompoundSelect:
     """`message_id_owners`' statement for `n_keys` keys (0: any number, an expanding IN,
     which SQLAlchemy rewrites on every run; a mail names a few Message-IDs, so a
-    statement per number of them, built and compiled once, is what most mails run)."""
+    statement per number of them, built and compiled once, is what most mails run).
+    `dedupe`: also the message stored under the parameter "dedupe" (stored_message's
+    question, asked in the same statement)."""
     keys: Any = bindparam("keys", expanding=True) if not n_keys \
         else [bindparam(f"key{i}") for i in range(n_keys)]
     # per key, the first of each: outbox mail with a ticket, stored message, stored outgoing
     # message, notification to an agent (a few rows a key, however often a Message-ID recurs)
-    return union_all(
+    parts = [
         select(literal(0).label("src"), Outbox.msgid_key, col(Outbox.ticket_id), Outbox.id,
                _NONE.label("agent"), _NONE.label("message_id"))
         .where(col(Outbox.id).in_(
@@ -135,30 +138,45 @@ def _owners(n_keys: int) -> CompoundSelect:
             select(func.min(Outbox.id)).where(col(Outbox.msgid_key).in_(keys),
                                               Outbox.agent != "")
             .group_by(Outbox.msgid_key))),
-    )
+    ]
+    if dedupe:
+        parts.append(select(literal(4), Message.msgid_key, Message.ticket_id, Message.id,
+                            _NONE, _NONE).where(Message.dedupe_key == bindparam("dedupe")))
+    return union_all(*parts)
 
 
-def message_id_owners(session: Session, message_ids: Iterable[str]) -> MessageIdOwners:
-    """Which tickets `message_ids` belong to (see MessageIdOwners), in one statement."""
+def message_id_owners(session: Session, message_ids: Iterable[str],
+                      dedupe_key: str | None = None) -> MessageIdOwners:
+    """Which tickets `message_ids` belong to (see MessageIdOwners), in one statement;
+    with `dedupe_key`, also what `stored_message` answers for it (the pipeline asks both
+    of every mail)."""
     keys = list(dict.fromkeys(msgid_key(m) for m in message_ids if m))
     if not keys:
-        return MessageIdOwners({}, {}, {})
+        duplicate = stored_message(session, dedupe_key) if dedupe_key is not None else None
+        return MessageIdOwners({}, {}, {}, duplicate)
     outbox: dict[str, int] = {}
     first: dict[str, int] = {}
     first_out: dict[str, int] = {}
     notified: dict[str, tuple[int, Notified]] = {}
+    duplicate = None
+    dedupe = dedupe_key is not None
     if len(keys) <= _FIXED_KEYS:
-        stmt, params = _owners(len(keys)), {f"key{i}": key for i, key in enumerate(keys)}
+        stmt, params = _owners(len(keys), dedupe), {f"key{i}": key
+                                                    for i, key in enumerate(keys)}
     else:
-        stmt, params = _owners(0), {"keys": keys}
+        stmt, params = _owners(0, dedupe), {"keys": keys}
+    if dedupe:
+        params["dedupe"] = dedupe_key
     for src, key, ticket_id, row_id, agent, message_id in reads.rows(
             session, stmt, params).all():
-        if src == 3:
+        if src == 4:
+            duplicate = StoredRef(int(row_id), int(ticket_id))
+        elif src == 3:
             notified[key] = (int(row_id), Notified(message_id, agent))
         else:
             (outbox, first, first_out)[src][key] = int(ticket_id)
     # a mail we sent: its outbox row first, else the message we keep of it
-    return MessageIdOwners({**first_out, **outbox}, first, notified)
+    return MessageIdOwners({**first_out, **outbox}, first, notified, duplicate)
 
 
 def ticket_for_message_id(session: Session, message_id: str) -> int | None:
