@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from sqlmodel import SQLModel, select
+from sqlmodel import Session, SQLModel, select
 
 from helpdesk.config.settings import Settings
 from helpdesk.store import db, inserts
@@ -39,6 +39,14 @@ def test_values_name_every_column_of_the_table(model: type[SQLModel]) -> None:
                 if c.name != "id" and model.model_fields[c.name].is_required()}
     columns = {c.name for c in model.__table__.columns} - {"id"}  # type: ignore[attr-defined]
     assert set(inserts.values(model, **required)) == columns
+
+
+def test_an_attached_object_is_the_model_made_from_the_same_row() -> None:
+    row = inserts.values(Ticket, subject="Same", queue="it", tags=["a"])
+    with Session() as session:
+        attached = inserts.attach(session, Ticket, 7, row)
+    assert attached.model_dump() == Ticket(id=7, **row).model_dump()
+    assert attached.subject == "Same" and attached.tags == ["a"] and attached.id == 7
 
 
 def test_a_row_inserted_and_attached_reads_back_and_tracks_changes(

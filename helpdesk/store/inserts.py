@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 from pydantic_core import PydanticUndefined
 from sqlalchemy import Insert
 from sqlalchemy import insert as sa_insert
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state
 from sqlmodel import Session, SQLModel
 
 M = TypeVar("M", bound=SQLModel)
@@ -81,7 +83,10 @@ def attach(session: Session, model: type[M], row_id: int, row: dict[str, Any]) -
     stale = session.identity_map.get(session.identity_key(model, row_id))
     if stale is not None:
         session.expunge(stale)
-    obj = model(id=row_id, **row)
+    # made as a query's result is (the mapper's new instance, its attributes set), not
+    # by the model's __init__, which validates and costs thirty times as much
+    obj = sa_inspect(model).class_manager.new_instance()
+    instance_state(obj).dict.update(row, id=row_id)
     make_transient_to_detached(obj)
     session.add(obj)
     return obj
