@@ -6,6 +6,7 @@ import asyncio
 import email.policy
 import json
 import os
+import random
 import smtplib
 import socket
 import subprocess
@@ -27,7 +28,30 @@ from helpdesk.config.settings import Settings
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+_PORTS = random.Random()  # its own: tests that seed the module's must not pick alike
+
+
 def free_port() -> int:
+    """A port nothing listens on, for a listener a test starts a moment later. Taken
+    below the kernel's ephemeral range: a port from inside it (what binding port 0
+    gives) can be handed to another test's outgoing connection before the listener
+    binds it, as a parallel run once saw."""
+    high = _ephemeral_low() - 1
+    for _ in range(200):
+        port = _PORTS.randint(max(1024, high - 12000), high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
