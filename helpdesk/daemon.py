@@ -103,8 +103,7 @@ class Daemon:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.engine = self.engine or db.make_engine(s.database_url,
-                                                    hook_events=s.hook_events_wanted())
+        self.engine = self.engine or db.engine_for(s)
         if self.router is None:
             # a bad rules file at start-up raises RuleError: refuse to start
             self.rules: RulesHolder | None = RulesHolder.from_settings(s)

@@ -230,8 +230,7 @@ def test_the_daemons_engine_records_only_the_events_some_hook_is_sent(
     def mails(settings: Any, tag: str) -> tuple[list[str], list[str]]:
         """A new mail and its reply; the history and webhook event kinds they wrote."""
         db.upgrade(settings.database_url)
-        engine = db.make_engine(settings.database_url,
-                                hook_events=settings.hook_events_wanted())
+        engine = db.engine_for(settings)
         spool = Spool(settings.data_dir / "spool")
         first = make_mail(message_id=f"<first-{tag}@customer.test>").as_bytes()
         spool.put(first, Envelope(route="smtp", mail_from="carol@customer.test",

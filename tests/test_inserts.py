@@ -14,6 +14,7 @@ from sqlmodel import Session, SQLModel, select
 
 from helpdesk.config.settings import Settings
 from helpdesk.store import db, inserts
+from helpdesk.store.api_models import HookEvent
 from helpdesk.store.models import Attachment, Contact, Event, Message, Outbox, Ticket
 from tests.helpers import engine_for
 
@@ -31,7 +32,7 @@ def test_values_fill_in_the_models_defaults_and_refuse_what_the_model_lacks() ->
         inserts.values(Ticket, colour="red")
 
 
-@pytest.mark.parametrize("model", [Contact, Ticket, Message, Attachment, Event, Outbox])
+@pytest.mark.parametrize("model", [Contact, Ticket, Message, Attachment, Event, Outbox, HookEvent])
 def test_values_name_every_column_of_the_table(model: type[SQLModel]) -> None:
     """A column the model declares outside its fields would be left out of every plain
     insert (a NOT NULL one failing every mail, a nullable one staying empty)."""

@@ -73,7 +73,7 @@ def test_the_statements_of_a_new_mail_and_of_a_reply_are_counted(
     db.upgrade(settings.database_url)
     spool = Spool(settings.data_dir / "spool")
     # the daemon's engine: it records only the webhook events a configured hook is sent
-    engine = db.make_engine(settings.database_url, hook_events=settings.hook_events_wanted())
+    engine = db.engine_for(settings)
     pipeline = Pipeline(settings, engine, spool, reply_hooks=[])
     # someone else's mail first: the first statements of a process are not a mail's
     _statements(pipeline, spool, make_mail(sender="dave@customer.test",

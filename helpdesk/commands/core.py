@@ -84,7 +84,7 @@ def ingest(state: CliState, sources: tuple[Path, ...], recipients: tuple[str, ..
     from helpdesk.pipeline import Pipeline
 
     spool = Spool(settings.data_dir / "spool")
-    pipeline = Pipeline(settings, _engine(settings), spool,
+    pipeline = Pipeline(settings, db.engine_for(settings), spool,
                         router=_router(settings))
     for label, raw in mails:
         code = _ingest_one(settings, spool, pipeline, label, raw, recipients, sender)
@@ -271,7 +271,7 @@ def _ticket_number(text: str, prefix: str) -> int:
 
 def _read_engine(settings: Settings):  # type: ignore[no-untyped-def]
     """For commands that only read: refuse a schema this version does not match, never migrate."""
-    engine = _engine(settings)
+    engine = db.engine_for(settings)
     try:
         problem = db.schema_problem(engine)
     except TemporaryError as err:
@@ -287,12 +287,7 @@ def _write_engine(settings: Settings):  # type: ignore[no-untyped-def]
         db.upgrade(settings.database_url)
     except TemporaryError as err:
         raise click.ClickException(str(err)) from None
-    return _engine(settings)
-
-
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
-    """The daemon's engine, as a command uses it (the same webhook events recorded)."""
-    return db.make_engine(settings.database_url, hook_events=settings.hook_events_wanted())
+    return db.engine_for(settings)
 
 
 @click.group(name="quarantine")

@@ -10,12 +10,16 @@ import re
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
 from helpdesk.errors import TemporaryError
+
+if TYPE_CHECKING:
+    from helpdesk.config.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -42,6 +46,12 @@ def make_engine(url: str, *, hook_events: Collection[str] | None = None) -> Engi
     if hook_events is None:
         return engine
     return engine.execution_options(**{HOOK_EVENTS_OPTION: frozenset(hook_events)})
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine the daemon and the commands use: its sessions record the webhook events
+    a configured hook is sent, and no others."""
+    return make_engine(settings.database_url, hook_events=settings.hook_events_wanted())
 
 
 def batch_engine(engine: Engine) -> Engine:

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert
 from sqlmodel import Session
 
 from helpdesk import clock
-from helpdesk.store import db
+from helpdesk.store import db, inserts
 from helpdesk.store.api_models import HookEvent
 from helpdesk.store.models import Ticket
 
@@ -30,9 +29,6 @@ def _ticket(ticket: Ticket) -> dict[str, Any]:
     return {"id": ticket.id, "subject": ticket.subject, "status": ticket.status,
             "priority": ticket.priority, "queue": ticket.queue, "assignee": ticket.assignee,
             "category": ticket.category, "tags": list(ticket.tags)}
-
-
-_INSERT = insert(HookEvent.__table__)  # type: ignore[attr-defined]  # built once: cached
 
 
 def wanted(session: Session, kind: str) -> bool:
@@ -49,10 +45,9 @@ def record(session: Session, ticket: Ticket, kind: str, **details: Any) -> None:
     if not wanted(session, kind):
         return
     at = clock.now()
-    session.connection().execute(_INSERT, {
-        "ticket_id": int(ticket.id or 0), "kind": kind, "at": at, "fanned_out": False,
-        "payload": {"event": kind, "at": at.isoformat(), "ticket": _ticket(ticket),
-                    **details}})
+    inserts.insert(session, HookEvent, inserts.values(
+        HookEvent, ticket_id=int(ticket.id or 0), kind=kind, at=at,
+        payload={"event": kind, "at": at.isoformat(), "ticket": _ticket(ticket), **details}))
 
 
 def from_history(session: Session, ticket: Ticket, kind: str, *, actor: str,

@@ -58,13 +58,13 @@ class StoredRef(NamedTuple):
     ticket_id: int
 
 
-_STORED = select(Message.id, Message.ticket_id).where(
-    Message.dedupe_key == bindparam("key"))
+_DEDUPE = Message.dedupe_key == bindparam("dedupe")
+_STORED = select(Message.id, Message.ticket_id).where(_DEDUPE)
 
 
 def stored_message(session: Session, dedupe_key: str) -> StoredRef | None:
     """The message already stored under this dedupe key (the mail is a duplicate of it)."""
-    row = reads.rows(session, _STORED, {"key": dedupe_key}).first()
+    row = reads.rows(session, _STORED, {"dedupe": dedupe_key}).first()
     return StoredRef(int(row[0]), int(row[1])) if row is not None else None
 
 
@@ -141,7 +141,7 @@ def _owners(n_keys: int, dedupe: bool = False) -> CompoundSelect:
     ]
     if dedupe:
         parts.append(select(literal(4), Message.msgid_key, Message.ticket_id, Message.id,
-                            _NONE, _NONE).where(Message.dedupe_key == bindparam("dedupe")))
+                            _NONE, _NONE).where(_DEDUPE))
     return union_all(*parts)
 
 

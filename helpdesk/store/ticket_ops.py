@@ -132,12 +132,18 @@ def links(session: Session, ticket_id: int, prefix: str) -> dict[str, object]:
 
 # -- merges ------------------------------------------------------------------------------
 
+# the merges in force from the ticket "source", newest first (built once: `survivor` is
+# asked of every mail threaded to a ticket)
+_IN_FORCE_FROM = (TicketMerge.source_id == bindparam("source"),
+                  col(TicketMerge.undone_at).is_(None))
+_ACTIVE_MERGE = select(TicketMerge).where(*_IN_FORCE_FROM).order_by(col(TicketMerge.id).desc())
+_MERGED_INTO = (select(TicketMerge.target_id).where(*_IN_FORCE_FROM)
+                .order_by(col(TicketMerge.id).desc()))
+
+
 def active_merge(session: Session, source_id: int) -> TicketMerge | None:
     """The merge that makes `source_id` a pointer, if any."""
-    stmt = (select(TicketMerge).where(TicketMerge.source_id == source_id,
-                                      col(TicketMerge.undone_at).is_(None))
-            .order_by(col(TicketMerge.id).desc()))
-    return session.exec(stmt).first()
+    return session.exec(_ACTIVE_MERGE, params={"source": source_id}).first()
 
 
 def merged_into(session: Session, target_id: int) -> list[TicketMerge]:
@@ -146,13 +152,6 @@ def merged_into(session: Session, target_id: int) -> list[TicketMerge]:
                                       col(TicketMerge.undone_at).is_(None))
             .order_by(col(TicketMerge.id)))
     return list(session.exec(stmt).all())
-
-
-# `active_merge`'s target alone, built once: `survivor` is asked of mail threaded to a ticket
-_MERGED_INTO = (select(TicketMerge.target_id)
-                .where(TicketMerge.source_id == bindparam("source"),
-                       col(TicketMerge.undone_at).is_(None))
-                .order_by(col(TicketMerge.id).desc()))
 
 
 def survivor(session: Session, ticket_id: int) -> int:
