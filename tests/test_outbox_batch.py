@@ -227,8 +227,11 @@ def test_a_pass_claims_batch_after_batch_up_to_its_limit_with_about_one_statemen
     worker = OutboxWorker(settings, engine)
 
     assert worker.deliver_due(limit=70) == Result(sent=70)
-    # per batch (32, 32, 6): pick, lease, read; per mail: its "sent"
-    assert len(statements) == 70 + 3 * 3
+    # per batch (32, 32, 6): pick, lease, read; per mail: its "sent", a commit of its
+    # own on PostgreSQL; on SQLite a line of the journal, the lines written as one
+    # statement with the second and third claims and at the end of the pass
+    records = 70 if engine.dialect.name == "postgresql" else 3
+    assert len(statements) == records + 3 * 3
     assert len(relay_handler.sessions) == 1
     assert worker.deliver_due(limit=70) == Result(sent=10)
     assert relay_handler.rcpts() == Counter(customers(80))

@@ -5,11 +5,15 @@ A pass claims the due rows a batch at a time (up to BATCH of them, BATCH_BYTES o
 one transaction sets them "sending" with a lease. On PostgreSQL the claim uses
 SELECT ... FOR UPDATE SKIP LOCKED, so several daemons never take the same row; a row
 leased by a daemon that died is due again when its lease runs out. The batch then goes
-to the relay over one connection, and each mail is marked "sent" in a commit of its own
-the moment the relay has said 250, before the next mail is sent: the only window for a
-duplicate is a crash between that 250 and that commit, which stays milliseconds long
-and one mail wide (recording a whole batch at once would widen it to the batch), and
-the resent mail carries the same Message-ID so the recipient's client can fold it.
+to the relay over one connection, and each mail is recorded "sent" the moment the relay
+has said 250, before the next mail is sent: the only window for a duplicate is a crash
+between that 250 and that record, which stays milliseconds long and one mail wide
+(recording a whole batch at once would widen it to the batch), and the resent mail
+carries the same Message-ID so the recipient's client can fold it. On PostgreSQL the
+record is a commit of its own; on SQLite, whose one write lock the pipeline holds
+through each batch, it is a line fsynced in outgoing/sent_journal.py, written into the
+database with the next claim (before that claim picks any row) or at the end of the
+pass, and the claims take turns with the pipeline's batches (store/turns.py).
 Maildir delivery uses a file name derived from the row, so a redelivery after a crash
 finds the file and does not write twice.
 
@@ -42,9 +46,11 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from helpdesk import clock
 from helpdesk.config.settings import Settings
 from helpdesk.errors import PermanentError, TemporaryError
+from helpdesk.outgoing.sent_journal import SentJournal
 from helpdesk.outgoing.transports import Claimed, Transport, transport_for
 from helpdesk.store.db import is_unavailable
 from helpdesk.store.models import Outbox
+from helpdesk.store.turns import NoTurns, WriteTurns
 
 log = logging.getLogger("helpdesk.outgoing.outbox")
 
@@ -77,6 +83,11 @@ _READ = select(_T.c.id, _T.c.kind, _T.c.ticket_id, _T.c.mail_from, _T.c.rcpt_tos
 _SENT = (update(_T).where(_T.c.id == bindparam("row_id"))
          .values(status="sent", last_error="",
                  sent_at=bindparam("at", type_=_T.c.sent_at.type)))
+# a journal's line: only the row it was written for, and only if no one recorded it since
+_JOURNALED = (update(_T)
+              .where(_T.c.id == bindparam("row_id"), _T.c.msgid_key == bindparam("key"), _DUE)
+              .values(status="sent", last_error="",
+                      sent_at=bindparam("at", type_=_T.c.sent_at.type)))
 _RETRY = (update(_T).where(_T.c.id == bindparam("row_id"))
           .values(status="queued", last_error=bindparam("error"),
                   next_attempt_at=bindparam("due", type_=_T.c.next_attempt_at.type)))
@@ -124,9 +135,14 @@ def _database() -> Iterator[None]:
 
 class OutboxWorker:
     def __init__(self, settings: Settings, engine: Engine,
-                 transport_factory: Callable[[], Transport] | None = None) -> None:
+                 transport_factory: Callable[[], Transport] | None = None,
+                 turns: WriteTurns | NoTurns | None = None) -> None:
         self.settings = settings
         self.engine = engine
+        # the daemon's pipeline takes the same turns at the write lock (SQLite)
+        self.turns = turns or NoTurns()
+        self.journal = (SentJournal(settings.data_dir / "outbox" / "sent.journal")
+                        if engine.dialect.name == "sqlite" else None)
         self.transport_factory = transport_factory or (lambda: transport_for(settings))
         self._relay_down = False
         self._give_up = timedelta(hours=settings.outgoing.give_up_after_hours)
@@ -153,6 +169,7 @@ class OutboxWorker:
                     if not (more or tally.cut):
                         break
                     tally.cut = False
+                self._flush_journal(conn)
         finally:
             transport.close()
         return Result(tally.sent, tally.failed, tally.dead)
@@ -160,10 +177,15 @@ class OutboxWorker:
     def _claim(self, conn: Connection, want: int) -> tuple[list[Claimed], bool]:
         """Up to `want` due rows, leased to us in one commit, oldest due first; and
         whether more may be due."""
+        with self.turns.turn():
+            return self._claim_in_turn(conn, want)
+
+    def _claim_in_turn(self, conn: Connection, want: int) -> tuple[list[Claimed], bool]:
         now = clock.now()
+        journaled = self._write_journaled(conn)  # before the pick: it must not pick them
         picked = conn.execute(_PICK, {"now": now, "want": want}).all()
         if not picked:
-            conn.rollback()
+            self._commit(conn, journaled)
             return [], False
         take, size = [], 0
         for row in picked:  # the first always, however large; then up to BATCH_BYTES
@@ -177,7 +199,7 @@ class OutboxWorker:
             conn.rollback()  # taken by another process meanwhile: none of them now
             return [], False
         mail = {row.id: row for row in conn.execute(_READ, {"ids": ids})}
-        conn.commit()
+        self._commit(conn, journaled)
         return [_claimed(mail[row.id], row) for row in take], len(picked) == want
 
     def _deliver(self, conn: Connection, transport: Transport, batch: list[Claimed],
@@ -220,44 +242,77 @@ class OutboxWorker:
         self._log_sent(row)
 
     def _record_sent(self, conn: Connection, row: Claimed) -> None:
-        """Commit the delivery before anything else goes out. If the database fails
-        right now, remember it in memory so this process never sends the mail again once
-        its lease runs out; only a crash of the process in this instant can repeat it."""
+        """Make the delivery durable before anything else goes out: in the journal
+        (SQLite), else in a commit. If that fails right now, remember it in memory so
+        this process never sends the mail again once its lease runs out; only a crash of
+        the process in this instant can repeat it."""
+        if self.journal is not None:
+            try:
+                self.journal.add(row.id, row.msgid_key, clock.now())
+                return
+            except OSError as err:
+                log.warning("outbox journal %s not written (%s): recording %s in the "
+                            "database instead", self.journal.path, err, row.id)
         try:
-            conn.execute(_SENT, {"row_id": row.id, "at": clock.now()})
-            conn.commit()
+            with self.turns.turn():
+                conn.execute(_SENT, {"row_id": row.id, "at": clock.now()})
+                conn.commit()
         except BaseException:
             self._unrecorded.add(row.id)
             raise
 
+    def _write_journaled(self, conn: Connection) -> bool:
+        """The journal's deliveries as updates in this transaction; True if any."""
+        if self.journal is None or not self.journal.pending:
+            return False
+        conn.execute(_JOURNALED, [{"row_id": d.row_id, "key": d.msgid_key, "at": d.at}
+                                  for d in self.journal.pending])
+        return True
+
+    def _commit(self, conn: Connection, journaled: bool) -> None:
+        conn.commit()
+        if journaled:
+            assert self.journal is not None
+            self.journal.recorded()
+
+    def _flush_journal(self, conn: Connection) -> None:
+        """At the end of a pass: what was sent is "sent" in the database too (the web
+        desk and `helpdesk status` read it there)."""
+        if self.journal is not None and self.journal.pending:
+            with self.turns.turn():
+                self._commit(conn, self._write_journaled(conn))
+
     def _record_failed(self, conn: Connection, row: Claimed, error: str,
                        dead: bool = False) -> None:
         now = clock.now()
-        if dead or now - row.created_at > self._give_up:
-            conn.execute(_DEAD, {"row_id": row.id, "error": error})
-            self.dead_rows.append(row.id)
-        else:
-            conn.execute(_RETRY, {"row_id": row.id, "error": error,
-                                  "due": now + _backoff(self.settings, row.attempts)})
-        conn.commit()
+        with self.turns.turn():
+            if dead or now - row.created_at > self._give_up:
+                conn.execute(_DEAD, {"row_id": row.id, "error": error})
+                self.dead_rows.append(row.id)
+            else:
+                conn.execute(_RETRY, {"row_id": row.id, "error": error,
+                                      "due": now + _backoff(self.settings, row.attempts)})
+            conn.commit()
 
     def _give_back(self, conn: Connection, rows: list[Claimed]) -> None:
         """Untried rows return to how they were, due again at once; best effort: if the
         database is failing, their lease runs out instead."""
         try:
             conn.rollback()  # whatever an error left half done
-            conn.execute(_GIVE_BACK, [
-                {"row_id": r.id, "leased_attempts": r.attempts, "was_status": r.was_status,
-                 "was_attempts": r.was_attempts, "was_due": r.was_due} for r in rows])
-            conn.commit()
+            with self.turns.turn():
+                conn.execute(_GIVE_BACK, [
+                    {"row_id": r.id, "leased_attempts": r.attempts, "was_status": r.was_status,
+                     "was_attempts": r.was_attempts, "was_due": r.was_due} for r in rows])
+                conn.commit()
         except SQLAlchemyError as err:
             log.debug("outbox: could not give back %d rows (their lease will run out): %s",
                       len(rows), err)
 
     def _record_unrecorded(self, conn: Connection) -> None:
         for row_id in sorted(self._unrecorded):
-            conn.execute(_SENT, {"row_id": row_id, "at": clock.now()})
-            conn.commit()
+            with self.turns.turn():
+                conn.execute(_SENT, {"row_id": row_id, "at": clock.now()})
+                conn.commit()
             self._unrecorded.discard(row_id)
 
     def _log_sent(self, row: Claimed) -> None:
