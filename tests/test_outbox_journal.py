@@ -185,3 +185,21 @@ def test_acknowledgements_are_relayed_while_a_backlog_is_still_being_stored(
     assert relayed_by_then >= n // 4, \
         f"only {relayed_by_then} of {n} acknowledgements relayed while the backlog was stored"
     wait_until(lambda: {r.status for r in outbox_rows(settings)} == {"sent"})
+
+
+@sqlite_only
+def test_a_second_worker_on_the_same_data_dir_leaves_the_journal_alone_and_commits_instead(
+    make_settings: MakeSettings, relay: RelaySink,
+) -> None:
+    settings = _settings(make_settings, relay.port)
+    _queue(settings, customers(2))
+    first = OutboxWorker(settings, engine_for(settings))
+    assert first.journal is not None
+    first.journal.add(999, "a" * 64, clock.now())  # a line only the first may record
+
+    second = OutboxWorker(settings, engine_for(settings))
+
+    assert second.journal is None
+    assert second.deliver_due() == Result(sent=2)
+    assert {r.status for r in outbox_rows(settings)} == {"sent"}
+    assert _journal(settings).read_text().startswith("999 "), "the first one's line stays"

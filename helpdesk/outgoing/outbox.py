@@ -141,7 +141,7 @@ class OutboxWorker:
         self.engine = engine
         # the daemon's pipeline takes the same turns at the write lock (SQLite)
         self.turns = turns or NoTurns()
-        self.journal = (SentJournal(settings.data_dir / "outbox" / "sent.journal")
+        self.journal = (SentJournal.open(settings.data_dir / "outbox" / "sent.journal")
                         if engine.dialect.name == "sqlite" else None)
         self.transport_factory = transport_factory or (lambda: transport_for(settings))
         self._relay_down = False

@@ -15,11 +15,16 @@ again can never be marked by an old line. A line torn by a crash while it was wr
 is skipped: that mail may go out once more, the one-mail window the outbox has always
 had between the relay's 250 and its record.
 
-One process writes a data_dir's journal: the daemon's outbox worker.
+One process writes a data_dir's journal: the daemon's outbox worker, which holds a lock
+on it (flock). A second worker on the same data_dir (a second daemon started on the same
+SQLite database by mistake) does not get it, leaves the file alone and records each
+delivery in a commit of its own, as on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import fcntl
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -37,14 +42,27 @@ class Delivery:
 
 
 class SentJournal:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, file: io.FileIO) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = file  # open, and locked, for as long as this object lives
         self.pending: list[Delivery] = self._read()
-        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 (open while the worker is)
         if self.pending:
             log.info("%d deliveries of an earlier run not yet recorded in the database: "
                      "recording them before anything is sent", len(self.pending))
+
+    @classmethod
+    def open(cls, path: Path) -> SentJournal | None:
+        """The journal at `path`, locked for this process; None if another holds it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = open(path, "ab", buffering=0)  # noqa: SIM115 (open while the worker is)
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.close()
+            log.warning("%s is held by another process (a second daemon on this data_dir?): "
+                        "recording each delivery in the database instead", path)
+            return None
+        return cls(path, file)
 
     def add(self, row_id: int, key: str, at: datetime) -> None:
         """Durable on return (OSError if it could not be made so)."""
