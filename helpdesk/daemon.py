@@ -38,7 +38,6 @@ from helpdesk.report.status import spool_figures, write_snapshot
 from helpdesk.rules.holder import RulesHolder, watch_rules
 from helpdesk.spool import Spool
 from helpdesk.store import db
-from helpdesk.store.turns import turns_for
 from helpdesk.web.health import health_routes
 from helpdesk.web.metrics import PipelineCollector, make_registry
 from helpdesk.web.server import HttpServer, split_listen
@@ -118,9 +117,7 @@ class Daemon:
             agents.fixed(agents.load(agents.path_for(s)))
         self._alert_lock = threading.Lock()
         self.spool = Spool(s.data_dir / "spool")
-        # the pipeline's batches and the outbox's claims take turns at SQLite's write lock
-        turns = turns_for(self.engine)
-        self.outbox = OutboxWorker(s, self.engine, turns=turns)
+        self.outbox = OutboxWorker(s, self.engine)
         self.outbox_worker = Worker("outbox", self._outbox_step, idle=1.0)
         # webhooks ([[api_hook]]): their own worker, so a slow receiver never delays mail
         # without hooks it only clears the events every change records (store/hook_events)
@@ -130,7 +127,7 @@ class Daemon:
                                                self.spool.waiting)
         self.pipeline = Pipeline(s, self.engine, self.spool, self.router,
                                  on_outbox=self.outbox_worker.poke, directory=self.directory,
-                                 observe=metrics.observe, turns=turns)
+                                 observe=metrics.observe)
         self.registry.register(PipelineCollector(self.pipeline, self.spool.waiting))
         self.pipeline_worker = Worker("pipeline", self._pipeline_step, idle=1.0, nice=5)
         self.handler = IntakeHandler(s, self.spool, on_spooled=self.pipeline_worker.poke)

@@ -39,7 +39,6 @@ from helpdesk.store import blobs, blobsync, channel, contacts_ops, queries, tick
 from helpdesk.store import tickets as store
 from helpdesk.store.db import batch_engine, is_unavailable, session_scope
 from helpdesk.store.models import Contact, Quarantine, Status, Ticket
-from helpdesk.store.turns import NoTurns, WriteTurns
 from helpdesk.throughput import DrainRate, StageTimes
 
 log = logging.getLogger("helpdesk.pipeline")
@@ -95,8 +94,7 @@ class Pipeline:
                  on_outbox: Callable[[], None] | None = None,
                  directory: DirectorySource | None = None,
                  reply_hooks: list[ReplyHook] | None = None,
-                 observe: Callable[[Envelope, Outcome, float], None] | None = None,
-                 turns: WriteTurns | NoTurns | None = None) -> None:
+                 observe: Callable[[Envelope, Outcome, float], None] | None = None) -> None:
         self.settings = settings
         self.reply_hooks = (default_reply_hooks(settings, engine) if reply_hooks is None
                             else reply_hooks)
@@ -114,8 +112,6 @@ class Pipeline:
         self.drain_rate = DrainRate()
         # the batches' transactions: savepoints must nest (store.db.batch_engine)
         self.writer = batch_engine(engine)
-        # shared with the daemon's outbox, whose claims go between two batches (SQLite)
-        self.turns = turns or NoTurns()
         self._one_at_a_time = 0
 
     # -- driving -----------------------------------------------------------------
@@ -148,8 +144,7 @@ class Pipeline:
         run = batch.Batch(self.spool, entries)
         results: list[tuple[Entry, Outcome, float]] = []
         try:
-            with (self.turns.turn(), blobsync.group() as files,
-                  session_scope(self.writer) as session):
+            with blobsync.group() as files, session_scope(self.writer) as session:
                 for entry in entries:
                     started = time.perf_counter()
                     results.append((entry, self._in_batch(session, run, entry), started))
@@ -181,8 +176,7 @@ class Pipeline:
     def _failed_alone(self, run: batch.Batch, entry: Entry, err: Exception) -> Outcome:
         """A mail alone in its batch whose commit failed: its failure, counted as ever."""
         try:
-            with (self.turns.turn(), blobsync.group() as files,
-                  session_scope(self.writer) as session):
+            with blobsync.group() as files, session_scope(self.writer) as session:
                 outcome = self._failed(session, run, entry, err)
                 files.sync()
         except TemporaryError as again:
@@ -566,8 +560,7 @@ class Pipeline:
         moved = 0
         for path in self.spool.bad_entries():
             entry = self.spool.read_bad(path)
-            with (self.turns.turn(), blobsync.group() as files,
-                  session_scope(self.writer) as session):
+            with blobsync.group() as files, session_scope(self.writer) as session:
                 self._quarantine(session, entry,
                                  "crashed the daemon repeatedly while being processed")
                 files.sync()

@@ -13,7 +13,7 @@ carries the same Message-ID so the recipient's client can fold it. On PostgreSQL
 record is a commit of its own; on SQLite, whose one write lock the pipeline holds
 through each batch, it is a line fsynced in outgoing/sent_journal.py, written into the
 database with the next claim (before that claim picks any row) or at the end of the
-pass, and the claims take turns with the pipeline's batches (store/turns.py).
+pass; its writes take turns with the pipeline's batches (store/turns.py).
 Maildir delivery uses a file name derived from the row, so a redelivery after a crash
 finds the file and does not write twice.
 
@@ -50,7 +50,6 @@ from helpdesk.outgoing.sent_journal import SentJournal
 from helpdesk.outgoing.transports import Claimed, Transport, transport_for
 from helpdesk.store.db import is_unavailable
 from helpdesk.store.models import Outbox
-from helpdesk.store.turns import NoTurns, WriteTurns
 
 log = logging.getLogger("helpdesk.outgoing.outbox")
 
@@ -135,12 +134,9 @@ def _database() -> Iterator[None]:
 
 class OutboxWorker:
     def __init__(self, settings: Settings, engine: Engine,
-                 transport_factory: Callable[[], Transport] | None = None,
-                 turns: WriteTurns | NoTurns | None = None) -> None:
+                 transport_factory: Callable[[], Transport] | None = None) -> None:
         self.settings = settings
         self.engine = engine
-        # the daemon's pipeline takes the same turns at the write lock (SQLite)
-        self.turns = turns or NoTurns()
         self.journal = (SentJournal.open(settings.data_dir / "outbox" / "sent.journal")
                         if engine.dialect.name == "sqlite" else None)
         self.transport_factory = transport_factory or (lambda: transport_for(settings))
@@ -177,10 +173,6 @@ class OutboxWorker:
     def _claim(self, conn: Connection, want: int) -> tuple[list[Claimed], bool]:
         """Up to `want` due rows, leased to us in one commit, oldest due first; and
         whether more may be due."""
-        with self.turns.turn():
-            return self._claim_in_turn(conn, want)
-
-    def _claim_in_turn(self, conn: Connection, want: int) -> tuple[list[Claimed], bool]:
         now = clock.now()
         journaled = self._write_journaled(conn)  # before the pick: it must not pick them
         picked = conn.execute(_PICK, {"now": now, "want": want}).all()
@@ -254,9 +246,8 @@ class OutboxWorker:
                 log.warning("outbox journal %s not written (%s): recording %s in the "
                             "database instead", self.journal.path, err, row.id)
         try:
-            with self.turns.turn():
-                conn.execute(_SENT, {"row_id": row.id, "at": clock.now()})
-                conn.commit()
+            conn.execute(_SENT, {"row_id": row.id, "at": clock.now()})
+            conn.commit()
         except BaseException:
             self._unrecorded.add(row.id)
             raise
@@ -279,40 +270,36 @@ class OutboxWorker:
         """At the end of a pass: what was sent is "sent" in the database too (the web
         desk and `helpdesk status` read it there)."""
         if self.journal is not None and self.journal.pending:
-            with self.turns.turn():
-                self._commit(conn, self._write_journaled(conn))
+            self._commit(conn, self._write_journaled(conn))
 
     def _record_failed(self, conn: Connection, row: Claimed, error: str,
                        dead: bool = False) -> None:
         now = clock.now()
-        with self.turns.turn():
-            if dead or now - row.created_at > self._give_up:
-                conn.execute(_DEAD, {"row_id": row.id, "error": error})
-                self.dead_rows.append(row.id)
-            else:
-                conn.execute(_RETRY, {"row_id": row.id, "error": error,
-                                      "due": now + _backoff(self.settings, row.attempts)})
-            conn.commit()
+        if dead or now - row.created_at > self._give_up:
+            conn.execute(_DEAD, {"row_id": row.id, "error": error})
+            self.dead_rows.append(row.id)
+        else:
+            conn.execute(_RETRY, {"row_id": row.id, "error": error,
+                                  "due": now + _backoff(self.settings, row.attempts)})
+        conn.commit()
 
     def _give_back(self, conn: Connection, rows: list[Claimed]) -> None:
         """Untried rows return to how they were, due again at once; best effort: if the
         database is failing, their lease runs out instead."""
         try:
             conn.rollback()  # whatever an error left half done
-            with self.turns.turn():
-                conn.execute(_GIVE_BACK, [
-                    {"row_id": r.id, "leased_attempts": r.attempts, "was_status": r.was_status,
-                     "was_attempts": r.was_attempts, "was_due": r.was_due} for r in rows])
-                conn.commit()
+            conn.execute(_GIVE_BACK, [
+                {"row_id": r.id, "leased_attempts": r.attempts, "was_status": r.was_status,
+                 "was_attempts": r.was_attempts, "was_due": r.was_due} for r in rows])
+            conn.commit()
         except SQLAlchemyError as err:
             log.debug("outbox: could not give back %d rows (their lease will run out): %s",
                       len(rows), err)
 
     def _record_unrecorded(self, conn: Connection) -> None:
         for row_id in sorted(self._unrecorded):
-            with self.turns.turn():
-                conn.execute(_SENT, {"row_id": row_id, "at": clock.now()})
-                conn.commit()
+            conn.execute(_SENT, {"row_id": row_id, "at": clock.now()})
+            conn.commit()
             self._unrecorded.discard(row_id)
 
     def _log_sent(self, row: Claimed) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
 from helpdesk.errors import TemporaryError
+from helpdesk.store import turns as write_turns
 
 if TYPE_CHECKING:
     from helpdesk.config.settings import Settings
@@ -32,6 +33,8 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 # the execution option naming the webhook events worth recording (store/hook_events.py)
 HOOK_EVENTS_OPTION = "helpdesk_hook_events"
+# how long a SQLite writer waits: for the write lock (busy handler), and for its turn
+SQLITE_BUSY_SECONDS = 30
 
 
 def make_engine(url: str, *, hook_events: Collection[str] | None = None) -> Engine:
@@ -39,8 +42,10 @@ def make_engine(url: str, *, hook_events: Collection[str] | None = None) -> Engi
     (Settings.hook_events_wanted), the only ones its sessions record; None: all."""
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS,
+                                                  "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        _take_turns(engine, at_begin=False)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     if hook_events is None:
@@ -73,9 +78,11 @@ def batch_engine(engine: Engine) -> Engine:
     """
     if engine.dialect.name != "sqlite":
         return engine
-    batch = create_engine(engine.url, connect_args={"timeout": 30, "check_same_thread": False})
+    batch = create_engine(engine.url, connect_args={"timeout": SQLITE_BUSY_SECONDS,
+                                                    "check_same_thread": False})
     event.listen(batch, "connect", _sqlite_pragmas)
     event.listen(batch, "connect", _no_driver_begin)
+    _take_turns(batch, at_begin=True)  # before the BEGIN IMMEDIATE below takes the lock
     event.listen(batch, "begin", _begin_immediate)
     options = engine.get_execution_options()
     return batch.execution_options(**options) if options else batch
@@ -94,8 +101,48 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
     cur.close()
+
+
+_TURN = "helpdesk_write_turn"  # in a DBAPI connection's info: it holds this process's turn
+# what the sqlite3 driver opens a transaction for in its legacy mode (the daemon's engine)
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def _take_turns(engine: Engine, *, at_begin: bool) -> None:
+    """The engine's write transactions take turns with this process's other writers
+    (store/turns.py): from the BEGIN (the batch engine's BEGIN IMMEDIATE), or else from
+    the first statement that writes, until the transaction ends. Given back as the
+    commit or rollback starts: the next writer's statement then waits the
+    milliseconds of that commit in SQLite's busy handler."""
+    turns = write_turns.for_database(str(Path(engine.url.database or "").resolve()))
+
+    def take(conn) -> None:  # type: ignore[no-untyped-def]
+        if not conn.info.get(_TURN):
+            conn.info[_TURN] = turns.acquire(SQLITE_BUSY_SECONDS)
+
+    def take_to_write(conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip()[:7].upper().startswith(_WRITES):
+            take(conn)
+
+    def give_back(conn) -> None:  # type: ignore[no-untyped-def]
+        if conn.info.pop(_TURN, False):
+            turns.release()
+
+    def give_back_pooled(_dbapi_conn, record, *_args) -> None:  # type: ignore[no-untyped-def]
+        # a connection returned or dropped with its transaction still open
+        if record is not None and record.info.pop(_TURN, False):
+            turns.release()
+
+    if at_begin:
+        event.listen(engine, "begin", take)
+    else:
+        event.listen(engine, "before_cursor_execute", take_to_write)
+    event.listen(engine, "commit", give_back)
+    event.listen(engine, "rollback", give_back)
+    event.listen(engine, "checkin", give_back_pooled)
+    event.listen(engine, "invalidate", give_back_pooled)
 
 
 def is_unavailable(err: BaseException) -> bool:
