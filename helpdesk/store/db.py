@@ -119,7 +119,7 @@ def _take_turns(engine: Engine, *, at_begin: bool) -> None:
     turns = write_turns.for_database(str(Path(engine.url.database or "").resolve()))
 
     def take(conn) -> None:  # type: ignore[no-untyped-def]
-        if not conn.info.get(_TURN):
+        if _TURN not in conn.info:  # asked once per transaction: not given is not asked again
             conn.info[_TURN] = turns.acquire(SQLITE_BUSY_SECONDS)
 
     def take_to_write(conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
