@@ -192,14 +192,15 @@ def test_a_second_worker_on_the_same_data_dir_leaves_the_journal_alone_and_commi
     make_settings: MakeSettings, relay: RelaySink,
 ) -> None:
     settings = _settings(make_settings, relay.port)
-    _queue(settings, customers(2))
     first = OutboxWorker(settings, engine_for(settings))
+    assert first.deliver_due() == Result()  # its first pass opens the journal
     assert first.journal is not None
     first.journal.add(999, "a" * 64, clock.now())  # a line only the first may record
+    _queue(settings, customers(2))
 
     second = OutboxWorker(settings, engine_for(settings))
 
-    assert second.journal is None
     assert second.deliver_due() == Result(sent=2)
+    assert second.journal is None
     assert {r.status for r in outbox_rows(settings)} == {"sent"}
     assert _journal(settings).read_text().startswith("999 "), "the first one's line stays"

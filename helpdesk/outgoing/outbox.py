@@ -137,8 +137,9 @@ class OutboxWorker:
                  transport_factory: Callable[[], Transport] | None = None) -> None:
         self.settings = settings
         self.engine = engine
-        self.journal = (SentJournal.open(settings.data_dir / "outbox" / "sent.journal")
-                        if engine.dialect.name == "sqlite" else None)
+        # opened at the first pass: a daemon that refuses to start leaves it alone
+        self.journal: SentJournal | None = None
+        self._journal_wanted = engine.dialect.name == "sqlite"
         self.transport_factory = transport_factory or (lambda: transport_for(settings))
         self._relay_down = False
         self._give_up = timedelta(hours=settings.outgoing.give_up_after_hours)
@@ -150,6 +151,9 @@ class OutboxWorker:
     def deliver_due(self, limit: int = 100) -> Result:
         """Send what is due now (up to `limit` rows); returns counts. Stops early when the
         relay is down."""
+        if self._journal_wanted:
+            self._journal_wanted = False
+            self.journal = SentJournal.open(self.settings.data_dir / "outbox" / "sent.journal")
         tally = _Tally()
         transport = self.transport_factory()
         try:
