@@ -156,10 +156,14 @@ def is_unavailable(err: BaseException) -> bool:
 def snapshot_scope(engine: Engine) -> Iterator[Session]:
     """A read that sees one moment. PostgreSQL's default READ COMMITTED gives each
     statement its own snapshot, so a ticket read in several queries could show a
-    message's event without the message; SQLite reads are one snapshot anyway."""
+    message's event without the message. SQLite's driver, in the legacy mode of the
+    daemon's engine, begins no transaction for a SELECT, so there each statement sees
+    the latest commit too: the read begins one (deferred: a read snapshot, no lock)."""
     if engine.dialect.name == "postgresql":
         engine = engine.execution_options(isolation_level="REPEATABLE READ")  # type: ignore[assignment]
     with session_scope(engine) as session:
+        if engine.dialect.name == "sqlite":
+            session.connection().exec_driver_sql("BEGIN")
         yield session
 
 
