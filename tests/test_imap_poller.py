@@ -374,3 +374,21 @@ def test_mail_that_keeps_failing_goes_to_quarantine(
     finally:
         poller.stop()
         poller.join(10)
+
+
+def test_mail_that_came_just_before_idle_ends_the_idle_at_once(
+        imap_account: Account, spool: Spool, tmp_path: Path) -> None:
+    """Mail appended between the poller's SEARCH and its IDLE: Dovecot announces it
+    before its "+ idling", where imaplib files it away and idle_check() never sees it;
+    it must not wait for the next refresh."""
+    poller = ImapPoller(imap_entry(imap_account), spool, None, tmp_path / "state")
+    client = imap.connect(poller.entry, None)
+    try:
+        poller._select(client)
+        imap_account.append(make_mail(1))  # after our SEARCH would have run
+        start = time.monotonic()
+        poller._idle(client, until=start + 20)
+        took = time.monotonic() - start
+    finally:
+        imap.logout(client)
+    assert took < 5.0, f"IDLE waited {took:.1f} s for mail already announced"
