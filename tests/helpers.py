@@ -364,6 +364,18 @@ def wait_outbox_passes(daemon: DaemonThread, count: int = 2, timeout: float = 15
         del worker.deliver_due
 
 
+def spool_backlog(settings: Settings, n: int) -> Any:
+    """n new customers' mails waiting in the spool, as if taken over SMTP (a backlog)."""
+    from helpdesk.spool import Envelope, Spool
+
+    spool = Spool(settings.data_dir / "spool")
+    for i in range(n):
+        mail = make_mail(sender=f"Customer {i} <c{i}@customer.test>", subject=f"issue {i}")
+        spool.put(bytes(mail), Envelope(route="smtp", mail_from=f"c{i}@customer.test",
+                                        rcpt_tos=("support@example.test",)))
+    return spool
+
+
 def run_pipeline(settings: Settings, spool: Any = None, **kwargs: Any) -> list[Any]:
     """The pipeline in this process, until the spool is empty: its outcomes."""
     from helpdesk.pipeline import Pipeline

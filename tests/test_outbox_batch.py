@@ -82,14 +82,14 @@ def relay_handler() -> Iterator[RelayHandler]:
     controller.stop()
 
 
-def _settings(make_settings: MakeSettings, port: int, **outgoing: Any) -> Settings:
+def relay_settings(make_settings: MakeSettings, port: int, **outgoing: Any) -> Settings:
     settings = make_settings({"outgoing": {"relay_host": "127.0.0.1", "relay_port": port,
                                            **outgoing}})
     db.upgrade(settings.database_url)
     return settings
 
 
-def _queue(settings: Settings, rcpts: list[str]) -> list[int]:
+def queue_acks(settings: Settings, rcpts: list[str]) -> list[int]:
     """One acknowledgement to each address, queued in this order; their ids."""
     with db.session_scope(engine_for(settings)) as session:
         rows = [mailout.queue(session, mailout.build(settings, to=[rcpt], subject="hello",
@@ -110,9 +110,9 @@ def customers(n: int) -> list[str]:
 def test_one_refused_recipient_in_a_batch_kills_its_row_only_and_one_connection_carries_all(
     make_settings: MakeSettings, relay_handler: RelayHandler,
 ) -> None:
-    settings = _settings(make_settings, relay_handler.port)  # type: ignore[attr-defined]
+    settings = relay_settings(make_settings, relay_handler.port)  # type: ignore[attr-defined]
     rcpts = [*customers(3), REFUSED, *customers(6)[3:]]
-    _queue(settings, rcpts)
+    queue_acks(settings, rcpts)
 
     result = OutboxWorker(settings, engine_for(settings)).deliver_due()
 
@@ -131,8 +131,8 @@ def test_a_relay_dying_mid_batch_keeps_what_it_took_retries_the_one_in_flight_an
 ) -> None:
     proxy = TcpProxy(("127.0.0.1", relay_handler.port)).start()  # type: ignore[attr-defined]
     relay_handler.on_data[4] = proxy.stop  # the 4th mail's DATA: the relay is gone
-    settings = _settings(make_settings, proxy.port)
-    _queue(settings, customers(10))
+    settings = relay_settings(make_settings, proxy.port)
+    queue_acks(settings, customers(10))
     start = clock.now()
     clock.freeze(start)
     before = _by_rcpt(settings)
@@ -169,8 +169,8 @@ def test_a_relay_dying_mid_batch_keeps_what_it_took_retries_the_one_in_flight_an
 def test_a_claimed_batch_is_leased_and_taken_again_only_when_the_lease_has_run_out(
     make_settings: MakeSettings, relay_handler: RelayHandler,
 ) -> None:
-    settings = _settings(make_settings, relay_handler.port, lease=60)  # type: ignore[attr-defined]
-    ids = _queue(settings, customers(5))
+    settings = relay_settings(make_settings, relay_handler.port, lease=60)  # type: ignore[attr-defined]
+    ids = queue_acks(settings, customers(5))
     start = clock.now()
     clock.freeze(start)
     engine = engine_for(settings)
@@ -201,8 +201,8 @@ def test_a_slow_relay_gets_the_rest_of_a_batch_under_a_fresh_lease(
     """Sends start only in the first half of a lease (lease 2 s here: 1 s); what the
     relay had no time for is given back, claimed again, and still goes out once."""
     relay_handler.delay = 0.4
-    settings = _settings(make_settings, relay_handler.port, lease=2)  # type: ignore[attr-defined]
-    _queue(settings, customers(6))
+    settings = relay_settings(make_settings, relay_handler.port, lease=2)  # type: ignore[attr-defined]
+    queue_acks(settings, customers(6))
     engine = engine_for(settings)
     leases: list[str] = []  # the statements that lease rows (attempts + 1)
     event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *_:
@@ -218,8 +218,8 @@ def test_a_slow_relay_gets_the_rest_of_a_batch_under_a_fresh_lease(
 def test_a_pass_claims_batch_after_batch_up_to_its_limit_with_about_one_statement_a_mail(
     make_settings: MakeSettings, relay_handler: RelayHandler,
 ) -> None:
-    settings = _settings(make_settings, relay_handler.port)  # type: ignore[attr-defined]
-    _queue(settings, customers(80))
+    settings = relay_settings(make_settings, relay_handler.port)  # type: ignore[attr-defined]
+    queue_acks(settings, customers(80))
     engine = engine_for(settings)
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute",
@@ -241,8 +241,8 @@ def test_a_batch_holds_at_most_batch_bytes_of_mail_but_always_one_row(
     make_settings: MakeSettings, relay_handler: RelayHandler,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = _settings(make_settings, relay_handler.port)  # type: ignore[attr-defined]
-    _queue(settings, customers(5))
+    settings = relay_settings(make_settings, relay_handler.port)  # type: ignore[attr-defined]
+    queue_acks(settings, customers(5))
     size = len(outbox_rows(settings)[0].raw)
     engine = engine_for(settings)
     worker = OutboxWorker(settings, engine)
@@ -261,8 +261,8 @@ def test_two_workers_on_one_database_never_send_a_row_twice(
 ) -> None:
     """Each with an engine of its own, as two daemons: PostgreSQL's SKIP LOCKED, and on
     SQLite the lease's repeated condition, keep them off each other's rows."""
-    settings = _settings(make_settings, relay_handler.port)  # type: ignore[attr-defined]
-    _queue(settings, customers(150))
+    settings = relay_settings(make_settings, relay_handler.port)  # type: ignore[attr-defined]
+    queue_acks(settings, customers(150))
     engines = [db.make_engine(settings.database_url) for _ in range(2)]
     errors: list[BaseException] = []
 

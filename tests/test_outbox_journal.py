@@ -22,11 +22,7 @@ from sqlalchemy import text
 
 from helpdesk import clock
 from helpdesk.config.settings import Settings
-from helpdesk.outgoing import compose as mailout
 from helpdesk.outgoing.outbox import OutboxWorker, Result
-from helpdesk.spool import Envelope as SpoolEnvelope
-from helpdesk.spool import Spool
-from helpdesk.store import db
 from tests.conftest import MakeSettings
 from tests.helpers import (
     REPO,
@@ -34,10 +30,11 @@ from tests.helpers import (
     RelaySink,
     engine_for,
     free_port,
-    make_mail,
     outbox_rows,
+    spool_backlog,
     wait_until,
 )
+from tests.test_outbox_batch import customers, queue_acks, relay_settings
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -63,24 +60,6 @@ class KillingRelay:
         return "250 2.0.0 OK"
 
 
-def _settings(make_settings: MakeSettings, port: int) -> Settings:
-    settings = make_settings({"outgoing": {"relay_host": "127.0.0.1", "relay_port": port}})
-    db.upgrade(settings.database_url)
-    return settings
-
-
-def _queue(settings: Settings, rcpts: list[str]) -> None:
-    with db.session_scope(engine_for(settings)) as session:
-        for rcpt in rcpts:
-            mailout.queue(session, mailout.build(settings, to=[rcpt], subject="hello",
-                                                 text=f"hi {rcpt}"),
-                          kind="ack", ticket_id=None, mail_from="", automatic=True)
-
-
-def customers(n: int) -> list[str]:
-    return [f"c{i}@customer.test" for i in range(n)]
-
-
 def _journal(settings: Settings) -> Path:
     return settings.data_dir / "outbox" / "sent.journal"
 
@@ -103,8 +82,8 @@ def test_deliveries_only_the_journal_knew_of_when_the_process_was_killed_are_not
     controller = Controller(relay, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
-        settings = _settings(make_settings, controller.port)
-        _queue(settings, customers(6))
+        settings = relay_settings(make_settings, controller.port)
+        queue_acks(settings, customers(6))
         child = subprocess.Popen([sys.executable, "-c", DELIVER, str(settings.source)],
                                  cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
         relay.victim = child.pid
@@ -132,8 +111,8 @@ def test_deliveries_only_the_journal_knew_of_when_the_process_was_killed_are_not
 def test_a_torn_last_line_and_a_line_for_another_mail_under_the_same_id_record_nothing(
     make_settings: MakeSettings, relay: RelaySink,
 ) -> None:
-    settings = _settings(make_settings, relay.port)
-    _queue(settings, customers(3))
+    settings = relay_settings(make_settings, relay.port)
+    queue_acks(settings, customers(3))
     first, second, third = sorted(outbox_rows(settings), key=lambda r: r.id)
     _journal(settings).parent.mkdir(parents=True, exist_ok=True)
     _journal(settings).write_text(
@@ -153,18 +132,14 @@ def test_a_torn_last_line_and_a_line_for_another_mail_under_the_same_id_record_n
 
 @sqlite_only
 def test_acknowledgements_are_relayed_while_a_backlog_is_still_being_stored(
-    make_settings: MakeSettings, relay: RelaySink,
+    settings_with_relay: Settings, relay: RelaySink,
 ) -> None:
     """The pipeline takes SQLite's write lock again the instant a batch commits; the
     outbox's claims get their turn between two batches instead of waiting for the end
     of the backlog (before: a few acknowledgements of 3,000 went out during the burst)."""
-    settings = make_settings({"outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port}})
+    settings = settings_with_relay
     n = 400
-    spool = Spool(settings.data_dir / "spool")
-    for i in range(n):
-        mail = make_mail(sender=f"Customer {i} <c{i}@customer.test>", subject=f"issue {i}")
-        spool.put(bytes(mail), SpoolEnvelope(route="smtp", mail_from=f"c{i}@customer.test",
-                                             rcpt_tos=("support@example.test",)))
+    spool_backlog(settings, n)
     engine = engine_for(settings)
     daemon = DaemonThread(settings).start()
     try:
@@ -191,12 +166,12 @@ def test_acknowledgements_are_relayed_while_a_backlog_is_still_being_stored(
 def test_a_second_worker_on_the_same_data_dir_leaves_the_journal_alone_and_commits_instead(
     make_settings: MakeSettings, relay: RelaySink,
 ) -> None:
-    settings = _settings(make_settings, relay.port)
+    settings = relay_settings(make_settings, relay.port)
     first = OutboxWorker(settings, engine_for(settings))
     assert first.deliver_due() == Result()  # its first pass opens the journal
     assert first.journal is not None
     first.journal.add(999, "a" * 64, clock.now())  # a line only the first may record
-    _queue(settings, customers(2))
+    queue_acks(settings, customers(2))
 
     second = OutboxWorker(settings, engine_for(settings))
 

@@ -11,10 +11,9 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import event, text
 
-from helpdesk.spool import Envelope, Spool
+from helpdesk.config.settings import Settings
 from helpdesk.store.turns import WriteTurns
-from tests.conftest import MakeSettings
-from tests.helpers import DaemonThread, RelaySink, engine_for, make_mail, wait_until
+from tests.helpers import DaemonThread, RelaySink, engine_for, spool_backlog, wait_until
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -72,15 +71,10 @@ def test_a_thread_holding_a_turn_does_not_wait_for_itself() -> None:
 
 @sqlite_only
 def test_a_write_during_a_backlog_waits_for_the_batch_in_progress_not_for_a_gap(
-    make_settings: MakeSettings, relay: RelaySink,
+    settings_with_relay: Settings, relay: RelaySink,
 ) -> None:
-    settings = make_settings({"outgoing": {"relay_host": "127.0.0.1", "relay_port": relay.port}})
-    spool = Spool(settings.data_dir / "spool")
-    n = 1200
-    for i in range(n):
-        mail = make_mail(sender=f"c{i}@customer.test", subject=f"issue {i}")
-        spool.put(bytes(mail), Envelope(route="smtp", mail_from=f"c{i}@customer.test",
-                                        rcpt_tos=("support@example.test",)))
+    settings = settings_with_relay
+    spool = spool_backlog(settings, 1200)
     engine = engine_for(settings)  # this process's engine: it takes turns like the daemon's
     daemon = DaemonThread(settings).start()
     batches = 0

@@ -132,8 +132,8 @@ def _take_turns(engine: Engine, *, at_begin: bool) -> None:
 
     def give_back_pooled(_dbapi_conn, record, *_args) -> None:  # type: ignore[no-untyped-def]
         # a connection returned or dropped with its transaction still open
-        if record is not None and record.info.pop(_TURN, False):
-            turns.release()
+        if record is not None:
+            give_back(record)  # the record's info is the connection's
 
     if at_begin:
         event.listen(engine, "begin", take)
