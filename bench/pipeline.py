@@ -190,8 +190,9 @@ def summed(parts: list[dict[tuple[str, str], float]]) -> dict[tuple[str, str], f
 # -- what the daemon did ----------------------------------------------------------------
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of `pid` and all its descendants, from /proc."""
+def process_cpu(pid: int, descendants: bool = True) -> float:
+    """CPU seconds (user + system) of `pid` and (unless told not to) all its descendants,
+    from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     total, todo = 0.0, [pid]
     while todo:
@@ -199,6 +200,8 @@ def process_cpu(pid: int) -> float:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / tick
+            if not descendants:
+                continue
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):
@@ -261,6 +264,12 @@ class Result:
     stages: dict[tuple[str, str], float]
     acks: int
     where: str = "SQLite, one daemon"
+    # Where the machine's CPUs went (seconds), to show how much of them the target leaves:
+    main_cpu: float = 0.0  # the daemons' main processes (the rest of daemon_cpu: listeners)
+    bench_cpu: float = 0.0  # this process during the burst: SMTP client and relay sink
+    baseline_server_cpu: float = 0.0
+    baseline_client_cpu: float = 0.0
+    baseline_seconds: float = 0.0
 
     @property
     def e2e_rate(self) -> float:
@@ -288,7 +297,10 @@ def run_corpus(work: Path, corpus: str, n: int, k: int, database_url: str = "",
     (work / corpus).mkdir()
     baseline = start_baseline(work / corpus)
     try:
+        server0, client0 = process_cpu(baseline.proc.pid), time.process_time()
         base = load(baseline.port, base_mails, k)
+        base_server_cpu = process_cpu(baseline.proc.pid) - server0
+        base_client_cpu = time.process_time() - client0
     finally:
         baseline.stop()
     sink = Sink()
@@ -302,14 +314,19 @@ def run_corpus(work: Path, corpus: str, n: int, k: int, database_url: str = "",
         def cpu() -> float:
             return sum(process_cpu(d.server.proc.pid) for d in started)
 
+        def main_cpu() -> float:
+            return sum(process_cpu(d.server.proc.pid, descendants=False) for d in started)
+
         def stages() -> dict[tuple[str, str], float]:
             return summed([stage_totals(d.http_port) for d in started])
         if seed:  # the tickets the replies answer: opened before, not timed
             load_split(started, seed, k)
             wait_done(daemon, sink, len(seed))
         cpu0, stages0, acks0 = cpu(), stages(), sink.count
+        main0, bench0 = main_cpu(), time.process_time()
         run = load_split(started, mails, k)
         all_stored, done, relayed_by_then = wait_done(daemon, sink, len(seed) + n)
+        main1, bench1 = main_cpu(), time.process_time()
         cpu1, stages1 = cpu(), stages()
     finally:
         for d in started:
@@ -324,7 +341,8 @@ def run_corpus(work: Path, corpus: str, n: int, k: int, database_url: str = "",
     return Result(corpus, n, base.rate, run.rate, done - run.started,
                   all_stored - run.started, relayed_by_then - acks0, cpu1 - cpu0,
                   {key: v - stages0.get(key, 0.0) for key, v in stages1.items()},
-                  sink.count - acks0, where)
+                  sink.count - acks0, where, main1 - main0, bench1 - bench0,
+                  base_server_cpu, base_client_cpu, base.ended - base.started)
 
 
 def report(r: Result) -> None:
@@ -346,6 +364,30 @@ def report(r: Result) -> None:
     cpu = sum(v for (kind, _), v in r.stages.items() if kind == "cpu") / r.mails * 1000
     wall = sum(v for (kind, _), v in r.stages.items() if kind == "wall") / r.mails * 1000
     print(f"    {'total':<8}                          {cpu:7.2f}  {wall:7.2f}")
+    report_machine(r)
+
+
+def report_machine(r: Result) -> None:
+    """How busy the machine's CPUs were, and what the target leaves for the daemon: the
+    client, the listener and the relay sink share the CPUs with the daemon's main process,
+    so at the target rate their CPU per mail and the daemon's must fit in the CPUs there
+    are. Polling the database for progress is in this process's figure too (a few ms a
+    second)."""
+    ms = 1000 / r.mails
+    cpus = os.cpu_count() or 1
+    base_busy = (r.baseline_server_cpu + r.baseline_client_cpu) / r.baseline_seconds
+    busy = (r.daemon_cpu + r.bench_cpu) / r.e2e_seconds
+    listener = r.daemon_cpu - r.main_cpu
+    print(f"  CPUs busy, of {cpus}: baseline {base_busy:.2f} (server "
+          f"{r.baseline_server_cpu * ms:.2f}, client {r.baseline_client_cpu * ms:.2f} ms/mail); "
+          f"end to end {busy:.2f} (daemon main {r.main_cpu * ms:.2f}, listener "
+          f"{listener * ms:.2f}, client and relay sink {r.bench_cpu * ms:.2f} ms/mail)")
+    target = 0.5 * r.baseline_rate
+    budget = cpus / target * 1000
+    left = budget - (listener + r.bench_cpu) * ms
+    print(f"  at the target ({target:.0f} mails/s) {cpus} CPUs give {budget:.2f} ms per mail "
+          f"to everything; after the listener, client and sink above, {left:.2f} ms for "
+          f"the daemon's main process (and at most {1000 / target:.2f} ms on one CPU)")
 
 
 def main() -> None:
