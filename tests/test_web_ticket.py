@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from helpdesk.config.settings import Settings
 from helpdesk.store import queries
@@ -331,6 +332,37 @@ def test_unknown_and_forbidden_tickets_are_the_same_404_page(
     anonymous = httpx.get(f"http://127.0.0.1:{daemon.daemon.public.port}"  # type: ignore[union-attr]
                           "/desk/ticket/1", timeout=15)
     assert anonymous.status_code == 303 and "/desk/login" in anonymous.headers["location"]
+
+
+def test_a_note_committed_while_the_page_is_read_is_not_half_shown(
+        desk: tuple[Settings, DaemonThread], relay: RelaySink,
+        signed_in: Callable[[str], httpx.Client]) -> None:
+    """The page reads the ticket, its history and its messages at one moment: a note
+    committed between two of its queries (here: as the history is read) shows on the
+    next load, not as a message without its event in this one."""
+    settings, daemon = desk
+    send(daemon.port, customer_mail())
+    wait_ticket(settings, 1, lambda t: True, "a support ticket")
+    alice = signed_in("alice")
+    written: list[int] = []
+
+    def note_while_the_history_is_read(_conn: Any, _cursor: Any, statement: str,
+                                       *_args: Any) -> None:
+        if not written and "FROM event" in statement and "event.ticket_id" in statement:
+            result = invoke_cli(settings, "tickets", "note", "HD-1", "--as", "bob",
+                                "-m", "Written mid-read xyzzy")
+            written.append(result.exit_code)
+
+    engine = daemon.daemon.engine
+    event.listen(engine, "before_cursor_execute", note_while_the_history_is_read)
+    try:
+        page = alice.get("/desk/ticket/1")
+    finally:
+        event.remove(engine, "before_cursor_execute", note_while_the_history_is_read)
+    assert written == [0]
+    assert page.status_code == 200
+    assert "xyzzy" not in page.text
+    assert "xyzzy" in alice.get("/desk/ticket/1").text
 
 
 @SQLITE_ONLY

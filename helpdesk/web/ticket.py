@@ -38,7 +38,7 @@ from helpdesk.errors import TemporaryError
 from helpdesk.mail import parse
 from helpdesk.schedule.sla import LABELS, SlaContext, clocks
 from helpdesk.store import blobs, queries, staff
-from helpdesk.store.db import session_scope
+from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Attachment, Contact, Event, Message, Review, Ticket
 from helpdesk.web import access, auth, pages, ticket_forms, ticket_html, ticket_ops
 from helpdesk.web.context import WebContext
@@ -84,15 +84,14 @@ class View:
 
 def _view(web: WebContext, who: auth.SignedIn, number: int) -> View | None:
     settings = web.settings
-    with session_scope(web.engine) as session:
+    # one moment: a note committed while the page is read is shown whole or not at all,
+    # and the forms' version is the version of what the page shows
+    with snapshot_scope(web.engine) as session:
         ticket = access.visible_ticket(session, settings, who, number)
         if ticket is None:
             return None
         tid = int(number)
-        # the version first: under read committed, something recorded while the page is
-        # read makes the forms' version older than what they show (refused as stale),
-        # never newer (a change the agent did not see, overwritten)
-        # (the action forms' context reads it: they carry what was read here)
+        # (the action forms' context reads the version: they carry what was read here)
         forms = ticket_forms.form_context(session, web, ticket, who)
         version = forms["version"]
         events = queries.events(session, tid)
