@@ -17,11 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from helpdesk import clock
 from helpdesk.outgoing import portal_links
 from helpdesk.store.models import Event, Message, Outbox
+from helpdesk.web.portal import reply
 from tests.helpers import engine_for, free_port, invoke_cli, make_mail, wait_ticket, wait_until
 from tests.web_helpers import CSRF, Desk
 
@@ -136,6 +138,40 @@ def test_the_page_shows_the_public_conversation_only(customer: Customer) -> None
     # the reply mail carries the link too
     reply = wait_until(lambda: mails(customer.desk, subject="Printer")[1:], timeout=15)
     assert STATUS_LINK.search(text_of(reply[-1]))
+
+
+def test_the_reply_form_answers_the_last_message_the_page_shows(customer: Customer) -> None:
+    """The page and its reply form are read at one moment: an agent's reply committed
+    while the page is read is neither shown nor named as what the customer answers."""
+    desk = customer.desk
+    client = customer.client()
+    answered: list[int] = []
+
+    def agent_replies_mid_read(_conn: Any, _cursor: Any, statement: str,
+                               *_args: Any) -> None:
+        if not answered and "FROM message" in statement:
+            answered.append(invoke_cli(desk.settings, "tickets", "reply", "HD-1", "--as",
+                                       "alice", "-m", "Please unplug it.").exit_code)
+
+    engine = desk.daemon.daemon.engine
+    event.listen(engine, "after_cursor_execute", agent_replies_mid_read)
+    try:
+        page = client.get(local(customer.link))
+    finally:
+        event.remove(engine, "after_cursor_execute", agent_replies_mid_read)
+    assert answered == [0]
+    with session(desk) as s:
+        agents_reply = s.exec(select(Message.message_id).where(
+            Message.ticket_id == 1, Message.direction == "out",
+            Message.body_text.contains("unplug"))).one()  # type: ignore[attr-defined]
+    drawn = reply.read_form_token(desk.settings, 1, reply_form(page)["form"])
+    assert drawn is not None
+    assert "Please unplug it." not in page.text
+    assert drawn.in_reply_to and drawn.in_reply_to != agents_reply
+    again = client.get(local(customer.link))
+    assert "Please unplug it." in again.text
+    assert reply.read_form_token(desk.settings, 1, reply_form(again)["form"]).in_reply_to \
+        == agents_reply  # type: ignore[union-attr]
 
 
 def test_being_worked_on_names_the_agent_and_team(customer: Customer) -> None:

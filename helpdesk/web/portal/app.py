@@ -30,7 +30,7 @@ from helpdesk.config.settings import Settings
 from helpdesk.outgoing import portal_links
 from helpdesk.spool import Spool
 from helpdesk.store import queries
-from helpdesk.store.db import session_scope
+from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Ticket
 from helpdesk.web import context
 from helpdesk.web.portal import changes, form, guard, mailing, render, reply, view
@@ -100,7 +100,9 @@ def refused(request: Request) -> Response:
 # -- a ticket's page ------------------------------------------------------------------------
 
 def _ticket_context(portal: Portal, ticket_id: int) -> dict[str, Any] | None:
-    with session_scope(portal.engine) as session:
+    # one moment: the reply form answers the last message the page shows, not one
+    # committed while the page was read
+    with snapshot_scope(portal.engine) as session:
         ticket = session.get(Ticket, ticket_id)
         if ticket is None or ticket.internal:  # an agents-only ticket has no status page
             return None
