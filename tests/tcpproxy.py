@@ -7,6 +7,10 @@
     proxy.drop = True     # connections are accepted and closed at once
     proxy.cut()           # cut the open connections, keep listening
     proxy.limit = 1       # a connection beyond one open at a time is closed at once
+    proxy.coalesce = b"+ " # the server's chunk starting so waits for its next one (or
+                          # COALESCE_S): both reach the client in one packet, as a busy
+                          # server or network delivers them; proxy.holding is set while
+                          # a chunk waits, proxy.coalesced once one was sent so
 
 Plain threads, so a synchronous test can drive it; nothing is mocked, bytes flow
 to the real server.
@@ -20,6 +24,8 @@ import threading
 
 from tests.helpers import free_port
 
+COALESCE_S = 5.0
+
 
 class TcpProxy:
     def __init__(self, target: tuple[str, int], port: int | None = None) -> None:
@@ -27,6 +33,9 @@ class TcpProxy:
         self.port = port or free_port()
         self.drop = False
         self.limit: int | None = None
+        self.coalesce: bytes | None = None
+        self.holding = threading.Event()  # a chunk waits for the next one
+        self.coalesced = threading.Event()
         self._clients: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
@@ -90,15 +99,18 @@ class TcpProxy:
             with self._lock:
                 self._conns.update((client, upstream))
                 self._clients.add(client)
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            for src, dst, from_server in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(src, dst, from_server),
+                                 daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, from_server: bool) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if from_server and self.coalesce and data.startswith(self.coalesce):
+                    data += self._next_chunk(src)
                 dst.sendall(data)
         except OSError:
             pass
@@ -110,6 +122,20 @@ class TcpProxy:
                 self._clients.discard(dst)
             _close(src)
             _close(dst)
+
+
+    def _next_chunk(self, src: socket.socket) -> bytes:
+        self.holding.set()
+        src.settimeout(COALESCE_S)
+        try:
+            more = src.recv(65536)
+        except TimeoutError:
+            return b""
+        finally:
+            src.settimeout(None)
+        if more:
+            self.coalesced.set()
+        return more
 
 
 def _close(sock: socket.socket) -> None:

@@ -392,3 +392,27 @@ def test_mail_that_came_just_before_idle_ends_the_idle_at_once(
     finally:
         imap.logout(client)
     assert took < 5.0, f"IDLE waited {took:.1f} s for mail already announced"
+
+
+def test_mail_announced_in_the_same_packet_as_idling_ends_the_idle_at_once(
+        imap_account: Account, spool: Spool, start_poller: StartPoller) -> None:
+    """Dovecot's "+ idling" and the EXISTS of a mail that arrives as the IDLE begins can
+    reach the poller in one packet (a busy server or network): imaplib's line reader
+    then holds the EXISTS in its buffer, where idle_check() (which polls the socket)
+    never looks. The proxy delivers them so; the mail must not wait for the refresh."""
+    proxy = TcpProxy(("127.0.0.1", imap_account.server.imap_port)).start()
+    try:
+        poller = start_poller(imap_entry(imap_account, port=proxy.port, idle_refresh=60))
+        wait_for(lambda: poller.status().state == "idle")
+        proxy.coalesce = b"+ "
+        # a first mail ends this IDLE; the next IDLE's "+ idling" is held at the proxy
+        imap_account.append(make_mail(1))
+        wait_for(lambda: len(waiting(spool)) == 1)
+        wait_for(proxy.holding.is_set)
+        imap_account.append(make_mail(2))  # Dovecot, idling, announces it
+        wait_for(proxy.coalesced.is_set, timeout=10)
+        start = time.monotonic()
+        wait_for(lambda: len(waiting(spool)) == 2, timeout=15)
+        assert time.monotonic() - start < 5.0
+    finally:
+        proxy.stop()

@@ -292,10 +292,13 @@ class ImapPoller:
         # Mail that arrived between our SEARCH and the IDLE command is announced before
         # the server's "+ idling", where imaplib files it away and idle_check() never
         # sees it: without this check such a mail would wait for the next refresh.
+        # Announced just after it, in the same packet, it waits in imaplib's buffer,
+        # where idle_check() (which polls the socket) does not look: ops.read_ahead.
         early = client._imap.untagged_responses.pop("EXISTS", None)
         try:
             while not early and not self._stop.is_set() and time.monotonic() < until:
-                responses = client.idle_check(timeout=min(1.0, max(until - time.monotonic(), 0)))
+                responses = ops.read_ahead(client) or client.idle_check(
+                    timeout=min(1.0, max(until - time.monotonic(), 0)))
                 if responses:
                     self._contact()
                 if any(r[0] == b"BYE" for r in responses):

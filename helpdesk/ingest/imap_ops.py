@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import select
+import ssl
 import time
 
 from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
+from imapclient.response_parser import parse_response
 
 from helpdesk.ingest.imap_connect import describe
 
@@ -145,6 +147,39 @@ def peer_closed(client: IMAPClient) -> bool:
     poller = select.poll()
     poller.register(client.socket().fileno(), hangup)
     return any(events & hangup for _, events in poller.poll(0))
+
+
+def read_ahead(client: IMAPClient) -> list[tuple[object, ...]]:
+    """The untagged responses already off the socket, waiting in imaplib's buffer (or
+    decrypted, in the TLS layer's), parsed as idle_check parses them.
+
+    A server may send an untagged response in the same packet as the "+ idling" that
+    idle() reads (Dovecot does, for mail that arrives as IDLE begins): imaplib's line
+    reader takes the whole packet into its buffer, and idle_check, which polls the
+    socket, never learns of the rest; that mail would wait for the IDLE's refresh.
+    """
+    found: list[tuple[object, ...]] = []
+    while _buffered(client):
+        line = client._imap._get_line()  # the rest of a partial line is on its way
+        if line.startswith(b"* "):
+            text = line[2:]
+            found.append(tuple(text.split(b" ", 1)) if text.startswith((b"OK ", b"NO "))
+                         else parse_response([text]))
+    return found
+
+
+def _buffered(client: IMAPClient) -> bool:
+    sock = client.socket()
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    timeout = sock.gettimeout()
+    sock.setblocking(False)  # an empty buffer: peek's one read must not wait
+    try:
+        return bool(client._imap.file.peek(1))
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    finally:
+        sock.settimeout(timeout)
 
 
 def bye_text(responses: list[tuple[object, ...]]) -> str:
