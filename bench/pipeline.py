@@ -36,10 +36,10 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from intake import (
     RCPT,
+    Progress,
     Run,
     Server,
     build_mails,
@@ -144,47 +144,6 @@ def drop_database(url: str) -> None:
         c.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
 
 
-class Progress:
-    """The daemon's progress, read on one connection kept open: a fresh connection per
-    poll re-reads the message table (its rows hold the mails' text) and cost about 4 ms
-    of CPU a poll, a fifth of a CPU at 50 polls a second taken from the daemon being
-    measured. On SQLite (one writer, ids handed out in commit order) incoming messages are
-    counted from the last id seen on."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.sqlite = not daemon.database_url
-        if self.sqlite:
-            self.conn: Any = sqlite3.connect(
-                f"file:{daemon.data_dir / 'helpdesk.db'}?mode=ro", uri=True, timeout=30,
-                isolation_level=None)
-        else:
-            import psycopg
-            from sqlalchemy.engine import make_url
-
-            dsn = make_url(daemon.database_url).set(drivername="postgresql")
-            self.conn = psycopg.connect(dsn.render_as_string(hide_password=False),
-                                        autocommit=True)
-        self.last_id = 0
-        self.incoming = 0
-
-    def stored(self) -> int:
-        """Incoming messages stored so far."""
-        if not self.sqlite:
-            return self.one("SELECT count(*) FROM message WHERE direction = 'in'")
-        row = self.conn.execute("SELECT max(id), count(*) FILTER (WHERE direction = 'in') "
-                                "FROM message WHERE id > ?", (self.last_id,)).fetchone()
-        if row[0] is not None:
-            self.last_id, self.incoming = row[0], self.incoming + row[1]
-        return self.incoming
-
-    def one(self, sql: str) -> int:
-        row = self.conn.execute(sql).fetchone()
-        return int(row[0]) if row else 0
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 def load_split(daemons: list[Daemon], mails: list[tuple[str, bytes]], k: int) -> Run:
     """The burst split between the daemons' SMTP ports, sent at the same time."""
     if len(daemons) == 1:
@@ -256,7 +215,7 @@ def wait_done(daemon: Daemon, sink: Sink, stored: int,
     and accepted by the sink; returns when the last was stored and when all were done
     (perf_counter), and how many mails the sink had taken when the last was stored."""
     deadline = time.monotonic() + timeout
-    progress = Progress(daemon)
+    progress = Progress(daemon.data_dir, daemon.database_url)
     try:
         return _wait_done(progress, sink, stored, deadline)
     finally:
