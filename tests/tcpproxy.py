@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 from tests.helpers import free_port
 
@@ -125,17 +126,22 @@ class TcpProxy:
 
 
     def _next_chunk(self, src: socket.socket) -> bytes:
+        """The server's next chunk, within COALESCE_S and while coalescing is asked."""
         self.holding.set()
-        src.settimeout(COALESCE_S)
+        deadline = time.monotonic() + COALESCE_S
+        src.settimeout(0.05)
         try:
-            more = src.recv(65536)
-        except TimeoutError:
+            while self.coalesce and time.monotonic() < deadline:
+                try:
+                    more = src.recv(65536)
+                except TimeoutError:
+                    continue
+                if more:
+                    self.coalesced.set()
+                return more
             return b""
         finally:
             src.settimeout(None)
-        if more:
-            self.coalesced.set()
-        return more
 
 
 def _close(sock: socket.socket) -> None:

@@ -411,6 +411,7 @@ def test_mail_announced_in_the_same_packet_as_idling_ends_the_idle_at_once(
         wait_for(proxy.holding.is_set)
         imap_account.append(make_mail(2))  # Dovecot, idling, announces it
         wait_for(proxy.coalesced.is_set, timeout=10)
+        proxy.coalesce = None
         start = time.monotonic()
         wait_for(lambda: len(waiting(spool)) == 2, timeout=15)
         assert time.monotonic() - start < 5.0

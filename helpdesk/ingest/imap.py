@@ -19,6 +19,7 @@ spooled while others can, is moved to `quarantine_folder` after MAX_FAILURES.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import random
 import threading
@@ -287,8 +288,8 @@ class ImapPoller:
 
     def _idle(self, client: IMAPClient, until: float) -> None:
         """IDLE until new mail (EXISTS), the refresh time, or stop; keepalives don't end it."""
-        self._status.update(state="idle")
         client.idle()
+        self._status.update(state="idle")  # the server said "+ idling"
         # Mail that arrived between our SEARCH and the IDLE command is announced before
         # the server's "+ idling", where imaplib files it away and idle_check() never
         # sees it: without this check such a mail would wait for the next refresh.
@@ -308,8 +309,13 @@ class ImapPoller:
                 if not responses and ops.peer_closed(client):
                     raise ImapFault("connection lost: closed by the server or the network")
                 self._check_stall()
-        finally:
-            client.idle_done()
+        except BaseException:
+            # the connection is lost or closing: what ended the IDLE is the error to
+            # report, not the DONE that cannot be sent on it any more
+            with contextlib.suppress(OSError, IMAPClientError):
+                client.idle_done()
+            raise
+        client.idle_done()
         self._contact()
 
     # -- draining ----------------------------------------------------------------------

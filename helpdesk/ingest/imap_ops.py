@@ -176,8 +176,8 @@ def _buffered(client: IMAPClient) -> bool:
     sock.setblocking(False)  # an empty buffer: peek's one read must not wait
     try:
         return bool(client._imap.file.peek(1))
-    except (BlockingIOError, ssl.SSLWantReadError):
-        return False
+    except OSError:  # nothing yet (EAGAIN, TLS want-read), or a broken connection, which
+        return False  # idle_check and peer_closed see and report as the poller expects
     finally:
         sock.settimeout(timeout)
 
