@@ -76,7 +76,7 @@ def _review_desk() -> dict[str, Any]:
     return {"queue": {"support": {"team": "support", "review": True}},
             "scheduler": {"interval": "1s"},
             "http": {"public": f"127.0.0.1:{port}"},
-            "survey": {"enabled": True, "delay": "0s", "public_url": f"http://127.0.0.1:{port}"}}
+            "survey": {"enabled": True, "delay": "0s"}}
 
 
 def _agent_writes(daemon: DaemonThread, agent: str, typed: str, original: Any) -> None:

@@ -10,16 +10,19 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
+from helpdesk.config import settings as config
 from helpdesk.config.settings import Settings
+from helpdesk.errors import ConfigError
 from helpdesk.pipeline import Outcome
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import db
 from helpdesk.store.models import Survey
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, write_toml
 from tests.helpers import (
     DaemonThread,
     all_tickets,
@@ -38,8 +41,7 @@ CLOSED = at("2026-11-30T12:00")
 def settings(make_settings: MakeSettings) -> Settings:
     port = free_port()
     return with_agents(make_settings({"http": {"public": f"127.0.0.1:{port}"}, "survey": {
-        "enabled": True, "delay": "1h", "scale": "1-5",
-        "public_url": f"http://127.0.0.1:{port}", "resurvey_days": 30}}))
+        "enabled": True, "delay": "1h", "scale": "1-5", "resurvey_days": 30}}))
 
 
 def closed_ticket(settings: Settings, **kwargs: str) -> int:
@@ -57,7 +59,7 @@ def links(settings: Settings, to: str = "carol@customer.test") -> dict[str, str]
     raw = next(m.raw for m in mails(settings, "survey") if m.rcpt_tos == [to])
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    return dict(re.findall(r"^\s+(\d): (http://\S+)\r?$", text, flags=re.M))
+    return dict(re.findall(r"^\s+(\d): (https?://\S+)\r?$", text, flags=re.M))
 
 
 def answer_survey(settings: Settings, tid: int, subject: str, body: str,
@@ -105,7 +107,7 @@ def test_link_get_shows_post_records_and_tampering_is_refused(
     assert survey_row(settings, tid).score is None  # a GET records nothing
 
     token = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)["t"][0]
-    base = settings.survey.public_url
+    base = settings.public_base_url()
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{base}/survey/{other}/1?t={token}", timeout=10)
     assert refused.value.code == 403
@@ -152,3 +154,29 @@ def test_an_autoresponder_answering_the_survey_is_no_rating(settings: Settings):
     assert row is not None and row.score is None  # still waiting for carol herself
     assert ticket_row(settings, tid).status == "closed" and len(all_tickets(settings)) == 1
     assert mails(settings, "survey-bad") == []
+
+
+def test_the_links_follow_the_one_public_url_of_every_mail(make_settings: MakeSettings) -> None:
+    """Behind a proxy the survey links point where the status pages' do ([http]
+    public_url), not at the listener's own address."""
+    settings = with_agents(make_settings({"http": {"public_url": "https://help.example.test/"},
+                                          "survey": {"enabled": True, "delay": "1h"}}))
+    closed_ticket(settings)
+    run_pass(settings, at("2026-11-30T13:00"))
+    found = links(settings)
+    assert found and all(u.startswith("https://help.example.test/survey/")
+                         for u in found.values()), found
+
+
+def test_the_old_survey_public_url_is_read_as_the_one_for_every_link(
+        make_settings: MakeSettings, tmp_path: Path) -> None:
+    old = make_settings({"survey": {"enabled": True,
+                                    "public_url": "https://help.example.test"}})
+    assert old.http.public_url == "https://help.example.test"
+    assert old.public_base_url() == "https://help.example.test"
+    path = tmp_path / "both.toml"
+    write_toml(path, {"http": {"public_url": "https://desk.example.test"},
+                      "survey": {"public_url": "http://127.0.0.1:8025"}})
+    with pytest.raises(ConfigError, match=r"\[survey\] public_url .* and \[http\] public_url "
+                                          r".* differ.*remove \[survey\] public_url"):
+        config.load(path)

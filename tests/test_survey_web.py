@@ -61,7 +61,7 @@ def surveyed(make_settings: MakeSettings,
     """carol's ticket is closed and surveyed; the daemon serves the rating pages."""
     port = free_port()
     settings = with_agents(make_settings({"http": {"public": f"127.0.0.1:{port}"}, "survey": {
-        "enabled": True, "delay": "1h", "public_url": f"http://127.0.0.1:{port}"}}))
+        "enabled": True, "delay": "1h"}}))
     tid = closed_ticket(settings)
     run_pass(settings, SENT)
     token = urllib.parse.parse_qs(urllib.parse.urlparse(links(settings)["1"]).query)["t"][0]

@@ -104,8 +104,6 @@ class SurveySection(Section):
     enabled: bool = Field(False, description="Send satisfaction surveys after closing.")
     delay: Duration = Field(timedelta(hours=1), description="Wait this long after closing.")
     scale: Literal["1-5", "good-bad"] = "1-5"
-    public_url: str = Field("http://127.0.0.1:8025", description="Base URL of the links in "
-                            "the mails: how customers reach [http] public.")
     link_valid_days: int = Field(30, ge=1, description="A rating link works for this many "
                                  "days after the survey mail was sent; later it shows a page "
                                  "saying it has expired (410).")

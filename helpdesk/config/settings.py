@@ -228,13 +228,14 @@ class HttpSection(Section):
         "anyone who reaches it about your mail flow.")
     public: str = Field(
         "127.0.0.1:8025", description="Public listener, host:port for the pages customers "
-        "open (the survey links; [survey] public_url is how they reach it, usually through "
-        "a reverse proxy). Started only when something public is enabled; never serves "
+        "open (status pages, surveys, the desk; public_url is how they reach it, usually "
+        "through a reverse proxy). Started only when something public is enabled; never serves "
         "/healthz or /metrics.")
     public_url: str = Field(
-        "", description="Base URL of links to the public listener that the desk mails "
-        "(sign-in links): how agents reach [http] public, usually https through a reverse "
-        "proxy; empty: http:// and [http] public.")
+        "", description="Base URL of every link to the public listener in mail (status "
+        "pages, surveys, the desk's sign-in links): how people reach [http] public, usually "
+        "https through a reverse proxy; empty: http:// and [http] public. ([survey] "
+        "public_url, the old key for the survey links alone, is read as this one.)")
     head_timeout: float = Field(
         10.0, gt=0, le=300, description="Seconds a client of either listener has to send "
         "a whole request head after connecting (or after its last answer); a silent or "
@@ -551,6 +552,27 @@ class Settings(Section):
 
     source: Annotated[Path | None, Field(exclude=True)] = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_public_url(cls, data: Any) -> Any:
+        """[survey] public_url (once the survey links' own base URL) is read as [http]
+        public_url: every link to the public listener has one base, so a proxy set up for
+        the status pages cannot leave the survey links pointing at the listener itself."""
+        survey = data.get("survey") if isinstance(data, dict) else None
+        if not isinstance(survey, dict) or "public_url" not in survey:
+            return data
+        survey = dict(survey)
+        old = survey.pop("public_url")
+        http = dict(data.get("http") or {})
+        new = http.get("public_url", "")
+        if new and isinstance(old, str) and new.rstrip("/") != old.rstrip("/"):
+            raise ValueError(f"[survey] public_url ({old}) and [http] public_url ({new}) "
+                             "differ: every link in mail has one base now; keep [http] "
+                             "public_url and remove [survey] public_url")
+        if not new:
+            http["public_url"] = old
+        return {**data, "survey": survey, "http": http}
+
     @field_validator("imap")
     @classmethod
     def _unique_imap_names(cls, v: list[ImapSection]) -> list[ImapSection]:
@@ -615,7 +637,8 @@ class Settings(Section):
         return frozenset(kind for hook in self.api_hook for kind in hook.events)
 
     def public_base_url(self, port: int | None = None) -> str:
-        """Where links in mail point (the desk, sign-in links): [http] public_url, else
+        """Where links in mail point (status pages, surveys, the desk, sign-in links):
+        [http] public_url, else
         the public listener itself (with the port it really got, when configured as 0)."""
         if self.http.public_url:
             return self.http.public_url.rstrip("/")

@@ -70,7 +70,7 @@ def link_state(settings: Settings, session: Session, ticket_id: int) -> LinkStat
 
 
 def link(settings: Settings, ticket_id: int, choice: str) -> str:
-    base = settings.survey.public_url.rstrip("/")
+    base = settings.public_base_url()
     return f"{base}/survey/{ticket_id}/{choice}?t={token(settings, ticket_id)}"
 
 
