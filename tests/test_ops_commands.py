@@ -5,6 +5,7 @@ and the same from the shell (`helpdesk tickets link|parent|merge|unmerge`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
@@ -145,6 +146,32 @@ def _desk(desk_settings: Callable[..., Settings], tmp_path: Path, **extra: objec
     result = run_cli(settings, "ingest", str(tmp_path / "0.eml"), str(tmp_path / "1.eml"))
     assert result.returncode == 0, result.stderr.decode()
     return settings
+
+
+def test_time_given_on_a_merged_ticket_moves_with_it_and_back_with_an_unmerge(
+    desk_settings: Callable[..., Settings], tmp_path: Path,
+) -> None:
+    """#time entries follow the notes and replies they were given on: after a merge the
+    survivor's total holds the merged ticket's time; an unmerge gives it back (and keeps
+    the time given on the survivor since)."""
+    settings = _desk(desk_settings, tmp_path)
+
+    def spend(number: str, agent: str, spent: str) -> None:
+        done = invoke_cli(settings, "tickets", "note", number, "--as", agent, "-m", "work",
+                          "--time", spent)
+        assert done.exit_code == 0, done.output
+
+    def by_ticket() -> dict[str, int]:
+        return json.loads(invoke_cli(settings, "stats", "--json").stdout)["time"]["by_ticket"]
+
+    spend("HD-1", "alice", "10m")
+    spend("HD-2", "bob", "25m")
+    assert by_ticket() == {"2": 25, "1": 10}
+    assert invoke_cli(settings, "tickets", "merge", "HD-2", "HD-1", "--as", "alice").exit_code == 0
+    assert by_ticket() == {"1": 35}
+    spend("HD-1", "alice", "5m")
+    assert invoke_cli(settings, "tickets", "unmerge", "HD-2", "--as", "ada").exit_code == 0
+    assert by_ticket() == {"2": 25, "1": 15}
 
 
 @SQLITE_ONLY

@@ -48,6 +48,9 @@ class TicketMerge(SQLModel, table=True):
     event_ids: list[int] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))
     watchers_added: list[str] = Field(default_factory=_list,
                                       sa_column=Column(JSON, nullable=False))
+    # the source's #time entries, moved with the notes and replies they were given on
+    time_entry_ids: list[int] = Field(default_factory=_list, sa_column=Column(
+        JSON, nullable=False, server_default="[]"))
     undone_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     undone_by: str = Field(default="", max_length=100)
 

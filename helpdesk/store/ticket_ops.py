@@ -29,7 +29,7 @@ from helpdesk.store.models import (
     Watcher,
     msgid_key,
 )
-from helpdesk.store.ops_models import TicketLink, TicketMerge
+from helpdesk.store.ops_models import TicketLink, TicketMerge, TimeEntry
 
 RELATED, PARENT = "related", "parent"
 # "Re: Fwd: [HD-12] ..." -> "...": a split ticket's subject is the mail's own
@@ -174,13 +174,17 @@ class Moved:
 
 
 def merge(session: Session, source: Ticket, target: Ticket, actor: str) -> TicketMerge:
-    """Move the source's messages, history and watchers onto the target and record it.
+    """Move the source's messages, history, time entries and watchers onto the target and
+    record it.
     The caller records the events saying so (after this, so they stay where they are)."""
     sid, tid = int(source.id or 0), int(target.id or 0)
     message_ids = list(session.exec(select(Message.id).where(Message.ticket_id == sid)).all())
     event_ids = list(session.exec(select(Event.id).where(Event.ticket_id == sid)).all())
+    time_ids = list(session.exec(select(TimeEntry.id).where(TimeEntry.ticket_id == sid)).all())
     session.execute(update(Message).where(col(Message.ticket_id) == sid).values(ticket_id=tid))
     session.execute(update(Event).where(col(Event.ticket_id) == sid).values(ticket_id=tid))
+    session.execute(update(TimeEntry).where(col(TimeEntry.ticket_id) == sid)
+                    .values(ticket_id=tid))
     added = []
     for name in staff.watchers(session, sid):
         staff.unwatch(session, sid, name)
@@ -190,6 +194,7 @@ def merge(session: Session, source: Ticket, target: Ticket, actor: str) -> Ticke
                       status_before=source.status,
                       message_ids=[int(i) for i in message_ids if i is not None],
                       event_ids=[int(i) for i in event_ids if i is not None],
+                      time_entry_ids=[int(i) for i in time_ids if i is not None],
                       watchers_added=added)
     session.add(row)
     target.updated_at = source.updated_at = clock.now()
@@ -206,6 +211,10 @@ def unmerge(session: Session, row: TicketMerge, actor: str) -> Moved:
     moved_events = session.execute(
         update(Event).where(col(Event.id).in_(row.event_ids),
                             col(Event.ticket_id) == tid).values(ticket_id=sid))
+    if row.time_entry_ids:
+        session.execute(update(TimeEntry).where(col(TimeEntry.id).in_(row.time_entry_ids),
+                                                col(TimeEntry.ticket_id) == tid)
+                        .values(ticket_id=sid))
     for name in row.watchers_added:
         if session.get(Watcher, (tid, name)) is not None:
             staff.unwatch(session, tid, name)
