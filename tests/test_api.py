@@ -165,6 +165,18 @@ def test_paging_by_cursor_search_and_attachments(make_desk: Callable[..., Desk])
     assert "text/html" not in got.headers["content-type"]
     assert lisa.get("/tickets/3/attachments/1").status_code == 404  # not that ticket's
 
+    # oldest first pages by keyset: a ticket closed between two pages shifts nothing
+    first = lisa.get("/tickets", params={"limit": 2, "sort": "age"}).json()
+    assert [t["id"] for t in first["items"]] == [1, 2]
+    closed = invoke_cli(desk.settings, "tickets", "status", "HD-1", "closed", "--as", "lisa")
+    assert closed.exit_code == 0, closed.output
+    rest = lisa.get("/tickets", params={"limit": 2, "sort": "age",
+                                        "cursor": first["next_cursor"]}).json()
+    assert [t["id"] for t in rest["items"]] == [3, 4] and rest["next_cursor"] is None
+    # a cursor of one order is not one of another
+    assert lisa.get("/tickets", params={"sort": "priority",
+                                        "cursor": first["next_cursor"]}).status_code == 422
+
 
 def test_an_agents_address_cannot_open_a_ticket(make_desk: Callable[..., Desk]) -> None:
     desk = api_desk(make_desk)

@@ -477,6 +477,7 @@ class QueueQuery:
     limit: int = 50
     offset: int = 0
     org_domains: tuple[str, ...] = ()  # an organisation's (store.contacts_ops)
+    after_id: int | None = None  # sort "age" only: the page after this ticket (keyset)
 
 
 VIEWS = ("mine", "unassigned", "all", "overdue", "at-risk", "waiting", "review")
@@ -603,6 +604,8 @@ def queue_rows(session: Session, scope: Scope, query: QueueQuery, keys: SlaKeys,
         page = page.where(Ticket.contact_id == query.contact_id)
     if query.org_domains:
         page = page.where(contacts_ops.domains_filter(query.org_domains))
+    if query.after_id is not None and query.sort == "age":
+        page = page.where(col(Ticket.id) > query.after_id)
     ids = page.order_by(*_order(query.sort)).limit(query.limit).offset(query.offset) \
         .subquery()
     # the same order again over the page's rows: every order ends in the id, so it is

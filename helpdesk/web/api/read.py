@@ -3,9 +3,10 @@ web/queues.py uses it), one ticket with its ETag, its messages and attachments, 
 (store/search.py as web/search_page.py uses it), queues and the command registry.
 
 A ticket the token's agent may not see is a 404, exactly like one that does not exist
-(web/access.py). Cursors are opaque to clients: `o<offset>` over a sorted view (the
-desk's own paging, bounded by its MAX_OFFSET), `m<id>` after a message, or the search's
-own cursor.
+(web/access.py). Cursors are opaque to clients: `a<id>` after a ticket in the `age`
+order (a keyset: no depth limit, and a ticket closed or moved between two pages shifts
+nothing), `o<offset>` over the other sorted views (the desk's own paging, bounded by its
+MAX_OFFSET), `m<id>` after a message, or the search's own cursor.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from helpdesk.web.api.table import Call, Result
 from helpdesk.web.context import WebContext
 
 _OFFSET = re.compile(r"o(\d{1,7})")
+_AFTER_TICKET = re.compile(r"a(\d{1,10})")
 _AFTER = re.compile(r"m(\d{1,10})")
 BASE = "/api/v1"
 
@@ -85,7 +87,11 @@ def _queue_query(session: Session, call: Call, scope: Scope) -> QueueQuery | Non
     if q.customer:
         contact = queries.contact_by_email(session, q.customer)
         contact_id = contact.id if contact and contact.id else -1
+    after = _AFTER_TICKET.fullmatch(q.cursor or "")
     found = _OFFSET.fullmatch(q.cursor or "o0")
+    if after is not None and q.sort == "age":
+        return QueueQuery(q.view, q.status or "", q.queue or "", assignee, contact_id, q.sort,
+                          page_size(call.web, q.limit) + 1, after_id=int(after[1]))
     if found is None or int(found[1]) > queues.MAX_OFFSET:
         raise _bad_cursor()
     return QueueQuery(q.view, q.status or "", q.queue or "", assignee, contact_id, q.sort,
@@ -101,6 +107,10 @@ def list_tickets(call: Call) -> Result:
         rows = queries.queue_rows(session, scope, query, queues.KEYS, clock.now())
         size = query.limit - 1
         items = [summary(call.web, r.ticket, r.customer) for r in rows[:size]]
+    if query.sort == "age":  # a keyset: as deep as the tickets go
+        more = len(rows) > size
+        return Result(schemas.TicketPage(items=items,
+                                         next_cursor=f"a{items[-1].id}" if more else None))
     more = len(rows) > size and query.offset + size <= queues.MAX_OFFSET
     return Result(schemas.TicketPage(items=items,
                                      next_cursor=f"o{query.offset + size}" if more else None))
