@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpdesk.config.settings import ImapSection
+from helpdesk.config.imap import ImapSection
 from helpdesk.ingest.imap import ImapPoller
 from helpdesk.spool import Spool
 from tests.dovecot import Account, Dovecot, make_mail, unavailable_reason

@@ -14,7 +14,8 @@ import pytest
 
 from helpdesk import clock
 from helpdesk.config import settings as config
-from helpdesk.config.settings import ImapSection, Settings
+from helpdesk.config.imap import ImapSection
+from helpdesk.config.settings import Settings
 from helpdesk.ingest.imap import ImapPoller
 from helpdesk.spool import Spool
 from tests.browser import page  # noqa: F401  (fixture: a real browser's page)

@@ -24,7 +24,7 @@ from typing import Any
 
 from imapclient import IMAPClient
 
-from helpdesk.config.settings import ImapSection
+from helpdesk.config.imap import ImapSection
 
 DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists()
                                       else None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpdesk.config.settings import ImapSection
+from helpdesk.config.imap import ImapSection
 from helpdesk.ingest.imap import ImapPoller, default_state_dir
 from helpdesk.spool import Spool
 from helpdesk.store import db

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpdesk.config import settings as config
+from helpdesk.config.base import is_loopback
 from helpdesk.errors import ConfigError
 from helpdesk.web.server import split_listen
 from tests.conftest import MakeSettings
@@ -134,7 +135,7 @@ def test_health_and_metrics_are_not_served_where_the_public_pages_are(
 def test_by_default_the_ops_listener_is_on_loopback_apart_from_the_public_one(
         database_url: str) -> None:  # (the module runs each test on SQLite; this needs none)
     http = config.parse({}).http
-    assert config._is_loopback(split_listen(http.listen)[0])
+    assert is_loopback(split_listen(http.listen)[0])
     assert http.listen != http.public
 
 

@@ -7,7 +7,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from helpdesk.commands import CliState, pass_state
-from helpdesk.config.settings import ImapSection
+from helpdesk.config.imap import ImapSection
 from helpdesk.ingest.imap import default_state_dir, state_file
 from helpdesk.ingest.imap_connect import ImapFault, TokenSource, connect, describe, logout
 

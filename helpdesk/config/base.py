@@ -6,6 +6,8 @@ and is frozen the same way everywhere, and an address is checked by one rule.
 
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -23,3 +25,16 @@ def check_host_port(v: str) -> str:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise ValueError("must be host:port, like 127.0.0.1:8026 (or empty to disable)")
     return v
+
+
+_LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+
+
+def is_loopback(host: str) -> bool:
+    """A loopback host name or address (no TLS is allowed only there)."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

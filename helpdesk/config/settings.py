@@ -6,7 +6,6 @@ ConfigError with one line naming the file, the key and what is wrong.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 import tomllib
@@ -18,12 +17,12 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from helpdesk.config.base import Section, check_host_port
+from helpdesk.config.base import Section
+from helpdesk.config.imap import ImapSection
 from helpdesk.config.kb import KbSection
 from helpdesk.config.schedule import (
     Duration,
@@ -34,6 +33,7 @@ from helpdesk.config.schedule import (
     SurveySection,
     check_priorities,
 )
+from helpdesk.config.web import ApiHookSection, ApiSection, HttpSection, PortalSection, WebSection
 from helpdesk.config.web_form import WebFormSection
 from helpdesk.errors import ConfigError
 
@@ -217,160 +217,6 @@ class RulesSection(Section):
         "and `helpdesk rules test` say so.")
 
 
-class HttpSection(Section):
-    """The daemon's two HTTP listeners, kept apart: what the public may reach through a
-    proxy (survey pages, later the portal) never shares a socket with what tells how the
-    daemon runs (/healthz, /metrics)."""
-
-    listen: str = Field(
-        "127.0.0.1:8026", description="Ops listener, host:port for /healthz and /metrics "
-        "only; empty: none. Keep it on loopback (or a monitoring network): it tells "
-        "anyone who reaches it about your mail flow.")
-    public: str = Field(
-        "127.0.0.1:8025", description="Public listener, host:port for the pages customers "
-        "open (status pages, surveys, the desk; public_url is how they reach it, usually "
-        "through a reverse proxy). Started only when something public is enabled; never serves "
-        "/healthz or /metrics.")
-    public_url: str = Field(
-        "", description="Base URL of every link to the public listener in mail (status "
-        "pages, surveys, the desk's sign-in links): how people reach [http] public, usually "
-        "https through a reverse proxy; empty: http:// and [http] public. ([survey] "
-        "public_url, the old key for the survey links alone, is read as this one.)")
-    head_timeout: float = Field(
-        10.0, gt=0, le=300, description="Seconds a client of either listener has to send "
-        "a whole request head after connecting (or after its last answer); a silent or "
-        "trickling connection is closed, so idle sockets cannot use up the daemon's file "
-        "descriptors.")
-    max_connections: int = Field(
-        500, ge=1, description="Connections (and requests in progress) each listener "
-        "serves at once; past it a request is answered 503 at once. Keep it well under "
-        "the daemon's open-file limit (systemd: LimitNOFILE).")
-    max_outbox_delay: float = Field(
-        3600.0, gt=0, description="/healthz reports failure when an outgoing mail has been "
-        "due for longer than this many seconds (relay down).")
-
-    _host_port = field_validator("listen", "public")(lambda v: check_host_port(v))
-
-    @model_validator(mode="after")
-    def _apart(self) -> HttpSection:
-        same = self.listen and self.listen == self.public and not self.listen.endswith(":0")
-        if same:
-            raise ValueError(f"listen and public are both {self.listen}: /healthz and "
-                             f"/metrics must not be served on the public listener")
-        return self
-
-
-class WebSection(Section):
-    """The agent desk under /desk on the public listener (helpdesk/web/)."""
-
-    enabled: bool = Field(False, description="Serve the desk (and start the public "
-                          "listener for it).")
-    login_link_valid: Duration = Field(timedelta(minutes=15), description="A sign-in link "
-                                       "works once, within this long after it was mailed.")
-    session_valid: Duration = Field(timedelta(days=7), description="A sign-in lasts this "
-                                    "long; then the agent signs in again.")
-    secure_cookie: Literal["auto", "yes", "no"] = Field(
-        "auto", description="Mark the sign-in cookie Secure (sent over https only); auto: "
-        "when [http] public_url starts with https.")
-    signin_window: Duration = Field(timedelta(minutes=15), description="Sign-in attempts "
-                                    "are counted over this window.")
-    signin_per_address: int = Field(5, ge=1, description="Sign-in attempts (links asked "
-                                    "for, passwords tried) per address or name per window.")
-    signin_per_client: int = Field(20, ge=1, description="Sign-in attempts per client IP "
-                                   "address per window, whatever the address.")
-
-
-class PortalSection(Section):
-    """The customer's status pages under /portal on the public listener
-    (helpdesk/web/portal/): every mail to a customer links their ticket's page."""
-
-    enabled: bool = Field(False, description="Serve the status pages (and start the "
-                          "public listener for them); mail to customers carries a signed "
-                          "link to their ticket's page.")
-    name: str = Field("", description="The name the pages show; empty: [helpdesk] name.")
-    logo_url: str = Field("", description="An image shown above every page: a path on "
-                          "this listener or an https URL (its origin is allowed by the "
-                          "pages' Content-Security-Policy); empty: none.")
-    colour: str = Field("#1f4e8c", pattern=r"^#[0-9A-Fa-f]{6}$", description="The brand "
-                        "colour (headings, buttons, links) as #rrggbb.")
-    background: str = Field("#ffffff", pattern=r"^#[0-9A-Fa-f]{6}$", description="The "
-                            "page background as #rrggbb.")
-    link_valid_days: int = Field(30, ge=1, le=3650, description="A link to a ticket's page "
-                                 "or to a customer's list of tickets works this many days "
-                                 "after the mail that carried it; rotating [helpdesk] secret "
-                                 "ends every link at once.")
-    show_agent_names: bool = Field(True, description="The pages name the agent working on "
-                                   "the ticket and the author of each reply; off: the "
-                                   "helpdesk's name only.")
-    show_agent_addresses: bool = Field(False, description="The pages show agents' email "
-                                       "addresses beside their names.")
-    links_per_hour: int = Field(3, ge=1, description="Mailed links (a list of tickets, a "
-                                "fresh ticket link) per customer address per hour, and ten "
-                                "times as many asks per client IP address.")
-
-    @field_validator("logo_url")
-    @classmethod
-    def _logo(cls, v: str) -> str:
-        if v and not (v.startswith("/") and not v.startswith("//")) \
-                and not v.startswith("https://"):
-            raise ValueError("must be a path on this listener (/logo.png) or an https URL")
-        return v
-
-
-class ApiSection(Section):
-    """The JSON API under /api/v1 on the public listener (helpdesk/web/api/, docs/api.md).
-    Clients present a token made by `helpdesk api token create`; the token acts as its
-    agent, with that agent's queues and role."""
-
-    enabled: bool = Field(False, description="Serve the API (and start the public listener "
-                          "for it).")
-    rate_limit: int = Field(120, ge=1, description="Requests per token per rate_window; "
-                            "more get 429 with Retry-After. Counted in each daemon's memory.")
-    rate_window: Duration = Field(timedelta(minutes=1), description="The window rate_limit "
-                                  "counts over.")
-    page_size: int = Field(50, ge=1, le=500, description="Items per page of a list when the "
-                           "client asks for no `limit` (and the most it may ask for is 4 "
-                           "times this).")
-    hook_timeout: float = Field(10.0, gt=0, description="Seconds a webhook receiver has to "
-                                "answer one delivery.")
-    hook_give_up_after: Duration = Field(timedelta(days=3), description="A delivery its "
-                                         "receiver keeps refusing is given up (dead, kept in "
-                                         "`helpdesk api hooks log`) after this long.")
-    hook_backoff_max: Duration = Field(timedelta(hours=1), description="The longest wait "
-                                       "between two tries of one delivery (it doubles from "
-                                       "10 seconds).")
-
-
-HOOK_EVENTS = ("ticket.created", "ticket.replied", "ticket.status_changed")
-
-
-class ApiHookSection(Section):
-    """A webhook: each event is POSTed to `url` as JSON, signed with HMAC-SHA256 of
-    `secret` (header X-Helpdesk-Signature), through an outbox with retries."""
-
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$",
-                      description="Names the hook in the delivery log; keep it stable.")
-    url: str = Field(pattern=r"^https?://\S+$", description="Where events are POSTed.")
-    secret: str = Field("", description="The signing key shared with the receiver; "
-                        "`secret_env` names an environment variable holding it instead.")
-    secret_env: str = Field("", description="Environment variable with the secret (wins).")
-    events: tuple[Literal["ticket.created", "ticket.replied", "ticket.status_changed"],
-                  ...] = Field(HOOK_EVENTS, description="The events sent to this hook.")
-
-    @model_validator(mode="after")
-    def _has_secret(self) -> ApiHookSection:
-        if not (self.secret or self.secret_env):
-            raise ValueError(f"hook {self.name}: a secret (or secret_env) is required: "
-                             "the receiver checks every event's signature with it")
-        return self
-
-    @property
-    def key(self) -> bytes:
-        if self.secret_env:
-            return os.environ.get(self.secret_env, "").encode()
-        return self.secret.encode()
-
-
 FREE_MAIL = ("gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com",
              "msn.com", "yahoo.com", "ymail.com", "icloud.com", "me.com", "mac.com",
              "aol.com", "gmx.de", "gmx.net", "gmx.at", "gmx.ch", "web.de", "t-online.de",
@@ -420,108 +266,6 @@ class LogSection(Section):
         "INFO", description="Lines below this level are dropped.")
     json_lines: bool = Field(False, alias="json", description="One JSON object per line, "
                              "with ticket and message_id fields where they apply.")
-
-
-_LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-class ImapSection(Section):
-    """One `[[imap]]` mailbox polled by its own thread (ingest/imap.py)."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-                      description="Unique; names the mailbox in logs, status and spool routes.")
-    host: str = Field(min_length=1)
-    port: int = Field(0, ge=0, le=65535, description="0: 993 for ssl, else 143.")
-    security: Literal["ssl", "starttls", "none"] = Field(
-        "ssl", description="ssl = IMAPS; starttls; none only for loopback hosts.")
-    username: str = Field(min_length=1)
-    password: str = Field("", description="Prefer password_env or password_file.")
-    password_env: str = Field("", description="Name of an environment variable holding it.")
-    password_file: Path | None = Field(None, description="File whose first line is it.")
-    oauth2_command: str = Field("", description="XOAUTH2: command printing an access token "
-                                "(or JSON with access_token and expires_in).")
-    oauth2_user: str = Field("", description="XOAUTH2 user; default: username.")
-    folder: str = Field("INBOX", min_length=1)
-    after: Literal["move", "flag", "delete"] = Field(
-        "move", description="Once stored: move to move_to, flag \\Seen, or delete.")
-    move_to: str = Field("Processed", min_length=1, description="Created if missing.")
-    quarantine_folder: str = Field("Quarantine", min_length=1,
-                                   description="Mails that keep failing are moved here.")
-    queue: str | None = Field(None, description="Default queue for this mailbox.")
-    ca_file: Path | None = Field(None, description="Trust this CA (e.g. a self-signed cert).")
-    idle: bool = Field(True, description="Use IDLE when offered; else poll.")
-    poll_interval: float = Field(60.0, gt=0, description="Seconds between polls without IDLE.")
-    idle_refresh: float = Field(300.0, gt=0, lt=29 * 60,
-                                description="Seconds before IDLE is renewed (RFC 2177: < 29 min).")
-    batch_size: int = Field(100, ge=1, le=5000, description="Mails per UID FETCH.")
-    timeout: float = Field(60.0, gt=0, description="Socket timeout in seconds.")
-    stall_alert_after: float = Field(
-        900.0, gt=0, validate_default=True,
-        description="Alert the admins when not reached for this many seconds.")
-    backoff_max: float = Field(300.0, gt=0, description="Longest wait between reconnects; "
-                               "a failed login waits this long.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_port(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("port"):
-            data = {**data, "port": 993 if data.get("security", "ssl") == "ssl" else 143}
-        return data
-
-    @field_validator("security")
-    @classmethod
-    def _plain_only_on_loopback(cls, v: str, info: ValidationInfo) -> str:
-        host = info.data.get("host", "")
-        if v == "none" and host and not _is_loopback(host):
-            raise ValueError(f"'none' (no TLS) is only allowed for loopback hosts, not {host!r}")
-        return v
-
-    @model_validator(mode="after")
-    def _one_credential(self) -> ImapSection:
-        keys = ("password", "password_env", "password_file", "oauth2_command")
-        given = [k for k in keys if getattr(self, k)]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of {', '.join(keys)} "
-                             f"(have: {', '.join(given) or 'none'})")
-        return self
-
-    @field_validator("stall_alert_after")
-    @classmethod
-    def _stall_after_refresh(cls, v: float, info: ValidationInfo) -> float:
-        for key in ("idle_refresh", "poll_interval"):
-            if key in info.data and info.data[key] >= v:
-                raise ValueError(f"must be longer than {key} ({info.data[key]:g} s)")
-        return v
-
-    @property
-    def login_user(self) -> str:
-        return self.oauth2_user or self.username
-
-    def secret(self) -> str:
-        """The password from wherever the config says; ConfigError when it is missing."""
-        if self.password:
-            return self.password
-        if self.password_env:
-            value = os.environ.get(self.password_env, "")
-            if not value:
-                raise ConfigError(f"imap {self.name}: ${self.password_env} is empty or unset")
-            return value
-        if self.password_file:
-            try:
-                return self.password_file.read_text().splitlines()[0].strip()
-            except (OSError, IndexError) as err:
-                raise ConfigError(f"imap {self.name}: password_file {self.password_file}: "
-                                  f"{getattr(err, 'strerror', None) or 'empty'}") from None
-        raise ConfigError(f"imap {self.name}: no password configured")
 
 
 class Settings(Section):

@@ -35,7 +35,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from helpdesk import clock
-from helpdesk.config.settings import ImapSection
+from helpdesk.config.imap import ImapSection
 from helpdesk.errors import TemporaryError
 from helpdesk.ingest import imap_ops as ops
 from helpdesk.ingest.imap_backlog import Backlog, Stored

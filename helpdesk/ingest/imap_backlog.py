@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from helpdesk.config.settings import ImapSection
+from helpdesk.config.imap import ImapSection
 from helpdesk.ingest import imap_ops as ops
 from helpdesk.ingest.imap_connect import ImapFault, TokenSource, connect, describe, logout
 

@@ -25,7 +25,7 @@ from imapclient.exceptions import (
     LoginError,
 )
 
-from helpdesk.config.settings import ImapSection
+from helpdesk.config.imap import ImapSection
 from helpdesk.errors import ConfigError, HelpdeskError
 
 DEFAULT_TOKEN_LIFETIME = 3000.0  # seconds, when the command does not say (Google: 3600)

@@ -33,7 +33,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from helpdesk import clock
-from helpdesk.config.settings import ApiHookSection, Settings
+from helpdesk.config.settings import Settings
+from helpdesk.config.web import ApiHookSection
 from helpdesk.errors import HelpdeskError
 from helpdesk.store.api_models import HookDelivery, HookEvent
 from helpdesk.store.db import session_scope
