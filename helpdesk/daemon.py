@@ -416,6 +416,8 @@ class Daemon:
         for worker in (self.pipeline_worker, self.outbox_worker, self.hooks_worker):
             if worker.is_alive():
                 await asyncio.to_thread(worker.join, max(0.1, deadline - loop.time()))
+        if not self.pipeline_worker.is_alive():  # else it may still be in a batch
+            self.pipeline.close()
         for poller in self.pollers:
             await asyncio.to_thread(poller.join, 15)
         for server in (self.http, self.public):

@@ -114,6 +114,12 @@ class Pipeline:
         self.writer = batch_engine(engine)
         self._one_at_a_time = 0
 
+    def close(self) -> None:
+        """Close the batches' own connections (SQLite: an engine of their own); the
+        daemon's engine is its owner's to dispose of."""
+        if self.writer is not self.engine:
+            self.writer.dispose()
+
     # -- driving -----------------------------------------------------------------
 
     def process_batch(self, limit: int = batch.MAX_MAILS) -> list[Outcome]:

@@ -145,3 +145,17 @@ def test_the_daemon_stops_cleanly_and_keeps_spooled_mail(
                list((settings.data_dir / "spool" / "incoming").iterdir()), what="tickets or spool")
     spooled = list((settings.data_dir / "spool" / "incoming").iterdir())
     assert len(all_tickets(settings)) + len(spooled) == 5
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_stopped_daemon_leaves_no_batch_connection_open(
+    daemon: DaemonThread, relay: RelaySink
+) -> None:
+    """SQLite's batches run on an engine of their own; stopping the daemon closes it (a
+    process that starts and stops daemons, like the tests, kept every one's file open)."""
+    send(daemon.port, make_mail())
+    relay.wait_for(1)
+    writer = daemon.daemon.pipeline.writer
+    assert writer is not daemon.daemon.engine and writer.pool.checkedin() == 1  # type: ignore[attr-defined]
+    daemon.stop()
+    assert writer.pool.checkedin() == 0  # type: ignore[attr-defined]
