@@ -17,8 +17,8 @@ from helpdesk.config.schedule import Duration
 
 class HttpSection(Section):
     """The daemon's two HTTP listeners, kept apart: what the public may reach through a
-    proxy (survey pages, later the portal) never shares a socket with what tells how the
-    daemon runs (/healthz, /metrics)."""
+    proxy (the desk, status pages, surveys, the API) never shares a socket with what
+    tells how the daemon runs (/healthz, /metrics)."""
 
     listen: str = Field(
         "127.0.0.1:8026", description="Ops listener, host:port for /healthz and /metrics "
