@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import select
-import ssl
 import time
 
 from imapclient import SEEN, IMAPClient
@@ -151,7 +150,7 @@ def peer_closed(client: IMAPClient) -> bool:
 
 def read_ahead(client: IMAPClient) -> list[tuple[object, ...]]:
     """The untagged responses already off the socket, waiting in imaplib's buffer (or
-    decrypted, in the TLS layer's), parsed as idle_check parses them.
+    the TLS layer's), parsed as idle_check parses them (its parser is private).
 
     A server may send an untagged response in the same packet as the "+ idling" that
     idle() reads (Dovecot does, for mail that arrives as IDLE begins): imaplib's line
@@ -169,11 +168,11 @@ def read_ahead(client: IMAPClient) -> list[tuple[object, ...]]:
 
 
 def _buffered(client: IMAPClient) -> bool:
+    # peek answers from imaplib's buffer, else with one read that must not wait; under
+    # TLS that read also yields what the TLS layer already holds
     sock = client.socket()
-    if isinstance(sock, ssl.SSLSocket) and sock.pending():
-        return True
     timeout = sock.gettimeout()
-    sock.setblocking(False)  # an empty buffer: peek's one read must not wait
+    sock.setblocking(False)
     try:
         return bool(client._imap.file.peek(1))
     except OSError:  # nothing yet (EAGAIN, TLS want-read), or a broken connection, which

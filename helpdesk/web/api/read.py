@@ -87,15 +87,16 @@ def _queue_query(session: Session, call: Call, scope: Scope) -> QueueQuery | Non
     if q.customer:
         contact = queries.contact_by_email(session, q.customer)
         contact_id = contact.id if contact and contact.id else -1
-    after = _AFTER_TICKET.fullmatch(q.cursor or "")
-    found = _OFFSET.fullmatch(q.cursor or "o0")
-    if after is not None and q.sort == "age":
-        return QueueQuery(q.view, q.status or "", q.queue or "", assignee, contact_id, q.sort,
-                          page_size(call.web, q.limit) + 1, after_id=int(after[1]))
-    if found is None or int(found[1]) > queues.MAX_OFFSET:
-        raise _bad_cursor()
+    offset, after_id = 0, None
+    if (after := _AFTER_TICKET.fullmatch(q.cursor or "")) and q.sort == "age":
+        after_id = int(after[1])
+    else:
+        found = _OFFSET.fullmatch(q.cursor or "o0")
+        if found is None or int(found[1]) > queues.MAX_OFFSET:
+            raise _bad_cursor()
+        offset = int(found[1])
     return QueueQuery(q.view, q.status or "", q.queue or "", assignee, contact_id, q.sort,
-                      page_size(call.web, q.limit) + 1, int(found[1]))
+                      page_size(call.web, q.limit) + 1, offset, after_id=after_id)
 
 
 def list_tickets(call: Call) -> Result:
