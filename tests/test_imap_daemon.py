@@ -3,20 +3,17 @@ and a SIGKILL in the middle of a backlog neither loses nor doubles a mail."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpdesk.config.settings import Settings
 from tests.conftest import MakeSettings
 from tests.dovecot import Account, make_mail
 from tests.helpers import (
-    REPO,
     all_messages,
     all_tickets,
     free_port,
@@ -24,6 +21,7 @@ from tests.helpers import (
     status_rows,
     wait_until,
 )
+from tests.procs import DaemonProc
 
 pytestmark = pytest.mark.dovecot
 
@@ -58,37 +56,46 @@ def test_a_mail_in_the_mailbox_becomes_a_ticket_in_the_mailboxs_queue(
     assert result.returncode == 0, result.stdout
 
 
-def _spawn(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "helpdesk", "--config", str(settings.source), "run"],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def test_sigkill_while_working_a_backlog_loses_and_doubles_nothing(
-    imap_account: Account, make_settings: MakeSettings
+    imap_account: Account, make_settings: MakeSettings, tmp_path: Path
 ) -> None:
     settings = make_settings({"imap": [_imap(imap_account, batch_size=20)],
                               "smtp": {"port": free_port()}})
     total = 150
     imap_account.append(*(make_mail(n, "kill") for n in range(total)))
-    proc = _spawn(settings)
+    daemon = DaemonProc(settings, tmp_path / "daemon.log").spawn()
+
+    def stored_at_least(n: int) -> bool:
+        assert daemon.proc is not None
+        if daemon.proc.poll() is not None:
+            raise AssertionError(f"daemon exited with {daemon.proc.returncode}:\n{daemon.log()}")
+        return len(all_messages(settings)) >= n
+
     try:
-        wait_until(lambda: len(all_messages(settings)) >= 30, timeout=60,
-                   what="part of the backlog stored")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        proc = _spawn(settings)
-        wait_until(lambda: len(all_messages(settings)) >= total, timeout=120,
-                   what="the whole backlog stored")
-        wait_until(lambda: imap_account.count("Processed") == total, timeout=30,
-                   what="every mail moved")
+        with _log_on_failure(daemon):
+            wait_until(lambda: stored_at_least(30), timeout=60,
+                       what="part of the backlog stored")
+            daemon.kill()
+            daemon.spawn()
+            wait_until(lambda: stored_at_least(total), timeout=120,
+                       what="the whole backlog stored")
+            wait_until(lambda: imap_account.count("Processed") == total, timeout=30,
+                       what="every mail moved")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        code = daemon.terminate(30)
+    assert code == 0, daemon.log()
     ids = [m["message_id"] for m in all_messages(settings)]
     assert len(ids) == total and len(set(ids)) == total
     assert imap_account.count("INBOX") == 0
+
+
+@contextlib.contextmanager
+def _log_on_failure(daemon: DaemonProc) -> Iterator[None]:
+    """A wait that times out says what the daemon logged meanwhile."""
+    try:
+        yield
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n--- daemon log ---\n{daemon.log()[-6000:]}") from None
 
 
 def test_the_same_mail_through_smtp_and_imap_is_one_message(
