@@ -18,6 +18,7 @@ from sqlmodel import Session, create_engine
 
 from helpdesk.errors import TemporaryError
 from helpdesk.store import turns as write_turns
+from helpdesk.store.migration_lock import migration_lock
 
 if TYPE_CHECKING:
     from helpdesk.config.settings import Settings
@@ -248,7 +249,11 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
     try:
-        command.upgrade(alembic_config(url), revision)
+        with migration_lock(url):
+            # whoever held the lock before us may have done the work
+            if revision == "head" and _at_head(url):
+                return
+            command.upgrade(alembic_config(url), revision)
     except OperationalError as err:
         raise TemporaryError(f"database unavailable: {err.orig or err}") from err
 
