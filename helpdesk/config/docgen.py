@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from helpdesk.config.schedule import duration_text
 from helpdesk.config.settings import Settings
 
 HEADER = """\
@@ -63,16 +64,6 @@ def type_name(annotation: Any) -> str:
     if annotation is Any:
         return "any"
     return getattr(annotation, "__name__", str(annotation))
-
-
-def duration_text(value: timedelta) -> str:
-    """A duration as it is written in the config file: "90s", "1h30m", "7d"."""
-    seconds, parts = int(value.total_seconds()), []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size or (unit == "s" and not parts):
-            count, seconds = divmod(seconds, size)
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
 
 
 def toml_value(value: Any) -> str:

@@ -37,6 +37,16 @@ def parse_duration(value: Any) -> Any:
     return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(text)))
 
 
+def duration_text(value: timedelta) -> str:
+    """A duration as it is written in the config file: "90s", "1h30m", "7d"."""
+    seconds, parts = int(value.total_seconds()), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            count, seconds = divmod(seconds, size)
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 

@@ -154,6 +154,12 @@ class OutgoingSection(Section):
         "What would exceed it is left out with a note in the text: attachments that do "
         "not fit, then the end of the text."
     )
+    sent_text_kept: Duration = Field(
+        timedelta(days=30), description="How long the full text of a sent mail (its "
+        "attachments included) stays in the outbox; then the scheduler drops it. The row "
+        "stays: replies to the mail still thread, and still prove the agent it went to. "
+        "Mail given up (dead) keeps its text."
+    )
 
 
 class QueueSection(Section):

@@ -137,6 +137,10 @@ class ApiSection(Section):
     hook_backoff_max: Duration = Field(timedelta(hours=1), description="The longest wait "
                                        "between two tries of one delivery (it doubles from "
                                        "10 seconds).")
+    hook_log_kept: Duration = Field(timedelta(days=30), description="How long a webhook "
+                                    "delivery stays in `helpdesk api hooks log`, from its "
+                                    "event; then the scheduler deletes it, once sent or "
+                                    "given up, and the event with its last delivery.")
 
 
 HOOK_EVENTS = ("ticket.created", "ticket.replied", "ticket.status_changed")

@@ -8,6 +8,7 @@ For each it plans the steps (SLA warning/breach, stale reminder/resolve/close,
 survey), does the due ones whose TicketStep mark is missing, and stores when the
 ticket next needs a look. Each ticket is its own transaction; the mark's unique
 key makes a concurrent second runner fail and retry, finding the step done.
+Then what is past keeping is dropped (retention.py), from watermarks of its own.
 
 When the configuration that moves due times changes (fingerprint), the first pass
 looks at every ticket that can still have a step.
@@ -33,10 +34,10 @@ from sqlmodel import Session, col, or_, select
 
 from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
-from helpdesk.schedule import escalation, stale
-from helpdesk.schedule.runtime import Runtime, Step, marks
+from helpdesk.schedule import escalation, retention, stale
+from helpdesk.schedule.runtime import Runtime, Step, marks, set_state, state
 from helpdesk.store.db import session_scope
-from helpdesk.store.models import SchedulerState, Ticket, TicketStep, TicketTimer
+from helpdesk.store.models import Ticket, TicketStep, TicketTimer
 from helpdesk.survey import steps as survey
 
 log = logging.getLogger("helpdesk.schedule.sweep")
@@ -125,19 +126,6 @@ def sync_one(rt: Runtime, ticket_id: int) -> tuple[list[str], datetime | None]:
 
 # -- the pass ----------------------------------------------------------------------------
 
-def _state(session: Session, name: str) -> str:
-    row = session.get(SchedulerState, name)
-    return row.value if row else ""
-
-
-def _set_state(session: Session, name: str, value: str) -> None:
-    row = session.get(SchedulerState, name)
-    if row is None:
-        session.add(SchedulerState(name=name, value=value))
-    else:
-        row.value = value
-
-
 def changed_since(session: Session, since: datetime | None,
                   rt: Runtime) -> tuple[list[tuple[int, datetime]], datetime | None]:
     """Tickets changed after `since` (None: every ticket that can still have a step)."""
@@ -174,8 +162,8 @@ def run_pass(settings: Settings, engine: Engine, now: datetime,
     report = PassReport(now, simulated=simulated)
     fingerprint = rt.sla.fingerprint()
     with session_scope(engine) as session:
-        mark_text = _state(session, "watermark")
-        full = _state(session, "config") != fingerprint or not mark_text
+        mark_text = state(session, "watermark")
+        full = state(session, "config") != fingerprint or not mark_text
         since = None if full else datetime.fromisoformat(mark_text)
         rows, newest = changed_since(session, since, rt)
     report.full = full
@@ -195,10 +183,14 @@ def run_pass(settings: Settings, engine: Engine, now: datetime,
     try:
         with session_scope(engine) as session:
             if newest is not None:
-                _set_state(session, "watermark", newest.isoformat())
-            _set_state(session, "config", fingerprint)
+                set_state(session, "watermark", newest.isoformat())
+            set_state(session, "config", fingerprint)
     except IntegrityError:
         pass  # another runner's first pass wrote the same state at the same moment
+    try:
+        report.done.extend(retention.prune(settings, engine, now))
+    except Exception:  # the steps above are done; what is past keeping waits a pass
+        log.exception("scheduler: dropping what is past keeping failed")
     if newest is not None:
         for i in [i for i, at in synced.items() if at <= newest - SLACK]:
             del synced[i]  # out of the slack window: the watermark covers it now
