@@ -24,7 +24,7 @@ from helpdesk import systemd as sd
 from helpdesk.config import agents
 from helpdesk.config.agents import DirectorySource
 from helpdesk.config.settings import Settings
-from helpdesk.errors import TemporaryError
+from helpdesk.errors import SchemaTooNew, TemporaryError
 from helpdesk.ingest.imap_state import PollerStatus
 from helpdesk.ingest.smtp import IntakeHandler, smtp_factory, tls_context
 from helpdesk.ingest.smtp_process import ListenerProcess
@@ -182,7 +182,12 @@ class Daemon:
 
     def _ensure_schema(self) -> None:
         if not self._schema_ready:
-            db.upgrade(self.settings.database_url)
+            try:
+                db.upgrade(self.settings.database_url)
+            except SchemaTooNew as err:
+                # a rolling upgrade: another machine's newer helpdesk migrated first.
+                # Within a minor version migrations only add, so this one runs on it.
+                log.warning("%s; running on it meanwhile (docs/operations.md, Upgrade)", err)
             self._schema_ready = True
             moved = self.pipeline.quarantine_shunted()
             if moved:

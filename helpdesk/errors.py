@@ -13,6 +13,14 @@ class TemporaryError(HelpdeskError):
     """Try again later: database or relay unavailable, disk full. Mail must be kept."""
 
 
+class SchemaTooNew(TemporaryError):
+    """A newer helpdesk (on another machine) migrated the database past what this version
+    knows. Nothing here can migrate it back: this machine's helpdesk needs upgrading.
+    Temporary in that sense: commands that write refuse and mail waits, as for a database
+    that is away; the daemon runs on the newer schema (migrations within a minor version
+    only add, docs/operations.md) and says so."""
+
+
 class PermanentError(HelpdeskError):
     """Retrying cannot help: the mail or request itself is unacceptable."""
 

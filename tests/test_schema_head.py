@@ -1,22 +1,28 @@
 """The daemon migrates at start; on a database already at the newest schema it asks with
 one query and never imports alembic (which it would keep in memory for its whole life).
-Processes that migrate one database at the same moment take turns."""
+Processes that migrate one database at the same moment take turns; a database a newer
+helpdesk has migrated is named as such, and the daemon runs on it."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlmodel import select
 
 from helpdesk.errors import TemporaryError
 from helpdesk.store import db
 from helpdesk.store.migration_lock import migration_lock
+from helpdesk.store.models import Message
 from tests.conftest import MakeSettings
-from tests.helpers import wait_until
+from tests.helpers import engine_for, make_mail, run_cli, send, wait_until
 
 
 def test_the_head_read_from_the_scripts_is_alembics() -> None:
@@ -88,3 +94,30 @@ def test_a_migration_held_up_by_another_process_says_so(make_settings: MakeSetti
         assert time.monotonic() - started >= 0.5
     with migration_lock(url, wait=0.5):  # given back: free again
         pass
+
+
+def test_a_database_a_newer_helpdesk_migrated_is_named_and_the_daemon_runs_on_it(
+        make_settings: MakeSettings, start_daemon: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings()
+    db.upgrade(settings.database_url)
+    engine = engine_for(settings)
+    with engine.begin() as conn:  # what the next release's helpdesk leaves behind
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_next_release'"))
+    newer = (f"the database schema (0099_next_release) is newer than this helpdesk version "
+             f"knows ({db.head_revision()}); upgrade helpdesk on this machine")
+
+    result = run_cli(settings, "db", "upgrade")
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == f"Error: {newer}"
+
+    # a rolling upgrade: this machine's daemon restarts before its helpdesk is upgraded
+    with caplog.at_level(logging.WARNING, logger="helpdesk.daemon"):
+        daemon = start_daemon(settings)
+    assert any(newer in r.getMessage() for r in caplog.records)
+    send(daemon.port, make_mail())
+
+    def stored() -> int:
+        with db.session_scope(engine) as session:
+            return len(session.exec(select(Message)).all())
+    wait_until(lambda: stored() == 1, timeout=20, what="the mail stored on the newer schema")

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
-from helpdesk.errors import TemporaryError
+from helpdesk.errors import SchemaTooNew, TemporaryError
 from helpdesk.store import turns as write_turns
 from helpdesk.store.migration_lock import migration_lock
 
@@ -212,9 +212,9 @@ _REVISION = re.compile(r"""^revision\b[^=\n]*=\s*['"](\w+)['"]""", re.M)
 _DOWN = re.compile(r"""^down_revision\b[^=\n]*=\s*['"](\w+)['"]""", re.M)
 
 
-def head_revision() -> str:
-    """The newest migration's id, read from the scripts' text: the chain is linear
-    (tests/test_migrations.py checks this against alembic's own answer)."""
+def _revisions() -> tuple[set[str], str]:
+    """Every migration's id and the newest, read from the scripts' text: the chain is
+    linear (tests/test_schema_head.py checks this against alembic's own answer)."""
     revisions, downs = set(), set()
     for path in (MIGRATIONS / "versions").glob("*.py"):
         text = path.read_text()
@@ -223,36 +223,50 @@ def head_revision() -> str:
     heads = revisions - downs
     if len(heads) != 1:
         raise RuntimeError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
-    return heads.pop()
+    return revisions, heads.pop()
 
 
-def _at_head(url: str) -> bool:
-    """Whether the database exists and has the newest schema; asked with one query, so
-    that a daemon restarted on a current database never imports alembic (some 15 MiB
-    it would keep for the rest of its life)."""
+def head_revision() -> str:
+    """The newest migration's id."""
+    return _revisions()[1]
+
+
+def _current(url: str) -> list[str] | None:
+    """The revision the database is at, asked with one query, so that a daemon restarted
+    on a current database never imports alembic (some 15 MiB it would keep for the rest
+    of its life). None: no schema yet, or no database (alembic says which)."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+            return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
     except DBAPIError:
-        return False  # no schema yet, or no database: alembic says which
+        return None
     finally:
         engine.dispose()
-    return found == [head_revision()]
+
+
+def _newer_text(have: Collection[str], want: str) -> str:
+    return (f"the database schema ({', '.join(sorted(have))}) is newer than this helpdesk "
+            f"version knows ({want}); upgrade helpdesk on this machine")
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to `revision` (the daemon does this at start)."""
+    """Apply migrations up to `revision` (the daemon does this at start). SchemaTooNew
+    when a newer helpdesk (on another machine) has migrated the database further."""
     _ensure_sqlite_dir(url)
-    if revision == "head" and _at_head(url):
+    if revision == "head" and _current(url) == [head_revision()]:
         return
     from alembic import command
 
     try:
         with migration_lock(url):
             # whoever held the lock before us may have done the work
-            if revision == "head" and _at_head(url):
+            current = _current(url)
+            known, head = _revisions()
+            if revision == "head" and current == [head]:
                 return
+            if current and not set(current) <= known:
+                raise SchemaTooNew(_newer_text(current, head))
             command.upgrade(alembic_config(url), revision)
     except OperationalError as err:
         raise TemporaryError(f"database unavailable: {err.orig or err}") from err
@@ -285,7 +299,6 @@ def schema_problem(engine: Engine) -> str | None:
         return "the database has no helpdesk schema yet; run `helpdesk db upgrade`"
     have, want = ", ".join(sorted(current)), ", ".join(sorted(heads))
     if not current <= {rev.revision for rev in script.walk_revisions()}:
-        return (f"the database schema ({have}) is newer than this helpdesk version knows "
-                f"({want}); upgrade helpdesk on this machine")
+        return _newer_text(current, want)
     return (f"the database schema ({have}) is older than this helpdesk version ({want}); "
             f"run `helpdesk db upgrade`")
