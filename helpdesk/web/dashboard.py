@@ -95,11 +95,12 @@ def charts(data: dict[str, Any]) -> dict[str, Markup]:
         "by_status": svg.hbars("Open tickets by status", _sorted(backlog["by_status"])),
         "by_priority": svg.hbars("Open tickets by priority", _sorted(backlog["by_priority"])),
         "times": svg.hbars("Response and resolution times (hours)", times, hours),
-        "breaches": svg.columns("SLA breaches over time", [(c.label, c.breaches) for c in cuts]),
+        "breaches": svg.columns("SLA breaches over time", [(c.label, c.breaches) for c in cuts],
+                                empty="No SLA breaches in this range"),
         "csat": svg.columns("Share of good ratings over time",
                             [(c.label, None if c.satisfaction["good_share"] is None
                               else c.satisfaction["good_share"] * 100) for c in cuts],
-                            percent, top_value=100),
+                            percent, top_value=100, empty="No ratings in this range"),
     }
 
 

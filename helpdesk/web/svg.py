@@ -89,9 +89,11 @@ def hbars(title: str, rows: Sequence[Row], fmt: Format = _number) -> Markup:
 
 
 def columns(title: str, rows: Sequence[Row], fmt: Format = _number,
-            top_value: float | None = None) -> Markup:
+            top_value: float | None = None, empty: str = "") -> Markup:
     """One column per row, left to right, for figures over time; `top_value` fixes the
-    scale (100 for a percentage) instead of the largest value. A None leaves a gap."""
+    scale (100 for a percentage) instead of the largest value. A None leaves a gap.
+    `empty`: said across the plot when no row has a value above zero, so that a blank
+    chart reads as "none", not as a chart that failed to draw."""
     height, left, bottom, top, right = 220, 48, 36, 12, 8
     root = _svg(title, height)
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
@@ -112,4 +114,6 @@ def columns(title: str, rows: Sequence[Row], fmt: Format = _number,
             _bar(root, x + step * 0.15, base - h, step * 0.7, h, f"{label}: {shown}")
         if i % every == 0:
             _text(root, x + step / 2, base + 16, _short(label, 12), "middle", 11)
+    if empty and not any(value for _, value in rows):
+        _text(root, left + plot_w / 2, top + plot_h / 2, clean(empty), "middle")
     return _render(root)
