@@ -23,14 +23,12 @@ from sqlmodel import col, select
 
 from helpdesk.config.schedule import duration_text
 from helpdesk.config.settings import Settings
-from helpdesk.schedule.runtime import set_state, state
 from helpdesk.store.api_models import HookDelivery, HookEvent
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Outbox
+from helpdesk.store.scheduler_state import HOOK_LOG_MARK, OUTBOX_TEXT_MARK, set_state, state
 
 BATCH = 500  # rows per transaction: a short write lock on SQLite
-OUTBOX_MARK = "retention.outbox"
-HOOKS_MARK = "retention.hooks"
 
 
 def prune(settings: Settings, engine: Engine, now: datetime) -> list[str]:
@@ -53,7 +51,7 @@ def _sent_texts(engine: Engine, cutoff: datetime) -> int:
     dropped = 0
     while True:
         with session_scope(engine) as session:
-            mark = int(state(session, OUTBOX_MARK) or 0)
+            mark = int(state(session, OUTBOX_TEXT_MARK) or 0)
             rows = session.exec(select(Outbox.id, Outbox.status, Outbox.sent_at)
                                 .where(col(Outbox.id) > mark).order_by(col(Outbox.id))
                                 .limit(BATCH)).all()
@@ -68,7 +66,7 @@ def _sent_texts(engine: Engine, cutoff: datetime) -> int:
                 session.execute(update(Outbox).where(col(Outbox.id).in_(drop)).values(raw=b"")
                                 .execution_options(synchronize_session=False))
             if settled != mark:
-                set_state(session, OUTBOX_MARK, str(settled))
+                set_state(session, OUTBOX_TEXT_MARK, str(settled))
         dropped += len(drop)
         if len(rows) < BATCH or settled != rows[-1][0]:  # the end, or a row not done with
             return dropped
@@ -78,7 +76,7 @@ def _hook_log(engine: Engine, cutoff: datetime, hooks: Container[str]) -> int:
     deleted = 0
     while True:
         with session_scope(engine) as session:
-            mark = int(state(session, HOOKS_MARK) or 0)
+            mark = int(state(session, HOOK_LOG_MARK) or 0)
             rows = session.exec(select(HookDelivery.id, HookDelivery.status, HookDelivery.hook,
                                        HookDelivery.created_at, HookDelivery.event_id)
                                 .where(col(HookDelivery.id) > mark)
@@ -101,7 +99,7 @@ def _hook_log(engine: Engine, cutoff: datetime, hooks: Container[str]) -> int:
                                                         col(HookEvent.id).not_in(still_used))
                                 .execution_options(synchronize_session=False))
             if settled != mark:
-                set_state(session, HOOKS_MARK, str(settled))
+                set_state(session, HOOK_LOG_MARK, str(settled))
         deleted += len(drop)
         if len(rows) < BATCH or settled != rows[-1][0]:
             return deleted

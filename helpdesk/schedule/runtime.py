@@ -18,23 +18,9 @@ from helpdesk.mail.tokens import ticket_reply_address
 from helpdesk.outgoing import compose as mailout
 from helpdesk.schedule.sla import SlaContext
 from helpdesk.store import tickets as store
-from helpdesk.store.models import Contact, SchedulerState, Ticket, TicketStep
+from helpdesk.store.models import Contact, Ticket, TicketStep
 
 ACTOR = "scheduler"
-
-
-def state(session: Session, name: str) -> str:
-    """A value the scheduler keeps between passes (scheduler_state); "" when never set."""
-    row = session.get(SchedulerState, name)
-    return row.value if row else ""
-
-
-def set_state(session: Session, name: str, value: str) -> None:
-    row = session.get(SchedulerState, name)
-    if row is None:
-        session.add(SchedulerState(name=name, value=value))
-    else:
-        row.value = value
 
 
 @dataclass

@@ -35,9 +35,10 @@ from sqlmodel import Session, col, or_, select
 from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
 from helpdesk.schedule import escalation, retention, stale
-from helpdesk.schedule.runtime import Runtime, Step, marks, set_state, state
+from helpdesk.schedule.runtime import Runtime, Step, marks
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Ticket, TicketStep, TicketTimer
+from helpdesk.store.scheduler_state import set_state, state
 from helpdesk.survey import steps as survey
 
 log = logging.getLogger("helpdesk.schedule.sweep")
