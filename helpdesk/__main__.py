@@ -42,7 +42,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from helpdesk.commands import act, contacts, core, imap, rules
+    from helpdesk.commands import act, contacts, core, imap, outbox, rules
     from helpdesk.commands import api as api_commands
     from helpdesk.commands import jobs as jobs_commands
     from helpdesk.commands import kb as kb_commands
@@ -51,7 +51,7 @@ def _register() -> None:
     from helpdesk.commands import web as web_commands
 
     for module in (core, rules, imap, jobs_commands, stats_commands, search_commands,
-                   web_commands, api_commands, kb_commands, contacts):
+                   web_commands, api_commands, kb_commands, contacts, outbox):
         for command in module.COMMANDS:
             cli.add_command(command)
     for command in act.TICKET_COMMANDS:

@@ -210,8 +210,9 @@ class Daemon:
             dead, self.outbox.dead_rows = self.outbox.dead_rows, []
             self._alert("outgoing mail given up",
                         f"{len(dead)} outgoing mail(s) could not be delivered and were given "
-                        f"up (outbox ids {', '.join(map(str, dead))}). The reasons are in the "
-                        f"outbox rows' last_error; `helpdesk status` shows the counts.\n")
+                        f"up (outbox ids {', '.join(map(str, dead))}). `helpdesk outbox list "
+                        f"--status dead` says why; once that is fixed, `helpdesk outbox retry "
+                        f"ID` (or `--all-dead`) sends them again.\n")
         return result.sent > 0 and result.failed == 0
 
     def _hooks_step(self) -> bool:
