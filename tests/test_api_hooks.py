@@ -73,19 +73,36 @@ def test_events_are_signed_retried_and_logged(make_desk: Callable[..., Desk],
     assert "ticket.created" in first and "sent" in first and "2 tries" in first
 
 
-def test_a_receiver_that_is_gone_is_given_up(make_desk: Callable[..., Desk],
-                                             receiver: Receiver) -> None:
+def test_a_receiver_that_is_gone_is_given_up_and_posted_again_when_asked(
+        make_desk: Callable[..., Desk], receiver: Receiver) -> None:
     desk = api_desk(make_desk, api_hook=[
         {"name": "old", "url": receiver.url.replace("/events", "/nothing-here"),
          "secret": SECRET, "events": ["ticket.created"]}])
-    receiver.server.RequestHandlerClass.do_POST = _gone  # type: ignore[attr-defined]
+    handler = receiver.server.RequestHandlerClass
+    answer = handler.do_POST  # type: ignore[attr-defined]
+    handler.do_POST = _gone  # type: ignore[attr-defined]
     alice = api_client(desk, make_token(desk, "alice"))
-    create_ticket(alice)
+    number = create_ticket(alice)
 
-    def dead() -> bool:
-        log = invoke_cli(desk.settings, "api", "hooks", "log")
-        return "dead" in log.output and "HTTP 410" in log.output
-    wait_until(dead, timeout=20, what="the delivery given up")
+    def log() -> str:
+        done = invoke_cli(desk.settings, "api", "hooks", "log")
+        assert done.exit_code == 0, done.output
+        return str(done.output)
+    wait_until(lambda: "dead" in log() and "HTTP 410" in log(), timeout=20,
+               what="the delivery given up")
+    delivery = log().split("\t")[0]
+
+    handler.do_POST = answer  # type: ignore[attr-defined]  # the receiver is back
+    refused = invoke_cli(desk.settings, "api", "hooks", "retry", delivery, "999")
+    assert refused.exit_code == 1
+    assert refused.output.splitlines() == [f"queued again: {delivery}", "Error: not given "
+                                           "up, left as they are: 999"]
+    wait_until(lambda: receiver.events(), timeout=20, what="the event posted again")
+    assert [(e["event"], e["ticket"]["id"]) for e in receiver.events()] == [
+        ("ticket.created", number)]
+    assert "\tsent\t2 tries\t" in log()
+    again = invoke_cli(desk.settings, "api", "hooks", "retry", "--all-dead", "--hook", "old")
+    assert (again.exit_code, again.output.strip()) == (0, "no given-up delivery")
 
 
 def _gone(self: BaseHTTPRequestHandler) -> None:

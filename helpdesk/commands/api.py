@@ -4,6 +4,7 @@
     helpdesk api token list [--all]
     helpdesk api token revoke ID
     helpdesk api hooks log [--hook NAME] [--limit N]
+    helpdesk api hooks retry ID... | --all-dead [--hook NAME]
     helpdesk api openapi [--markdown]
 
 A token is printed once, at creation; only its hash is kept. It acts as its agent (an
@@ -94,6 +95,29 @@ def hooks_log(state: CliState, hook: str | None, limit: int) -> None:
         answer = d.last_error or (f"HTTP {d.last_status}" if d.last_status else "")
         echo(f"{d.id}\t{d.hook}\t{e.kind}\tticket {e.ticket_id}\t{d.status}\t"
              f"{d.attempts} tries\t{answer}")
+
+
+@hooks_group.command(name="retry")
+@click.argument("delivery_ids", nargs=-1, type=int)
+@click.option("--all-dead", is_flag=True, help="Every given-up delivery (of --hook).")
+@click.option("--hook", default=None, help="With --all-dead: only this hook's.")
+@pass_state
+def hooks_retry(state: CliState, delivery_ids: tuple[int, ...], all_dead: bool,
+                hook: str | None) -> None:
+    """Post given-up (dead) deliveries again, once the receiver is back: one more try each."""
+    from helpdesk.outgoing.hooks import send_again
+
+    if bool(delivery_ids) == all_dead:
+        raise click.UsageError("name the deliveries to post again, or give --all-dead")
+    with session_scope(_write_engine(state.settings)) as session:
+        queued = send_again(session, None if all_dead else delivery_ids, hook)
+    left = sorted(set(delivery_ids) - set(queued))
+    if queued:
+        click.echo(f"queued again: {', '.join(map(str, queued))}")
+    if left:
+        raise click.ClickException(f"not given up, left as they are: {', '.join(map(str, left))}")
+    if not queued:
+        click.echo("no given-up delivery")
 
 
 @api_group.command(name="openapi")

@@ -27,9 +27,10 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from helpdesk import clock
@@ -189,3 +190,23 @@ def log_of(session: Session, hook: str | None, limit: int = 50) -> list[tuple[Ho
     if hook:
         stmt = stmt.where(HookDelivery.hook == hook)
     return [(d, e) for d, e in session.exec(stmt).all()]
+
+
+def send_again(session: Session, ids: Iterable[int] | None, hook: str | None = None
+               ) -> list[int]:
+    """Queue given-up (dead) deliveries again, due now: those of `ids`, or every one
+    (None), of one hook or all. Each gets one more try: a receiver that fails it again
+    gives it up again at once ([api] hook_give_up_after counts from the event). Returns
+    the ids queued; ids that are not dead are left as they are."""
+    stmt = select(HookDelivery.id).where(HookDelivery.status == "dead")
+    if ids is not None:
+        stmt = stmt.where(col(HookDelivery.id).in_(list(ids)))
+    if hook:
+        stmt = stmt.where(HookDelivery.hook == hook)
+    found = sorted(int(i or 0) for i in session.exec(stmt).all())
+    if found:
+        session.execute(update(HookDelivery)
+                        .where(col(HookDelivery.id).in_(found), HookDelivery.status == "dead")
+                        .values(status="queued", next_attempt_at=clock.now())
+                        .execution_options(synchronize_session=False))
+    return found
