@@ -35,7 +35,15 @@ from helpdesk.outgoing import to_customer as customer_mail
 from helpdesk.rules import Decision, MailContext
 from helpdesk.rules.context import build_context
 from helpdesk.spool import MAX_RECOVERIES, Entry, Envelope, Spool
-from helpdesk.store import blobs, blobsync, channel, contacts_ops, queries, ticket_ops
+from helpdesk.store import (
+    blobs,
+    blobsync,
+    channel,
+    contacts_ops,
+    quarantine_ops,
+    queries,
+    ticket_ops,
+)
 from helpdesk.store import tickets as store
 from helpdesk.store.db import batch_engine, is_unavailable, session_scope
 from helpdesk.store.models import Contact, Quarantine, Status, Ticket
@@ -575,16 +583,8 @@ class Pipeline:
         return moved
 
     def release(self, quarantine_id: int) -> str:
-        """Put a quarantined mail through the pipeline again; returns the spool entry name."""
+        """Put a quarantined mail through the pipeline again; returns the spool entry name
+        (quarantine_ops.NotHeld, a KeyError, for an id not held)."""
         with session_scope(self.engine) as session:
-            row = session.get(Quarantine, quarantine_id)
-            if row is None or row.status != "held":
-                raise KeyError(f"no held quarantine entry Q{quarantine_id}")
-            raw = blobs.for_session(session, self.settings.data_dir).read(row.raw_path)
-            envelope = Envelope(route=row.route or "release", mail_from=row.mail_from,
-                                rcpt_tos=tuple(row.rcpt_tos),
-                                extra={"released_from": quarantine_id})
-            name = self.spool.put(raw, envelope)
-            row.status = "released"
-            row.released_at = clock.now()
-        return name
+            return quarantine_ops.release(session, self.settings.data_dir, self.spool,
+                                          quarantine_id)

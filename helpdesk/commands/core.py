@@ -12,12 +12,12 @@ from pathlib import Path
 
 import click
 
-from helpdesk import clock, logs
+from helpdesk import logs
 from helpdesk.commands import CliState, echo, pass_state
 from helpdesk.config.settings import Settings
 from helpdesk.errors import ListenerError, RuleError, TemporaryError
 from helpdesk.spool import Envelope, Spool
-from helpdesk.store import blobs, db, queries
+from helpdesk.store import blobs, db, quarantine_ops, queries
 from helpdesk.store.db import session_scope, snapshot_scope
 from helpdesk.store.models import Quarantine, Status
 
@@ -368,13 +368,8 @@ def quarantine_discard(state: CliState, qid: str, reason: str) -> None:
     number = _quarantine_id(qid)
     try:
         with session_scope(_write_engine(settings)) as session:
-            row = session.get(Quarantine, number)
-            if row is None or row.status != "held":
-                raise click.ClickException(f"no held quarantine entry Q{number}" + (
-                    f" (it is {row.status})" if row else ""))
-            row.status, row.released_at = "discarded", clock.now()
-            original = row.reason
-    except TemporaryError as err:
+            original = quarantine_ops.discard(session, number)
+    except (quarantine_ops.NotHeld, TemporaryError) as err:
         raise click.ClickException(str(err)) from None
     logs.setup(settings)
     why = f": {reason}" if reason else ""
