@@ -181,14 +181,16 @@ class HookWorker:
         return sent
 
 
-def log_of(session: Session, hook: str | None, limit: int = 50) -> list[tuple[HookDelivery,
-                                                                             HookEvent]]:
-    """The newest deliveries (of one hook, or all) with their events."""
+def log_of(session: Session, hook: str | None, limit: int = 50, status: str | None = None
+           ) -> list[tuple[HookDelivery, HookEvent]]:
+    """The newest deliveries (of one hook, or all; in one status, or any) with their events."""
     stmt = (select(HookDelivery, HookEvent).join(HookEvent, col(HookEvent.id) ==
                                                   col(HookDelivery.event_id))
             .order_by(col(HookDelivery.id).desc()).limit(limit))
     if hook:
         stmt = stmt.where(HookDelivery.hook == hook)
+    if status:
+        stmt = stmt.where(HookDelivery.status == status)
     return [(d, e) for d, e in session.exec(stmt).all()]
 
 

@@ -22,7 +22,18 @@ from starlette.types import ASGIApp
 
 from helpdesk.config.agents import Directory
 from helpdesk.config.settings import Settings
-from helpdesk.web import actions, auth, csrf, dashboard, desk, pages, queues, search_page, sessions
+from helpdesk.web import (
+    actions,
+    auth,
+    csrf,
+    dashboard,
+    desk,
+    mail_admin,
+    pages,
+    queues,
+    search_page,
+    sessions,
+)
 from helpdesk.web import kb_desk as kb_pages
 from helpdesk.web import new_ticket as new_ticket_pages
 from helpdesk.web import static as static_files
@@ -66,6 +77,7 @@ def desk_app(web: WebContext) -> Starlette:
                 *actions.ROUTES,
                 *static_files.ROUTES,
                 *kb_pages.ROUTES,
+                *mail_admin.ROUTES,  # the admins' mail problems
                 *new_ticket_pages.ROUTES],  # agents open tickets (web/new_ticket.py)
         middleware=[Middleware(csrf.CsrfGuard, key=web.secret,  # type: ignore[arg-type]
                                session_cookie=sessions.COOKIE, cookie_path="/desk",

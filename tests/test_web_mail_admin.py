@@ -1,0 +1,113 @@
+"""The admins' mail page (/desk/mail) against the running daemon, a real relay and a real
+webhook receiver: mail that could not be read is released or discarded, an
+acknowledgement the relay refused is sent again, a webhook delivery given up is posted
+again; only admins see the page or may act, and every form needs its CSRF token."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
+
+import httpx
+import pytest
+
+from tests.agent_desk import relay_overrides
+from tests.agents_toml import agent, agents_toml, team
+from tests.api_helpers import Receiver
+from tests.helpers import RelaySink, make_mail, outbox_rows, run_cli, send, wait_until
+from tests.web_helpers import Desk, sign_in, submit
+
+AGENTS = agents_toml(agent("alice", "support"), agent("lisa", "support", role="lead"),
+                     agent("ada", "support", role="admin"), team("support", lead="lisa"))
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _gone(self: BaseHTTPRequestHandler) -> None:
+    self.rfile.read(int(self.headers["Content-Length"]))
+    self.send_response(410)
+    self.end_headers()
+
+
+def _row(page: httpx.Response, row_id: str) -> str:
+    start = page.text.index(f'<tr id="{row_id}">')
+    return page.text[start:page.text.index("</tr>", start)]
+
+
+def test_an_admin_releases_discards_and_sends_again_from_the_mail_page(
+        make_desk: Callable[..., Desk], relay: RelaySink, receiver: Receiver,
+        caplog: pytest.LogCaptureFixture) -> None:
+    handler = receiver.server.RequestHandlerClass
+    answer = handler.do_POST  # type: ignore[attr-defined]
+    handler.do_POST = _gone  # type: ignore[attr-defined]
+    desk = make_desk(agents=AGENTS, api={"enabled": True}, api_hook=[
+        {"name": "crm", "url": receiver.url, "secret": "s", "events": ["ticket.created"]}],
+        **relay_overrides(relay))
+    for junk in (b"\x00 not a mail at all", b"\x00 nor this"):
+        done = run_cli(desk.settings, "ingest", stdin=junk)
+        assert done.returncode == 0, done.stderr
+    relay.refuse_next("550 5.1.1 <carol@customer.test>: mailbox unavailable")
+    send(desk.daemon.port, make_mail(subject="Printer <b>on</b> fire"))
+    dead = wait_until(lambda: [r for r in outbox_rows(desk.settings) if r.status == "dead"],
+                      timeout=20, what="the acknowledgement given up")[0]
+
+    ada = sign_in(desk, "ada")
+    wait_until(lambda: 'id="hook-' in ada.get("/desk/mail").text, timeout=20,
+               what="the webhook delivery given up")
+    page = ada.get("/desk/mail")
+    assert page.status_code == 200
+    assert '<a href="/desk/mail">Mail</a>' in page.text
+    assert "cannot parse" in _row(page, "q1") and "cannot parse" in _row(page, "q2")
+    mail = _row(page, f"mail-{dead.id}")
+    assert "mailbox unavailable" in mail and '<a href="/desk/ticket/1">HD-1</a>' in mail
+    assert "Printer &lt;b&gt;on&lt;/b&gt; fire" in mail  # the customer's words, escaped
+    assert "ticket.created" in page.text and "HTTP 410" in page.text
+
+    for name in ("alice", "lisa"):  # agents and leads: neither see nor act
+        other = sign_in(desk, name)
+        assert 'href="/desk/mail"' not in other.get("/desk/").text
+        assert other.get("/desk/mail").status_code == 403
+        refused = submit(other, "/desk/", "/desk/mail/outbox/retry", {"all": "1"})
+        assert refused.status_code == 403
+    no_token = ada.post("/desk/mail/outbox/retry", data={"all": "1"})
+    assert no_token.status_code == 403
+    assert [r.status for r in outbox_rows(desk.settings) if r.id == dead.id] == ["dead"]
+
+    with caplog.at_level(logging.WARNING, logger="helpdesk.web.mail_admin"):
+        released = submit(ada, "/desk/mail", "/desk/mail/quarantine/1/release", {})
+        assert (released.status_code, released.headers["location"]) == (
+            303, "/desk/mail?done=released")
+        discarded = submit(ada, "/desk/mail", "/desk/mail/quarantine/2/discard",
+                           {"reason": "line  noise"})
+        assert discarded.headers["location"] == "/desk/mail?done=discarded"
+        again = submit(ada, "/desk/mail", "/desk/mail/quarantine/2/discard", {})
+        assert again.headers["location"] == "/desk/mail?done=gone"  # acted on already
+        sent = submit(ada, "/desk/mail", "/desk/mail/outbox/retry", {"id": str(dead.id)})
+        assert sent.headers["location"] == "/desk/mail?done=mail"
+        handler.do_POST = answer  # type: ignore[attr-defined]  # the receiver is back
+        posted = submit(ada, "/desk/mail", "/desk/mail/hooks/retry", {"all": "1"})
+        assert posted.headers["location"] == "/desk/mail?done=hooks"
+    logged = [r.getMessage() for r in caplog.records]
+    assert "quarantine Q1 released by ada on the desk" in logged
+    assert any(m.startswith("quarantine Q2 discarded by ada on the desk: line noise (")
+               for m in logged)
+
+    # released: through the pipeline again, which still cannot read it (a new entry)
+    wait_until(lambda: 'id="q3"' in ada.get("/desk/mail").text, timeout=20,
+               what="the released mail quarantined again")
+    acks = wait_until(lambda: [r for r in relay.received if "carol@customer.test" in r.rcpt_tos],
+                      timeout=20, what="the acknowledgement sent again")
+    assert f"<{dead.message_id}>".encode() in acks[0].raw
+    wait_until(lambda: receiver.events(), timeout=20, what="the event posted again")
+    page = ada.get("/desk/mail?done=hooks")
+    assert "Queued again: the webhook worker posts it within a second." in page.text
+    assert 'id="q1"' not in page.text and 'id="q2"' not in page.text
+    assert f'id="mail-{dead.id}"' not in page.text and 'id="hook-' not in page.text
+    assert "None: every mail was sent, or is still being tried." in page.text
+    assert ada.get("/desk/mail?done=<script>").text.count('role="status"') == 0
