@@ -19,8 +19,16 @@ import pytest
 
 from helpdesk.config import settings as config
 from tests.browser import RUN, Watch, screenshot, sign_in_in_browser
-from tests.helpers import REPO, engine_for, free_port, run_cli, wait_ticket, wait_until
-from tests.web_helpers import Desk
+from tests.helpers import (
+    REPO,
+    engine_for,
+    free_port,
+    outbox_rows,
+    run_cli,
+    wait_ticket,
+    wait_until,
+)
+from tests.web_helpers import Desk, cli_link
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Response
@@ -448,3 +456,38 @@ def test_the_shipped_config_serves_the_desk_where_the_log_says(
     page.goto(f"http://127.0.0.1:{ports['public']}/")  # the bare address opens the desk
     page.wait_for_url(desk)
     assert daemon.terminate() == 0, daemon.log()
+
+
+def test_hostile_mail_runs_no_script_on_the_admins_mail_page(
+        page: Page, make_desk: Callable[..., Desk], relay: Any) -> None:
+    """The mail page shows what strangers wrote: a quarantined mail's envelope sender and
+    a refused acknowledgement's subject (the customer's)."""
+    from tests.agent_desk import relay_overrides
+    from tests.agents_toml import agent, agents_toml
+
+    desk = make_desk(agents=agents_toml(agent("ada", "support", role="admin")),
+                     **relay_overrides(relay))
+    done = run_cli(desk.settings, "ingest", "--sender", f"<script>{RUN}</script>@x.test",
+                   stdin=b"\x00 not a mail at all")
+    assert done.returncode == 0, done.stderr
+    relay.refuse_next("550 5.1.1 mailbox unavailable")
+    desk.deliver(hostile_mail())
+    wait_until(lambda: any(r.status == "dead" for r in outbox_rows(desk.settings)),
+               timeout=20, what="the acknowledgement given up")
+    # signed in by `helpdesk web login-link` (mail goes to the relay here, not a maildir)
+    page.goto(cli_link(desk, "ada"))
+    page.get_by_role("button", name=re.compile("^Sign in to ")).click()
+    page.wait_for_url(f"{desk.url}/desk/")
+    watch = Watch(page, desk.url)
+    response = page.goto(desk.url + "/desk/mail")
+    assert response is not None and response.status == 200
+    page.wait_for_load_state("load")
+    assert watch.problems() + header_problems(response) == []
+    main = page.inner_text("main")
+    assert f"<script>{RUN}</script>@x.test" in main and "Printer broken" in main
+    screenshot(page, "mail-page")
+    page.get_by_role("button", name="Send all given-up mail again").click()
+    page.wait_for_load_state("load")
+    assert "Queued again: the outbox sends it within a second." in page.inner_text("main")
+    assert watch.problems() == []
+    screenshot(page, "mail-page-sent-again")
