@@ -20,6 +20,7 @@ from tests.helpers import (
     outbox_rows,
     run_cli,
     send,
+    status_rows,
     wait_until,
 )
 
@@ -42,6 +43,10 @@ def test_a_refused_mail_is_listed_shown_and_sent_again(
     send(daemon.port, make_mail(subject="Printer on fire"))
     dead = wait_until(lambda: [r for r in outbox_rows(settings) if r.status == "dead"],
                       timeout=20, what="the acknowledgement given up")[0]
+
+    status = run_cli(settings, "status").stdout.decode()
+    state, detail = status_rows(status)["outbox"]
+    assert state == "dead mail" and detail.endswith("; `helpdesk outbox list --status dead`")
 
     code, out, _ = _cli(settings, "list", "--status", "dead")
     assert code == 0

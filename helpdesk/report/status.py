@@ -193,10 +193,12 @@ def _database_rows(db_info: dict[str, Any]) -> list[tuple[str, str, str]]:
     outbox = db_info["outbox"]
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outbox.items())) or "empty"
     # lower case: worth a look, but not what makes `helpdesk status` exit 1
+    dead = "; `helpdesk outbox list --status dead`" if outbox.get("dead") else ""
+    held = "; `helpdesk quarantine list`" if db_info["quarantined"] else ""
     return [("database", "ok", ""),
-            ("outbox", "dead mail" if outbox.get("dead") else "ok", counts),
+            ("outbox", "dead mail" if outbox.get("dead") else "ok", counts + dead),
             ("quarantine", "held" if db_info["quarantined"] else "ok",
-             f"{db_info['quarantined']} held")]
+             f"{db_info['quarantined']} held{held}")]
 
 
 def _one_line(text: str) -> str:
