@@ -381,10 +381,14 @@ def followers(session: Session, ticket_id: int) -> list[int]:
     return [int(i) for i in session.exec(stmt).all() if i is not None]
 
 
-def quarantined(session: Session, include_released: bool = False) -> list[Quarantine]:
+def quarantined(session: Session, include_released: bool = False,
+                newest: int | None = None) -> list[Quarantine]:
+    """Held entries (or all), oldest first; `newest`: only that many, newest first."""
     stmt = select(Quarantine).order_by(Quarantine.id)
     if not include_released:
         stmt = stmt.where(Quarantine.status == "held")
+    if newest is not None:
+        stmt = stmt.order_by(None).order_by(col(Quarantine.id).desc()).limit(newest)
     return list(session.exec(stmt).all())
 
 

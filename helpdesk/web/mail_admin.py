@@ -48,7 +48,7 @@ class Problems:
 
 def _read(web: WebContext) -> Problems:
     with snapshot_scope(web.engine) as session:
-        held = queries.quarantined(session)[::-1][:LIMIT]
+        held = queries.quarantined(session, newest=LIMIT)
         return Problems(held, outbox_admin.entries(session, "dead", LIMIT),
                         hooks.log_of(session, None, LIMIT, status="dead"))
 
