@@ -14,7 +14,7 @@ import pytest
 
 from helpdesk.outgoing.hooks import sign
 from tests.api_helpers import Receiver, api_client, api_desk, create_ticket, make_token
-from tests.helpers import invoke_cli, wait_until
+from tests.helpers import invoke_cli, status_rows, wait_until
 from tests.web_helpers import Desk
 
 SECRET = "hook-secret"
@@ -91,6 +91,9 @@ def test_a_receiver_that_is_gone_is_given_up_and_posted_again_when_asked(
     wait_until(lambda: "dead" in log() and "HTTP 410" in log(), timeout=20,
                what="the delivery given up")
     delivery = log().split("\t")[0]
+    status = invoke_cli(desk.settings, "status")
+    assert status_rows(status.output)["webhooks"] == (
+        "given up", "1 dead; `helpdesk api hooks log`")
 
     handler.do_POST = answer  # type: ignore[attr-defined]  # the receiver is back
     refused = invoke_cli(desk.settings, "api", "hooks", "retry", delivery, "999")

@@ -22,6 +22,7 @@ from sqlmodel import select
 from helpdesk import clock
 from helpdesk.config.settings import Settings
 from helpdesk.spool import Spool
+from helpdesk.store.api_models import HookDelivery
 from helpdesk.store.db import session_scope
 from helpdesk.store.models import Outbox, Quarantine
 from helpdesk.throughput import empty_in
@@ -107,7 +108,10 @@ def database_figures(engine: Engine) -> dict[str, Any]:
             select(Outbox.status, func.count()).group_by(Outbox.status)).all())
         held = session.exec(select(func.count()).select_from(Quarantine)
                             .where(Quarantine.status == "held")).one()
-    return {"outbox": {k: int(v) for k, v in by_status.items()}, "quarantined": int(held)}
+        hooks = dict(session.exec(select(HookDelivery.status, func.count())
+                                  .group_by(HookDelivery.status)).all())
+    return {"outbox": {k: int(v) for k, v in by_status.items()}, "quarantined": int(held),
+            "webhooks": {k: int(v) for k, v in hooks.items()}}
 
 
 def rules_figures(settings: Settings, snapshot: dict[str, Any] | None) -> dict[str, Any]:
@@ -195,10 +199,17 @@ def _database_rows(db_info: dict[str, Any]) -> list[tuple[str, str, str]]:
     # lower case: worth a look, but not what makes `helpdesk status` exit 1
     dead = "; `helpdesk outbox list --status dead`" if outbox.get("dead") else ""
     held = "; `helpdesk quarantine list`" if db_info["quarantined"] else ""
-    return [("database", "ok", ""),
+    rows = [("database", "ok", ""),
             ("outbox", "dead mail" if outbox.get("dead") else "ok", counts + dead),
             ("quarantine", "held" if db_info["quarantined"] else "ok",
              f"{db_info['quarantined']} held{held}")]
+    hooks = db_info.get("webhooks") or {}
+    if hooks:  # only where webhooks are in use
+        given_up = "; `helpdesk api hooks log`" if hooks.get("dead") else ""
+        rows.append(("webhooks", "given up" if hooks.get("dead") else "ok",
+                     ", ".join(f"{n} {status}" for status, n in sorted(hooks.items()))
+                     + given_up))
+    return rows
 
 
 def _one_line(text: str) -> str:
