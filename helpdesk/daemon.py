@@ -218,7 +218,15 @@ class Daemon:
     def _hooks_step(self) -> bool:
         if not self._schema_ready:
             return False
-        return self.hooks.deliver_due() > 0
+        delivered = self.hooks.deliver_due()
+        if self.hooks.dead_rows:
+            dead, self.hooks.dead_rows = self.hooks.dead_rows, []
+            self._alert("webhook deliveries given up",
+                        f"{len(dead)} webhook deliveries were given up (ids "
+                        f"{', '.join(f'{i} to {hook}' for i, hook in dead)}). `helpdesk api "
+                        f"hooks log` says why; once the receiver is back, `helpdesk api hooks "
+                        f"retry ID` (or `--all-dead`) posts them again.\n")
+        return delivered > 0
 
     # -- lifecycle ---------------------------------------------------------------
 

@@ -75,7 +75,7 @@ def test_events_are_signed_retried_and_logged(make_desk: Callable[..., Desk],
 
 def test_a_receiver_that_is_gone_is_given_up_and_posted_again_when_asked(
         make_desk: Callable[..., Desk], receiver: Receiver) -> None:
-    desk = api_desk(make_desk, api_hook=[
+    desk = api_desk(make_desk, helpdesk={"admins": ["root@example.test"]}, api_hook=[
         {"name": "old", "url": receiver.url.replace("/events", "/nothing-here"),
          "secret": SECRET, "events": ["ticket.created"]}])
     handler = receiver.server.RequestHandlerClass
@@ -91,6 +91,9 @@ def test_a_receiver_that_is_gone_is_given_up_and_posted_again_when_asked(
     wait_until(lambda: "dead" in log() and "HTTP 410" in log(), timeout=20,
                what="the delivery given up")
     delivery = log().split("\t")[0]
+    alert = wait_until(lambda: desk.mails_to("root@example.test", "webhook deliveries given up"),
+                       timeout=20, what="the admins told")[0]
+    assert f"(ids {delivery} to old)" in alert.get_body(("plain",)).get_content()
     status = invoke_cli(desk.settings, "status")
     assert status_rows(status.output)["webhooks"] == (
         "given up", "1 dead; `helpdesk api hooks log`")

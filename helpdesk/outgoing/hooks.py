@@ -93,6 +93,7 @@ class HookWorker:
         self.engine = engine
         self.hooks = {h.name: h for h in settings.api_hook}
         self._unrecorded: set[int] = set()
+        self.dead_rows: list[tuple[int, str]] = []  # (id, hook) given up: the daemon alerts
 
     def fan_out(self, limit: int = FAN_OUT_BATCH) -> int:
         with session_scope(self.engine) as session:
@@ -143,6 +144,7 @@ class HookWorker:
             row.status, row.sent_at = "sent", clock.now()
         elif final or clock.now() - row.created_at > cfg.hook_give_up_after:
             row.status = "dead"
+            self.dead_rows.append((row_id, row.hook))
         else:
             wait = min(cfg.hook_backoff_max.total_seconds(),
                        FIRST_WAIT * 2 ** max(0, row.attempts - 1))
