@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Container
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine, delete, func, update
 from sqlmodel import col, select
 
 from helpdesk.config.schedule import duration_text
@@ -52,13 +52,15 @@ def _sent_texts(engine: Engine, cutoff: datetime) -> int:
     while True:
         with session_scope(engine) as session:
             mark = int(state(session, OUTBOX_TEXT_MARK) or 0)
-            rows = session.exec(select(Outbox.id, Outbox.status, Outbox.sent_at)
+            rows = session.exec(select(Outbox.id, Outbox.status, Outbox.sent_at,
+                                       func.length(Outbox.raw))
                                 .where(col(Outbox.id) > mark).order_by(col(Outbox.id))
                                 .limit(BATCH)).all()
             settled, drop = mark, []
-            for row_id, status, sent_at in rows:
+            for row_id, status, sent_at, size in rows:
                 if status == "sent" and sent_at is not None and sent_at < cutoff:
-                    drop.append(row_id)
+                    if size:  # not dropped already (a mail sent again moves the mark back)
+                        drop.append(row_id)
                 elif status != "dead":  # dead mail keeps its text for whoever looks into it
                     break
                 settled = int(row_id or 0)
