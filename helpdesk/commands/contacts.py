@@ -4,6 +4,7 @@
     helpdesk contacts vips
     helpdesk contacts orgs                 # every organisation, with its contacts
     helpdesk contacts org bigcorp [--json] # every ticket of its customers
+    helpdesk contacts export carol@bigcorp.com --out carol.zip [--internal]
 
 Organisations come from the addresses and [ticket_ops] (store/contacts_ops); the VIP
 flag is what the rules' `vip` condition reads.
@@ -12,11 +13,14 @@ flag is what the rules' `vip` condition reads.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import click
 
 from helpdesk.commands import CliState, pass_state
 from helpdesk.commands.core import _LIST_ROW, _read_engine, _write_engine
+from helpdesk.errors import TemporaryError
 from helpdesk.store import contacts_ops
 from helpdesk.store import tickets as store
 from helpdesk.store.db import session_scope, snapshot_scope
@@ -24,7 +28,7 @@ from helpdesk.store.db import session_scope, snapshot_scope
 
 @click.group(name="contacts")
 def contacts_group() -> None:
-    """Customers: the VIP flag and organisations."""
+    """Customers: the VIP flag, organisations, and everything kept of one."""
 
 
 @contacts_group.command(name="vip")
@@ -87,6 +91,34 @@ def org(state: CliState, name: str, as_json: bool) -> None:
     for r in rows:
         click.echo(_LIST_ROW.format(**{**r, "assignee": r["assignee"] or "-",
                                        "customer": r["customer"] or "-"}))
+
+
+@contacts_group.command(name="export")
+@click.argument("address")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The zip file to write.")
+@click.option("--internal", is_flag=True,
+              help="Include internal notes and agents' mails held for review.")
+@pass_state
+def export(state: CliState, address: str, out: Path, internal: bool) -> None:
+    """Everything kept about one customer, in a zip: their tickets with history and
+    messages, their mails on other tickets and their ratings (customer.json), and the
+    originals of the mails they sent (mail/HD-N/M.eml)."""
+    from helpdesk.report.contact_export import export as write_export
+
+    try:
+        with snapshot_scope(_read_engine(state.settings)) as session:
+            done = write_export(session, state.settings, address, out, internal)
+    except LookupError as err:
+        raise click.ClickException(str(err.args[0])) from None
+    except TemporaryError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"{out}: {done.tickets} tickets, {done.messages} messages, "
+               f"{done.originals} original mails")
+    for problem in done.missing:
+        click.echo(f"not exported: {problem}", err=True)
+    if done.missing:
+        sys.exit(1)
 
 
 COMMANDS = [contacts_group]

@@ -94,10 +94,14 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str,
 HELD = {"rejected": "not sent: review rejected", "withdrawn": "not sent: review withdrawn"}
 
 
+# the visibilities of what the customer wrote or was sent (the rest is the staff's)
+CUSTOMER_SIDE = ("customer", "sent to customer")
+
+
 def _visibility(m: Message, review: str | None) -> str:
     if m.direction == "out":
-        return HELD.get(review or "", "held for review") if m.internal else "sent to customer"
-    return "internal" if m.internal else "customer"
+        return HELD.get(review or "", "held for review") if m.internal else CUSTOMER_SIDE[1]
+    return "internal" if m.internal else CUSTOMER_SIDE[0]
 
 
 def quarantine_entry(row: Quarantine) -> dict[str, Any]:
