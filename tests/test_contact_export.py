@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import MakeSettings
-from tests.helpers import make_mail, run_cli, send, wait_ticket
+from tests.helpers import all_messages, make_mail, run_cli, send, wait_ticket
 from tests.sched import with_agents
 
 
@@ -56,6 +56,7 @@ def test_a_customers_tickets_mails_and_originals_are_exported(
     assert texts[0] == "Flames everywhere." and texts[1].startswith("On our way.")
     assert not any("Third fire" in t for t in texts)  # the staff's note is not hers
     assert "watchers" not in ticket and ticket["events"]
+    assert not any("raw_path" in m for m in ticket["messages"])
     [elsewhere] = data["mails_on_other_tickets"]
     assert (elsewhere["ticket"], elsewhere["body_text"].strip()) == ("HD-2", "Mine too.")
     assert sorted(originals) == sorted(f"mail/HD-{t}/{n}.eml" for t, n in (
@@ -72,3 +73,17 @@ def test_a_customers_tickets_mails_and_originals_are_exported(
     assert nobody.returncode == 1
     assert "the helpdesk has nothing of nobody@nowhere.test" in nobody.stderr.decode()
     assert not (tmp_path / "nobody.zip").exists()
+
+    if settings.database_url.startswith("sqlite"):  # originals are files there
+        lost = settings.data_dir / next(
+            m for m in all_messages(settings) if m["number"] == ticket["messages"][0]["number"]
+        )["raw_path"]
+        lost.unlink()
+        done = run_cli(settings, "contacts", "export", "carol@customer.test", "--out",
+                       str(tmp_path / "partial.zip"))
+        assert done.returncode == 1
+        assert f"not exported: HD-1 #{ticket['messages'][0]['number']}: " in \
+            done.stderr.decode()
+        with zipfile.ZipFile(tmp_path / "partial.zip") as archive:
+            assert sorted(archive.namelist()) == [
+                "customer.json", f"mail/HD-2/{elsewhere['number']}.eml"]

@@ -60,7 +60,9 @@ def export(session: Session, settings: Settings, address: str, out: Path,
     details = []
     for ticket in tickets:
         data = ticket_detail(session, ticket, prefix)
-        data["messages"] = [m for m in data["messages"] if _customer_side(m, internal)]
+        # where the helpdesk keeps an original is its own business; the original is here
+        data["messages"] = [{k: v for k, v in m.items() if k != "raw_path"}
+                            for m in data["messages"] if _customer_side(m, internal)]
         if not internal:
             data.pop("watchers", None)  # the staff's own arrangement
         details.append(data)
