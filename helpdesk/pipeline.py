@@ -584,7 +584,7 @@ class Pipeline:
 
     def release(self, quarantine_id: int) -> str:
         """Put a quarantined mail through the pipeline again; returns the spool entry name
-        (quarantine_ops.NotHeld, a KeyError, for an id not held)."""
+        (quarantine_ops.NotHeld for an id not held)."""
         with session_scope(self.engine) as session:
             return quarantine_ops.release(session, self.settings.data_dir, self.spool,
                                           quarantine_id)

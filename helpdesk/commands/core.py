@@ -344,8 +344,8 @@ def quarantine_release(state: CliState, qid: str) -> None:
     pipeline = Pipeline(settings, engine, spool, router=_router(settings))
     try:
         name = pipeline.release(_quarantine_id(qid))
-    except KeyError as err:
-        raise click.ClickException(str(err.args[0])) from None
+    except quarantine_ops.NotHeld as err:
+        raise click.ClickException(str(err)) from None
     except TemporaryError as err:
         raise click.ClickException(str(err)) from None
     entry = spool.claim(name)

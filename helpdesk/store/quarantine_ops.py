@@ -9,16 +9,14 @@ from pathlib import Path
 from sqlmodel import Session
 
 from helpdesk import clock
+from helpdesk.errors import HelpdeskError
 from helpdesk.spool import Envelope, Spool
 from helpdesk.store import blobs
 from helpdesk.store.models import Quarantine
 
 
-class NotHeld(KeyError):
+class NotHeld(HelpdeskError):
     """No held quarantine entry by that id; the message says what it is instead."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def _held(session: Session, quarantine_id: int) -> Quarantine:
