@@ -1,18 +1,23 @@
 """`helpdesk contacts export`: everything kept about one customer, in one zip, against the
 running daemon: their ticket with its history and the agent's reply (the internal note
 only when asked for), the mail they wrote on someone else's ticket, and the originals of
-the mails they sent, byte for byte."""
+the mails they sent, byte for byte. Admins download the same from the customer's page."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.agents_toml import agent, agents_toml
 from tests.conftest import MakeSettings
 from tests.helpers import all_messages, make_mail, run_cli, send, wait_ticket
 from tests.sched import with_agents
+from tests.web_helpers import Desk, sign_in
 
 
 def _export(settings: Any, out: Path, *extra: str) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -87,3 +92,29 @@ def test_a_customers_tickets_mails_and_originals_are_exported(
         with zipfile.ZipFile(tmp_path / "partial.zip") as archive:
             assert sorted(archive.namelist()) == [
                 "customer.json", f"mail/HD-2/{elsewhere['number']}.eml"]
+
+
+def test_an_admin_downloads_the_same_export_from_the_customer_page(
+        make_desk: Callable[..., Desk]) -> None:
+    desk = make_desk(agents=agents_toml(agent("alice", "support"),
+                                        agent("ada", "support", role="admin")))
+    desk.deliver(make_mail(subject="Printer on fire", body="Flames everywhere."))
+    contact = wait_ticket(desk.settings, 1)["customer"]
+    assert contact == "carol@customer.test"
+    ada, alice = sign_in(desk, "ada"), sign_in(desk, "alice")
+    page = ada.get("/desk/customer/carol@customer.test")
+    link = re.search(r'href="(/desk/customer/(\d+)/export)" download', page.text)
+    assert link, page.text
+    assert "/export" not in alice.get("/desk/customer/carol@customer.test").text
+
+    answer = ada.get(link[1])
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/zip"
+    assert 'filename="carol-at-customer.test.zip"' in answer.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+        data = json.loads(archive.read("customer.json"))
+        assert any(name.startswith("mail/HD-1/") for name in archive.namelist())
+    assert data["address"] == "carol@customer.test" and data["tickets"][0]["id"] == "HD-1"
+    assert data["internal_notes_included"] is False
+
+    assert alice.get(link[1]).status_code == 403
+    assert ada.get("/desk/customer/999999/export").status_code == 404

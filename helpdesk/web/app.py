@@ -26,6 +26,7 @@ from helpdesk.web import (
     actions,
     auth,
     csrf,
+    customer_export,
     dashboard,
     desk,
     mail_admin,
@@ -78,6 +79,7 @@ def desk_app(web: WebContext) -> Starlette:
                 *static_files.ROUTES,
                 *kb_pages.ROUTES,
                 *mail_admin.ROUTES,  # the admins' mail problems
+                *customer_export.ROUTES,  # admins download a customer's data
                 *new_ticket_pages.ROUTES],  # agents open tickets (web/new_ticket.py)
         middleware=[Middleware(csrf.CsrfGuard, key=web.secret,  # type: ignore[arg-type]
                                session_cookie=sessions.COOKIE, cookie_path="/desk",
