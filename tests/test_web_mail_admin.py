@@ -111,3 +111,35 @@ def test_an_admin_releases_discards_and_sends_again_from_the_mail_page(
     assert f'id="mail-{dead.id}"' not in page.text and 'id="hook-' not in page.text
     assert "None: every mail was sent, or is still being tried." in page.text
     assert ada.get("/desk/mail?done=<script>").text.count('role="status"') == 0
+
+
+def test_the_ticket_page_says_whether_each_reply_left(
+        make_desk: Callable[..., Desk], relay: RelaySink) -> None:
+    """Agents see on the ticket that the relay refused their reply, not only admins."""
+    # a deferred mail waits its backoff: long enough to be seen waiting
+    desk = make_desk(agents=AGENTS, **relay_overrides(
+        relay, outgoing={"backoff_base": 600.0, "backoff_max": 600.0}))
+    send(desk.daemon.port, make_mail(subject="Printer on fire"))
+    wait_until(lambda: any(r.kind == "ack" and r.status == "sent"
+                           for r in outbox_rows(desk.settings)), timeout=20, what="the ack")
+    relay.refuse_next("550 5.1.1 <carol@customer.test>: mailbox unavailable")
+    for text in ("On our way.", "Here we are."):
+        done = run_cli(desk.settings, "tickets", "reply", "HD-1", "--as", "alice", "-m", text)
+        assert done.returncode == 0, done.stderr
+        wait_until(lambda: all(r.status in ("sent", "dead") for r in outbox_rows(desk.settings)
+                               if r.kind == "agent-reply"), timeout=20, what="the reply tried")
+    relay.refuse_next("451 4.3.0 try again later")
+    done = run_cli(desk.settings, "tickets", "reply", "HD-1", "--as", "alice", "-m", "Soon.")
+    assert done.returncode == 0, done.stderr
+    wait_until(lambda: any(r.kind == "agent-reply" and r.status == "queued" and r.attempts
+                           for r in outbox_rows(desk.settings)), timeout=20,
+               what="the third reply deferred")
+    alice = sign_in(desk, "alice")
+    page = alice.get("/desk/ticket/1").text
+    refused, taken, deferred = (page.index(t) for t in ("On our way.", "Here we are.", "Soon."))
+    assert '<p class="delivery dead">Not delivered: relay said 550 5.1.1 ' \
+           '&lt;carol@customer.test&gt;: mailbox unavailable.' in page[refused:taken]
+    assert '<p class="delivery sent">Handed to the mail relay ' in page[taken:deferred]
+    assert '<p class="delivery waiting">Not sent yet: tried 1 time, last answer: relay ' \
+           'said 451 4.3.0 try again later; it is tried again on its own.</p>' \
+           in page[deferred:]

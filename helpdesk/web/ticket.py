@@ -39,7 +39,7 @@ from helpdesk.mail import parse
 from helpdesk.schedule.sla import LABELS, SlaContext, clocks
 from helpdesk.store import blobs, queries, staff
 from helpdesk.store.db import session_scope, snapshot_scope
-from helpdesk.store.models import Attachment, Contact, Event, Message, Review, Ticket
+from helpdesk.store.models import Attachment, Contact, Event, Message, Outbox, Review, Ticket
 from helpdesk.web import access, auth, pages, ticket_forms, ticket_html, ticket_ops
 from helpdesk.web.context import WebContext
 
@@ -52,6 +52,16 @@ STRANGER_KIND = "unverified-sender"
 HEADERS = {"Content-Security-Policy": ticket_forms.CSP + "; frame-src 'self'"}
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """Where a reply to the customer is on its way out (its outbox row)."""
+
+    state: str  # sent, waiting, dead
+    tries: int
+    error: str  # the relay's last answer, when it refused or deferred
+    sent_at: datetime | None
+
+
 @dataclass
 class Shown:
     """One message as the page shows it."""
@@ -62,6 +72,7 @@ class Shown:
     internal: bool
     folded: bool = False
     attachments: list[Attachment] = field(default_factory=list)
+    delivery: Delivery | None = None  # replies: whether the relay took it
 
 
 @dataclass
@@ -100,8 +111,11 @@ def _view(web: WebContext, who: auth.SignedIn, number: int) -> View | None:
         review = staff.pending_review(session, tid)
         held = {r.held_message_id: r.status for r in staff.reviews(session, tid)}
         shown = _classify(messages, events, web.directory(), held)
+        deliveries = _deliveries(session, tid)
         for s in shown:
             s.attachments = files.get(int(s.message.id or 0), [])
+            if s.kind == "reply":
+                s.delivery = deliveries.get(s.message.msgid_key)
         return View(
             ticket=ticket, public_id=f"{settings.helpdesk.ticket_prefix}-{tid}",
             customer=session.get(Contact, ticket.contact_id) if ticket.contact_id else None,
@@ -109,6 +123,17 @@ def _view(web: WebContext, who: auth.SignedIn, number: int) -> View | None:
             followers=queries.followers(session, tid), watchers=staff.watchers(session, tid),
             review=review, version=version, forms=forms,
             ops=ticket_ops.context(session, settings, who, ticket))
+
+
+def _deliveries(session: Session, ticket_id: int) -> dict[str, Delivery]:
+    """The ticket's replies on their way out, by Message-ID key: an agent sees on the
+    ticket when the relay refused a reply, not only the admins in their alert."""
+    stmt = (select(Outbox.msgid_key, Outbox.status, Outbox.attempts, Outbox.last_error,
+                   Outbox.sent_at)
+            .where(Outbox.ticket_id == ticket_id, Outbox.kind == "agent-reply"))
+    return {key: Delivery("sent" if status == "sent" else status if status == "dead"
+                          else "waiting", tries, error, sent_at)
+            for key, status, tries, error, sent_at in session.exec(stmt).all()}
 
 
 def _attachments(session: Session, ticket_id: int) -> dict[int, list[Attachment]]:
