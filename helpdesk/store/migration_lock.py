@@ -77,7 +77,9 @@ def _advisory_lock(url: str, wait: float) -> Iterator[None]:
 @contextmanager
 def _file_lock(path: str, wait: float) -> Iterator[None]:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    # read-only is all flock needs, and readable by all: a file left by another user (the
+    # service user, an admin's shell) never keeps the next one from taking turns
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + wait
         while True:
