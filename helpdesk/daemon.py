@@ -224,8 +224,8 @@ class Daemon:
             self._alert("webhook deliveries given up",
                         f"{len(dead)} webhook deliveries were given up (ids "
                         f"{', '.join(f'{i} to {hook}' for i, hook in dead)}). `helpdesk api "
-                        f"hooks log` says why; once the receiver is back, `helpdesk api hooks "
-                        f"retry ID` (or `--all-dead`) posts them again.\n")
+                        f"hooks log --status dead` says why; once the receiver is back, "
+                        f"`helpdesk api hooks retry ID` (or `--all-dead`) posts them again.\n")
         return delivered > 0
 
     # -- lifecycle ---------------------------------------------------------------

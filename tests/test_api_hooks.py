@@ -96,7 +96,10 @@ def test_a_receiver_that_is_gone_is_given_up_and_posted_again_when_asked(
     assert f"(ids {delivery} to old)" in alert.get_body(("plain",)).get_content()
     status = invoke_cli(desk.settings, "status")
     assert status_rows(status.output)["webhooks"] == (
-        "given up", "1 dead; `helpdesk api hooks log`")
+        "given up", "1 dead; `helpdesk api hooks log --status dead`")
+    dead_only = invoke_cli(desk.settings, "api", "hooks", "log", "--status", "dead")
+    assert dead_only.output.startswith(f"{delivery}\told\tticket.created\t")
+    assert invoke_cli(desk.settings, "api", "hooks", "log", "--status", "sent").output == ""
 
     handler.do_POST = answer  # type: ignore[attr-defined]  # the receiver is back
     refused = invoke_cli(desk.settings, "api", "hooks", "retry", delivery, "999")

@@ -3,7 +3,7 @@
     helpdesk api token create --agent alice --scope write [--name crm]
     helpdesk api token list [--all]
     helpdesk api token revoke ID
-    helpdesk api hooks log [--hook NAME] [--limit N]
+    helpdesk api hooks log [--hook NAME] [--status dead] [--limit N]
     helpdesk api hooks retry ID... | --all-dead [--hook NAME]
     helpdesk api openapi [--markdown]
 
@@ -83,14 +83,16 @@ def hooks_group() -> None:
 
 @hooks_group.command(name="log")
 @click.option("--hook", default=None, help="Only this hook's deliveries.")
+@click.option("--status", type=click.Choice(("queued", "sending", "sent", "dead")),
+              default=None, help="Only deliveries in this state (dead: given up).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @pass_state
-def hooks_log(state: CliState, hook: str | None, limit: int) -> None:
+def hooks_log(state: CliState, hook: str | None, status: str | None, limit: int) -> None:
     """The newest deliveries: id, hook, event, ticket, status, tries, last answer."""
     from helpdesk.outgoing.hooks import log_of
 
     with session_scope(_read_engine(state.settings)) as session:
-        rows = log_of(session, hook, limit)
+        rows = log_of(session, hook, limit, status)
     for d, e in rows:
         answer = d.last_error or (f"HTTP {d.last_status}" if d.last_status else "")
         echo(f"{d.id}\t{d.hook}\t{e.kind}\tticket {e.ticket_id}\t{d.status}\t"

@@ -205,7 +205,7 @@ def _database_rows(db_info: dict[str, Any]) -> list[tuple[str, str, str]]:
              f"{db_info['quarantined']} held{held}")]
     hooks = db_info.get("webhooks") or {}
     if hooks:  # only where webhooks are in use
-        given_up = "; `helpdesk api hooks log`" if hooks.get("dead") else ""
+        given_up = "; `helpdesk api hooks log --status dead`" if hooks.get("dead") else ""
         rows.append(("webhooks", "given up" if hooks.get("dead") else "ok",
                      ", ".join(f"{n} {status}" for status, n in sorted(hooks.items()))
                      + given_up))
