@@ -213,4 +213,3 @@ def test_only_leads_and_admins_see_the_dashboard(desk: Desk) -> None:
     for days in ("abc", "-1", "100000", "<script>"):  # anything else: the 7 days
         page = lisa.get("/desk/dashboard", params={"days": days})
         assert page.status_code == 200 and 'aria-current="page">7 days' in page.text
-
