@@ -486,6 +486,13 @@ def test_hostile_mail_runs_no_script_on_the_admins_mail_page(
     main = page.inner_text("main")
     assert f"<script>{RUN}</script>@x.test" in main and "Printer broken" in main
     screenshot(page, "mail-page")
+    response = page.goto(desk.url + "/desk/ticket/1")  # the agent's side of the same
+    assert response is not None and response.status == 200
+    notice = page.locator("section.undelivered").inner_text()
+    assert "the acknowledgement" in notice and "550 5.1.1 mailbox unavailable" in notice
+    assert watch.problems() == []
+    screenshot(page, "ticket-undelivered")
+    page.goto(desk.url + "/desk/mail")
     page.get_by_role("button", name="Send all given-up mail again").click()
     page.wait_for_load_state("load")
     assert "Queued again: the outbox sends it within a second." in page.inner_text("main")

@@ -143,3 +143,9 @@ def test_the_ticket_page_says_whether_each_reply_left(
     assert '<p class="delivery waiting">Not sent yet: tried 1 time, last answer: relay ' \
            'said 451 4.3.0 try again later; it is tried again on its own.</p>' \
            in page[deferred:]
+    # and at the top: the customer's address refused our mail (the deferred one is not
+    # given up, so it is not listed)
+    start = page.index('<section class="undelivered"')
+    banner = page[start:page.index("</section>", start)]
+    assert "<li>a reply, " in banner and banner.count("<li>") == 1
+    assert "relay said 550 5.1.1 &lt;carol@customer.test&gt;: mailbox unavailable" in banner

@@ -89,6 +89,8 @@ class View:
     version: str
     forms: dict[str, Any]  # the action forms' context (ticket_forms.form_context)
     ops: dict[str, Any] = field(default_factory=dict)  # links, merges (web.ticket_ops)
+    # mail to the customer the relay refused or that was given up: (what, when, why)
+    undelivered: list[tuple[str, datetime, str]] = field(default_factory=list)
 
 
 # -- reading --------------------------------------------------------------------------
@@ -112,17 +114,18 @@ def _view(web: WebContext, who: auth.SignedIn, number: int) -> View | None:
         held = {r.held_message_id: r.status for r in staff.reviews(session, tid)}
         shown = _classify(messages, events, web.directory(), held)
         deliveries = _deliveries(session, tid)
+        customer = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
         for s in shown:
             s.attachments = files.get(int(s.message.id or 0), [])
             if s.kind == "reply":
                 s.delivery = deliveries.get(s.message.msgid_key)
         return View(
             ticket=ticket, public_id=f"{settings.helpdesk.ticket_prefix}-{tid}",
-            customer=session.get(Contact, ticket.contact_id) if ticket.contact_id else None,
-            messages=shown, events=events, sla=_sla(session, settings, ticket),
+            customer=customer, messages=shown, events=events, sla=_sla(session, settings, ticket),
             followers=queries.followers(session, tid), watchers=staff.watchers(session, tid),
             review=review, version=version, forms=forms,
-            ops=ticket_ops.context(session, settings, who, ticket))
+            ops=ticket_ops.context(session, settings, who, ticket),
+            undelivered=_undelivered(session, tid, customer.email if customer else ""))
 
 
 def _deliveries(session: Session, ticket_id: int) -> dict[str, Delivery]:
@@ -134,6 +137,26 @@ def _deliveries(session: Session, ticket_id: int) -> dict[str, Delivery]:
     return {key: Delivery("sent" if status == "sent" else status if status == "dead"
                           else "waiting", tries, error, sent_at)
             for key, status, tries, error, sent_at in session.exec(stmt).all()}
+
+
+# what a mail to the customer is, by its outbox kind; others are named by their kind
+MAIL_KINDS = {"ack": "the acknowledgement", "agent-reply": "a reply",
+              "status-resolved": "the resolution notice", "status-closed": "the closing notice",
+              "survey": "the survey", "stale-reminder": "a reminder"}
+
+
+def _undelivered(session: Session, ticket_id: int, customer: str) -> list[tuple[str, datetime,
+                                                                               str]]:
+    """Mail to the ticket's customer that was given up: their address may be wrong or
+    their mailbox gone, which the agent should know before waiting on an answer."""
+    if not customer:
+        return []
+    stmt = (select(Outbox.kind, Outbox.created_at, Outbox.last_error)
+            .where(Outbox.ticket_id == ticket_id, Outbox.status == "dead",
+                   Outbox.recipient == customer.lower())
+            .order_by(col(Outbox.id)))
+    return [(MAIL_KINDS.get(kind, kind), at, error)
+            for kind, at, error in session.exec(stmt).all()]
 
 
 def _attachments(session: Session, ticket_id: int) -> dict[int, list[Attachment]]:
