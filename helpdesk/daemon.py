@@ -208,11 +208,11 @@ class Daemon:
             result = self.outbox.deliver_due()
         if self.outbox.dead_rows:
             dead, self.outbox.dead_rows = self.outbox.dead_rows, []
-            self._alert("outgoing mail given up",
-                        f"{len(dead)} outgoing mail(s) could not be delivered and were given "
-                        f"up (outbox ids {', '.join(map(str, dead))}). `helpdesk outbox list "
-                        f"--status dead` says why; once that is fixed, `helpdesk outbox retry "
-                        f"ID` (or `--all-dead`) sends them again.\n")
+            self._given_up("outgoing mail given up",
+                           f"{len(dead)} outgoing mail(s) could not be delivered and were "
+                           f"given up (outbox ids {', '.join(map(str, dead))})",
+                           "helpdesk outbox list", "helpdesk outbox retry", "once that is fixed",
+                           "sends")
         return result.sent > 0 and result.failed == 0
 
     def _hooks_step(self) -> bool:
@@ -221,12 +221,18 @@ class Daemon:
         delivered = self.hooks.deliver_due()
         if self.hooks.dead_rows:
             dead, self.hooks.dead_rows = self.hooks.dead_rows, []
-            self._alert("webhook deliveries given up",
-                        f"{len(dead)} webhook deliveries were given up (ids "
-                        f"{', '.join(f'{i} to {hook}' for i, hook in dead)}). `helpdesk api "
-                        f"hooks log --status dead` says why; once the receiver is back, "
-                        f"`helpdesk api hooks retry ID` (or `--all-dead`) posts them again.\n")
+            self._given_up("webhook deliveries given up",
+                           f"{len(dead)} webhook deliveries were given up (ids "
+                           f"{', '.join(f'{i} to {hook}' for i, hook in dead)})",
+                           "helpdesk api hooks log", "helpdesk api hooks retry",
+                           "once the receiver is back", "posts")
         return delivered > 0
+
+    def _given_up(self, subject: str, what: str, listing: str, retry: str, when: str,
+                  verb: str) -> None:
+        """Tell the admins of rows given up, and the commands that list and retry them."""
+        self._alert(subject, f"{what}. `{listing} --status dead` says why; {when}, "
+                             f"`{retry} ID` (or `--all-dead`) {verb} them again.\n")
 
     # -- lifecycle ---------------------------------------------------------------
 

@@ -55,17 +55,21 @@ def create_ticket(client: httpx.Client, **fields: Any) -> int:
 
 
 class Receiver:
-    """An HTTP server that records each POST; `fail` answers that many with 500 first."""
+    """An HTTP server that records each POST; `fail` answers that many with 500 first;
+    while `gone`, every POST gets 410 Gone (a receiver taken down for good)."""
 
     def __init__(self) -> None:
         self.got: list[tuple[dict[str, str], bytes]] = []
         self.fail = 0
+        self.gone = False
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                if outer.fail > 0:
+                if outer.gone:
+                    self.send_response(410)
+                elif outer.fail > 0:
                     outer.fail -= 1
                     self.send_response(500)
                 else:

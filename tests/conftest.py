@@ -18,6 +18,7 @@ from helpdesk.config.imap import ImapSection
 from helpdesk.config.settings import Settings
 from helpdesk.ingest.imap import ImapPoller
 from helpdesk.spool import Spool
+from tests.api_helpers import Receiver
 from tests.browser import page  # noqa: F401  (fixture: a real browser's page)
 from tests.dovecot import Account, Dovecot
 from tests.helpers import DaemonThread, RelaySink, free_port
@@ -167,6 +168,14 @@ def relay() -> Iterator[RelaySink]:
     sink = RelaySink().start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback (tests/api_helpers.Receiver)."""
+    r = Receiver()
+    yield r
+    r.close()
 
 
 @pytest.fixture

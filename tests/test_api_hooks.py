@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from helpdesk.outgoing.hooks import sign
 from tests.api_helpers import Receiver, api_client, api_desk, create_ticket, make_token
@@ -18,13 +15,6 @@ from tests.helpers import invoke_cli, status_rows, wait_until
 from tests.web_helpers import Desk
 
 SECRET = "hook-secret"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def test_events_are_signed_retried_and_logged(make_desk: Callable[..., Desk],
@@ -78,9 +68,7 @@ def test_a_receiver_that_is_gone_is_given_up_and_posted_again_when_asked(
     desk = api_desk(make_desk, helpdesk={"admins": ["root@example.test"]}, api_hook=[
         {"name": "old", "url": receiver.url.replace("/events", "/nothing-here"),
          "secret": SECRET, "events": ["ticket.created"]}])
-    handler = receiver.server.RequestHandlerClass
-    answer = handler.do_POST  # type: ignore[attr-defined]
-    handler.do_POST = _gone  # type: ignore[attr-defined]
+    receiver.gone = True
     alice = api_client(desk, make_token(desk, "alice"))
     number = create_ticket(alice)
 
@@ -101,7 +89,7 @@ def test_a_receiver_that_is_gone_is_given_up_and_posted_again_when_asked(
     assert dead_only.output.startswith(f"{delivery}\told\tticket.created\t")
     assert invoke_cli(desk.settings, "api", "hooks", "log", "--status", "sent").output == ""
 
-    handler.do_POST = answer  # type: ignore[attr-defined]  # the receiver is back
+    receiver.gone = False  # the receiver is back
     refused = invoke_cli(desk.settings, "api", "hooks", "retry", delivery, "999")
     assert refused.exit_code == 1
     assert refused.output.splitlines() == [f"queued again: {delivery}", "Error: not given "
@@ -112,12 +100,6 @@ def test_a_receiver_that_is_gone_is_given_up_and_posted_again_when_asked(
     assert "\tsent\t2 tries\t" in log()
     again = invoke_cli(desk.settings, "api", "hooks", "retry", "--all-dead", "--hook", "old")
     assert (again.exit_code, again.output.strip()) == (0, "no given-up delivery")
-
-
-def _gone(self: BaseHTTPRequestHandler) -> None:
-    self.rfile.read(int(self.headers["Content-Length"]))
-    self.send_response(410)
-    self.end_headers()
 
 
 def test_a_claimed_delivery_is_not_posted_twice_and_a_crash_is_recovered(

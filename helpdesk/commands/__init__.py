@@ -49,3 +49,15 @@ def printable(text: str) -> str:
 def echo(text: str = "") -> None:
     """click.echo for human output that contains mail-derived text."""
     click.echo(printable(text))
+
+
+def report_requeued(asked: tuple[int, ...], queued: list[int], nothing: str) -> None:
+    """What a `retry` did: the ids queued again, then an error (exit 1) naming the ids
+    asked for that were not given up; `nothing` when none was queued."""
+    left = sorted(set(asked) - set(queued))
+    if queued:
+        click.echo(f"queued again: {', '.join(map(str, queued))}")
+    if left:
+        raise click.ClickException(f"not given up, left as they are: {', '.join(map(str, left))}")
+    if not queued:
+        click.echo(nothing)

@@ -17,7 +17,7 @@ import json
 
 import click
 
-from helpdesk.commands import CliState, echo, pass_state
+from helpdesk.commands import CliState, echo, pass_state, report_requeued
 from helpdesk.commands.act import _directory
 from helpdesk.commands.core import _read_engine, _write_engine
 from helpdesk.store.db import session_scope
@@ -113,13 +113,7 @@ def hooks_retry(state: CliState, delivery_ids: tuple[int, ...], all_dead: bool,
         raise click.UsageError("name the deliveries to post again, or give --all-dead")
     with session_scope(_write_engine(state.settings)) as session:
         queued = send_again(session, None if all_dead else delivery_ids, hook)
-    left = sorted(set(delivery_ids) - set(queued))
-    if queued:
-        click.echo(f"queued again: {', '.join(map(str, queued))}")
-    if left:
-        raise click.ClickException(f"not given up, left as they are: {', '.join(map(str, left))}")
-    if not queued:
-        click.echo("no given-up delivery")
+    report_requeued(delivery_ids, queued, "no given-up delivery")
 
 
 @api_group.command(name="openapi")

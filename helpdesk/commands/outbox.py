@@ -18,7 +18,7 @@ import sys
 import click
 
 from helpdesk import logs
-from helpdesk.commands import CliState, echo, pass_state
+from helpdesk.commands import CliState, echo, pass_state, report_requeued
 from helpdesk.commands.core import _read_engine, _write_engine
 from helpdesk.errors import TemporaryError
 from helpdesk.outgoing import outbox_admin
@@ -103,16 +103,11 @@ def outbox_retry(state: CliState, row_ids: tuple[int, ...], all_dead: bool) -> N
             queued = outbox_admin.send_again(session, None if all_dead else row_ids)
     except TemporaryError as err:
         raise click.ClickException(str(err)) from None
-    left = sorted(set(row_ids) - set(queued))
     if queued:
         logs.setup(settings)
         log.warning("outbox %s queued again by %s", ", ".join(map(str, queued)),
                     getpass.getuser())
-        click.echo(f"queued again: {', '.join(map(str, queued))}")
-    if left:
-        raise click.ClickException(f"not given up, left as they are: {', '.join(map(str, left))}")
-    if not queued:
-        click.echo("no given-up mail")
+    report_requeued(row_ids, queued, "no given-up mail")
 
 
 COMMANDS = [outbox_group]

@@ -30,13 +30,14 @@ import urllib.request
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from helpdesk import clock
 from helpdesk.config.settings import Settings
 from helpdesk.config.web import ApiHookSection
 from helpdesk.errors import HelpdeskError
+from helpdesk.outgoing.requeue import requeue_dead
 from helpdesk.store.api_models import HookDelivery, HookEvent
 from helpdesk.store.db import session_scope
 
@@ -202,15 +203,5 @@ def send_again(session: Session, ids: Iterable[int] | None, hook: str | None = N
     (None), of one hook or all. Each gets one more try: a receiver that fails it again
     gives it up again at once ([api] hook_give_up_after counts from the event). Returns
     the ids queued; ids that are not dead are left as they are."""
-    stmt = select(HookDelivery.id).where(HookDelivery.status == "dead")
-    if ids is not None:
-        stmt = stmt.where(col(HookDelivery.id).in_(list(ids)))
-    if hook:
-        stmt = stmt.where(HookDelivery.hook == hook)
-    found = sorted(int(i or 0) for i in session.exec(stmt).all())
-    if found:
-        session.execute(update(HookDelivery)
-                        .where(col(HookDelivery.id).in_(found), HookDelivery.status == "dead")
-                        .values(status="queued", next_attempt_at=clock.now())
-                        .execution_options(synchronize_session=False))
-    return found
+    return requeue_dead(session, HookDelivery, ids,
+                        *([HookDelivery.hook == hook] if hook else []))

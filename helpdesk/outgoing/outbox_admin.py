@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from helpdesk import clock
+from helpdesk.outgoing.requeue import requeue_dead
 from helpdesk.store.models import Outbox
 from helpdesk.store.scheduler_state import OUTBOX_TEXT_MARK, lower_mark
 
@@ -68,14 +68,7 @@ def entries(session: Session, status: str | None, limit: int) -> list[Entry]:
 def send_again(session: Session, ids: Iterable[int] | None) -> list[int]:
     """Queue given-up (dead) mails again, due now: those of `ids`, or every one (None).
     Returns the ids queued; ids that are not dead are left as they are."""
-    stmt = select(Outbox.id).where(Outbox.status == "dead")
-    if ids is not None:
-        stmt = stmt.where(col(Outbox.id).in_(list(ids)))
-    found = sorted(int(i or 0) for i in session.exec(stmt).all())
-    if not found:
-        return []
-    session.execute(update(Outbox).where(col(Outbox.id).in_(found), Outbox.status == "dead")
-                    .values(status="queued", next_attempt_at=clock.now())
-                    .execution_options(synchronize_session=False))
-    lower_mark(session, OUTBOX_TEXT_MARK, found[0])
+    found = requeue_dead(session, Outbox, ids)
+    if found:
+        lower_mark(session, OUTBOX_TEXT_MARK, found[0])
     return found

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -212,7 +213,8 @@ _REVISION = re.compile(r"""^revision\b[^=\n]*=\s*['"](\w+)['"]""", re.M)
 _DOWN = re.compile(r"""^down_revision\b[^=\n]*=\s*['"](\w+)['"]""", re.M)
 
 
-def _revisions() -> tuple[set[str], str]:
+@cache  # the scripts do not change under a running process
+def _revisions() -> tuple[frozenset[str], str]:
     """Every migration's id and the newest, read from the scripts' text: the chain is
     linear (tests/test_schema_head.py checks this against alembic's own answer)."""
     revisions, downs = set(), set()
@@ -223,7 +225,7 @@ def _revisions() -> tuple[set[str], str]:
     heads = revisions - downs
     if len(heads) != 1:
         raise RuntimeError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
-    return revisions, heads.pop()
+    return frozenset(revisions), heads.pop()
 
 
 def head_revision() -> str:

@@ -11,9 +11,11 @@ key: nothing the request carries is echoed into the page.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -111,37 +113,36 @@ async def _ids(request: Request) -> list[int] | None:
     return [int(v) for v in form.getlist("id") if str(v).isdigit()]
 
 
-@auth.signed_in("admin")
-async def send_mail_again(request: Request, who: auth.SignedIn) -> Response:
+async def _again(request: Request, who: auth.SignedIn,
+                 send: Callable[[Session, list[int] | None], list[int]], what: str,
+                 notice: str, wake: Callable[[], None]) -> Response:
+    """Queue the given-up rows the form names again (`send`), wake their worker, log who."""
     web, ids = auth.ctx(request), await _ids(request)
 
     def work() -> list[int]:
         with session_scope(web.engine) as session:
-            return outbox_admin.send_again(session, ids)
+            return send(session, ids)
 
     queued = await run_in_threadpool(work)
     if not queued:
         return _back("none")
-    web.on_outbox()
-    log.warning("outbox %s queued again by %s on the desk", ", ".join(map(str, queued)),
+    wake()
+    log.warning("%s %s queued again by %s on the desk", what, ", ".join(map(str, queued)),
                 who.agent.name)
-    return _back("mail")
+    return _back(notice)
+
+
+@auth.signed_in("admin")
+async def send_mail_again(request: Request, who: auth.SignedIn) -> Response:
+    return await _again(request, who, outbox_admin.send_again, "outbox", "mail",
+                        auth.ctx(request).on_outbox)
 
 
 @auth.signed_in("admin")
 async def post_hooks_again(request: Request, who: auth.SignedIn) -> Response:
-    web, ids = auth.ctx(request), await _ids(request)
-
-    def work() -> list[int]:
-        with session_scope(web.engine) as session:
-            return hooks.send_again(session, ids)
-
-    queued = await run_in_threadpool(work)
-    if not queued:
-        return _back("none")
-    log.warning("webhook deliveries %s queued again by %s on the desk",
-                ", ".join(map(str, queued)), who.agent.name)
-    return _back("hooks")
+    # the webhook worker looks for due rows every second of its own
+    return await _again(request, who, hooks.send_again, "webhook deliveries", "hooks",
+                        lambda: None)
 
 
 ROUTES = [

@@ -113,8 +113,8 @@ def _view(web: WebContext, who: auth.SignedIn, number: int) -> View | None:
         review = staff.pending_review(session, tid)
         held = {r.held_message_id: r.status for r in staff.reviews(session, tid)}
         shown = _classify(messages, events, web.directory(), held)
-        deliveries = _deliveries(session, tid)
         customer = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+        deliveries, undelivered = _mail_out(session, tid, customer.email if customer else "")
         for s in shown:
             s.attachments = files.get(int(s.message.id or 0), [])
             if s.kind == "reply":
@@ -125,18 +125,7 @@ def _view(web: WebContext, who: auth.SignedIn, number: int) -> View | None:
             followers=queries.followers(session, tid), watchers=staff.watchers(session, tid),
             review=review, version=version, forms=forms,
             ops=ticket_ops.context(session, settings, who, ticket),
-            undelivered=_undelivered(session, tid, customer.email if customer else ""))
-
-
-def _deliveries(session: Session, ticket_id: int) -> dict[str, Delivery]:
-    """The ticket's replies on their way out, by Message-ID key: an agent sees on the
-    ticket when the relay refused a reply, not only the admins in their alert."""
-    stmt = (select(Outbox.msgid_key, Outbox.status, Outbox.attempts, Outbox.last_error,
-                   Outbox.sent_at)
-            .where(Outbox.ticket_id == ticket_id, Outbox.kind == "agent-reply"))
-    return {key: Delivery("sent" if status == "sent" else status if status == "dead"
-                          else "waiting", tries, error, sent_at)
-            for key, status, tries, error, sent_at in session.exec(stmt).all()}
+            undelivered=undelivered)
 
 
 # what a mail to the customer is, by its outbox kind; others are named by their kind
@@ -145,18 +134,24 @@ MAIL_KINDS = {"ack": "the acknowledgement", "agent-reply": "a reply",
               "survey": "the survey", "stale-reminder": "a reminder"}
 
 
-def _undelivered(session: Session, ticket_id: int, customer: str) -> list[tuple[str, datetime,
-                                                                               str]]:
-    """Mail to the ticket's customer that was given up: their address may be wrong or
-    their mailbox gone, which the agent should know before waiting on an answer."""
-    if not customer:
-        return []
-    stmt = (select(Outbox.kind, Outbox.created_at, Outbox.last_error)
-            .where(Outbox.ticket_id == ticket_id, Outbox.status == "dead",
-                   Outbox.recipient == customer.lower())
-            .order_by(col(Outbox.id)))
-    return [(MAIL_KINDS.get(kind, kind), at, error)
-            for kind, at, error in session.exec(stmt).all()]
+def _mail_out(session: Session, ticket_id: int, customer: str
+              ) -> tuple[dict[str, Delivery], list[tuple[str, datetime, str]]]:
+    """The ticket's mail on its way out, read once: each reply's delivery by Message-ID
+    key (an agent sees on the ticket that the relay refused a reply, not only the admins
+    in their alert), and the mail to the customer that was given up (their address may
+    be wrong, worth knowing before waiting on an answer)."""
+    stmt = (select(Outbox.kind, Outbox.msgid_key, Outbox.status, Outbox.attempts,
+                   Outbox.last_error, Outbox.sent_at, Outbox.created_at, Outbox.recipient)
+            .where(Outbox.ticket_id == ticket_id).order_by(col(Outbox.id)))
+    replies: dict[str, Delivery] = {}
+    undelivered = []
+    for kind, key, status, tries, error, sent_at, at, recipient in session.exec(stmt).all():
+        if kind == "agent-reply":
+            state = status if status in ("sent", "dead") else "waiting"
+            replies[key] = Delivery(state, tries, error, sent_at)
+        if status == "dead" and customer and recipient == customer.lower():
+            undelivered.append((MAIL_KINDS.get(kind, kind), at, error))
+    return replies, undelivered
 
 
 def _attachments(session: Session, ticket_id: int) -> dict[int, list[Attachment]]:
