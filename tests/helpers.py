@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.policy
 import json
 import os
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -55,6 +56,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def log_on_failure(log: Callable[[], str], state: Callable[[], str] = lambda: ""
+                   ) -> Iterator[None]:
+    """A wait that times out (an AssertionError) says what the daemon logged meanwhile,
+    and `state`: what the test saw when it gave up."""
+    try:
+        yield
+    except AssertionError as err:
+        seen = state()
+        raise AssertionError(f"{err}{chr(10) + seen if seen else ''}\n--- daemon log ---\n"
+                             f"{log()[-6000:]}") from None
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,

@@ -42,6 +42,7 @@ from tests.helpers import (
     drained,
     engine_for,
     free_port,
+    log_on_failure,
     make_mail,
     outbox_rows,
     run_cli,
@@ -323,9 +324,11 @@ def test_sigkill_at_random_points_while_draining_a_spooled_burst_loses_and_doubl
     for _ in range(KILLS):
         target = stored_count(settings) + rng.randint(1, 32)
         daemon.start()
-        wait_until(lambda t=target: stored_count(settings) >= t, timeout=90, interval=0.01,
-                   what=f"{target} mails stored (seed {seed})")
-        time.sleep(rng.uniform(0, _next_commit(settings)))  # anywhere in the next batch
+        with log_on_failure(daemon.log, lambda: f"{stored_count(settings)} of {SPOOLED} "
+                            f"stored, {len(spool_entries(settings, 'incoming'))} waiting"):
+            wait_until(lambda t=target: stored_count(settings) >= t, timeout=90,
+                       interval=0.01, what=f"{target} mails stored (seed {seed})")
+            time.sleep(rng.uniform(0, _next_commit(settings)))  # anywhere in the next batch
         daemon.kill()
         relayed_at_kills.append(len(relay.received))
         claimed_at_kills.append(spool_entries(settings, "work"))

@@ -3,9 +3,7 @@ and a SIGKILL in the middle of a backlog neither loses nor doubles a mail."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from tests.helpers import (
     all_messages,
     all_tickets,
     free_port,
+    log_on_failure,
     run_cli,
     status_rows,
     wait_until,
@@ -72,7 +71,7 @@ def test_sigkill_while_working_a_backlog_loses_and_doubles_nothing(
         return len(all_messages(settings)) >= n
 
     try:
-        with _log_on_failure(daemon):
+        with log_on_failure(daemon.log):
             wait_until(lambda: stored_at_least(30), timeout=60,
                        what="part of the backlog stored")
             daemon.kill()
@@ -87,15 +86,6 @@ def test_sigkill_while_working_a_backlog_loses_and_doubles_nothing(
     ids = [m["message_id"] for m in all_messages(settings)]
     assert len(ids) == total and len(set(ids)) == total
     assert imap_account.count("INBOX") == 0
-
-
-@contextlib.contextmanager
-def _log_on_failure(daemon: DaemonProc) -> Iterator[None]:
-    """A wait that times out says what the daemon logged meanwhile."""
-    try:
-        yield
-    except AssertionError as err:
-        raise AssertionError(f"{err}\n--- daemon log ---\n{daemon.log()[-6000:]}") from None
 
 
 def test_the_same_mail_through_smtp_and_imap_is_one_message(
